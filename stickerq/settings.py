@@ -1,0 +1,55 @@
+"""Configuration, read from `STICKERQ_*` environment variables (and an optional `.env`).
+
+Made once at the edge (CLI, worker start) and passed down; no module reads the
+environment on import.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POD_DOMAINS = {
+    "in": "https://api.in.kaleyra.io",
+    "ap": "https://api.ap.kaleyra.io",
+    "eu": "https://api.eu.kaleyra.io",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STICKERQ_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///stickerq.db"
+    redis_url: str = "redis://localhost:6379/0"
+    # Every Redis key (queues, limiter buckets, pause mirrors) starts with this, so that
+    # several deployments or test runs can share one Redis.
+    redis_prefix: str = "stickerq:"
+
+    kaleyra_sid: str = "HXAP16XXXXXX97IN"
+    kaleyra_api_key: SecretStr = SecretStr("")
+    kaleyra_pod: Literal["in", "ap", "eu"] = "in"
+    kaleyra_base_url: str | None = None
+    sender: str | None = None
+    default_region: str | None = Field(
+        default=None, description="Region (e.g. IN) for recipient numbers written without +"
+    )
+
+    rate_per_second: float = Field(default=80.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    in_flight: int = Field(default=100, ge=1, description="concurrent requests per worker process")
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    quick_attempts: int = Field(default=3, ge=1, description="WA500 attempts inside one send")
+    quick_backoff_seconds: float = 0.5
+    retry_delays_seconds: list[float] = Field(
+        default=[300.0, 600.0, 900.0], description="durable WA500 retries after the quick ones"
+    )
+    connect_retry_seconds: float = 5.0
+    dispatch_interval_seconds: float = 2.0
+
+    @property
+    def kaleyra_url(self) -> str:
+        return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")
