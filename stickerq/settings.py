@@ -6,6 +6,7 @@ environment on import.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -53,3 +54,14 @@ class Settings(BaseSettings):
     @property
     def kaleyra_url(self) -> str:
         return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as STICKERQ_* variables for a child process (secrets stay out of argv)."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            if name == "kaleyra_api_key":
+                value = self.kaleyra_api_key.get_secret_value()
+            env[f"STICKERQ_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        return env

@@ -1,16 +1,35 @@
-"""Fixtures on real services: Redis with a key prefix per test, a database per test run."""
+"""Fixtures on real services: Redis with a key prefix per test, a PostgreSQL database per
+test run (and SQLite files), a running sandbox and a real Celery worker."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
+import psycopg
 import pytest
 import redis
+from celery.contrib.testing.worker import start_worker
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.db import make_engine, make_session_factory
+from stickerq.migrate import upgrade
+from stickerq.models import Base
+from stickerq.sandbox import SandboxConfig, SandboxServer
+from stickerq.settings import Settings
+from worker import runtime
+from worker.celery_app import app as celery_app
+from worker.celery_app import configure_celery
 
 REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]
+TEST_API_KEY = "test-key-7f3a9c1e5b"  # tests grep for it in logs and tables
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +55,133 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(match=prefix + "*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own, migrated with Alembic, dropped at the end."""
+    name = f"stickerq_test_{RUN_ID}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}). Start it with: "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+            returncode=3,
+        )
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> str:
+    """The run's PostgreSQL database, emptied for this test."""
+    engine = make_engine(postgres_url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return postgres_url
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'stickerq.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Storage tests run on both backends."""
+    fixture = "sqlite_database" if request.param == "sqlite" else "pg_database"
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> object:
+    """Poll until predicate() is truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+SENDER = "+919000000001"
+STICKER_ID = "798123456789012"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    config = SandboxConfig(api_key=TEST_API_KEY, senders=frozenset({SENDER}), timeout_seconds=2)
+    with SandboxServer(config) as server:
+        yield server
+
+
+def make_settings(
+    database_url: str, redis_prefix: str, base_url: str, **overrides: object
+) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_prefix": redis_prefix,
+        "kaleyra_base_url": base_url,
+        "kaleyra_api_key": TEST_API_KEY,
+        "sender": SENDER,
+        "rate_per_second": 1000.0,
+        "batch_size": 50,
+        "in_flight": 20,
+        "read_timeout": 1.0,
+        "connect_timeout": 1.0,
+        "quick_attempts": 3,
+        "quick_backoff_seconds": 0.01,
+        "retry_delays_seconds": [0.2, 0.2],
+        "connect_retry_seconds": 60.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(pg_database: str, redis_prefix: str, sandbox: SandboxServer) -> Settings:
+    return make_settings(pg_database, redis_prefix, sandbox.url)
+
+
+@pytest.fixture
+def run_worker() -> Iterator[Callable[[Settings], None]]:
+    """Start a real Celery worker (threads pool, in this process) on the given settings."""
+    stack = ExitStack()
+
+    def start(settings: Settings) -> None:
+        configure_celery(settings)
+        runtime.configure(settings)
+        stack.enter_context(
+            start_worker(
+                celery_app,
+                pool="threads",
+                concurrency=2,
+                perform_ping_check=False,
+                loglevel="WARNING",
+                shutdown_timeout=15,
+            )
+        )
+
+    yield start
+    stack.close()
+    runtime.shutdown()

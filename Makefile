@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Each installs what it needs into .venv and checks that Redis and PostgreSQL are up.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test services lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(VENV)/.installed services lint
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed
+	bash scripts/ensure-services.sh redis
+	$(VENV)/bin/stickerq demo

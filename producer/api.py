@@ -1,0 +1,129 @@
+"""The producer's Python API: validate, store and dispatch a campaign; the CLI calls this."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer.recipients import InvalidRow, RecipientReport, open_recipients
+from producer.spec import validate_spec
+from producer.store import iter_pending_ids, store_campaign
+from stickerq.db import make_engine, make_session_factory
+from stickerq.errors import ConfigurationError, ServiceUnavailable
+from stickerq.masking import redact_url
+from stickerq.settings import Settings
+from worker.celery_app import configure_celery
+from worker.dispatch import dispatch_messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    campaign_id: int
+    recipients: int
+    duplicates: int
+    invalid_count: int
+    invalid: list[InvalidRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "recipients": self.recipients,
+            "duplicates": self.duplicates,
+            "invalid_count": self.invalid_count,
+            "invalid": [
+                {"line": row.line, "value": row.value, "reason": row.reason} for row in self.invalid
+            ],
+            "warnings": self.warnings,
+            "batches": self.batches,
+        }
+
+
+def enqueue_campaign(
+    settings: Settings,
+    *,
+    sticker_id: str | None = None,
+    sticker_link: str | None = None,
+    to: str | None = None,
+    to_file: Path | None = None,
+    sender: str | None = None,
+    name: str | None = None,
+    ref: str | None = None,
+    ref1: str | None = None,
+    ref2: str | None = None,
+    wa_source: str = "api",
+    skip_invalid: bool = False,
+    sessions: sessionmaker[Session] | None = None,
+) -> EnqueueResult:
+    """Validate the campaign and its recipients, store them in one transaction, dispatch.
+
+    Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
+    """
+    sender = sender or settings.sender
+    if not sender:
+        raise ConfigurationError(
+            "no sender number: pass --from +91... or set STICKERQ_SENDER to the business "
+            "number registered on your Kaleyra account"
+        )
+    spec, warnings = validate_spec(
+        name=name or f"campaign {datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
+        sender=sender,
+        sticker_id=sticker_id,
+        sticker_link=sticker_link,
+        ref=ref,
+        ref1=ref1,
+        ref2=ref2,
+        wa_source=wa_source,
+        default_region=settings.default_region,
+    )
+    check_broker(settings)
+    sessions = sessions or make_session_factory(make_engine(settings.database_url))
+    report = RecipientReport()
+    recipients = open_recipients(
+        to=to, to_file=to_file, default_region=settings.default_region, report=report
+    )
+    campaign_id = store_campaign(
+        sessions, spec, settings.kaleyra_sid, recipients, report, skip_invalid=skip_invalid
+    )
+    batches = dispatch_campaign(settings, sessions, campaign_id)
+    warnings = warnings + report.warnings
+    if report.truncated_refs:
+        warnings.append(f"{report.truncated_refs} per-row ref value(s) cut to 255 characters")
+    log.info("campaign %s stored: %s recipients, %s batches", campaign_id, report.valid, batches)
+    return EnqueueResult(
+        campaign_id=campaign_id,
+        recipients=report.valid,
+        duplicates=report.duplicates,
+        invalid_count=report.invalid_count,
+        invalid=list(report.invalid),
+        warnings=warnings,
+        batches=batches,
+    )
+
+
+def dispatch_campaign(settings: Settings, sessions: sessionmaker[Session], campaign_id: int) -> int:
+    """Publish every pending message of the campaign in batches."""
+    configure_celery(settings)
+    with sessions() as session:
+        return dispatch_messages(
+            campaign_id, iter_pending_ids(session, campaign_id), settings.batch_size
+        )
+
+
+def check_broker(settings: Settings) -> None:
+    """Fail before storing anything if the queue cannot be reached."""
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(
+            f"Redis is not reachable at {redact_url(settings.redis_url)} ({exc}). Start it (e.g. "
+            "`redis-server --daemonize yes`) or set STICKERQ_REDIS_URL."
+        ) from exc

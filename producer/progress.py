@@ -1,0 +1,113 @@
+"""Where a campaign stands: counts by status and error code, and any pause blocking it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign, Message, Pause
+from stickerq.states import SETTLED, MessageStatus
+from worker.pauses import active_pause
+
+
+class CampaignNotFound(StickerqError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    campaign_id: int
+    name: str
+    status: str
+    sender: str
+    recipients: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_code: dict[str, int] = field(default_factory=dict)
+    retries_waiting: int = 0
+    attempts: int = 0
+    pause: dict[str, str] | None = None
+
+    def count(self, *statuses: MessageStatus) -> int:
+        return sum(self.by_status.get(status, 0) for status in statuses)
+
+    @property
+    def settled(self) -> int:
+        return self.count(*SETTLED)
+
+    @property
+    def all_settled(self) -> bool:
+        return self.settled >= self.recipients
+
+    @property
+    def blocked(self) -> bool:
+        """A pause holds the rest: nothing more will go until an operator resumes."""
+        return self.pause is not None and self.count(MessageStatus.SENDING) == 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "status": self.status,
+            "sender": self.sender,
+            "recipients": self.recipients,
+            "by_status": self.by_status,
+            "by_code": self.by_code,
+            "retries_waiting": self.retries_waiting,
+            "attempts": self.attempts,
+            "pause": self.pause,
+            "settled": self.all_settled,
+        }
+
+
+def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(f"no campaign {campaign_id}; `stickerq campaigns list` shows them")
+    by_status = dict(
+        session.execute(
+            select(Message.status, func.count())
+            .where(Message.campaign_id == campaign_id)
+            .group_by(Message.status)
+        ).all()
+    )
+    by_code = dict(
+        session.execute(
+            select(Message.last_error_code, func.count())
+            .where(Message.campaign_id == campaign_id, Message.last_error_code.is_not(None))
+            .group_by(Message.last_error_code)
+        ).all()
+    )
+    retries_waiting, attempts = session.execute(
+        select(
+            func.count(Message.next_attempt_at),
+            func.coalesce(func.sum(Message.attempts), 0),
+        ).where(Message.campaign_id == campaign_id)
+    ).one()
+    pause = active_pause(session, campaign.sid, campaign.sender)
+    return CampaignProgress(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        sender=campaign.sender,
+        recipients=campaign.recipient_count,
+        by_status=by_status,
+        by_code=by_code,
+        retries_waiting=retries_waiting,
+        attempts=int(attempts),
+        pause=_describe(pause),
+    )
+
+
+def _describe(pause: Pause | None) -> dict[str, str] | None:
+    if pause is None:
+        return None
+    return {
+        "scope": pause.scope,
+        "sid": pause.sid,
+        "sender": pause.sender,
+        "code": pause.code,
+        "reason": pause.reason,
+    }

@@ -1,0 +1,100 @@
+"""Storing a campaign and its recipients: one transaction, bulk inserts, nothing half-stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer.recipients import Recipient, RecipientReport
+from producer.spec import CampaignSpec
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign, Message
+from stickerq.states import CampaignStatus, MessageStatus
+
+INSERT_CHUNK = 5_000
+
+
+class RecipientsRejected(StickerqError):
+    """Invalid recipients (and no --skip-invalid), or none at all: nothing was stored."""
+
+    def __init__(self, report: RecipientReport, problem: str) -> None:
+        self.report = report
+        super().__init__(problem)
+
+
+def store_campaign(
+    sessions: sessionmaker[Session],
+    spec: CampaignSpec,
+    sid: str,
+    recipients: Iterable[Recipient],
+    report: RecipientReport,
+    *,
+    skip_invalid: bool,
+    status: CampaignStatus = CampaignStatus.QUEUED,
+) -> int:
+    """Store the campaign and every valid recipient; returns the campaign id.
+
+    The recipients are streamed into bulk inserts inside the one transaction, which is rolled
+    back if any row turns out invalid (unless skip_invalid) or none is valid.
+    """
+    with sessions.begin() as session:
+        campaign = Campaign(
+            name=spec.name,
+            sid=sid,
+            sender=spec.sender,
+            sticker_id=spec.sticker.id,
+            sticker_link=spec.sticker.link,
+            wa_source=spec.wa_source,
+            ref=spec.ref,
+            ref1=spec.ref1,
+            ref2=spec.ref2,
+            status=status,
+        )
+        session.add(campaign)
+        session.flush()
+        rows = (_message_row(campaign, recipient) for recipient in recipients)
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            session.execute(insert(Message.__table__), chunk)
+        if report.invalid_count and not skip_invalid:
+            raise RecipientsRejected(
+                report,
+                f"{report.invalid_count} invalid recipient(s); nothing was stored. Fix them, "
+                "or pass --skip-invalid to send to the valid ones only.",
+            )
+        if report.valid == 0:
+            raise RecipientsRejected(report, "no valid recipient; nothing was stored")
+        campaign.recipient_count = report.valid
+        return campaign.id
+
+
+def _message_row(campaign: Campaign, recipient: Recipient) -> dict[str, object]:
+    """A row's own refs win; the campaign's defaults fill the gaps."""
+    return {
+        "campaign_id": campaign.id,
+        "recipient": recipient.phone,
+        "ref": recipient.ref if recipient.ref is not None else campaign.ref,
+        "ref1": recipient.ref1 if recipient.ref1 is not None else campaign.ref1,
+        "ref2": recipient.ref2 if recipient.ref2 is not None else campaign.ref2,
+    }
+
+
+def _chunks(rows: Iterable[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
+    chunk: list[dict[str, object]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def iter_pending_ids(session: Session, campaign_id: int) -> Iterator[int]:
+    yield from session.scalars(
+        select(Message.id)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
+        .order_by(Message.id)
+        .execution_options(yield_per=10_000)
+    )

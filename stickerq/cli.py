@@ -1,0 +1,308 @@
+"""The `stickerq` command: a thin shell over the producer and worker functions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.settings import Settings
+
+app = typer.Typer(help="Bulk sender of Kaleyra WhatsApp sticker messages.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_REJECTED = 2
+EXIT_UNAVAILABLE = 1
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError on a bad STICKERQ_* value
+        err_console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(EXIT_REJECTED) from None
+
+
+def _fail(exc: StickerqError) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {exc}")
+    code = EXIT_UNAVAILABLE if isinstance(exc, ServiceUnavailable) else EXIT_REJECTED
+    return typer.Exit(code)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Run the Alembic migrations up to REVISION (default: head)."""
+    from stickerq.masking import redact_url
+    from stickerq.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print(f"database {redact_url(settings.database_url)} is at {revision}")
+
+
+@app.command()
+def sandbox(
+    port: int = 8077,
+    host: str = "127.0.0.1",
+    sid: str = typer.Option("HXAP16XXXXXX97IN", help="account SID the sandbox accepts"),
+    api_key: str = typer.Option("sandbox-key", envvar="STICKERQ_SANDBOX_API_KEY"),
+    sender: list[str] = typer.Option(["+919000000001"], help="registered sender (repeatable)"),
+    latency_ms: float = typer.Option(0.0, help="added to every send"),
+    wa500_rate: float = typer.Option(0.0, help="fraction of sends answered WA500"),
+    balance: int | None = typer.Option(None, help="answer E110 after this many accepted sends"),
+    seed: int | None = typer.Option(None, help="seed of the random WA500s"),
+) -> None:
+    """Run the Kaleyra-compatible sandbox API (with fault injection)."""
+    from stickerq.sandbox import SandboxConfig, run_sandbox
+
+    config = SandboxConfig(
+        sid=sid,
+        api_key=api_key,
+        senders=frozenset(sender),
+        latency_ms=latency_ms,
+        wa500_rate=wa500_rate,
+        balance=balance,
+        seed=seed,
+    )
+    console.print(f"sandbox on http://{host}:{port} (sid {sid}, senders {', '.join(sender)})")
+    run_sandbox(config, host=host, port=port)
+
+
+def _start_celery(settings: Settings) -> None:
+    from worker import runtime
+    from worker.celery_app import configure_celery
+
+    configure_celery(settings)
+    runtime.configure(settings)
+
+
+@app.command()
+def worker(
+    beat: bool = typer.Option(False, help="also run the beat scheduler (due retries)"),
+    concurrency: int = typer.Option(2, help="worker processes"),
+    pool: str = typer.Option("prefork", help="prefork, threads or solo"),
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker that sends the queued batches."""
+    from worker.celery_app import QUEUE
+    from worker.celery_app import app as celery_app
+
+    settings = _settings()
+    _logging(loglevel)
+    _start_celery(settings)
+    argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
+    argv += ["--queues", QUEUE, "--without-gossip", "--without-mingle"]
+    if beat:
+        argv += ["--beat", f"--schedule={_beat_schedule_file(settings)}"]
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat(loglevel: str = "INFO") -> None:
+    """Run the beat scheduler alone (dispatches due retries)."""
+    from worker.celery_app import app as celery_app
+
+    settings = _settings()
+    _logging(loglevel)
+    _start_celery(settings)
+    celery_app.start(
+        ["beat", f"--loglevel={loglevel}", f"--schedule={_beat_schedule_file(settings)}"]
+    )
+
+
+def _beat_schedule_file(settings: Settings) -> str:
+    safe = "".join(c if c.isalnum() else "_" for c in settings.redis_prefix)
+    return str(Path(tempfile.gettempdir()) / f"stickerq-beat-{safe}")
+
+
+@app.command()
+def send(
+    sticker_id: str | None = typer.Option(None, help="uploaded media id of the sticker"),
+    sticker_link: str | None = typer.Option(None, help="https URL of the sticker (WebP)"),
+    to: str | None = typer.Option(None, help="comma-separated recipients, E.164"),
+    to_file: Path | None = typer.Option(None, help="CSV with a phone column (+ ref, ref1, ref2)"),
+    sender: str | None = typer.Option(None, "--from", help="business number (STICKERQ_SENDER)"),
+    name: str | None = typer.Option(None, help="campaign name"),
+    ref: str | None = None,
+    ref1: str | None = None,
+    ref2: str | None = None,
+    wa_source: str = typer.Option("api", help="api, clevertap, zoho, ... (others become api)"),
+    skip_invalid: bool = typer.Option(False, help="store the valid rows, report the rest"),
+    wait: bool = typer.Option(False, help="show progress until every message is settled"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Validate, store and enqueue a sticker campaign; prints the campaign id."""
+    from producer.api import enqueue_campaign
+    from producer.store import RecipientsRejected
+
+    settings = _settings()
+    try:
+        result = enqueue_campaign(
+            settings,
+            sticker_id=sticker_id,
+            sticker_link=sticker_link,
+            to=to,
+            to_file=to_file,
+            sender=sender,
+            name=name,
+            ref=ref,
+            ref1=ref1,
+            ref2=ref2,
+            wa_source=wa_source,
+            skip_invalid=skip_invalid,
+        )
+    except RecipientsRejected as exc:
+        _print_invalid(exc.report.invalid, exc.report.invalid_count)
+        raise _fail(exc) from None
+    except StickerqError as exc:
+        raise _fail(exc) from None
+    if as_json and not wait:
+        print(json.dumps(result.as_dict()))
+    else:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}")
+        if result.invalid_count:
+            _print_invalid(result.invalid, result.invalid_count)
+        console.print(
+            f"campaign [bold]{result.campaign_id}[/]: {result.recipients:,} recipients "
+            f"({result.duplicates:,} duplicates dropped, {result.invalid_count:,} invalid "
+            f"skipped), {result.batches} batches queued"
+        )
+    if wait:
+        _wait(settings, result.campaign_id, as_json, extra=result.as_dict())
+
+
+def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
+    from stickerq.db import make_engine, make_session_factory
+    from stickerq.watch import progress_table, watch_campaign
+
+    sessions = make_session_factory(make_engine(settings.database_url))
+    progress = watch_campaign(sessions, campaign_id, err_console if as_json else console)
+    if as_json:
+        print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
+        return
+    console.print(progress_table(progress))
+    if progress.all_settled:
+        console.print("every message is settled")
+    else:
+        p = progress.pause or {}
+        flag = (
+            f"--account {p.get('sid')}"
+            if p.get("scope") == "account"
+            else f"--sender {p.get('sender')}"
+        )
+        console.print(
+            f"[yellow]campaign cannot go on:[/] {p.get('scope')} paused after {p.get('code')}; "
+            f"lift it with `stickerq resume {flag}`"
+        )
+
+
+def _print_invalid(rows: list, count: int) -> None:
+    table = Table(
+        title=f"{count:,} invalid recipient(s)" + (" (first shown)" if count > len(rows) else "")
+    )
+    table.add_column("line", justify="right")
+    table.add_column("value")
+    table.add_column("reason")
+    for row in rows[:20]:
+        table.add_row(str(row.line), row.value, row.reason)
+    err_console.print(table)
+
+
+@app.command()
+def status(
+    campaign_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Counts of a campaign's messages by status and by error code."""
+    from producer.progress import campaign_progress
+    from stickerq.db import make_engine, make_session_factory
+    from stickerq.watch import progress_table
+
+    settings = _settings()
+    sessions = make_session_factory(make_engine(settings.database_url))
+    try:
+        with sessions() as session:
+            progress = campaign_progress(session, campaign_id)
+    except StickerqError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(progress.as_dict()))
+    else:
+        console.print(progress_table(progress))
+
+
+@app.command()
+def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the account and sender pauses in force."""
+    from producer.operations import list_active_pauses
+
+    rows = list_active_pauses(_settings())
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="pauses in force")
+    for column in ("scope", "sid", "sender", "code", "since", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(str(row[key]) for key in ("scope", "sid", "sender", "code", "since", "reason"))
+        )
+    console.print(table)
+
+
+@app.command()
+def resume(
+    account: str | None = typer.Option(None, help="lift the pause of this account (SID)"),
+    sender: str | None = typer.Option(None, help="lift the pause of this sender number"),
+) -> None:
+    """Lift an account or sender pause and dispatch the work that waited for it."""
+    from producer.operations import resume_sending
+
+    if (account is None) == (sender is None):
+        err_console.print("[red]error:[/] give exactly one of --account SID or --sender +91...")
+        raise typer.Exit(EXIT_REJECTED)
+    try:
+        lifted, batches = resume_sending(_settings(), account=account, sender=sender)
+    except StickerqError as exc:
+        raise _fail(exc) from None
+    console.print(f"lifted {lifted} pause(s); {batches} batch(es) dispatched")
+
+
+@app.command()
+def demo(
+    recipients: int = typer.Option(2000, help="recipients of the main campaign"),
+    keep: bool = typer.Option(False, help="keep the demo database file afterwards"),
+) -> None:
+    """Run a demo campaign against the sandbox: worker, progress bar, report."""
+    from stickerq.demo import run_demo
+
+    try:
+        run_demo(console, recipients=recipients, keep=keep)
+    except StickerqError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,61 @@
+"""Row readers for assertions: what the database says happened."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from stickerq.db import make_engine, make_session_factory
+from stickerq.models import Attempt, Campaign, Message, Pause
+from stickerq.settings import Settings
+from stickerq.states import UNSETTLED
+
+
+class Db:
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_session_factory(self.engine)
+
+    def messages(self, campaign_id: int) -> list[Message]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Message).where(Message.campaign_id == campaign_id).order_by(Message.id)
+                )
+            )
+
+    def message(self, campaign_id: int, recipient: str) -> Message:
+        with self.sessions() as session:
+            return session.scalars(
+                select(Message).where(
+                    Message.campaign_id == campaign_id, Message.recipient == recipient
+                )
+            ).one()
+
+    def attempts(self, message_pk: int) -> list[Attempt]:
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Attempt).where(Attempt.message_pk == message_pk).order_by(Attempt.number)
+                )
+            )
+
+    def campaign(self, campaign_id: int) -> Campaign:
+        with self.sessions() as session:
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None
+            return campaign
+
+    def active_pauses(self) -> list[Pause]:
+        with self.sessions() as session:
+            return list(session.scalars(select(Pause).where(Pause.resumed_at.is_(None))))
+
+    def settled(self, campaign_id: int) -> bool:
+        """Every message left pending/sending (pending ones with a due time still count)."""
+        return all(m.status not in UNSETTLED for m in self.messages(campaign_id))
+
+    def count(self, model: type) -> int:
+        with self.sessions() as session:
+            return len(session.scalars(select(model)).all())
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,136 @@
+"""WA500 retries (quick, then durable), E110 pauses, and redelivery of the same batch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from producer.api import dispatch_campaign, enqueue_campaign
+from producer.operations import resume_sending
+from stickerq.sandbox import SandboxServer
+from stickerq.settings import Settings
+from stickerq.states import MessageStatus
+from tests.conftest import STICKER_ID, wait_until
+from tests.helpers import Db
+from worker import runtime
+from worker.batches import process_batch
+from worker.celery_app import app as celery_app
+
+RECIPIENT = "+919812345678"
+
+
+def numbers(count: int) -> list[str]:
+    return [f"+91981234{n:04d}" for n in range(count)]
+
+
+def test_wa500_then_accepted_is_sent_with_every_attempt_recorded(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    sandbox.script({RECIPIENT: ["WA500", "WA500", "WA202"]})
+    run_worker(settings)
+    db = Db(settings)
+    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=RECIPIENT).campaign_id
+    wait_until(lambda: db.settled(campaign_id))
+    message = db.message(campaign_id, RECIPIENT)
+    assert message.status == MessageStatus.SENT
+    assert [(a.number, a.code, a.action) for a in db.attempts(message.id)] == [
+        (1, "WA500", "retry"),
+        (2, "WA500", "retry"),
+        (3, "WA202", "sent"),
+    ]
+    db.close()
+
+
+def test_wa500_exhausted_after_quick_and_delayed_retries_fails(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    settings = settings.model_copy(update={"quick_attempts": 2})  # then 2 delayed (0.2 s each)
+    sandbox.script({RECIPIENT: ["WA500"] * 10})
+    run_worker(settings)
+    db = Db(settings)
+    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=RECIPIENT).campaign_id
+
+    def failed() -> bool:
+        celery_app.send_task("stickerq.dispatch_due")  # what beat does every few seconds
+        return db.message(campaign_id, RECIPIENT).status == MessageStatus.FAILED
+
+    wait_until(failed, interval=0.3)
+    message = db.message(campaign_id, RECIPIENT)
+    assert message.attempts == 4
+    assert message.last_error_code == "WA500"
+    assert "exhausted" in (message.last_error_detail or "")
+    assert [a.code for a in db.attempts(message.id)] == ["WA500"] * 4
+    assert sandbox.stats()["by_code"]["WA500"] == 4
+    assert db.campaign(campaign_id).status == "completed"
+    db.close()
+
+
+def test_e110_parks_pauses_account_and_nothing_more_is_sent_until_resumed(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    settings = settings.model_copy(update={"in_flight": 1, "batch_size": 10})
+    sandbox.configure(balance=15)
+    run_worker(settings)  # two threads: at most 2 requests in flight
+    db = Db(settings)
+    recipients = numbers(60)
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+    ).campaign_id
+
+    wait_until(lambda: db.active_pauses() and not _sending(db, campaign_id))
+    [pause] = db.active_pauses()
+    assert (pause.scope, pause.code) == ("account", "E110")
+    stats = sandbox.stats()
+    assert stats["accepted_total"] == 15
+    assert 1 <= stats["by_code"]["E110"] <= 2  # only what was already in flight
+    parked = [m for m in db.messages(campaign_id) if m.status == MessageStatus.PARKED]
+    assert len(parked) == stats["by_code"]["E110"]
+
+    # Dispatching again while paused sends nothing.
+    dispatch_campaign(settings, db.sessions, campaign_id)
+    requests_while_paused = stats["requests"]
+    wait_until(lambda: _no_new_requests(sandbox, requests_while_paused), timeout=5)
+
+    sandbox.configure(balance=None)
+    resume_sending(settings, account=settings.kaleyra_sid)
+    wait_until(lambda: not _unsettled(db, campaign_id))
+    counts = sandbox.stats()["accepted"]
+    assert all(count == 1 for count in counts.values())
+    sent = {m.recipient for m in db.messages(campaign_id) if m.status == MessageStatus.SENT}
+    assert sent == set(counts)
+    assert len(sent) + len(parked) == 60
+    db.close()
+
+
+def _sending(db: Db, campaign_id: int) -> bool:
+    return any(m.status == MessageStatus.SENDING for m in db.messages(campaign_id))
+
+
+def _unsettled(db: Db, campaign_id: int) -> bool:
+    return any(m.status in ("pending", "sending") for m in db.messages(campaign_id))
+
+
+def _no_new_requests(sandbox: SandboxServer, before: int) -> bool:
+    time.sleep(1.0)
+    return sandbox.stats()["requests"] == before
+
+
+def test_redelivered_batches_send_nothing_twice(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    db = Db(settings)
+    recipients = numbers(120)
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+    ).campaign_id
+    dispatch_campaign(settings, db.sessions, campaign_id)  # every batch published twice
+    run_worker(settings)
+    wait_until(lambda: db.settled(campaign_id))
+    ids = [m.id for m in db.messages(campaign_id)]
+    outcome = process_batch(runtime.current_runtime(), campaign_id, ids)  # and a third time
+    assert outcome.results == [] and outcome.unsent == []
+    counts = sandbox.stats()["accepted"]
+    assert sorted(counts) == sorted(recipients)
+    assert set(counts.values()) == {1}
+    assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.SENT}
+    db.close()

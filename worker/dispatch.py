@@ -1,0 +1,44 @@
+"""Publishing work: `send_batch` tasks of a few hundred message ids each (ids, never payloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import groupby, islice
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.celery_app import app
+from worker.claims import take_due_retries
+
+SEND_BATCH = "stickerq.send_batch"
+
+
+def chunks(ids: Iterable[int], size: int) -> Iterator[list[int]]:
+    iterator = iter(ids)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def dispatch_messages(campaign_id: int, message_ids: Iterable[int], batch_size: int) -> int:
+    """Publish the ids in batches; returns how many tasks were published."""
+    published = 0
+    with app.producer_or_acquire() as producer:
+        for chunk in chunks(message_ids, batch_size):
+            app.send_task(SEND_BATCH, args=(campaign_id, chunk), producer=producer)
+            published += 1
+    return published
+
+
+def dispatch_grouped(rows: Iterable[tuple[int, int]], batch_size: int) -> int:
+    """Publish (campaign_id, message pk) rows sorted by campaign."""
+    published = 0
+    for campaign_id, group in groupby(rows, key=lambda row: row[0]):
+        published += dispatch_messages(campaign_id, (pk for _, pk in group), batch_size)
+    return published
+
+
+def dispatch_due_retries(sessions: sessionmaker[Session], batch_size: int) -> int:
+    """Publish the WA500 retries (and connection-failure resends) whose time has come."""
+    with sessions.begin() as session:
+        due = take_due_retries(session)
+    return dispatch_grouped(due, batch_size)

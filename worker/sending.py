@@ -1,0 +1,188 @@
+"""The send path for one claimed batch: pause check + token, POST, classify, retry WA500.
+
+Runs on the worker process's event loop with many requests in flight; touches no database
+(the caller claims before and writes the results after, in bulk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+
+from stickerq.masking import mask_phone
+from stickerq.models import utcnow
+from stickerq.states import MessageStatus
+from worker.claims import AttemptRecord, ClaimedMessage, MessageResult
+from worker.kaleyra import KaleyraClient, Reply, StickerRequest
+from worker.limiter import RateLimiter
+from worker.outcomes import FINAL_STATUS, Action, Outcome, classify
+from worker.pauses import PauseRequest, mirror_key, pause_keys
+from worker.retries import RetryPolicy, with_quick_retries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What every message of one campaign's batch shares."""
+
+    sid: str
+    sender: str
+    sticker: dict[str, str]
+    wa_source: str
+    rate_per_second: float
+    in_flight: int
+    policy: RetryPolicy
+    connect_retry_seconds: float
+    redis_prefix: str
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    results: list[MessageResult] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)  # claimed, never tried: release them
+    pause: PauseRequest | None = None
+
+
+class _Stopped(Exception):
+    """A pause (ours or another worker's) stops this batch before this attempt."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    records: list[AttemptRecord] = field(default_factory=list)
+    last_reply: Reply | None = None
+
+
+class BatchSender:
+    def __init__(
+        self, ctx: SendContext, client: KaleyraClient, limiter: RateLimiter, redis: aioredis.Redis
+    ) -> None:
+        self.ctx = ctx
+        self.client = client
+        self.limiter = limiter
+        self.redis = redis
+        self.block_keys = pause_keys(ctx.redis_prefix, ctx.sid, ctx.sender)
+        self.stop = asyncio.Event()
+        self.outcome = BatchOutcome()
+
+    async def send(self, claimed: list[ClaimedMessage]) -> BatchOutcome:
+        slots = asyncio.Semaphore(self.ctx.in_flight)
+
+        async def one(message: ClaimedMessage) -> None:
+            async with slots:
+                await self._send_one(message)
+
+        await asyncio.gather(*(one(message) for message in claimed))
+        return self.outcome
+
+    async def _send_one(self, message: ClaimedMessage) -> None:
+        progress = _Progress()
+        request = StickerRequest(
+            sender=self.ctx.sender,
+            recipient=message.recipient,
+            sticker=self.ctx.sticker,
+            ref=message.ref,
+            ref1=message.ref1,
+            ref2=message.ref2,
+            wa_source=self.ctx.wa_source,
+        )
+
+        async def attempt() -> Outcome:
+            return await self._attempt(message, request, progress)
+
+        try:
+            outcome = await with_quick_retries(self.ctx.policy, message.delayed_retries, attempt)
+        except _Stopped:
+            if not progress.records:
+                self.outcome.unsent.append(message.pk)
+                return
+            outcome = Outcome(Action.RETRY, reason="stopped by a pause between attempts")
+        self.outcome.results.append(self._result(message, outcome, progress))
+
+    async def _attempt(
+        self, message: ClaimedMessage, request: StickerRequest, progress: _Progress
+    ) -> Outcome:
+        if self.stop.is_set():
+            raise _Stopped
+        # A wait for a token is neither an attempt nor a failure.
+        if (
+            await self.limiter.take(self.ctx.sender, self.ctx.rate_per_second, 1, self.block_keys)
+            == 0
+        ):
+            self.stop.set()
+            raise _Stopped
+        started_at = utcnow()
+        reply = await self.client.send_sticker(request)
+        outcome = classify(reply)
+        progress.last_reply = reply
+        if outcome.action is not Action.NOT_SENT:
+            progress.records.append(
+                AttemptRecord(
+                    number=message.attempts + len(progress.records) + 1,
+                    started_at=started_at,
+                    latency_ms=reply.latency_ms,
+                    http_status=reply.http_status,
+                    code=reply.code,
+                    action=outcome.action,
+                    detail=outcome.reason[:300] if outcome.action is not Action.SENT else None,
+                )
+            )
+        if outcome.pause is not None:
+            await self._pause(PauseRequest(outcome.pause, reply.code or "?", outcome.reason))
+        if outcome.action is not Action.SENT:
+            log.info(
+                "message %s to %s: %s (%s)",
+                message.pk,
+                mask_phone(message.recipient),
+                outcome.action,
+                reply.code or reply.http_status or reply.failure,
+            )
+        return outcome
+
+    async def _pause(self, request: PauseRequest) -> None:
+        """Stop this batch and, through the Redis mirror, every other worker at once."""
+        self.stop.set()
+        if self.outcome.pause is None:
+            self.outcome.pause = request
+            key = mirror_key(self.ctx.redis_prefix, request.scope, self.ctx.sid, self.ctx.sender)
+            await self.redis.set(key, request.code)
+            log.warning("pausing %s of %s: %s", request.scope, self.ctx.sid, request.code)
+
+    def _result(
+        self, message: ClaimedMessage, outcome: Outcome, progress: _Progress
+    ) -> MessageResult:
+        reply = progress.last_reply
+        now = utcnow()
+        result = MessageResult(
+            pk=message.pk,
+            status=MessageStatus.PENDING,
+            attempts=progress.records,
+            total_attempts=message.attempts + len(progress.records),
+            delayed_retries=message.delayed_retries,
+            code=reply.code if reply and outcome.action is not Action.SENT else None,
+            http_status=reply.http_status if reply else None,
+            detail=None if outcome.action is Action.SENT else outcome.reason[:300],
+        )
+        if outcome.action in FINAL_STATUS:
+            result.status = FINAL_STATUS[outcome.action]
+            result.message_id = (
+                reply.message_id if outcome.action is Action.SENT and reply else None
+            )
+        elif outcome.action is Action.NOT_SENT:
+            result.next_attempt_at = now + timedelta(seconds=self.ctx.connect_retry_seconds)
+        elif self.stop.is_set() and self.outcome.pause is not None:
+            pass  # WA500 then a pause: waits, pending, for the resume
+        else:
+            due = self.ctx.policy.next_due(message.delayed_retries, now)
+            if due is None:
+                result.status = MessageStatus.FAILED
+                result.detail = f"WA500 retries exhausted after {result.total_attempts} attempts"
+            else:
+                result.next_attempt_at = due
+                result.delayed_retries += 1
+        return result
