@@ -28,6 +28,7 @@ class CampaignProgress:
     by_code: dict[str, int] = field(default_factory=dict)
     retries_waiting: int = 0
     attempts: int = 0
+    retried: int = 0  # attempts beyond each message's first (WA500s)
     pause: dict[str, str] | None = None
 
     def count(self, *statuses: MessageStatus) -> int:
@@ -57,6 +58,7 @@ class CampaignProgress:
             "by_code": self.by_code,
             "retries_waiting": self.retries_waiting,
             "attempts": self.attempts,
+            "retried": self.retried,
             "pause": self.pause,
             "settled": self.all_settled,
         }
@@ -65,7 +67,9 @@ class CampaignProgress:
 def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise CampaignNotFound(f"no campaign {campaign_id}; `stickerq campaigns list` shows them")
+        raise CampaignNotFound(
+            f"no campaign {campaign_id}; check the id printed by `stickerq send`"
+        )
     by_status = dict(
         session.execute(
             select(Message.status, func.count())
@@ -80,10 +84,11 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
             .group_by(Message.last_error_code)
         ).all()
     )
-    retries_waiting, attempts = session.execute(
+    retries_waiting, attempts, attempted = session.execute(
         select(
             func.count(Message.next_attempt_at),
             func.coalesce(func.sum(Message.attempts), 0),
+            func.count().filter(Message.attempts > 0),
         ).where(Message.campaign_id == campaign_id)
     ).one()
     pause = active_pause(session, campaign.sid, campaign.sender)
@@ -97,6 +102,7 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         by_code=by_code,
         retries_waiting=retries_waiting,
         attempts=int(attempts),
+        retried=int(attempts) - int(attempted),
         pause=_describe(pause),
     )
 

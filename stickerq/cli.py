@@ -99,6 +99,7 @@ def worker(
     concurrency: int = typer.Option(2, help="worker processes"),
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
     loglevel: str = "INFO",
+    quiet: bool = typer.Option(False, help="no start-up banner"),
 ) -> None:
     """Run a Celery worker that sends the queued batches."""
     from worker.celery_app import QUEUE
@@ -111,7 +112,7 @@ def worker(
     argv += ["--queues", QUEUE, "--without-gossip", "--without-mingle"]
     if beat:
         argv += ["--beat", f"--schedule={_beat_schedule_file(settings)}"]
-    celery_app.worker_main(argv)
+    celery_app.start((["--quiet"] if quiet else []) + argv)
 
 
 @app.command()
@@ -175,6 +176,8 @@ def send(
         raise _fail(exc) from None
     if as_json and not wait:
         print(json.dumps(result.as_dict()))
+    elif as_json:
+        err_console.print(f"campaign {result.campaign_id}: {result.recipients:,} recipients queued")
     else:
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}")

@@ -109,8 +109,9 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings.as_environment()}
+    env["PYTHONWARNINGS"] = "ignore:::celery.platforms"  # the demo may run as root
     worker = subprocess.Popen(
-        [sys.executable, "-m", "stickerq", "worker", "--beat", "--loglevel", "WARNING"],
+        [sys.executable, "-m", "stickerq", "worker", "--beat", "--quiet", "--loglevel", "WARNING"],
         env=env,
     )
     time.sleep(0.5)

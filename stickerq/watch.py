@@ -32,7 +32,7 @@ def watch_campaign(
     started = time.monotonic()
     with Progress(
         TextColumn("[bold]campaign {task.fields[campaign]}"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TextColumn("{task.fields[counts]}"),
         TextColumn("{task.fields[rate]}"),
@@ -65,7 +65,7 @@ def _counts(progress: CampaignProgress) -> str:
     s = progress.count
     return (
         f"[green]sent {s(MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}[/] "
-        f"[yellow]retrying {progress.retries_waiting}[/] "
+        f"[yellow]retried {progress.retried}[/] "
         f"[magenta]parked {s(MessageStatus.PARKED)}[/] "
         f"[red]failed {s(MessageStatus.FAILED)}[/] "
         f"unknown {s(MessageStatus.UNKNOWN)}"
@@ -86,8 +86,12 @@ def progress_table(progress: CampaignProgress) -> Table:
             table.add_row(f"code {code}", f"{count:,}")
     table.add_section()
     table.add_row("API attempts", f"{progress.attempts:,}")
+    table.add_row("WA500 retries", f"{progress.retried:,}")
+    if progress.retries_waiting:
+        table.add_row("retries due later", f"{progress.retries_waiting:,}")
     if progress.pause:
         p = progress.pause
         who = p["sender"] or p["sid"]
-        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({p['reason']})"
+        reason = p["reason"].split(" | ")[0]
+        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({reason})"
     return table

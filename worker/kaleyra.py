@@ -7,7 +7,6 @@ never part of a repr, a log line, an exception or a `Reply`.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -75,7 +74,7 @@ def parse_reply(response: httpx.Response, latency_ms: float) -> Reply:
     """Read a Kaleyra answer robustly: any body, JSON or not, becomes a Reply."""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
         body = None
     if not isinstance(body, dict):
         return Reply(
@@ -114,7 +113,7 @@ def transport_failure(exc: httpx.TransportError) -> TransportFailure:
     the request was written, to ConnectTimeout; only the original cause tells them apart.
     """
     cause = exc.__cause__
-    if cause is not None:
+    if isinstance(cause, aiohttp.ClientError):
         if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
             return TransportFailure.NOT_SENT
         return TransportFailure.AMBIGUOUS
@@ -167,15 +166,20 @@ class KaleyraClient:
                 self.messages_url(request.sender), json=request_body(request)
             )
         except httpx.TransportError as exc:
-            return Reply(
-                latency_ms=_since(started),
-                failure=transport_failure(exc),
-                detail=f"{type(exc).__name__}: {exc}"[:DETAIL_LIMIT],
-            )
+            return _failed(started, transport_failure(exc), exc)
+        except (httpx.DecodingError, aiohttp.ClientError) as exc:
+            # A garbled answer (bad status line, undecodable body): the request went out.
+            return _failed(started, TransportFailure.AMBIGUOUS, exc)
         return parse_reply(response, _since(started))
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _failed(started: float, failure: TransportFailure, exc: Exception) -> Reply:
+    # str(), never repr(): some aiohttp errors carry the request headers (the api-key) in repr.
+    detail = f"{type(exc).__name__}: {exc}"[:DETAIL_LIMIT]
+    return Reply(latency_ms=_since(started), failure=failure, detail=detail)
 
 
 def _since(started: float) -> float:

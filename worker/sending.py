@@ -102,6 +102,9 @@ class BatchSender:
                 self.outcome.unsent.append(message.pk)
                 return
             outcome = Outcome(Action.RETRY, reason="stopped by a pause between attempts")
+        except Exception as exc:  # a bug of ours must not leave the message `sending`
+            log.exception("message %s: unexpected error while sending", message.pk)
+            outcome = Outcome(Action.UNKNOWN, reason=f"internal error: {type(exc).__name__}")
         self.outcome.results.append(self._result(message, outcome, progress))
 
     async def _attempt(
