@@ -4,6 +4,8 @@ test run (and SQLite files), a running sandbox and a real Celery worker."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -185,3 +187,32 @@ def run_worker() -> Iterator[Callable[[Settings], None]]:
     yield start
     stack.close()
     runtime.shutdown()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Start `stickerq worker` as a real process; returns the file its output goes to."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn(settings: Settings, *args: str) -> Path:
+        log_file = tmp_path / f"worker-{len(processes)}.log"
+        env = {**os.environ, **settings.as_environment()}
+        with log_file.open("wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "stickerq", "worker", "--loglevel", "INFO", *args],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        return log_file
+
+    yield spawn
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

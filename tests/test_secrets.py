@@ -1,0 +1,72 @@
+"""No api-key in logs, exceptions, Celery task arguments, the database or reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from producer.api import enqueue_campaign
+from stickerq.cli import app
+from stickerq.models import Base
+from stickerq.sandbox import SandboxServer
+from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
+from tests.helpers import Db
+
+FAULTS = ["WA500", "WA400", "HTML_502", "DROP", "UNKNOWN_CODE", "NO_MESSAGE_ID"]
+
+
+def test_api_key_appears_in_no_log_queue_table_or_report(
+    sqlite_database: str,
+    redis_prefix: str,
+    sandbox: SandboxServer,
+    spawn_worker: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(sqlite_database, redis_prefix, sandbox.url)
+    recipients = [f"+91981234{n:04d}" for n in range(40)]
+    sandbox.script({number: [fault] for number, fault in zip(recipients, FAULTS, strict=False)})
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(recipients), ref="r", ref1="r1", ref2="r2"
+    ).campaign_id
+
+    queued = redis.Redis.from_url(REDIS_URL).lrange(f"{redis_prefix}stickerq", 0, -1)
+    assert queued and all(TEST_API_KEY.encode() not in body for body in queued)
+    task = json.loads(queued[0])
+    assert task["headers"]["task"] == "stickerq.send_batch"
+
+    worker_log = spawn_worker(settings, "--loglevel", "DEBUG")
+    db = Db(settings)
+    wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)
+
+    env = settings.as_environment()
+    runner = CliRunner()
+    report = runner.invoke(app, ["status", str(campaign_id)], env=env)
+    report_json = runner.invoke(app, ["status", str(campaign_id), "--json"], env=env)
+    pauses = runner.invoke(app, ["pauses", "--json"], env=env)
+    assert report.exit_code == report_json.exit_code == pauses.exit_code == 0
+
+    dumped = []
+    with db.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            rows = connection.execute(text(f"SELECT * FROM {table.name}")).all()
+            dumped.append(repr(rows))
+    everything = {
+        "worker log": worker_log.read_text(),
+        "captured log": caplog.text,
+        "tables": "\n".join(dumped),
+        "report": report.output + report_json.output + pauses.output,
+    }
+    for where, content in everything.items():
+        assert TEST_API_KEY not in content, f"the api-key leaked into the {where}"
+    # and the run really did something worth grepping
+    assert "send_batch" in everything["worker log"]
+    assert "sent" in everything["report"] and "failed" in everything["report"]
+    db.close()

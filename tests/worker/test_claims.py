@@ -1,0 +1,132 @@
+"""Claims, results and due retries on both backends: the database is what makes
+at-least-once delivery safe."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer.recipients import RecipientReport, parse_recipient_list
+from producer.spec import validate_spec
+from producer.store import store_campaign
+from stickerq.models import Campaign, Message, utcnow
+from stickerq.states import CampaignStatus, MessageStatus
+from worker.claims import (
+    AttemptRecord,
+    MessageResult,
+    claim,
+    complete_if_settled,
+    release,
+    take_due_retries,
+    write_results,
+)
+
+
+def stored_campaign(sessions: sessionmaker[Session], count: int = 200) -> tuple[int, list[int]]:
+    spec, _ = validate_spec(name="claims", sender="+919000000001", sticker_id="798")
+    report = RecipientReport()
+    numbers = ",".join(f"+91981234{n:04d}" for n in range(count))
+    campaign_id = store_campaign(
+        sessions,
+        spec,
+        "SID",
+        parse_recipient_list(numbers, None, report),
+        report,
+        skip_invalid=False,
+    )
+    with sessions() as session:
+        ids = list(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+    return campaign_id, ids
+
+
+def claim_in_own_session(sessions: sessionmaker[Session], campaign_id: int, ids: list[int]):
+    with sessions.begin() as session:
+        return [message.pk for message in claim(session, campaign_id, ids)]
+
+
+def test_concurrent_claims_of_one_batch_never_overlap(sessions: sessionmaker[Session]) -> None:
+    campaign_id, ids = stored_campaign(sessions)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        claimed = list(
+            pool.map(lambda _: claim_in_own_session(sessions, campaign_id, ids), range(4))
+        )
+    flat = [pk for batch in claimed for pk in batch]
+    assert sorted(flat) == sorted(ids)  # every message claimed once, by exactly one claimer
+    with sessions() as session:
+        assert session.get(Campaign, campaign_id).status == CampaignStatus.RUNNING
+
+
+def test_second_claim_of_the_same_batch_claims_nothing(sessions: sessionmaker[Session]) -> None:
+    campaign_id, ids = stored_campaign(sessions, 10)
+    assert len(claim_in_own_session(sessions, campaign_id, ids)) == 10
+    assert claim_in_own_session(sessions, campaign_id, ids) == []
+
+
+def test_messages_not_yet_due_or_of_a_paused_campaign_are_not_claimed(
+    sessions: sessionmaker[Session],
+) -> None:
+    campaign_id, ids = stored_campaign(sessions, 4)
+    with sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id == ids[0])
+            .values(next_attempt_at=utcnow() + timedelta(minutes=5))
+        )
+    assert sorted(claim_in_own_session(sessions, campaign_id, ids)) == ids[1:]
+
+    other_id, other_ids = stored_campaign(sessions, 3)
+    with sessions.begin() as session:
+        session.execute(
+            update(Campaign).where(Campaign.id == other_id).values(status=CampaignStatus.PAUSED)
+        )
+    assert claim_in_own_session(sessions, other_id, other_ids) == []
+
+
+def test_results_are_written_in_bulk_and_the_campaign_completes(
+    sessions: sessionmaker[Session],
+) -> None:
+    campaign_id, ids = stored_campaign(sessions, 3)
+    claim_in_own_session(sessions, campaign_id, ids)
+    now = utcnow()
+    record = AttemptRecord(1, now, 12.5, 202, "WA202", "sent", None)
+    results = [
+        MessageResult(ids[0], MessageStatus.SENT, [record], 1, 0, message_id="A1", http_status=202),
+        MessageResult(ids[1], MessageStatus.FAILED, [record], 1, 0, code="WA400"),
+    ]
+    with sessions.begin() as session:
+        write_results(session, results)
+        release(session, [ids[2]])
+        assert not complete_if_settled(session, campaign_id)  # ids[2] is pending again
+    with sessions() as session:
+        rows = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
+    assert (rows[ids[0]].status, rows[ids[0]].message_id, rows[ids[0]].sent_at) == (
+        MessageStatus.SENT,
+        "A1",
+        now,
+    )
+    assert (rows[ids[1]].status, rows[ids[1]].last_error_code) == (MessageStatus.FAILED, "WA400")
+    assert rows[ids[2]].status == MessageStatus.PENDING
+
+    claim_in_own_session(sessions, campaign_id, [ids[2]])
+    with sessions.begin() as session:
+        write_results(session, [MessageResult(ids[2], MessageStatus.UNKNOWN, [record], 1, 0)])
+        assert complete_if_settled(session, campaign_id)
+
+
+def test_a_due_retry_is_handed_to_one_dispatcher_only(sessions: sessionmaker[Session]) -> None:
+    campaign_id, ids = stored_campaign(sessions, 5)
+    with sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids[:2]))
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+    with sessions.begin() as session:
+        first = take_due_retries(session)
+    with sessions.begin() as session:
+        second = take_due_retries(session)
+    assert first == [(campaign_id, ids[0]), (campaign_id, ids[1])]
+    assert second == []
