@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from stickerq.masking import mask_phone
 from stickerq.models import utcnow
@@ -153,7 +154,10 @@ class BatchSender:
         if self.outcome.pause is None:
             self.outcome.pause = request
             key = mirror_key(self.ctx.redis_prefix, request.scope, self.ctx.sid, self.ctx.sender)
-            await self.redis.set(key, request.code)
+            try:
+                await self.redis.set(key, request.code)
+            except RedisError:  # the database pause (written after the batch) still holds
+                log.warning("could not mirror the pause in Redis; other workers see it later")
             log.warning("pausing %s of %s: %s", request.scope, self.ctx.sid, request.code)
 
     def _result(
