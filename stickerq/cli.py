@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stickerq import cli_campaigns, cli_failures, cli_reports
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.settings import Settings
 
@@ -301,6 +302,10 @@ def demo(
         run_demo(console, recipients=recipients, keep=keep)
     except StickerqError as exc:
         raise _fail(exc) from None
+
+
+for _module in (cli_campaigns, cli_failures, cli_reports):
+    _module.register(app)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -84,8 +84,34 @@ class Campaign(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The zone the user gave the scheduled time in (for display); scheduled_at is UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
+    # WA400s in a row (reset by any other outcome): a long run auto-pauses the campaign.
+    wa400_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index(None, "status", "scheduled_at"),)
+
+
+class Schedule(Base):
+    """A recurring broadcast: each run is a campaign cloned from the template campaign,
+    with the template's recipients (the audience is frozen when the schedule is made)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    template_campaign_id: Mapped[int | None] = mapped_column(BigId)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "active", "next_run_at"),)
 
 
 class Message(Base):
@@ -106,6 +132,8 @@ class Message(Base):
     # Due time of a durable WA500 retry (or of a resend after a connection failure).
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # The claim that moved it to `sending`: the sweeper asks Redis what that claim sent.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     last_error_code: Mapped[str | None] = mapped_column(String(32))
     last_http_status: Mapped[int | None] = mapped_column(Integer)
     last_error_detail: Mapped[str | None] = mapped_column(Text)

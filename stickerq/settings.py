@@ -49,7 +49,13 @@ class Settings(BaseSettings):
         default=[300.0, 600.0, 900.0], description="durable WA500 retries after the quick ones"
     )
     connect_retry_seconds: float = 5.0
-    dispatch_interval_seconds: float = 2.0
+    dispatch_interval_seconds: float = Field(
+        default=2.0, description="how often beat dispatches due retries and due campaigns"
+    )
+    sweep_interval_seconds: float = 30.0
+    wa400_pause_threshold: int = Field(
+        default=20, ge=1, description="WA400s in a row that auto-pause a campaign"
+    )
 
     @property
     def kaleyra_url(self) -> str:
