@@ -31,6 +31,11 @@ def pause_keys(prefix: str, sid: str, sender: str) -> tuple[str, str]:
     return f"{prefix}pause:account:{sid}", f"{prefix}pause:sender:{sid}:{sender}"
 
 
+def campaign_pause_key(prefix: str, campaign_id: int) -> str:
+    """Set while a campaign is paused or cancelled: its in-flight batches stop at once."""
+    return f"{prefix}pause:campaign:{campaign_id}"
+
+
 def mirror_key(prefix: str, scope: PauseScope, sid: str, sender: str) -> str:
     account_key, sender_key = pause_keys(prefix, sid, sender)
     return account_key if scope is PauseScope.ACCOUNT else sender_key
