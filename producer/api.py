@@ -17,6 +17,7 @@ from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError, ServiceUnavailable
 from stickerq.masking import redact_url
 from stickerq.settings import Settings
+from stickerq.states import CampaignStatus
 from worker.celery_app import configure_celery
 from worker.dispatch import dispatch_messages
 
@@ -62,9 +63,11 @@ def enqueue_campaign(
     wa_source: str = "api",
     skip_invalid: bool = False,
     sessions: sessionmaker[Session] | None = None,
+    status: CampaignStatus = CampaignStatus.QUEUED,
 ) -> EnqueueResult:
     """Validate the campaign and its recipients, store them in one transaction, dispatch.
 
+    Stored with status `scheduled` (producer.schedule), it is not dispatched: beat does that.
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
     """
     sender = sender or settings.sender
@@ -84,16 +87,24 @@ def enqueue_campaign(
         wa_source=wa_source,
         default_region=settings.default_region,
     )
-    check_broker(settings)
+    dispatching = status is CampaignStatus.QUEUED
+    if dispatching:
+        check_broker(settings)
     sessions = sessions or make_session_factory(make_engine(settings.database_url))
     report = RecipientReport()
     recipients = open_recipients(
         to=to, to_file=to_file, default_region=settings.default_region, report=report
     )
     campaign_id = store_campaign(
-        sessions, spec, settings.kaleyra_sid, recipients, report, skip_invalid=skip_invalid
+        sessions,
+        spec,
+        settings.kaleyra_sid,
+        recipients,
+        report,
+        skip_invalid=skip_invalid,
+        status=status,
     )
-    batches = dispatch_campaign(settings, sessions, campaign_id)
+    batches = dispatch_campaign(settings, sessions, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings
     if report.truncated_refs:
         warnings.append(f"{report.truncated_refs} per-row ref value(s) cut to 255 characters")

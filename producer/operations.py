@@ -6,7 +6,7 @@ import redis
 from sqlalchemy import select
 
 from producer.api import dispatch_campaign
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import open_sessions
 from stickerq.models import Campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
@@ -14,8 +14,7 @@ from worker.pauses import list_pauses, pause_keys, resume
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
-    sessions = make_session_factory(make_engine(settings.database_url))
-    with sessions() as session:
+    with open_sessions(settings.database_url) as sessions, sessions() as session:
         return [
             {
                 "scope": pause.scope,
@@ -34,17 +33,17 @@ def resume_sending(
 ) -> tuple[int, int]:
     """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches)."""
     sid = account or settings.kaleyra_sid
-    sessions = make_session_factory(make_engine(settings.database_url))
-    with sessions.begin() as session:
-        lifted = resume(session, sid, sender)
-        query = select(Campaign.id, Campaign.sender).where(
-            Campaign.sid == sid,
-            Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
-        )
-        if sender is not None:
-            query = query.where(Campaign.sender == sender)
-        campaigns = session.execute(query).all()
-    account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
-    redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
-    batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign, _ in campaigns)
+    with open_sessions(settings.database_url) as sessions:
+        with sessions.begin() as session:
+            lifted = resume(session, sid, sender)
+            query = select(Campaign.id, Campaign.sender).where(
+                Campaign.sid == sid,
+                Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
+            )
+            if sender is not None:
+                query = query.where(Campaign.sender == sender)
+            campaigns = session.execute(query).all()
+        account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
+        redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
+        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign, _ in campaigns)
     return lifted, batches

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from stickerq import cli_campaigns, cli_failures, cli_reports
+from stickerq import cli_campaigns, cli_failures, cli_reports, cli_schedules
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.settings import Settings
 
@@ -149,36 +149,48 @@ def send(
     skip_invalid: bool = typer.Option(False, help="store the valid rows, report the rest"),
     wait: bool = typer.Option(False, help="show progress until every message is settled"),
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    at: str | None = typer.Option(None, help=f"send at this time: {cli_schedules.AT_HELP}"),
+    tz: str | None = typer.Option(None, help=cli_schedules.TZ_HELP),
+    now_if_past: bool = typer.Option(False, help="an --at in the past sends at once"),
+    every: str | None = typer.Option(
+        None, help="recurring: a cron expression read in --tz, e.g. '0 9 * * 1'"
+    ),
 ) -> None:
-    """Validate, store and enqueue a sticker campaign; prints the campaign id."""
-    from producer.api import enqueue_campaign
+    """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
     from producer.store import RecipientsRejected
 
     settings = _settings()
+    campaign = {
+        "sticker_id": sticker_id,
+        "sticker_link": sticker_link,
+        "to": to,
+        "to_file": to_file,
+        "sender": sender,
+        "name": name,
+        "ref": ref,
+        "ref1": ref1,
+        "ref2": ref2,
+        "wa_source": wa_source,
+        "skip_invalid": skip_invalid,
+    }
     try:
-        result = enqueue_campaign(
-            settings,
-            sticker_id=sticker_id,
-            sticker_link=sticker_link,
-            to=to,
-            to_file=to_file,
-            sender=sender,
-            name=name,
-            ref=ref,
-            ref1=ref1,
-            ref2=ref2,
-            wa_source=wa_source,
-            skip_invalid=skip_invalid,
+        result, scheduled = cli_schedules.store_for_send(
+            settings, campaign, at=at, tz=tz, every=every, now_if_past=now_if_past
         )
     except RecipientsRejected as exc:
         _print_invalid(exc.report.invalid, exc.report.invalid_count)
         raise _fail(exc) from None
     except StickerqError as exc:
         raise _fail(exc) from None
+    done = f"{result.batches} batches queued"
+    if scheduled is not None:
+        done = cli_schedules.describe(scheduled)
     if as_json and not wait:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps((scheduled or result).as_dict()))
     elif as_json:
-        err_console.print(f"campaign {result.campaign_id}: {result.recipients:,} recipients queued")
+        err_console.print(
+            f"campaign {result.campaign_id}: {result.recipients:,} recipients, {done}"
+        )
     else:
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}")
@@ -187,10 +199,10 @@ def send(
         console.print(
             f"campaign [bold]{result.campaign_id}[/]: {result.recipients:,} recipients "
             f"({result.duplicates:,} duplicates dropped, {result.invalid_count:,} invalid "
-            f"skipped), {result.batches} batches queued"
+            f"skipped), {done}"
         )
     if wait:
-        _wait(settings, result.campaign_id, as_json, extra=result.as_dict())
+        _wait(settings, result.campaign_id, as_json, extra=(scheduled or result).as_dict())
 
 
 def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
@@ -306,6 +318,7 @@ def demo(
 
 for _module in (cli_campaigns, cli_failures, cli_reports):
     _module.register(app)
+cli_schedules.register(app)
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(
         default=2.0, description="how often beat dispatches due retries and due campaigns"
     )
-    sweep_interval_seconds: float = 30.0
+    sweep_interval_seconds: float = 15.0
+    # A claim whose heartbeat is this old is taken for dead by the sweeper.
+    claim_heartbeat_seconds: float = Field(default=30.0, gt=0)
     wa400_pause_threshold: int = Field(
         default=20, ge=1, description="WA400s in a row that auto-pause a campaign"
     )

@@ -6,37 +6,99 @@ bulk; a pause stops the batch and puts its unsent messages back to `pending`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
+import redis
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
 from stickerq.errors import ConfigurationError
 from stickerq.models import Campaign
-from worker.claims import claim, complete_if_settled, release, write_results
-from worker.pauses import active_pause, record_pause, sync_mirror
+from stickerq.states import CampaignStatus, MessageStatus
+from worker.claims import (
+    ClaimedMessage,
+    MessageResult,
+    claim,
+    complete_if_settled,
+    release,
+    write_results,
+)
+from worker.inflight import ClaimKeys, close_claim, forget_sent, new_claim, open_claim
+from worker.outages import until_database_is_back, until_redis_is_back
+from worker.pauses import active_pause, campaign_pause_key, record_pause, sync_mirror
 from worker.runtime import Runtime
 from worker.sending import BatchOutcome, BatchSender, SendContext
 
 log = logging.getLogger(__name__)
 
+FLUSH_SECONDS = 0.25  # the longest a finished result waits for the database
+
 
 def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> BatchOutcome:
+    keys = new_claim(runtime.settings.redis_prefix)
+    ttl = runtime.settings.claim_heartbeat_seconds
+    until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
+    with runtime.keep_alive(keys):
+        ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_ids, keys)
+        if not claimed:
+            return BatchOutcome()
+        sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys)
+        sending = runtime.submit(sender.send(claimed))
+        written: list[MessageResult] = []
+        while not sending.done():
+            # Write results as they come: what a killed worker leaves `unknown` is then only
+            # what was in flight (and the few answers of the last instant).
+            sender.results_ready.wait(timeout=FLUSH_SECONDS)
+            written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
+        outcome = sending.result()
+        written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
+        until_database_is_back(_record)(runtime, ctx, keys, outcome)
+    runtime.run(close_claim(runtime.aredis, keys))
+    outcome.results.extend(written)
+    return outcome
+
+
+def _flush(
+    runtime: Runtime, ctx: SendContext, keys: ClaimKeys, results: list[MessageResult]
+) -> list[MessageResult]:
+    """Write what finished so far, then drop it from the claim's record of possible sends:
+    a worker killed now leaves `unknown` only what was really in flight."""
+    if not results:
+        return results
+    with runtime.sessions.begin() as session:
+        write_results(session, keys.token, results)
+        _count_wa400_run(runtime, session, ctx.campaign_id, results)
+    forget = forget_sent(runtime.aredis, keys, [result.pk for result in results])
+    with contextlib.suppress(redis.RedisError):
+        runtime.run(forget)
+    return results
+
+
+def _claim(
+    runtime: Runtime, campaign_id: int, message_ids: Sequence[int], keys: ClaimKeys
+) -> tuple[SendContext | None, list[ClaimedMessage]]:
     settings = runtime.settings
     with runtime.sessions.begin() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             log.warning("campaign %s does not exist; batch dropped", campaign_id)
-            return BatchOutcome()
+            return None, []
         if campaign.sid != settings.kaleyra_sid:
             raise ConfigurationError(
                 f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
                 f"holds the key of {settings.kaleyra_sid}"
             )
         pause = active_pause(session, campaign.sid, campaign.sender)
-        sync_mirror(runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause)
+        # Without Redis the limiter, which needs it too, holds the sends until it is back.
+        with contextlib.suppress(redis.RedisError):
+            sync_mirror(runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause)
         if pause is not None:
-            return BatchOutcome()
-        claimed = claim(session, campaign_id, message_ids)
+            return None, []
+        claimed = claim(session, campaign_id, message_ids, keys.token)
         ctx = SendContext(
+            campaign_id=campaign_id,
             sid=campaign.sid,
             sender=campaign.sender,
             sticker={"id": campaign.sticker_id}
@@ -49,17 +111,47 @@ def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
             connect_retry_seconds=settings.connect_retry_seconds,
             redis_prefix=settings.redis_prefix,
         )
-    if not claimed:
-        return BatchOutcome()
+    return ctx, claimed
 
-    sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis)
-    outcome = runtime.run(sender.send(claimed))
 
+def _record(runtime: Runtime, ctx: SendContext, keys: ClaimKeys, outcome: BatchOutcome) -> None:
+    """After the last results: unsent messages back, the pause stored, the campaign settled."""
     with runtime.sessions.begin() as session:
-        write_results(session, outcome.results)
-        release(session, outcome.unsent)
+        release(session, ctx.campaign_id, keys.token, outcome.unsent)
         if outcome.pause is not None:
-            record_pause(session, outcome.pause, ctx.sid, ctx.sender, campaign_id)
+            record_pause(session, outcome.pause, ctx.sid, ctx.sender, ctx.campaign_id)
     with runtime.sessions.begin() as session:
-        complete_if_settled(session, campaign_id)
-    return outcome
+        complete_if_settled(session, ctx.campaign_id)
+
+
+def _count_wa400_run(
+    runtime: Runtime, session: Session, campaign_id: int, results: Sequence[MessageResult]
+) -> None:
+    """A long run of WA400s (a bad media id, say) pauses the campaign instead of failing
+    every recipient. Batches running at once make the count approximate, never lost."""
+    answered = sorted((r for r in results if r.attempts), key=lambda r: r.attempts[-1].started_at)
+    if not answered:
+        return
+    campaign = session.get(Campaign, campaign_id, with_for_update=True)
+    assert campaign is not None
+    streak = campaign.wa400_streak
+    for result in answered:
+        wa400 = result.status == MessageStatus.FAILED and result.code == "WA400"
+        streak = streak + 1 if wa400 else 0
+    campaign.wa400_streak = streak
+    threshold = runtime.settings.wa400_pause_threshold
+    if streak >= threshold and campaign.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                status=CampaignStatus.PAUSED,
+                pause_reason=f"{streak} WA400 (bad payload) answers in a row: check the "
+                "sticker id or link, then `stickerq campaigns resume`",
+            )
+        )
+        with contextlib.suppress(redis.RedisError):  # claims read the status anyway
+            runtime.redis.set(
+                campaign_pause_key(runtime.settings.redis_prefix, campaign_id), "WA400"
+            )
+        log.warning("campaign %s paused after %s WA400s in a row", campaign_id, streak)

@@ -16,7 +16,12 @@ app = Celery("stickerq", include=["worker.tasks"])
 
 def configure_celery(settings: Settings) -> Celery:
     """Point the app at these settings' broker; a no-op when it already is."""
-    broker = (settings.redis_url, settings.redis_prefix, settings.dispatch_interval_seconds)
+    broker = (
+        settings.redis_url,
+        settings.redis_prefix,
+        settings.dispatch_interval_seconds,
+        settings.sweep_interval_seconds,
+    )
     if app.conf.get("stickerq_broker") == broker:
         return app
     _drop_connections()
@@ -44,7 +49,12 @@ def configure_celery(settings: Settings) -> Celery:
             "dispatch-due-retries": {
                 "task": "stickerq.dispatch_due",
                 "schedule": settings.dispatch_interval_seconds,
-            }
+            },
+            "sweep": {"task": "stickerq.sweep", "schedule": settings.sweep_interval_seconds},
+            "dispatch-due-campaigns": {
+                "task": "stickerq.dispatch_due_campaigns",
+                "schedule": settings.dispatch_interval_seconds,
+            },
         },
     )
     return app

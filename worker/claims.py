@@ -58,8 +58,10 @@ class MessageResult:
     next_attempt_at: datetime | None = None
 
 
-def claim(session: Session, campaign_id: int, message_ids: Sequence[int]) -> list[ClaimedMessage]:
-    """Move the batch's still-pending, due messages to `sending`; return what was claimed."""
+def claim(
+    session: Session, campaign_id: int, message_ids: Sequence[int], token: str
+) -> list[ClaimedMessage]:
+    """Move the batch's still-pending, due messages to `sending` under this claim token."""
     now = utcnow()
     campaign_sendable = exists().where(
         Campaign.id == campaign_id, Campaign.status.in_(SENDABLE_CAMPAIGN)
@@ -73,7 +75,9 @@ def claim(session: Session, campaign_id: int, message_ids: Sequence[int]) -> lis
             or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
             campaign_sendable,
         )
-        .values(status=MessageStatus.SENDING, claimed_at=now, next_attempt_at=None)
+        .values(
+            status=MessageStatus.SENDING, claimed_at=now, next_attempt_at=None, claim_token=token
+        )
         .returning(
             Message.id,
             Message.recipient,
@@ -94,21 +98,46 @@ def claim(session: Session, campaign_id: int, message_ids: Sequence[int]) -> lis
     return [ClaimedMessage(*row) for row in rows]
 
 
-def release(session: Session, message_pks: Sequence[int]) -> None:
-    """Claimed but never sent (a pause stopped the batch): back to `pending`."""
-    if message_pks:
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(message_pks), Message.status == MessageStatus.SENDING)
-            .values(status=MessageStatus.PENDING, claimed_at=None),
-            execution_options={"synchronize_session": False},
+def release(session: Session, campaign_id: int, token: str, message_pks: Sequence[int]) -> None:
+    """Claimed but never sent (a pause stopped the batch): back to `pending`, or to
+    `cancelled` when the campaign was cancelled meanwhile."""
+    if not message_pks:
+        return
+    cancelled = session.scalar(
+        select(Campaign.status == CampaignStatus.CANCELLED).where(Campaign.id == campaign_id)
+    )
+    session.execute(
+        update(Message)
+        .where(
+            Message.id.in_(message_pks),
+            Message.claim_token == token,
+            # The worker knows these never left, even if a sweeper had to guess `unknown`.
+            or_(Message.status == MessageStatus.SENDING, Message.status == MessageStatus.UNKNOWN),
         )
+        .values(
+            status=MessageStatus.CANCELLED if cancelled else MessageStatus.PENDING,
+            claimed_at=None,
+            claim_token=None,
+        ),
+        execution_options={"synchronize_session": False},
+    )
 
 
 _table = Message.__table__
 _write_result = (
     update(_table)
-    .where(and_(_table.c.id == bindparam("pk"), _table.c.status == MessageStatus.SENDING))
+    # A sweeper that took this claim for dead may have made its sent messages `unknown`;
+    # the worker's real result wins.
+    .where(
+        and_(
+            _table.c.id == bindparam("pk"),
+            _table.c.claim_token == bindparam("token"),
+            or_(
+                _table.c.status == MessageStatus.SENDING,
+                _table.c.status == MessageStatus.UNKNOWN,
+            ),
+        )
+    )
     .values(
         status=bindparam("status"),
         attempts=bindparam("total_attempts"),
@@ -124,11 +153,13 @@ _write_result = (
 )
 
 
-def write_results(session: Session, results: Sequence[MessageResult]) -> None:
+def write_results(session: Session, token: str, results: Sequence[MessageResult]) -> None:
     """All of a batch's outcomes and attempts in two executemany statements."""
     if not results:
         return
-    session.connection().execute(_write_result, [_result_params(r) for r in results])
+    session.connection().execute(
+        _write_result, [{**_result_params(r), "token": token} for r in results]
+    )
     attempt_rows = [{"message_pk": r.pk, **vars_of(a)} for r in results for a in r.attempts]
     if attempt_rows:
         session.execute(insert(Attempt), attempt_rows)

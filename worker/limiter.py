@@ -35,14 +35,21 @@ REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutE
 
 _FIRST_BACKOFF = 0.1  # seconds; doubles per failed try up to max_backoff
 
-# KEYS[1]: the sender's bucket; KEYS[2..]: block keys (pause mirrors).
-# ARGV: emission interval (microseconds per token), burst (tokens), tokens wanted.
-# Returns {granted, wait in microseconds (when granted < wanted), blocked (0/1)}.
+# KEYS[1]: the sender's bucket; KEYS[2]: a send-marker set, or "" for none;
+# KEYS[3..]: block keys (pause mirrors).
+# ARGV: emission interval (microseconds per token), burst (tokens), tokens wanted, and the
+# member to add to the marker set on a grant.
+# Returns {granted, wait in microseconds (when granted < wanted), blocked (0/1/2)}:
+# 1 a block key exists, 2 the marker set is gone (Redis lost its state: nothing may be sent
+# under a claim whose record of sends was lost, see worker/inflight.py).
 # The bucket key holds TAT in microseconds of Redis time; a missing key is an idle bucket,
 # so the key expires as soon as TAT is in the past.
 _GCRA = """
-if #KEYS > 1 and redis.call('EXISTS', unpack(KEYS, 2)) > 0 then
+if #KEYS > 2 and redis.call('EXISTS', unpack(KEYS, 3)) > 0 then
   return {0, 0, 1}
+end
+if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {0, 0, 2}
 end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2]) * interval
@@ -56,6 +63,7 @@ if tat < now then tat = now end
 local free = math.floor((now + tolerance - tat + 1) / interval)
 local granted = math.max(0, math.min(wanted, free))
 if granted > 0 then
+  if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], ARGV[4]) end
   tat = tat + granted * interval
   redis.call('SET', KEYS[1], string.format('%.3f', tat),
              'PX', math.ceil((tat - now) / 1000) + 1)
@@ -74,7 +82,7 @@ class Grant:
 
     granted: int  # tokens granted now (0..requested)
     wait_seconds: float  # when granted < requested: how long until the next token is due
-    blocked: bool  # a block key exists: nothing granted
+    blocked: bool  # a block key exists (or the marker set is lost): nothing granted
 
 
 def burst_tokens(rate_per_second: float) -> float:
@@ -118,15 +126,25 @@ class RateLimiter:
         rate_per_second: float,
         tokens: int = 1,
         block_keys: Sequence[str] = (),
+        mark: tuple[str, str] | None = None,
     ) -> Grant:
-        """Ask once for up to `tokens`; raises the redis error if Redis cannot be reached."""
+        """Ask once for up to `tokens`; raises the redis error if Redis cannot be reached.
+
+        With `mark=(set_key, member)` a grant also adds member to that set, atomically, and
+        nothing is granted if the set does not exist.
+        """
         if not (math.isfinite(rate_per_second) and rate_per_second > 0):
             raise ValueError(f"rate_per_second must be a positive number, got {rate_per_second!r}")
         if tokens < 1:
             raise ValueError(f"tokens must be at least 1, got {tokens!r}")
         granted, wait_us, blocked = await self._script(
-            keys=[self.bucket_key(sender), *block_keys],
-            args=[repr(1e6 / rate_per_second), repr(burst_tokens(rate_per_second)), tokens],
+            keys=[self.bucket_key(sender), mark[0] if mark else "", *block_keys],
+            args=[
+                repr(1e6 / rate_per_second),
+                repr(burst_tokens(rate_per_second)),
+                tokens,
+                mark[1] if mark else "",
+            ],
         )
         return Grant(granted=int(granted), wait_seconds=int(wait_us) / 1e6, blocked=bool(blocked))
 
@@ -136,6 +154,7 @@ class RateLimiter:
         rate_per_second: float,
         tokens: int = 1,
         block_keys: Sequence[str] = (),
+        mark: tuple[str, str] | None = None,
     ) -> int:
         """Wait until at least one token is granted and return how many (<= tokens).
 
@@ -146,7 +165,9 @@ class RateLimiter:
             failures = 0
             while True:
                 try:
-                    grant = await self.try_acquire(sender, rate_per_second, tokens, block_keys)
+                    grant = await self.try_acquire(
+                        sender, rate_per_second, tokens, block_keys, mark
+                    )
                 except REDIS_UNAVAILABLE as exc:
                     failures += 1
                     delay = backoff_delay(failures, self._max_backoff)

@@ -8,9 +8,11 @@ so connections stay open across tasks (keep-alive) instead of one loop per task.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import redis
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
+from worker.inflight import ClaimKeys, beat_forever
 from worker.kaleyra import KaleyraClient
 from worker.limiter import RateLimiter
 from worker.retries import RetryPolicy
@@ -64,7 +67,21 @@ class Runtime:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on this process's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        return self.submit(coro).result()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on this process's loop; the caller waits on the future."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    @contextlib.contextmanager
+    def keep_alive(self, keys: ClaimKeys) -> Iterator[None]:
+        """Refresh the claim's heartbeat in Redis for as long as the block runs."""
+        beat = beat_forever(self.aredis, keys, self.settings.claim_heartbeat_seconds)
+        future = asyncio.run_coroutine_threadsafe(beat, self._loop)
+        try:
+            yield
+        finally:
+            future.cancel()
 
     def close(self) -> None:
         async def close_async() -> None:

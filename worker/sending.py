@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,10 +20,11 @@ from stickerq.masking import mask_phone
 from stickerq.models import utcnow
 from stickerq.states import MessageStatus
 from worker.claims import AttemptRecord, ClaimedMessage, MessageResult
+from worker.inflight import ClaimKeys
 from worker.kaleyra import KaleyraClient, Reply, StickerRequest
 from worker.limiter import RateLimiter
 from worker.outcomes import FINAL_STATUS, Action, Outcome, classify
-from worker.pauses import PauseRequest, mirror_key, pause_keys
+from worker.pauses import PauseRequest, campaign_pause_key, mirror_key, pause_keys
 from worker.retries import RetryPolicy, with_quick_retries
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 class SendContext:
     """What every message of one campaign's batch shares."""
 
+    campaign_id: int
     sid: str
     sender: str
     sticker: dict[str, str]
@@ -44,7 +48,9 @@ class SendContext:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    results: list[MessageResult] = field(default_factory=list)
+    # Appended on the event loop, drained by the Celery thread while the batch runs
+    # (deque appends and pops are atomic), so results reach the database as they come.
+    results: deque[MessageResult] = field(default_factory=deque)
     unsent: list[int] = field(default_factory=list)  # claimed, never tried: release them
     pause: PauseRequest | None = None
 
@@ -61,15 +67,36 @@ class _Progress:
 
 class BatchSender:
     def __init__(
-        self, ctx: SendContext, client: KaleyraClient, limiter: RateLimiter, redis: aioredis.Redis
+        self,
+        ctx: SendContext,
+        client: KaleyraClient,
+        limiter: RateLimiter,
+        redis: aioredis.Redis,
+        claim: ClaimKeys,
     ) -> None:
         self.ctx = ctx
         self.client = client
         self.limiter = limiter
         self.redis = redis
-        self.block_keys = pause_keys(ctx.redis_prefix, ctx.sid, ctx.sender)
+        self.claim = claim
+        # Any of these stops the batch before its next request: the account's or sender's
+        # pause, the campaign's pause or cancel, and the sweeper having declared us dead.
+        self.block_keys = (
+            *pause_keys(ctx.redis_prefix, ctx.sid, ctx.sender),
+            campaign_pause_key(ctx.redis_prefix, ctx.campaign_id),
+            claim.dead,
+        )
         self.stop = asyncio.Event()
         self.outcome = BatchOutcome()
+        self.results_ready = threading.Event()  # wakes the thread that writes results
+
+    def take_results(self) -> list[MessageResult]:
+        """The results finished so far and not yet taken (called from another thread)."""
+        self.results_ready.clear()
+        taken = []
+        while self.outcome.results:
+            taken.append(self.outcome.results.popleft())
+        return taken
 
     async def send(self, claimed: list[ClaimedMessage]) -> BatchOutcome:
         slots = asyncio.Semaphore(self.ctx.in_flight)
@@ -107,17 +134,23 @@ class BatchSender:
             log.exception("message %s: unexpected error while sending", message.pk)
             outcome = Outcome(Action.UNKNOWN, reason=f"internal error: {type(exc).__name__}")
         self.outcome.results.append(self._result(message, outcome, progress))
+        self.results_ready.set()
 
     async def _attempt(
         self, message: ClaimedMessage, request: StickerRequest, progress: _Progress
     ) -> Outcome:
         if self.stop.is_set():
             raise _Stopped
-        # A wait for a token is neither an attempt nor a failure.
-        if (
-            await self.limiter.take(self.ctx.sender, self.ctx.rate_per_second, 1, self.block_keys)
-            == 0
-        ):
+        # A wait for a token is neither an attempt nor a failure. The same atomic step
+        # records the message as possibly sent (see worker/inflight.py).
+        granted = await self.limiter.take(
+            self.ctx.sender,
+            self.ctx.rate_per_second,
+            1,
+            self.block_keys,
+            mark=(self.claim.sent, str(message.pk)),
+        )
+        if granted == 0:
             self.stop.set()
             raise _Stopped
         started_at = utcnow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from worker import scheduling, sweeper
 from worker.batches import process_batch
 from worker.celery_app import app
 from worker.dispatch import dispatch_due_retries
@@ -13,7 +14,28 @@ def send_batch(campaign_id: int, message_ids: list[int]) -> None:
     process_batch(current_runtime(), campaign_id, message_ids)
 
 
+@app.task(name="stickerq.sweep")
+def sweep() -> None:
+    runtime = current_runtime()
+    settings = runtime.settings
+    sweeper.sweep(
+        runtime.sessions,
+        runtime.redis,
+        settings.redis_prefix,
+        settings.batch_size,
+        grace_seconds=settings.claim_heartbeat_seconds,
+    )
+
+
 @app.task(name="stickerq.dispatch_due")
 def dispatch_due() -> None:
     runtime = current_runtime()
     dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
+
+
+@app.task(name="stickerq.dispatch_due_campaigns")
+def dispatch_due_campaigns() -> None:
+    """Start the recurring runs whose time has come, then queue every due scheduled campaign."""
+    runtime = current_runtime()
+    scheduling.run_due_schedules(runtime.sessions)
+    scheduling.dispatch_due_campaigns(runtime.sessions, runtime.settings.batch_size)

@@ -42,9 +42,11 @@ def stored_campaign(sessions: sessionmaker[Session], count: int = 200) -> tuple[
     return campaign_id, ids
 
 
-def claim_in_own_session(sessions: sessionmaker[Session], campaign_id: int, ids: list[int]):
+def claim_in_own_session(
+    sessions: sessionmaker[Session], campaign_id: int, ids: list[int], token: str = "T1"
+) -> list[int]:
     with sessions.begin() as session:
-        return [message.pk for message in claim(session, campaign_id, ids)]
+        return [message.pk for message in claim(session, campaign_id, ids, token)]
 
 
 def test_concurrent_claims_of_one_batch_never_overlap(sessions: sessionmaker[Session]) -> None:
@@ -97,8 +99,8 @@ def test_results_are_written_in_bulk_and_the_campaign_completes(
         MessageResult(ids[1], MessageStatus.FAILED, [record], 1, 0, code="WA400"),
     ]
     with sessions.begin() as session:
-        write_results(session, results)
-        release(session, [ids[2]])
+        write_results(session, "T1", results)
+        release(session, campaign_id, "T1", [ids[2]])
         assert not complete_if_settled(session, campaign_id)  # ids[2] is pending again
     with sessions() as session:
         rows = {m.id: m for m in session.scalars(select(Message).where(Message.id.in_(ids)))}
@@ -112,7 +114,7 @@ def test_results_are_written_in_bulk_and_the_campaign_completes(
 
     claim_in_own_session(sessions, campaign_id, [ids[2]])
     with sessions.begin() as session:
-        write_results(session, [MessageResult(ids[2], MessageStatus.UNKNOWN, [record], 1, 0)])
+        write_results(session, "T1", [MessageResult(ids[2], MessageStatus.UNKNOWN, [record], 1, 0)])
         assert complete_if_settled(session, campaign_id)
 
 

@@ -128,7 +128,7 @@ def test_redelivered_batches_send_nothing_twice(
     wait_until(lambda: db.settled(campaign_id))
     ids = [m.id for m in db.messages(campaign_id)]
     outcome = process_batch(runtime.current_runtime(), campaign_id, ids)  # and a third time
-    assert outcome.results == [] and outcome.unsent == []
+    assert not outcome.results and not outcome.unsent
     counts = sandbox.stats()["accepted"]
     assert sorted(counts) == sorted(recipients)
     assert set(counts.values()) == {1}

@@ -1,0 +1,69 @@
+"""Fixtures for the fault tests: tight sweeper settings and killable worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stickerq.settings import Settings
+
+
+@pytest.fixture
+def fault_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "batch_size": 100,
+            "in_flight": 20,
+            "claim_heartbeat_seconds": 2.0,
+            "sweep_interval_seconds": 1.0,
+            "dispatch_interval_seconds": 1.0,
+            "retry_delays_seconds": [0.2, 0.2, 0.2, 0.2],
+        }
+    )
+
+
+class Workers:
+    """`stickerq worker` processes in their own process groups, so SIGKILL takes the pool too."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp_path / f"worker-{len(self.processes)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stickerq", "worker", "--concurrency", "1", *args],
+            env={**os.environ, **settings.as_environment()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop_all()
