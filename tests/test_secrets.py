@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +67,32 @@ def test_api_key_appears_in_no_log_queue_table_or_report(
     }
     for where, content in everything.items():
         assert TEST_API_KEY not in content, f"the api-key leaked into the {where}"
+    # phone numbers are personal data: logs show them masked
+    for number in recipients:
+        assert number not in everything["worker log"], f"{number} unmasked in the worker log"
+    assert "+91******0001" in everything["worker log"]
     # and the run really did something worth grepping
     assert "send_batch" in everything["worker log"]
     assert "sent" in everything["report"] and "failed" in everything["report"]
     db.close()
+
+
+PRODUCT = [
+    Path(__file__).resolve().parents[1] / name for name in ("stickerq", "worker", "producer")
+]
+BUILT_SQL = re.compile(
+    r"""(text|exec_driver_sql|execute)\(\s*f["']|["'](SELECT|INSERT|UPDATE|DELETE)\b[^"']*["']\s*%""",
+    re.IGNORECASE,
+)
+
+
+def test_sql_is_only_built_with_bound_parameters() -> None:
+    """No SQL made by formatting strings in the product code: values go as parameters."""
+    offenders = [
+        f"{path}:{number}"
+        for package in PRODUCT
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if BUILT_SQL.search(line)
+    ]
+    assert offenders == []

@@ -7,9 +7,12 @@ once; every `sent` row has the message_id the sandbox returned, with its ref/ref
 
 from __future__ import annotations
 
+from collections import Counter
+
 import redis
 
 from producer.api import enqueue_campaign
+from producer.requeue import requeue
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
@@ -144,10 +147,37 @@ def test_dropped_connections_and_html_502s_are_unknown_never_sent_twice(
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
     assert counts[MessageStatus.UNKNOWN] == len(script)
     assert counts[MessageStatus.SENT] == 600 - len(script)
-    requests_per_recipient: dict[str, int] = {}
-    for row in sandbox.requests():
-        requests_per_recipient[row["recipient"]] = (
-            requests_per_recipient.get(row["recipient"], 0) + 1
-        )
+    requests_per_recipient = Counter(row["recipient"] for row in sandbox.requests())
     assert set(requests_per_recipient.values()) == {1}  # unknown is never resent
+    db.close()
+
+
+def test_balance_running_out_parks_pauses_and_requeue_sends_each_rest_once(
+    fault_settings: Settings, sandbox: SandboxServer, workers: Workers
+) -> None:
+    sandbox.configure(latency_ms=50, balance=700)
+    db = Db(fault_settings)
+    campaign_id = enqueue(fault_settings, 2000)
+    workers.start(fault_settings, "--beat")
+    wait_until(
+        lambda: (
+            db.active_pauses()
+            and not any(m.status == MessageStatus.SENDING for m in db.messages(campaign_id))
+        ),
+        timeout=60,
+        interval=0.2,
+    )
+    [pause] = db.active_pauses()
+    assert (pause.scope, pause.code) == ("account", "E110")
+    statuses = Counter(m.status for m in db.messages(campaign_id))
+    assert statuses[MessageStatus.SENT] == 700
+    assert statuses[MessageStatus.PARKED] + statuses[MessageStatus.PENDING] == 1300
+    assert statuses[MessageStatus.PARKED] <= fault_settings.in_flight  # only those in flight
+
+    sandbox.configure(balance=None)
+    requeue(fault_settings, campaign_id, "parked", code="E110", resume=True)
+    wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
+    counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
+    assert counts == {MessageStatus.SENT: 2000}
+    assert len(sandbox.accepted()) == 2000
     db.close()

@@ -134,3 +134,28 @@ def test_redelivered_batches_send_nothing_twice(
     assert set(counts.values()) == {1}
     assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.SENT}
     db.close()
+
+
+def test_a_run_of_wa400s_auto_pauses_the_campaign_with_the_reason(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    settings = settings.model_copy(
+        update={"wa400_pause_threshold": 5, "in_flight": 1, "batch_size": 4}
+    )
+    recipients = numbers(30)
+    sandbox.script({number: ["WA400"] for number in recipients})  # a bad media id, say
+    run_worker(settings)
+    db = Db(settings)
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+    ).campaign_id
+
+    wait_until(lambda: db.campaign(campaign_id).status == "paused")
+    wait_until(lambda: not _sending(db, campaign_id))
+    campaign = db.campaign(campaign_id)
+    assert "WA400" in (campaign.pause_reason or "")
+    failed = [m for m in db.messages(campaign_id) if m.status == MessageStatus.FAILED]
+    pending = [m for m in db.messages(campaign_id) if m.status == MessageStatus.PENDING]
+    assert 5 <= len(failed) <= 5 + 2 * 4  # the batches already running may finish theirs
+    assert len(failed) + len(pending) == 30
+    db.close()
