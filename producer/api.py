@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from producer.recipients import InvalidRow, RecipientReport, open_recipients
 from producer.spec import validate_spec
 from producer.store import iter_pending_ids, store_campaign
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError, ServiceUnavailable
 from stickerq.masking import redact_url
 from stickerq.settings import Settings
@@ -90,21 +90,21 @@ def enqueue_campaign(
     dispatching = status is CampaignStatus.QUEUED
     if dispatching:
         check_broker(settings)
-    sessions = sessions or make_session_factory(make_engine(settings.database_url))
     report = RecipientReport()
-    recipients = open_recipients(
-        to=to, to_file=to_file, default_region=settings.default_region, report=report
-    )
-    campaign_id = store_campaign(
-        sessions,
-        spec,
-        settings.kaleyra_sid,
-        recipients,
-        report,
-        skip_invalid=skip_invalid,
-        status=status,
-    )
-    batches = dispatch_campaign(settings, sessions, campaign_id) if dispatching else 0
+    with open_sessions(settings.database_url, sessions) as factory:
+        recipients = open_recipients(
+            to=to, to_file=to_file, default_region=settings.default_region, report=report
+        )
+        campaign_id = store_campaign(
+            factory,
+            spec,
+            settings.kaleyra_sid,
+            recipients,
+            report,
+            skip_invalid=skip_invalid,
+            status=status,
+        )
+        batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings
     if report.truncated_refs:
         warnings.append(f"{report.truncated_refs} per-row ref value(s) cut to 255 characters")

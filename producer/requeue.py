@@ -18,7 +18,7 @@ from producer.api import check_broker, dispatch_campaign
 from producer.failures import parse_status
 from producer.operations import resume_sending
 from producer.progress import CampaignNotFound
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
 from stickerq.settings import Settings
@@ -73,15 +73,8 @@ def requeue(
     dispatch them. Refuses while the campaign's account or sender is paused, unless `resume`
     lifts the pause first. A dry run only counts. `sessions` reuses the caller's factory."""
     wanted = parse_status(status)
-    if sessions is not None:
-        return _requeue(settings, sessions, campaign_id, wanted, code, dry_run, resume)
-    engine = make_engine(settings.database_url)
-    try:
-        return _requeue(
-            settings, make_session_factory(engine), campaign_id, wanted, code, dry_run, resume
-        )
-    finally:
-        engine.dispose()
+    with open_sessions(settings.database_url, sessions) as factory:
+        return _requeue(settings, factory, campaign_id, wanted, code, dry_run, resume)
 
 
 def _requeue(

@@ -31,7 +31,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.api import EnqueueResult, enqueue_campaign
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.settings import Settings
@@ -330,14 +330,8 @@ def _factory(
     settings: Settings, sessions: sessionmaker[Session] | None
 ) -> Iterator[sessionmaker[Session]]:
     """The caller's session factory, or one on settings.database_url closed afterwards."""
-    if sessions is not None:
-        yield sessions
-        return
-    engine = make_engine(settings.database_url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+    with open_sessions(settings.database_url, sessions) as factory:
+        yield factory
 
 
 def _parse_iso(text: str) -> datetime:

@@ -1,3 +1,3 @@
-from stickerq.cli import app
+from stickerq.cli import main
 
-app()
+main()

@@ -206,11 +206,11 @@ def send(
 
 
 def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
-    from stickerq.db import make_engine, make_session_factory
+    from stickerq.db import open_sessions
     from stickerq.watch import progress_table, watch_campaign
 
-    sessions = make_session_factory(make_engine(settings.database_url))
-    progress = watch_campaign(sessions, campaign_id, err_console if as_json else console)
+    with open_sessions(settings.database_url) as sessions:
+        progress = watch_campaign(sessions, campaign_id, err_console if as_json else console)
     if as_json:
         print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
         return
@@ -249,13 +249,12 @@ def status(
 ) -> None:
     """Counts of a campaign's messages by status and by error code."""
     from producer.progress import campaign_progress
-    from stickerq.db import make_engine, make_session_factory
+    from stickerq.db import open_sessions
     from stickerq.watch import progress_table
 
     settings = _settings()
-    sessions = make_session_factory(make_engine(settings.database_url))
     try:
-        with sessions() as session:
+        with open_sessions(settings.database_url) as sessions, sessions() as session:
             progress = campaign_progress(session, campaign_id)
     except StickerqError as exc:
         raise _fail(exc) from None
@@ -321,9 +320,23 @@ for _module in (cli_campaigns, cli_failures, cli_reports):
 cli_schedules.register(app)
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+def main() -> None:
+    """Console entry: the app, with the database problems users meet turned into advice."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        message = str(exc.orig) if exc.orig is not None else str(exc)
+        if "no such table" in message or "does not exist" in message:
+            err_console.print(
+                "[red]error:[/] the database has no stickerq tables (or an old schema): "
+                "run `stickerq db upgrade`"
+            )
+        else:
+            err_console.print(f"[red]error:[/] the database cannot be used: {message}")
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -80,14 +80,10 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _session() -> Iterator[Session]:
     from stickerq.cli import _settings
-    from stickerq.db import make_engine, make_session_factory
+    from stickerq.db import open_sessions
 
-    engine = make_engine(_settings().database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+    with open_sessions(_settings().database_url) as sessions, sessions() as session:
+        yield session
 
 
 def _fail(exc: StickerqError) -> typer.Exit:

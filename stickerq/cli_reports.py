@@ -15,9 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+from stickerq.db import open_sessions
 
+if TYPE_CHECKING:
     from producer.reports import Breakdown, CampaignReport, RefColumn, RefGroup
 
 
@@ -48,7 +48,7 @@ def report(
         raise typer.Exit(EXIT_REJECTED)
     settings = _settings()
     try:
-        with _sessions(settings.database_url)() as session:
+        with open_sessions(settings.database_url) as sessions, sessions() as session:
             result = campaign_report(session, campaign_id, cast("RefColumn", by), top=top)
     except StickerqError as exc:
         raise _fail(exc) from None
@@ -79,7 +79,11 @@ def export(
 
     settings = _settings()
     try:
-        with _sessions(settings.database_url)() as session, _output(csv_path) as out:
+        with (
+            open_sessions(settings.database_url) as sessions,
+            sessions() as session,
+            _output(csv_path) as out,
+        ):
             rows = export_campaign(session, campaign_id, out)
     except CampaignNotFound as exc:
         raise _fail(exc) from None
@@ -94,12 +98,6 @@ def export(
         raise typer.Exit(EXIT_REJECTED) from None
     where = "stdout" if csv_path == "-" else csv_path
     err_console.print(f"campaign {campaign_id}: {rows:,} rows written to {where}")
-
-
-def _sessions(url: str) -> sessionmaker[Session]:
-    from stickerq.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(url))
 
 
 @contextmanager

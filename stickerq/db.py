@@ -42,8 +42,14 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def open_sessions(url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory on a fresh engine, disposed (connections closed) at the end."""
+def open_sessions(
+    url: str, sessions: sessionmaker[Session] | None = None
+) -> Iterator[sessionmaker[Session]]:
+    """The caller's session factory if given, else one on a fresh engine that is disposed
+    (its connections closed) at the end."""
+    if sessions is not None:
+        yield sessions
+        return
     engine = make_engine(url)
     try:
         yield make_session_factory(engine)

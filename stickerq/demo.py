@@ -18,7 +18,7 @@ import redis
 from rich.console import Console
 
 from producer.api import check_broker, enqueue_campaign
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade
 from stickerq.sandbox import SandboxConfig, SandboxServer
@@ -86,10 +86,10 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
             sender=UNREGISTERED_SENDER,
             name="demo: sender not on the account",
         )
-        sessions = make_session_factory(make_engine(settings.database_url))
-        for campaign_id in (main.campaign_id, stray.campaign_id):
-            progress = watch_campaign(sessions, campaign_id, console, timeout_seconds=300)
-            console.print(progress_table(progress))
+        with open_sessions(settings.database_url) as sessions:
+            for campaign_id in (main.campaign_id, stray.campaign_id):
+                progress = watch_campaign(sessions, campaign_id, console, timeout_seconds=300)
+                console.print(progress_table(progress))
         stats = sandbox.stats()
         repeats = sum(1 for count in stats["accepted"].values() if count > 1)
         console.print(

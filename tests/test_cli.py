@@ -40,6 +40,19 @@ SUBCOMMANDS = [
     ["pauses"],
     ["resume"],
     ["demo"],
+    ["failures"],
+    ["messages", "show"],
+    ["requeue"],
+    ["report"],
+    ["export"],
+    ["reschedule"],
+    ["schedules", "list"],
+    ["schedules", "stop"],
+    ["campaigns", "list"],
+    ["campaigns", "show"],
+    ["campaigns", "pause"],
+    ["campaigns", "resume"],
+    ["campaigns", "cancel"],
 ]
 
 
@@ -447,3 +460,21 @@ def test_db_upgrade_creates_the_tables_in_a_fresh_sqlite_file(
     sent = run(settings, "send", "--sticker-id", STICKER_ID, "--to", RECIPIENTS[0], "--json")
     assert_clean_exit(sent, 0)
     assert stored_counts(settings) == (1, 1)
+
+
+def test_an_unmigrated_database_gets_advice_not_a_traceback(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "STICKERQ_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        "COLUMNS": "200",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "stickerq", "status", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "stickerq db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
