@@ -10,22 +10,12 @@ from stickerq.db import open_sessions
 from stickerq.models import Campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
-from worker.pauses import list_pauses, pause_keys, resume
+from worker.pauses import describe_pause, list_pauses, pause_keys, resume
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
     with open_sessions(settings.database_url) as sessions, sessions() as session:
-        return [
-            {
-                "scope": pause.scope,
-                "sid": pause.sid,
-                "sender": pause.sender,
-                "code": pause.code,
-                "since": pause.paused_at.isoformat(),
-                "reason": pause.reason,
-            }
-            for pause in list_pauses(session)
-        ]
+        return [describe_pause(pause) for pause in list_pauses(session)]
 
 
 def resume_sending(

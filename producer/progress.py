@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, Message, Pause
+from stickerq.models import Campaign, Message
 from stickerq.states import SETTLED, MessageStatus
-from worker.pauses import active_pause
+from worker.pauses import active_pause, describe_pause
 
 
 class CampaignNotFound(StickerqError):
@@ -103,17 +103,5 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         retries_waiting=retries_waiting,
         attempts=int(attempts),
         retried=int(attempts) - int(attempted),
-        pause=_describe(pause),
+        pause=describe_pause(pause) if pause else None,
     )
-
-
-def _describe(pause: Pause | None) -> dict[str, str] | None:
-    if pause is None:
-        return None
-    return {
-        "scope": pause.scope,
-        "sid": pause.sid,
-        "sender": pause.sender,
-        "code": pause.code,
-        "reason": pause.reason,
-    }

@@ -25,6 +25,7 @@ from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 from worker.celery_app import configure_celery
 from worker.dispatch import dispatch_messages
+from worker.pauses import describe_pause
 
 CHUNK = 1000  # messages per conditional UPDATE (and per short transaction)
 
@@ -99,7 +100,7 @@ def _requeue(
         )
     if campaign_status == CampaignStatus.CANCELLED:
         raise RequeueRefused(f"campaign {campaign_id} was cancelled: its messages cannot go out")
-    described = [_describe(pause) for pause in pauses]
+    described = [describe_pause(pause) for pause in pauses]
     if dry_run:
         return RequeueResult(
             campaign_id, wanted, code, True, matching or 0, pauses=described,
@@ -213,17 +214,6 @@ def _pauses_in_force(session: Session, sid: str, sender: str) -> Sequence[Pause]
         )
         .order_by(Pause.id)
     ).all()
-
-
-def _describe(pause: Pause) -> dict[str, str]:
-    return {
-        "scope": pause.scope,
-        "sid": pause.sid,
-        "sender": pause.sender,
-        "code": pause.code,
-        "since": pause.paused_at.isoformat(),
-        "reason": pause.reason,
-    }
 
 
 def _refusal(campaign_id: int, pauses: Sequence[Pause]) -> str:

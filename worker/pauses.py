@@ -75,6 +75,18 @@ def record_pause(
         pass  # uq_pauses_in_force: another batch recorded it first
 
 
+def describe_pause(pause: Pause) -> dict[str, str]:
+    """A pause as plain data, for --json and tables."""
+    return {
+        "scope": pause.scope,
+        "sid": pause.sid,
+        "sender": pause.sender,
+        "code": pause.code,
+        "since": pause.paused_at.isoformat(),
+        "reason": pause.reason,
+    }
+
+
 def list_pauses(session: Session) -> list[Pause]:
     return list(session.scalars(select(Pause).where(Pause.resumed_at.is_(None))))
 
