@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import csv
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from producer.spec import InvalidPhone, check_region, excerpt, normalise_phone, truncate_ref
+from producer.spec import (
+    INVISIBLE_MARKS,
+    InvalidPhone,
+    check_region,
+    excerpt,
+    normalise_phone,
+    truncate_ref,
+)
 from stickerq.errors import StickerqError
 from stickerq.masking import mask_phone
 
@@ -40,6 +48,7 @@ UTF8_HINT = "save it as UTF-8 (in Excel: Save As > 'CSV UTF-8 (Comma delimited)'
 Refs = tuple[str | None, str | None, str | None]
 RefColumns = tuple[int | None, int | None, int | None]
 _NO_REFS: Refs = (None, None, None)
+_INVISIBLE = re.compile(f"[{INVISIBLE_MARKS}]")
 
 
 class RecipientError(StickerqError):
@@ -236,7 +245,7 @@ def _delimiter(header_line: str) -> str:
 
 def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns | None]:
     """Where the phone and ref columns are; raises RecipientFileError without a phone column."""
-    names = [cell.strip().lower() for cell in header]
+    names = [_INVISIBLE.sub("", cell).strip().lower() for cell in header]  # a second BOM, say
     if "phone" not in names:
         found = excerpt(", ".join(cell.strip() for cell in header))
         hint = ""

@@ -35,10 +35,19 @@ WA_SOURCES: frozenset[str] = frozenset({
 # fmt: on
 REF_MAX = 255  # Kaleyra's limit for ref, ref1 and ref2
 NAME_MAX = 200
+STICKER_ID_MAX = 200  # the campaigns.sticker_id column
 EXCERPT_MAX = 60  # longest value quoted back to the user in a problem report
 
-_PUNCTUATION = re.compile(r"[\s\-.()]")
+# Marks that a number copied from a contact card, a chat or a word processor brings along,
+# unseen: zero-width spaces and joiners, direction marks and embeddings, a stray BOM (the
+# body of a regex character class).
+INVISIBLE_MARKS = "\u200b-\u200f\u202a-\u202e\u2060\ufeff"
+_DASHES = "\u2010-\u2015\u2212"  # hyphen, non-breaking hyphen, figure/en/em dash, minus
+_PUNCTUATION = re.compile(rf"[\s\-.(){_DASHES}{INVISIBLE_MARKS}]")
 _PLUS_AND_DIGITS = re.compile(r"\+?\d+")
+# A NUL, or a lone surrogate (a byte that was not UTF-8, from argv or the environment): the
+# databases refuse both, so they are caught here rather than as a failed INSERT.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _HTTP_URL = TypeAdapter(HttpUrl)
 
 NO_COUNTRY_CODE = (
@@ -84,7 +93,8 @@ def check_region(region: str | None) -> str | None:
 def normalise_phone(raw: str, default_region: str | None) -> str:
     """`+91 98123-45678` -> `+919812345678`; raises InvalidPhone with a readable reason.
 
-    Spaces, dashes, dots and parentheses are ignored; letters are refused (phonenumbers would
+    Spaces, dashes (typographic ones too), dots, parentheses and invisible marks (zero-width
+    spaces, direction marks) are ignored; letters are refused (phonenumbers would
     read `1-800-FLOWERS` as digits, which is not what a recipient list means).
     """
     cleaned = _PUNCTUATION.sub("", raw)
@@ -118,6 +128,15 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
     return f"not a valid number for {region} (+{code}): check the digits and the country code"
 
 
+def _storable_text(value: object) -> object:
+    """A pydantic "before" check: refuse text that cannot be stored (see _UNSTORABLE)."""
+    if isinstance(value, str) and (found := _UNSTORABLE.search(value)):
+        if found.group() == "\x00":
+            raise PydanticCustomError("text_nul", "contains a NUL character")
+        raise PydanticCustomError("text_not_utf8", "contains bytes that are not UTF-8 text")
+    return value
+
+
 def truncate_ref(value: str | None) -> tuple[str | None, bool]:
     """Cut a ref to Kaleyra's 255 characters; the flag says whether anything was cut."""
     if value is None or len(value) <= REF_MAX:
@@ -133,6 +152,8 @@ class Sticker(BaseModel):
     id: str | None = None
     link: str | None = None
 
+    _id_storable = field_validator("id", mode="before")(_storable_text)
+
     @field_validator("id")
     @classmethod
     def _id_not_blank(cls, value: str | None) -> str | None:
@@ -141,6 +162,12 @@ class Sticker(BaseModel):
         value = value.strip()
         if not value:
             raise PydanticCustomError("sticker_id_empty", "the media id is empty")
+        if len(value) > STICKER_ID_MAX:
+            raise PydanticCustomError(
+                "sticker_id_too_long",
+                "the media id is {length} characters long",
+                {"length": len(value)},
+            )
         return value
 
     @field_validator("link")
@@ -194,6 +221,8 @@ class CampaignSpec(BaseModel):
     ref2: str | None = Field(default=None, max_length=REF_MAX)
     wa_source: str = "api"
 
+    _text_storable = field_validator("name", "ref", "ref1", "ref2", mode="before")(_storable_text)
+
     @field_validator("name")
     @classmethod
     def _name_length(cls, value: str) -> str:
@@ -237,11 +266,15 @@ _FIXES = {
     "sticker_missing": "give a sticker: an uploaded media id (recommended) or an https link",
     "sticker_both": "give only one of the media id and the link; the media id is recommended",
     "sticker_id_empty": "give the media id returned by the media upload, or a link instead",
+    "sticker_id_too_long": f"a media id is at most {STICKER_ID_MAX} characters: check you "
+    "pasted the id the media upload returned",
     "sticker_link_malformed": "give a full URL such as https://example.com/sticker.webp",
     "sticker_link_not_https": "serve the sticker over https, or upload it and use its media id",
     "wa_source_unknown": f"use one of: {_KNOWN_SOURCES}",
     "string_too_long": f"shorten it to at most {REF_MAX} characters",
     "string_type": "give it as text",
+    "text_nul": "remove the NUL character (\\x00)",
+    "text_not_utf8": "give it as UTF-8 text (is the terminal set to UTF-8, e.g. LANG=C.UTF-8?)",
     "default_region": "use a two-letter ISO region code such as IN, GB or US, or leave it unset",
 }
 _FIELD_NAMES = {("sticker", "id"): "sticker_id", ("sticker", "link"): "sticker_link"}

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stickerq import cli_campaigns, cli_failures, cli_reports, cli_schedules
@@ -31,12 +32,12 @@ def _settings() -> Settings:
     try:
         return Settings()
     except Exception as exc:  # pydantic's ValidationError on a bad STICKERQ_* value
-        err_console.print(f"[red]configuration error:[/] {exc}")
+        err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_REJECTED) from None
 
 
 def _fail(exc: StickerqError) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {exc}")
+    err_console.print(f"[red]error:[/] {escape(str(exc))}")
     code = EXIT_UNAVAILABLE if isinstance(exc, ServiceUnavailable) else EXIT_REJECTED
     return typer.Exit(code)
 
@@ -178,7 +179,8 @@ def send(
             settings, campaign, at=at, tz=tz, every=every, now_if_past=now_if_past
         )
     except RecipientsRejected as exc:
-        _print_invalid(exc.report.invalid, exc.report.invalid_count)
+        if exc.report.invalid_count:
+            _print_invalid(exc.report.invalid, exc.report.invalid_count)
         raise _fail(exc) from None
     except StickerqError as exc:
         raise _fail(exc) from None
@@ -193,7 +195,7 @@ def send(
         )
     else:
         for warning in result.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}")
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}")
         if result.invalid_count:
             _print_invalid(result.invalid, result.invalid_count)
         console.print(
@@ -238,7 +240,7 @@ def _print_invalid(rows: list, count: int) -> None:
     table.add_column("value")
     table.add_column("reason")
     for row in rows[:20]:
-        table.add_row(str(row.line), row.value, row.reason)
+        table.add_row(str(row.line), escape(row.value), escape(row.reason))
     err_console.print(table)
 
 
@@ -334,7 +336,7 @@ def main() -> None:
                 "run `stickerq db upgrade`"
             )
         else:
-            err_console.print(f"[red]error:[/] the database cannot be used: {message}")
+            err_console.print(f"[red]error:[/] the database cannot be used: {escape(message)}")
         sys.exit(EXIT_UNAVAILABLE)
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -189,8 +190,8 @@ def _print_failures(
             str(row.http_status or "-"),
             str(row.attempts),
             _when(row.last_attempt_at),
-            row.message or "",
-            row.why_unknown or "",
+            escape(row.message or ""),
+            escape(row.why_unknown or ""),
         )
     console.print(table)
 
@@ -244,7 +245,7 @@ def show_message(
                 attempt.code or "-",
                 attempt.action,
                 f"{attempt.latency_ms:.0f}" if attempt.latency_ms is not None else "-",
-                attempt.detail or "",
+                escape(attempt.detail or ""),
             )
         console.print(table)
 

@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from producer.api import EnqueueResult, enqueue_campaign
@@ -136,7 +137,7 @@ def list_command(as_json: JsonOption = False) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            *(str(row[key]) for key in ("schedule_id", "name", "every", "timezone")),
+            *(escape(str(row[key])) for key in ("schedule_id", "name", "every", "timezone")),
             "yes" if row["active"] else "stopped",
             _shown(row["next_run_local"]),
             _shown(row["next_run_utc"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -73,7 +74,9 @@ def _counts(progress: CampaignProgress) -> str:
 
 
 def progress_table(progress: CampaignProgress) -> Table:
-    table = Table(title=f"campaign {progress.campaign_id}: {progress.name} ({progress.status})")
+    table = Table(
+        title=f"campaign {progress.campaign_id}: {escape(progress.name)} ({progress.status})"
+    )
     table.add_column("status")
     table.add_column("messages", justify="right")
     for status in MessageStatus:
@@ -93,5 +96,5 @@ def progress_table(progress: CampaignProgress) -> Table:
         p = progress.pause
         who = p["sender"] or p["sid"]
         reason = p["reason"].split(" | ")[0]
-        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({reason})"
+        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({escape(reason)})"
     return table
