@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq import cli_campaigns, cli_failures, cli_reports, cli_schedules
+from stickerq import cli_callbacks, cli_campaigns, cli_failures, cli_reports, cli_schedules
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.settings import Settings
 
@@ -317,9 +317,8 @@ def demo(
         raise _fail(exc) from None
 
 
-for _module in (cli_campaigns, cli_failures, cli_reports):
+for _module in (cli_campaigns, cli_failures, cli_reports, cli_callbacks, cli_schedules):
     _module.register(app)
-cli_schedules.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""Status callbacks move sent messages forward (delivered, read, failed) and never back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from producer.callbacks import CallbackError, apply_callback, parse_callback
+from producer.reports import campaign_report
+from stickerq.cli import app
+from stickerq.models import Campaign, Message
+from stickerq.states import MessageStatus
+from tests.conftest import make_settings
+
+
+def callback(message_id: str, status: str, timestamp: int = 1_800_000_000, **meta: object):
+    return {
+        "status": status,
+        "message_id": message_id,
+        "extra_info": {"message_id": message_id, "ref": "customer1"},
+        "meta_object": {
+            "value": {
+                "statuses": [
+                    {"id": "wamid.x", "status": status, "timestamp": str(timestamp), **meta}
+                ]
+            }
+        },
+    }
+
+
+@pytest.fixture
+def sent_messages(sessions: sessionmaker[Session]) -> int:
+    with sessions.begin() as session:
+        campaign = Campaign(name="c", sid="SID", sender="+919000000001", sticker_id="1")
+        session.add(campaign)
+        session.flush()
+        session.execute(
+            insert(Message),
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "recipient": f"+9198123456{n:02d}",
+                    "status": MessageStatus.SENT,
+                    "message_id": f"M{n}",
+                }
+                for n in range(3)
+            ],
+        )
+        return campaign.id
+
+
+def status_of(sessions: sessionmaker[Session], message_id: str) -> Message:
+    with sessions() as session:
+        return session.scalars(select(Message).where(Message.message_id == message_id)).one()
+
+
+def apply(sessions: sessionmaker[Session], payload: dict) -> int:
+    with sessions.begin() as session:
+        return apply_callback(session, parse_callback(payload))
+
+
+def test_delivered_then_read_then_a_late_delivered_never_goes_back(
+    sessions: sessionmaker[Session], sent_messages: int
+) -> None:
+    assert apply(sessions, callback("M0", "delivered", 1_800_000_000)) == 1
+    assert status_of(sessions, "M0").status == MessageStatus.DELIVERED
+    assert apply(sessions, callback("M0", "read", 1_800_000_060)) == 1
+    apply(sessions, callback("M0", "delivered", 1_800_000_090))  # late, out of order
+    message = status_of(sessions, "M0")
+    assert message.status == MessageStatus.READ
+    assert message.delivered_at.timestamp() == 1_800_000_000
+    assert message.read_at.timestamp() == 1_800_000_060
+
+
+def test_outside_the_24_hour_window_is_failed_with_metas_code(
+    sessions: sessionmaker[Session], sent_messages: int
+) -> None:
+    errors = [{"code": 131047, "title": "Re-engagement message"}]
+    apply(sessions, callback("M1", "failed", errors=errors))
+    message = status_of(sessions, "M1")
+    assert (message.status, message.last_error_code) == (MessageStatus.FAILED, "131047")
+    with sessions() as session:
+        report = campaign_report(session, sent_messages)
+    assert report.by_code == {"131047": 1}
+
+
+def test_a_callback_without_message_id_or_with_an_unknown_status_is_refused() -> None:
+    with pytest.raises(CallbackError, match="message_id"):
+        parse_callback({"status": "read"})
+    with pytest.raises(CallbackError, match="status"):
+        parse_callback({"message_id": "M", "status": "exploded"})
+    parsed = parse_callback({"message_id": "M", "status": "READ", "meta_object": "junk"})
+    assert parsed.status == "read"
+
+
+def test_cli_applies_json_lines_and_reports_what_it_did(
+    database_url: str,
+    redis_prefix: str,
+    sent_messages: int,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+) -> None:
+    settings = make_settings(database_url, redis_prefix, "http://127.0.0.1:9")
+    lines = [callback("M2", "delivered"), callback("M2", "read"), {"status": "read"}]
+    path = tmp_path / "callbacks.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    result = CliRunner().invoke(
+        app, ["callbacks", "apply", str(path)], env=settings.as_environment()
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 message(s) updated" in result.output and "1 not understood" in result.output
+    assert status_of(sessions, "M2").status == MessageStatus.READ
