@@ -215,8 +215,8 @@ class BatchSender:
             )
         elif outcome.action is Action.NOT_SENT:
             result.next_attempt_at = now + timedelta(seconds=self.ctx.connect_retry_seconds)
-        elif self.stop.is_set() and self.outcome.pause is not None:
-            pass  # WA500 then a pause: waits, pending, for the resume
+        elif self.stop.is_set():
+            pass  # WA500, then a pause or cancel stopped the batch: pending, for the resume
         else:
             due = self.ctx.policy.next_due(message.delayed_retries, now)
             if due is None:
