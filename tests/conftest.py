@@ -71,12 +71,14 @@ def postgres_url() -> Iterator[str]:
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
             returncode=3,
         )
-    admin.execute(f'CREATE DATABASE "{name}"')
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
     yield url
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    # a fresh connection: a test may have restarted the server meanwhile
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=30) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
