@@ -104,14 +104,14 @@ def worker(
     quiet: bool = typer.Option(False, help="no start-up banner"),
 ) -> None:
     """Run a Celery worker that sends the queued batches."""
-    from worker.celery_app import QUEUE
     from worker.celery_app import app as celery_app
+    from worker.celery_app import worker_queues
 
     settings = _settings()
     _logging(loglevel)
     _start_celery(settings)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
-    argv += ["--queues", QUEUE, "--without-gossip", "--without-mingle"]
+    argv += ["--queues", ",".join(worker_queues()), "--without-gossip", "--without-mingle"]
     if beat:
         argv += ["--beat", f"--schedule={_beat_schedule_file(settings)}"]
     celery_app.start((["--quiet"] if quiet else []) + argv)

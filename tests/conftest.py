@@ -26,7 +26,7 @@ from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 from worker import runtime
 from worker.celery_app import app as celery_app
-from worker.celery_app import configure_celery
+from worker.celery_app import configure_celery, worker_queues
 
 REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -181,6 +181,7 @@ def run_worker() -> Iterator[Callable[[Settings], None]]:
                 pool="threads",
                 concurrency=2,
                 perform_ping_check=False,
+                queues=worker_queues(),
                 loglevel="WARNING",
                 shutdown_timeout=15,
             )

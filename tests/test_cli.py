@@ -25,7 +25,7 @@ from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks
 from worker.pauses import pause_keys
 
 RECIPIENTS = [f"+91981234{n:04d}" for n in range(12)]
@@ -87,7 +87,7 @@ def stored_counts(settings: Settings) -> tuple[int, int]:
 
 
 def queue_length(settings: Settings) -> int:
-    return redis.Redis.from_url(settings.redis_url).llen(f"{settings.redis_prefix}{QUEUE}")
+    return queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
 
 
 @pytest.fixture

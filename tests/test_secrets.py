@@ -19,6 +19,7 @@ from stickerq.models import Base
 from stickerq.sandbox import SandboxServer
 from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
+from worker.celery_app import queued_bodies
 
 FAULTS = ["WA500", "WA400", "HTML_502", "DROP", "UNKNOWN_CODE", "NO_MESSAGE_ID"]
 
@@ -38,7 +39,7 @@ def test_api_key_appears_in_no_log_queue_table_or_report(
         settings, sticker_id=STICKER_ID, to=",".join(recipients), ref="r", ref1="r1", ref2="r2"
     ).campaign_id
 
-    queued = redis.Redis.from_url(REDIS_URL).lrange(f"{redis_prefix}stickerq", 0, -1)
+    queued = queued_bodies(redis.Redis.from_url(REDIS_URL), redis_prefix)
     assert queued and all(TEST_API_KEY.encode() not in body for body in queued)
     task = json.loads(queued[0])
     assert task["headers"]["task"] == "stickerq.send_batch"

@@ -6,11 +6,34 @@ nothing here reads the environment on import.
 
 from __future__ import annotations
 
+import redis
 from celery import Celery
 
 from stickerq.settings import Settings
 
-QUEUE = "stickerq"
+QUEUE = "stickerq"  # beat's periodic tasks
+# send_batch tasks go to one of these by campaign: kombu's Redis transport reads its queues
+# round robin, so a big campaign cannot hold every worker while another sender's waits.
+SEND_SHARDS = 8
+
+
+def send_queue(campaign_id: int) -> str:
+    return f"{QUEUE}.send.{campaign_id % SEND_SHARDS}"
+
+
+def worker_queues() -> list[str]:
+    return [QUEUE, *(f"{QUEUE}.send.{shard}" for shard in range(SEND_SHARDS))]
+
+
+def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
+    """Every task message waiting in stickerq's queues (for the sweeper and tests)."""
+    return [body for queue in worker_queues() for body in client.lrange(prefix + queue, 0, -1)]
+
+
+def queued_tasks(client: redis.Redis, prefix: str) -> int:
+    return sum(client.llen(prefix + queue) for queue in worker_queues())
+
+
 app = Celery("stickerq", include=["worker.tasks"])
 
 

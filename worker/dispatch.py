@@ -7,7 +7,7 @@ from itertools import groupby, islice
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.celery_app import app
+from worker.celery_app import app, send_queue
 from worker.claims import take_due_retries
 
 SEND_BATCH = "stickerq.send_batch"
@@ -24,7 +24,12 @@ def dispatch_messages(campaign_id: int, message_ids: Iterable[int], batch_size: 
     published = 0
     with app.producer_or_acquire() as producer:
         for chunk in chunks(message_ids, batch_size):
-            app.send_task(SEND_BATCH, args=(campaign_id, chunk), producer=producer)
+            app.send_task(
+                SEND_BATCH,
+                args=(campaign_id, chunk),
+                producer=producer,
+                queue=send_queue(campaign_id),
+            )
             published += 1
     return published
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.models import Campaign, Message, Pause, utcnow
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks
 from worker.claims import SENDABLE_CAMPAIGN
 from worker.dispatch import dispatch_grouped
 from worker.inflight import claim_keys, settle_claim
@@ -91,7 +91,7 @@ def redispatch_uncovered(
     Tasks being run are not counted: with late acks and a prefetch of one, a running task's
     messages are already claimed (`sending`), so the pending ones are uncovered.
     """
-    if client.llen(f"{prefix}{QUEUE}"):
+    if queued_tasks(client, prefix):
         return 0
     now = utcnow()
     paused = exists().where(

@@ -57,7 +57,7 @@ from stickerq.errors import ConfigurationError
 from stickerq.models import Campaign, Message
 from stickerq.settings import Settings
 from tests.conftest import STICKER_ID, make_settings
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks
 
 NASTY = Path(__file__).parent / "nasty"
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs here: nothing is ever sent
@@ -689,7 +689,7 @@ def stored_counts(settings: Settings) -> tuple[int, int]:
 
 def assert_nothing_stored(settings: Settings) -> None:
     assert stored_counts(settings) == (0, 0)
-    assert redis.Redis.from_url(settings.redis_url).llen(f"{settings.redis_prefix}{QUEUE}") == 0
+    assert queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix) == 0
 
 
 def huge_field_csv(directory: Path) -> Path:

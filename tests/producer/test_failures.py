@@ -36,7 +36,7 @@ from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks
 from worker.pauses import pause_keys
 
 SID = "HXAP16XXXXXX97IN"
@@ -124,7 +124,7 @@ def unit_settings(database_url: str, redis_prefix: str) -> Settings:
 
 
 def queue_length(settings: Settings) -> int:
-    return redis.Redis.from_url(settings.redis_url).llen(f"{settings.redis_prefix}{QUEUE}")
+    return queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
 
 
 # --- filters --------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import REDIS_URL, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks
 from worker.pauses import campaign_pause_key
 
 RECIPIENTS = [f"+91981234{n:04d}" for n in range(300)]
@@ -97,7 +97,7 @@ def pause_key(settings: Settings, campaign_id: int) -> object:
 
 
 def queue_length(settings: Settings) -> int:
-    return redis.Redis.from_url(settings.redis_url).llen(f"{settings.redis_prefix}{QUEUE}")
+    return queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
 
 
 # --- pause ------------------------------------------------------------------------------------

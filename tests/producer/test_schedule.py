@@ -35,7 +35,7 @@ from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from tests.conftest import STICKER_ID, make_settings
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_tasks as tasks_in_queues
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs in these tests: nothing is sent
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
@@ -48,7 +48,7 @@ def schedule_settings(database_url: str, redis_prefix: str) -> Settings:
 
 
 def queued_tasks(settings: Settings) -> int:
-    return int(redis.Redis.from_url(settings.redis_url).llen(f"{settings.redis_prefix}{QUEUE}"))
+    return int(tasks_in_queues(redis.Redis.from_url(settings.redis_url), settings.redis_prefix))
 
 
 def campaign_row(sessions: sessionmaker[Session], campaign_id: int) -> Campaign:

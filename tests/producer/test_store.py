@@ -29,7 +29,8 @@ from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings
 from tests.helpers import Db
-from worker.celery_app import QUEUE
+from worker.celery_app import queued_bodies, send_queue
+from worker.celery_app import queued_tasks as celery_queued_tasks
 from worker.dispatch import SEND_BATCH
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs here: nothing is ever sent
@@ -65,15 +66,15 @@ def stored_counts(settings: Settings) -> tuple[int, int]:
     return campaigns or 0, messages or 0
 
 
-def queue_key(settings: Settings) -> str:
-    return f"{settings.redis_prefix}{QUEUE}"
+def queue_key(settings: Settings, campaign_id: int) -> str:
+    return f"{settings.redis_prefix}{send_queue(campaign_id)}"
 
 
 def queued_tasks(settings: Settings) -> list[tuple[str, list]]:
     """The Celery messages waiting in the test's Redis queue: (task name, args)."""
     client = redis.Redis.from_url(settings.redis_url)
     tasks = []
-    for raw in client.lrange(queue_key(settings), 0, -1):
+    for raw in queued_bodies(client, settings.redis_prefix):
         envelope = json.loads(raw)
         body = json.loads(base64.b64decode(envelope["body"]))
         tasks.append((envelope["headers"]["task"], body[0]))
@@ -82,7 +83,7 @@ def queued_tasks(settings: Settings) -> list[tuple[str, list]]:
 
 def assert_nothing_stored(settings: Settings) -> None:
     assert stored_counts(settings) == (0, 0)
-    assert redis.Redis.from_url(settings.redis_url).llen(queue_key(settings)) == 0
+    assert celery_queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix) == 0
 
 
 def enqueue(settings: Settings, **kwargs: object) -> EnqueueResult:
@@ -126,7 +127,7 @@ def test_valid_campaign_is_stored_queued_and_published_one_task_per_batch(
         for key in client.scan_iter(match=f"{store_settings.redis_prefix}*")
         if client.type(key) == b"list"
     ]
-    assert lists == [queue_key(store_settings)]
+    assert lists == [queue_key(store_settings, result.campaign_id)]
     tasks = queued_tasks(store_settings)
     assert len(tasks) == result.batches
     assert {name for name, _ in tasks} == {SEND_BATCH}
@@ -505,5 +506,6 @@ def test_100k_row_csv_is_stored_in_one_go_and_published_in_batches(
         ).one()
         assert last.ref == f"order-{rows - 1}"
     engine.dispose()
-    assert redis.Redis.from_url(settings.redis_url).llen(queue_key(settings)) == result.batches
+    client = redis.Redis.from_url(settings.redis_url)
+    assert celery_queued_tasks(client, settings.redis_prefix) == result.batches
     assert elapsed < 15, f"100k recipients took {elapsed:.1f}s"

@@ -25,7 +25,7 @@ from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import QUEUE, configure_celery
+from worker.celery_app import configure_celery, queued_bodies
 from worker.dispatch import SEND_BATCH
 from worker.scheduling import dispatch_due_campaigns, next_run, run_due_schedules
 
@@ -49,7 +49,7 @@ def published(settings: Settings) -> list[tuple[int, list[int]]]:
     """The send_batch tasks in the test's queue: (campaign id, message ids)."""
     client = redis.Redis.from_url(settings.redis_url)
     tasks = []
-    for raw in client.lrange(f"{settings.redis_prefix}{QUEUE}", 0, -1):
+    for raw in queued_bodies(client, settings.redis_prefix):
         envelope = json.loads(raw)
         assert envelope["headers"]["task"] == SEND_BATCH
         campaign_id, ids = json.loads(base64.b64decode(envelope["body"]))[0]
