@@ -1,0 +1,553 @@
+"""Shared pieces of the benchmarks: services, processes, memory, figures.
+
+Every benchmark runs the code of the tree it lives in (the repository root is put first on
+`sys.path` and on the children's PYTHONPATH), makes a PostgreSQL database and a Redis key
+prefix of its own and removes both at the end, runs the sandbox as a separate process (so it
+does not share the benchmark's GIL) and the workers as real `stickerq worker` processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402  (pip install psutil: the venv of the benchmarks has it)
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+
+PY = sys.executable
+REDIS_URL = os.environ.get("STICKERQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN_URL = os.environ.get("STICKERQ_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+API_KEY = "bench-sandbox-key-5d1c"
+SID = "HXAP16XXXXXX97IN"
+SENDER = "+919000000001"
+SENDER_2 = "+919000000002"
+STICKER_ID = "798123456789012"
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process: this tree first on PYTHONPATH, no stray STICKERQ_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STICKERQ_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONWARNINGS"] = "ignore:::celery.platforms"  # celery warns when run as root
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log(message: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- services
+
+
+@contextlib.contextmanager
+def bench_database(tag: str) -> Iterator[str]:
+    """A PostgreSQL database of this run's own, migrated to head; dropped at the end."""
+    from stickerq.migrate import upgrade
+
+    name = f"stickerq_bench_{tag}_{RUN_ID}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise SystemExit(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); start it or set "
+            "STICKERQ_BENCH_PG_URL"
+        ) from None
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@contextlib.contextmanager
+def redis_prefix(tag: str) -> Iterator[str]:
+    """A Redis key prefix of this run's own; every key under it is deleted at the end."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise SystemExit(f"Redis is not reachable at {REDIS_URL} ({exc})") from None
+    prefix = f"stickerq-bench:{tag}:{RUN_ID}:"
+    try:
+        yield prefix
+    finally:
+        forget_redis_keys(prefix)
+        client.close()
+
+
+def forget_redis_keys(prefix: str) -> int:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=5000))
+    for start in range(0, len(keys), 5000):
+        client.delete(*keys[start : start + 5000])
+    client.close()
+    return len(keys)
+
+
+def make_settings(database_url: str, prefix: str, base_url: str, **overrides: Any) -> Any:
+    from stickerq.settings import Settings
+
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        "kaleyra_sid": SID,
+        "kaleyra_base_url": base_url,
+        "kaleyra_api_key": API_KEY,
+        "sender": SENDER,
+        "rate_per_second": 100_000.0,
+        "quick_attempts": 3,
+        "quick_backoff_seconds": 0.05,
+        "retry_delays_seconds": [1.0, 2.0],
+        "connect_retry_seconds": 1.0,
+        "dispatch_interval_seconds": 1.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Sandbox:
+    """`stickerq sandbox` in a process of its own, driven through its control endpoints."""
+
+    def __init__(self, latency_ms: float, senders: Sequence[str] = (SENDER, SENDER_2)) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        argv = [PY, "-m", "stickerq", "sandbox", "--port", str(self.port)]
+        argv += ["--latency-ms", str(latency_ms), "--sid", SID]
+        for sender in senders:
+            argv += ["--sender", sender]
+        self.log_file = Path(tempfile.gettempdir()) / f"stickerq-bench-sandbox-{RUN_ID}.log"
+        with self.log_file.open("wb") as out:
+            self.process = subprocess.Popen(
+                argv,
+                env=child_env({"STICKERQ_SANDBOX_API_KEY": API_KEY}),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.client = httpx.Client(base_url=self.url, trust_env=False, timeout=120.0)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the sandbox did not start; see {self.log_file}")
+            time.sleep(0.1)
+
+    def messages_url(self, sender: str = SENDER) -> str:
+        return f"{self.url}/v2/{SID}/whatsapp/{sender}/messages"
+
+    def reset(self) -> None:
+        self.client.post("/_sandbox/reset").raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        return self.client.get("/_sandbox/stats").json()
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return self.client.get("/_sandbox/accepted").json()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.client.get("/_sandbox/requests").json()
+
+    def rss_bytes(self) -> int:
+        return vm_hwm(self.process.pid)
+
+    def stop(self) -> None:
+        self.client.close()
+        stop_processes([self.process])
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM the processes we started, then SIGKILL whatever is still there."""
+    processes = [p for p in processes if p.poll() is None]
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for child in _children(process.pid):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+            process.kill()
+            process.wait()
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def spawn(argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    log_file = Path(tempfile.gettempdir()) / f"stickerq-bench-{RUN_ID}-{log_name}.log"
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process.log_file = log_file  # type: ignore[attr-defined]
+    return process
+
+
+def spawn_stickerq_workers(
+    settings: Any, processes: int, concurrency: int, pool: str = "prefork", tag: str = "worker"
+) -> list[subprocess.Popen[bytes]]:
+    """`processes` x `stickerq worker --concurrency N`, each a real Celery worker."""
+    env = child_env(settings.as_environment())
+    argv = [PY, "-m", "stickerq", "worker", "--quiet", "--loglevel", "WARNING"]
+    argv += ["--concurrency", str(concurrency), "--pool", pool]
+    return [spawn(argv, env, f"{tag}-{n}") for n in range(processes)]
+
+
+def wait_for_celery(
+    app: Any, workers: int, timeout: float = 60.0, alive: Iterable[subprocess.Popen[bytes]] = ()
+) -> None:
+    """Until `workers` Celery workers answer a ping (their consumers are up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = app.control.ping(timeout=0.5) or []
+        if len(answers) >= workers:
+            return
+        check_alive(alive)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(answers)} of {workers} workers answered in {timeout}s")
+        time.sleep(0.2)
+
+
+def check_alive(processes: Iterable[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            log_file = getattr(process, "log_file", "?")
+            raise RuntimeError(f"a process exited with {process.returncode}; see {log_file}")
+
+
+@contextlib.contextmanager
+def profiled(pids: Sequence[int], out: Path | None, fmt: str = "flamegraph") -> Iterator[None]:
+    """py-spy record of these processes and their children while the block runs (if `out`)."""
+    if out is None:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(PY).with_name("py-spy")
+    recorders = [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--subprocesses",
+                "--rate",
+                "200",
+                "--format",
+                fmt,
+                "--output",
+                f"{out}-{pid}.{PROFILE_SUFFIX.get(fmt, 'txt')}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    time.sleep(0.5)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            try:
+                recorder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+        log(f"profiles written to {out}-<pid>.{PROFILE_SUFFIX.get(fmt, 'txt')}")
+
+
+PROFILE_SUFFIX = {"flamegraph": "svg", "speedscope": "json", "raw": "txt", "chrometrace": "json"}
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set size (VmHWM) of one process, in bytes; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+@dataclass
+class TreeRss:
+    """VmHWM of a set of processes and all their children."""
+
+    per_process: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def max_bytes(self) -> int:
+        return max(self.per_process.values(), default=0)
+
+    @property
+    def sum_bytes(self) -> int:
+        return sum(self.per_process.values())
+
+
+def tree_rss(pids: Iterable[int]) -> TreeRss:
+    result = TreeRss()
+    for pid in pids:
+        result.per_process[pid] = vm_hwm(pid)
+        for child in _children(pid):
+            result.per_process[child.pid] = vm_hwm(child.pid)
+    return result
+
+
+def mb(n_bytes: float) -> float:
+    return n_bytes / 1024 / 1024
+
+
+# --------------------------------------------------------------------------- CPU
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+    except psutil.Error:
+        return 0.0
+
+
+class CpuMeter:
+    """CPU seconds spent by each role (a set of process trees) and by the whole machine.
+
+    On a shared, noisy machine this tells what a run's throughput was bound by: how much
+    CPU each part used per message, and how much went to processes that are not ours.
+    PostgreSQL and Redis are counted by process name (other users of them count too);
+    `bench` is this process alone (it enqueues and publishes).
+    """
+
+    def __init__(self, roles: dict[str, Sequence[int]]) -> None:
+        self.roles = {name: list(pids) for name, pids in roles.items()}
+        self.start = self._snapshot()
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        found: dict[str, list[psutil.Process]] = {}
+        for name, pids in self.roles.items():
+            found[name] = []
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    root = psutil.Process(pid)
+                    found[name] += [root, *root.children(recursive=True)]
+        found["bench"] = [psutil.Process()]
+        found["postgres"], found["redis"] = [], []
+        for process in psutil.process_iter(["name"]):
+            name = process.info["name"] or ""
+            if name.startswith("postgres"):
+                found["postgres"].append(process)
+            elif name.startswith("redis-server"):
+                found["redis"].append(process)
+        return found
+
+    def _snapshot(self) -> dict[str, Any]:
+        per_role: dict[str, dict[int, float]] = {}
+        for name, processes in self._processes().items():
+            per_role[name] = {p.pid: _cpu_seconds(p) for p in processes}
+        total = psutil.cpu_times()
+        busy = total.user + total.nice + total.system + total.irq + total.softirq
+        return {"roles": per_role, "busy": busy, "wall": time.monotonic()}
+
+    def stop(self, extra: dict[str, float] | None = None) -> dict[str, float]:
+        """CPU seconds per role over the measured span, plus `others`, `busy` and `wall`.
+
+        `extra`: CPU seconds of processes that ended meanwhile (they told their own).
+        """
+        end = self._snapshot()
+        for name, seconds in (extra or {}).items():
+            end["roles"][name] = {-1: seconds}
+        result: dict[str, float] = {}
+        for name, now in end["roles"].items():
+            before = self.start["roles"].get(name, {})
+            # a process that started meanwhile counts from 0
+            result[name] = sum(now[pid] - before.get(pid, 0.0) for pid in now)
+        result["busy"] = end["busy"] - self.start["busy"]
+        result["wall"] = end["wall"] - self.start["wall"]
+        result["others"] = max(0.0, result["busy"] - sum(result[name] for name in end["roles"]))
+        return result
+
+
+QUIET = {"enabled": True}
+
+
+def wait_for_quiet(max_busy_cores: float = 0.5, timeout: float = 90.0) -> float:
+    """Wait (at most `timeout`) until the machine is nearly idle before a timed part.
+
+    This machine is shared: another job's test suite can take a core for a minute. Returns
+    the cores busy in the last one-second sample.
+    """
+    cores = os.cpu_count() or 1
+    deadline = time.monotonic() + timeout
+    busy = psutil.cpu_percent(interval=1.0) / 100 * cores
+    if not QUIET["enabled"]:
+        return busy
+    announced = False
+    while busy > max_busy_cores and time.monotonic() < deadline:
+        if not announced:
+            log(f"machine busy ({busy:.1f} cores in use by others): waiting up to {timeout:.0f}s")
+            announced = True
+        busy = psutil.cpu_percent(interval=1.0) / 100 * cores
+    return busy
+
+
+NOISY_CORES = 0.25
+
+
+def cpu_line(cpu: dict[str, float], messages: int) -> str:
+    """'worker 0.62 ms/msg, sandbox 0.31, ...; machine 87% busy, others 0.4 cores'."""
+    parts = [
+        f"{name} {cpu[name] * 1000 / messages:.2f}"
+        for name in cpu
+        if name not in ("busy", "wall", "others")
+    ]
+    cores = os.cpu_count() or 1
+    others = cpu["others"] / cpu["wall"]
+    return (
+        f"CPU ms per message: {', '.join(parts)}; machine {cpu['busy'] / cpu['wall'] / cores:.0%}"
+        f" busy, processes not ours {others:.2f} cores"
+        + (" (NOISY: figures not comparable)" if others > NOISY_CORES else "")
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def max_in_any_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most events in any half-open window [t, t + window) of the given length."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def median(values: Sequence[float]) -> float:
+    clean = [v for v in values if v is not None]
+    return statistics.median(clean) if clean else float("nan")
+
+
+def fmt(value: Any, spec: str = ",.0f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and value != value:  # nan
+        return "-"
+    if isinstance(value, str):
+        return value
+    return format(value, spec)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    print(f"\n{title}")
+    for n, row in enumerate(cells):
+        print(
+            "  "
+            + "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(row)
+            )
+        )
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+    sys.stdout.flush()
+
+
+@dataclass
+class Target:
+    name: str
+    met: bool
+    figure: str
+
+    def line(self) -> str:
+        return f"  {'MET   ' if self.met else 'MISSED'}  {self.name}: {self.figure}"
+
+
+def print_targets(targets: Sequence[Target]) -> None:
+    print("\ntargets (medians of the runs)")
+    for target in targets:
+        print(target.line())
+    sys.stdout.flush()
+
+
+def machine_line() -> str:
+    load = os.getloadavg()
+    return (
+        f"machine: {os.cpu_count()} cores, {mb(psutil.virtual_memory().total) / 1024:.0f} GiB, "
+        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; python {sys.version.split()[0]}; "
+        f"tree {ROOT}"
+    )
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.1,
+    alive: Iterable[subprocess.Popen[bytes]] = (),
+    what: str = "condition",
+) -> Any:
+    deadline = time.monotonic() + timeout
+    alive = list(alive)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        check_alive(alive)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not reached in {timeout:.0f}s (last: {value!r})")
+        time.sleep(interval)
+
+
+def dump_json(path: Path | None, data: Any) -> None:
+    if path is not None:
+        path.write_text(json.dumps(data, indent=2, default=str))

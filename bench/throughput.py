@@ -1,0 +1,564 @@
+"""Throughput: stickerq against a raw-client ceiling and a naive Celery design, same run.
+
+    .venv/bin/python bench/throughput.py [--runs 3] [--recipients 20000] [--latency-ms 100]
+
+One sandbox process (100 ms latency) serves every variant of every run; PostgreSQL and Redis
+are the real services, with a database and key prefix of this run's own. Per run:
+
+- ceiling:  a raw aiohttp client in a process of its own, the same requests (URL, headers,
+            body) with as many in flight as stickerq's workers have in total; no queue, no
+            database. Also at --ceiling-max-concurrency in flight, for information.
+- naive:    bench/naive.py, one Celery task per recipient, sync httpx.Client, threads pool 50,
+            one commit per message, as a real `celery worker` process.
+- stickerq: `stickerq worker` processes (limiter at 100,000/s: it does not bind), from just
+            before `enqueue_campaign` to the campaign's `finished_at` (every message settled).
+
+Workers are started and warmed (a small campaign) before the timed part. Prints a table per
+run, then the medians and MET/MISSED per target; exits non-zero only on a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from common import (
+    PY,
+    STICKER_ID,
+    Target,
+    fmt,
+    log,
+    mb,
+    median,
+    print_table,
+    print_targets,
+)
+
+STICKERQ_STATES = ("sent", "failed", "parked", "unknown", "pending", "sending")
+
+
+def recipients(count: int, offset: int) -> list[str]:
+    """Distinct valid Indian mobile numbers (+9198XXXXXXXX)."""
+    return [f"+9198{10_000_000 + offset + n:08d}" for n in range(count)]
+
+
+# --------------------------------------------------------------------------- ceiling
+
+
+def ceiling_child(url: str, count: int, concurrency: int) -> None:
+    """Runs in a child process: `count` requests, `concurrency` in flight, raw aiohttp."""
+    import aiohttp
+    from common import API_KEY
+
+    async def run() -> dict[str, Any]:
+        numbers = iter(recipients(count, 50_000_000))
+        codes: dict[int, int] = {}
+        headers = {
+            "Content-Type": "application/json",
+            "api-key": API_KEY,
+            "cache-control": "no-cache",
+        }
+        connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+            async def lane() -> None:
+                for recipient in numbers:
+                    body = {
+                        "messaging_object": {
+                            "messaging_product": "whatsapp",
+                            "recipient_type": "individual",
+                            "to": recipient,
+                            "type": "sticker",
+                            "sticker": {"id": STICKER_ID},
+                        },
+                        "extra_info": {"wa_source": "api"},
+                    }
+                    async with session.post(url, data=json.dumps(body).encode()) as response:
+                        await response.read()
+                        codes[response.status] = codes.get(response.status, 0) + 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+            seconds = time.perf_counter() - started
+        return {
+            "seconds": seconds,
+            "codes": codes,
+            "rate": count / seconds,
+            "cpu": time.process_time(),
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def run_ceiling(sandbox: common.Sandbox, count: int, concurrency: int) -> dict[str, Any]:
+    sandbox.reset()
+    common.wait_for_quiet()
+    meter = common.CpuMeter({"sandbox": [sandbox.process.pid]})
+    out = subprocess.run(
+        [PY, __file__, "--child-ceiling", sandbox.messages_url(), str(count), str(concurrency)],
+        env=common.child_env(),
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+    result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    cpu = meter.stop({"client": result["cpu"]})
+    accepted = sandbox.stats()["accepted_total"]
+    return {
+        "rate": result["rate"],
+        "seconds": result["seconds"],
+        "accepted": accepted,
+        "cpu": cpu,
+    }
+
+
+# --------------------------------------------------------------------------- naive
+
+
+def run_naive(
+    sandbox: common.Sandbox, db_url: str, prefix: str, count: int, run: int, threads: int
+) -> dict[str, Any]:
+    import naive
+    import psycopg
+
+    sandbox.reset()
+    naive_prefix = prefix + "naive:"
+    env = common.child_env(
+        {
+            "NAIVE_BROKER_URL": common.REDIS_URL,
+            "NAIVE_REDIS_PREFIX": naive_prefix,
+            "NAIVE_DATABASE_URL": db_url,
+            "NAIVE_SEND_URL": sandbox.messages_url(),
+            "NAIVE_API_KEY": common.API_KEY,
+            "NAIVE_THREADS": str(threads),
+            "PYTHONPATH": os.pathsep.join([str(common.BENCH), str(common.ROOT)]),
+        }
+    )
+    argv = [PY, "-m", "celery", "-A", "naive", "--quiet", "worker", "--pool", "threads"]
+    argv += ["--concurrency", str(threads), "-Q", naive.QUEUE, "--loglevel", "WARNING"]
+    argv += ["--without-gossip", "--without-mingle"]
+    worker = common.spawn(argv, env, f"naive-{run}")
+    app = naive.configure(common.REDIS_URL, naive_prefix)
+    db = psycopg.connect(db_url, autocommit=True)
+
+    def done(label: str) -> tuple[int, float | None]:
+        row = db.execute(
+            "SELECT count(*), extract(epoch FROM max(done_at)) FROM naive_messages "
+            "WHERE label = %s",
+            (label,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), float(row[1]) if row[1] is not None else None
+
+    try:
+        common.wait_for_celery(app, 1, alive=[worker])
+        warm = f"warm-{run}"
+        for recipient in recipients(threads * 2, 40_000_000):
+            naive.send_sticker.delay(warm, recipient, STICKER_ID)
+        common.wait_until(
+            lambda: done(warm)[0] >= threads * 2, 60, alive=[worker], what="naive warm-up"
+        )
+        sandbox.reset()
+        label = f"main-{run}"
+        numbers = recipients(count, 0)
+        common.wait_for_quiet()
+        meter = common.CpuMeter({"worker": [worker.pid], "sandbox": [sandbox.process.pid]})
+        started = time.time()
+        for recipient in numbers:  # what a first design does: .delay() per recipient
+            naive.send_sticker.delay(label, recipient, STICKER_ID)
+        published = time.time()
+        common.wait_until(
+            lambda: done(label)[0] >= count,
+            timeout=max(300.0, count / 20),
+            interval=0.25,
+            alive=[worker],
+            what="naive: every message committed",
+        )
+        finished = done(label)[1]
+        assert finished is not None
+        cpu = meter.stop()
+        rss = common.tree_rss([worker.pid])
+        stats = sandbox.stats()
+    finally:
+        db.close()
+        common.stop_processes([worker])
+    seconds = finished - started
+    return {
+        "rate": count / seconds,
+        "seconds": seconds,
+        "publish_seconds": published - started,
+        "accepted": stats["accepted_total"],
+        "rss_max": rss.max_bytes,
+        "rss_sum": rss.sum_bytes,
+        "cpu": cpu,
+    }
+
+
+# --------------------------------------------------------------------------- stickerq
+
+
+class CampaignDb:
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.db = psycopg.connect(url, autocommit=True)
+
+    def finished_at(self, campaign_id: int) -> float | None:
+        row = self.db.execute(
+            "SELECT status, extract(epoch FROM finished_at) FROM campaigns WHERE id = %s",
+            (campaign_id,),
+        ).fetchone()
+        if row is None or row[0] != "completed" or row[1] is None:
+            return None
+        return float(row[1])
+
+    def counts(self, campaign_id: int) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT status, count(*) FROM messages WHERE campaign_id = %s GROUP BY status",
+            (campaign_id,),
+        ).fetchall()
+        return {status: int(n) for status, n in rows}
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def first_arrival(sandbox: common.Sandbox, timeout: float = 30.0) -> float:
+    """The `at` of the first send the sandbox received since its last reset."""
+    common.wait_until(lambda: sandbox.stats()["requests"] > 0, timeout, interval=0.02)
+    return min(entry["at"] for entry in sandbox.requests())
+
+
+def run_stickerq(
+    sandbox: common.Sandbox, db_url: str, prefix: str, count: int, run: int, args: Any
+) -> dict[str, Any]:
+    from producer.api import enqueue_campaign
+    from worker.celery_app import app, configure_celery
+
+    sandbox.reset()
+    settings = common.make_settings(
+        db_url,
+        prefix,
+        sandbox.url,
+        batch_size=args.batch_size,
+        in_flight=args.in_flight,
+        rate_per_second=args.rate,
+    )
+    configure_celery(settings)
+    workers = common.spawn_stickerq_workers(
+        settings, args.procs, args.concurrency, args.pool, tag=f"stickerq-{run}"
+    )
+    campaigns = CampaignDb(db_url)
+    result: dict[str, Any] = {}
+
+    def settle(campaign_id: int, timeout: float) -> float:
+        return common.wait_until(
+            lambda: campaigns.finished_at(campaign_id),
+            timeout,
+            interval=0.05,
+            alive=workers,
+            what=f"campaign {campaign_id} completed",
+        )
+
+    def enqueue(numbers: list[str], name: str) -> tuple[int, float, float]:
+        started = time.time()
+        campaign_id = enqueue_campaign(
+            settings, sticker_id=STICKER_ID, to=",".join(numbers), name=name
+        ).campaign_id
+        return campaign_id, started, time.time()
+
+    try:
+        common.wait_for_celery(app, args.procs, alive=workers)
+        # Cold: the first campaign these workers see (their send runtime is built lazily).
+        warm_count = args.batch_size * args.procs * args.concurrency * 2
+        campaign_id, _, returned = enqueue(recipients(warm_count, 30_000_000), f"warm-{run}")
+        result["first_cold"] = first_arrival(sandbox) - returned
+        settle(campaign_id, 120)
+
+        sandbox.reset()
+        profile = args.profile / f"stickerq-run{run}" if args.profile else None
+        common.wait_for_quiet()
+        meter = common.CpuMeter(
+            {"worker": [w.pid for w in workers], "sandbox": [sandbox.process.pid]}
+        )
+        with common.profiled([w.pid for w in workers], profile, args.profile_format):
+            campaign_id, started, returned = enqueue(recipients(count, 0), f"main-{run}")
+            result["enqueue_seconds"] = returned - started
+            finished = settle(campaign_id, max(300.0, count / 50))
+        result["cpu"] = meter.stop()
+        result["seconds"] = finished - started
+        result["rate"] = count / result["seconds"]
+        accepted = sandbox.accepted()
+        result["first_main"] = min(entry["at"] for entry in accepted) - returned
+        result["accepted"] = len(accepted)
+        result["duplicates"] = len(accepted) - len({entry["recipient"] for entry in accepted})
+        result["counts"] = campaigns.counts(campaign_id)
+        result["rss"] = common.tree_rss([w.pid for w in workers])
+
+        # Immediate: one recipient while the workers are idle and warm.
+        time.sleep(0.5)
+        sandbox.reset()
+        campaign_id, _, returned = enqueue(recipients(1, 20_000_000), f"one-{run}")
+        result["first_idle"] = first_arrival(sandbox) - returned
+        settle(campaign_id, 30)
+    finally:
+        campaigns.close()
+        common.stop_processes(workers)
+    return result
+
+
+# --------------------------------------------------------------------------- main
+
+
+def in_flight_total(args: Any) -> int:
+    """How many requests stickerq's workers keep in flight at most, all processes together."""
+    per_process = args.in_flight  # one Kaleyra client (pool of in_flight) per sending process
+    processes = args.concurrency if args.pool == "prefork" else 1
+    return args.procs * processes * per_process
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--procs", type=int, default=1, help="`stickerq worker` processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="--concurrency of each")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument("--in-flight", type=int, default=100, help="STICKERQ_IN_FLIGHT")
+    parser.add_argument("--batch-size", type=int, default=200, help="STICKERQ_BATCH_SIZE")
+    parser.add_argument("--rate", type=float, default=100_000.0, help="limit per sender (/s)")
+    parser.add_argument("--naive-threads", type=int, default=50)
+    parser.add_argument("--naive-recipients", type=int, default=None, help="default: --recipients")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--ceiling-concurrency",
+        type=int,
+        default=None,
+        help="in flight for the ceiling (default: stickerq's total in flight)",
+    )
+    parser.add_argument(
+        "--ceiling-max-concurrency",
+        type=int,
+        default=800,
+        help="also measure the raw client at this many in flight (0: skip)",
+    )
+    parser.add_argument(
+        "--no-wait-quiet",
+        action="store_true",
+        help="do not wait for a nearly idle machine before each timed part",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy record the stickerq workers during the timed campaign into this folder",
+    )
+    parser.add_argument(
+        "--profile-format", default="flamegraph", choices=["flamegraph", "speedscope", "raw"]
+    )
+    parser.add_argument("--child-ceiling", nargs=3, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if args.child_ceiling:
+        url, count, concurrency = args.child_ceiling
+        ceiling_child(url, int(count), int(concurrency))
+        return 0
+    common.QUIET["enabled"] = not args.no_wait_quiet
+    count = args.recipients
+    naive_count = args.naive_recipients or count
+    ceiling_c = args.ceiling_concurrency or in_flight_total(args)
+    print(common.machine_line())
+    print(
+        f"throughput: {count:,} recipients, sandbox latency {args.latency_ms:g} ms, "
+        f"{args.runs} run(s); stickerq: {args.procs} worker(s) x {args.pool} "
+        f"{args.concurrency}, in_flight {args.in_flight}, batch {args.batch_size}, "
+        f"limit {args.rate:,.0f}/s; ceiling: {ceiling_c} in flight"
+    )
+    runs: list[dict[str, Any]] = []
+    with (
+        common.bench_database("tp") as db_url,
+        common.redis_prefix("tp") as prefix,
+    ):
+        import naive
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as db:
+            db.execute(naive.TABLE_DDL)
+        sandbox = common.Sandbox(args.latency_ms)
+        try:
+            for run in range(1, args.runs + 1):
+                figures: dict[str, Any] = {}
+                log(f"run {run}: ceiling ({ceiling_c} in flight)")
+                figures["ceiling"] = run_ceiling(sandbox, count, ceiling_c)
+                if args.ceiling_max_concurrency and args.ceiling_max_concurrency != ceiling_c:
+                    log(f"run {run}: raw client at {args.ceiling_max_concurrency} in flight")
+                    figures["ceiling_max"] = run_ceiling(
+                        sandbox, count, args.ceiling_max_concurrency
+                    )
+                if not args.skip_naive:
+                    log(f"run {run}: naive Celery ({naive_count:,} tasks)")
+                    figures["naive"] = run_naive(
+                        sandbox, db_url, prefix, naive_count, run, args.naive_threads
+                    )
+                log(f"run {run}: stickerq")
+                figures["stickerq"] = run_stickerq(sandbox, db_url, prefix, count, run, args)
+                figures["sandbox_rss"] = sandbox.rss_bytes()
+                runs.append(figures)
+                print_run(run, figures, ceiling_c, args.ceiling_max_concurrency)
+        finally:
+            sandbox.stop()
+    summarise(runs, args, ceiling_c)
+    common.dump_json(args.json, runs)
+    return 0
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def print_run(run: int, f: dict[str, Any], ceiling_c: int, max_c: int) -> None:
+    s = f["stickerq"]
+    rows = [
+        [
+            f"ceiling (raw aiohttp, {ceiling_c} in flight)",
+            fmt(f["ceiling"]["rate"]),
+            fmt(f["ceiling"]["seconds"], ".1f"),
+            fmt(f["ceiling"]["accepted"]),
+            "-",
+        ]
+    ]
+    if "ceiling_max" in f:
+        rows.append(
+            [
+                f"raw aiohttp, {max_c} in flight (info)",
+                fmt(f["ceiling_max"]["rate"]),
+                fmt(f["ceiling_max"]["seconds"], ".1f"),
+                fmt(f["ceiling_max"]["accepted"]),
+                "-",
+            ]
+        )
+    if "naive" in f:
+        n = f["naive"]
+        rows.append(
+            [
+                "naive Celery (task/recipient, commit/msg)",
+                fmt(n["rate"]),
+                fmt(n["seconds"], ".1f"),
+                fmt(n["accepted"]),
+                f"{mb(n['rss_max']):.0f}",
+            ]
+        )
+    rows.append(
+        [
+            "stickerq (enqueue → all settled)",
+            fmt(s["rate"]),
+            fmt(s["seconds"], ".1f"),
+            fmt(s["accepted"]),
+            f"{mb(s['rss'].max_bytes):.0f} (Σ {mb(s['rss'].sum_bytes):.0f})",
+        ]
+    )
+    print_table(f"run {run}", ["variant", "msgs/s", "seconds", "accepted", "peak RSS MB"], rows)
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(s["counts"].items()))
+    print(
+        f"  stickerq: enqueue_campaign {s['enqueue_seconds']:.2f}s; messages: {counts}; "
+        f"duplicates at the sandbox {s['duplicates']}; first message after enqueue returned: "
+        f"{s['first_main']:+.3f}s (this campaign), {s['first_cold']:+.3f}s (cold workers), "
+        f"{s['first_idle']:+.3f}s (1 recipient, idle workers)"
+    )
+    for name, label in (("ceiling", "ceiling"), ("naive", "naive"), ("stickerq", "stickerq")):
+        if name in f:
+            print(f"  {label}: {common.cpu_line(f[name]['cpu'], f[name].get('accepted') or 1)}")
+    print(
+        f"  stickerq / ceiling {fmt(ratio(s['rate'], f['ceiling']['rate']), '.2f')}, "
+        f"stickerq / naive {fmt(ratio(s['rate'], f.get('naive', {}).get('rate')), '.1f')}; "
+        f"sandbox peak RSS {mb(f['sandbox_rss']):.0f} MB"
+    )
+
+
+def summarise(runs: list[dict[str, Any]], args: Any, ceiling_c: int) -> None:
+    def med(path: tuple[str, ...]) -> float:
+        values = []
+        for f in runs:
+            value: Any = f
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            values.append(value)
+        return median(values)
+
+    stickerq = med(("stickerq", "rate"))
+    ceiling = med(("ceiling", "rate"))
+    naive = med(("naive", "rate"))
+    per_run_ratio_c = median([ratio(f["stickerq"]["rate"], f["ceiling"]["rate"]) for f in runs])
+    per_run_ratio_n = median(
+        [ratio(f["stickerq"]["rate"], f.get("naive", {}).get("rate")) for f in runs]
+    )
+    rss_max = median([f["stickerq"]["rss"].max_bytes for f in runs])
+    rss_sum = median([f["stickerq"]["rss"].sum_bytes for f in runs])
+    first = max(
+        med(("stickerq", "first_main")),
+        med(("stickerq", "first_cold")),
+        med(("stickerq", "first_idle")),
+    )
+    rows = [
+        ["ceiling msgs/s", fmt(ceiling)],
+        ["raw aiohttp at max in flight msgs/s (info)", fmt(med(("ceiling_max", "rate")))],
+        ["naive msgs/s", fmt(naive)],
+        ["stickerq msgs/s", fmt(stickerq)],
+        ["stickerq / ceiling (median of per-run ratios)", fmt(per_run_ratio_c, ".2f")],
+        ["stickerq / naive (median of per-run ratios)", fmt(per_run_ratio_n, ".1f")],
+        [
+            "stickerq / raw aiohttp at max in flight (info)",
+            fmt(ratio(stickerq, med(("ceiling_max", "rate"))), ".2f"),
+        ],
+        ["stickerq worker peak RSS, largest process MB", f"{mb(rss_max):.0f}"],
+        ["stickerq worker peak RSS, all processes MB", f"{mb(rss_sum):.0f}"],
+        ["naive worker peak RSS MB", fmt(mb(med(("naive", "rss_max"))), ".0f")],
+        ["stickerq enqueue_campaign seconds", fmt(med(("stickerq", "enqueue_seconds")), ".2f")],
+        ["first message - enqueue returned, main s", fmt(med(("stickerq", "first_main")), "+.3f")],
+        ["first message - enqueue returned, cold s", fmt(med(("stickerq", "first_cold")), "+.3f")],
+        ["first message - enqueue returned, idle s", fmt(med(("stickerq", "first_idle")), "+.3f")],
+    ]
+    print_table(f"medians of {len(runs)} run(s)", ["figure", "value"], rows)
+    targets = [
+        Target("stickerq ≥ 1,000 msgs/s end to end", stickerq >= 1000, f"{stickerq:,.0f} msgs/s"),
+        Target(
+            f"stickerq ≥ 0.6 x ceiling ({ceiling_c} in flight)",
+            per_run_ratio_c >= 0.6,
+            f"{per_run_ratio_c:.2f} x ({stickerq:,.0f} / {ceiling:,.0f})",
+        ),
+    ]
+    if not args.skip_naive:
+        targets.append(
+            Target(
+                "stickerq ≥ 6 x naive",
+                per_run_ratio_n >= 6,
+                f"{per_run_ratio_n:.1f} x ({stickerq:,.0f} / {naive:,.0f})",
+            )
+        )
+    targets.append(
+        Target(
+            "first message leaves within 1 s of enqueue returning",
+            first <= 1.0,
+            f"worst of the medians {first:+.3f} s",
+        )
+    )
+    print_targets(targets)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
