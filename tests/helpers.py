@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from stickerq.db import make_engine, make_session_factory
+from stickerq.db import make_engine, make_session_factory, open_sessions
 from stickerq.models import Attempt, Campaign, Message, Pause
 from stickerq.settings import Settings
 from stickerq.states import UNSETTLED
@@ -59,3 +59,11 @@ class Db:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def stored_counts(settings: Settings) -> tuple[int, int]:
+    """(campaign rows, message rows) in the database."""
+    with open_sessions(settings.database_url) as sessions, sessions() as session:
+        campaigns = session.scalar(select(func.count()).select_from(Campaign))
+        messages = session.scalar(select(func.count()).select_from(Message))
+    return campaigns or 0, messages or 0

@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import Result
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from stickerq.cli import app
-from stickerq.db import make_engine, make_session_factory
-from stickerq.models import Campaign, Message
+from stickerq.db import make_engine
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import STICKER_ID, make_settings, wait_until
-from tests.helpers import Db
+from tests.helpers import Db, stored_counts
 from worker.celery_app import queued_tasks
 from worker.pauses import pause_keys
 
@@ -73,17 +72,6 @@ def assert_clean_exit(result: Result, code: int) -> None:
     assert result.exit_code == code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
-
-
-def stored_counts(settings: Settings) -> tuple[int, int]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            campaigns = session.scalar(select(func.count()).select_from(Campaign))
-            messages = session.scalar(select(func.count()).select_from(Message))
-    finally:
-        engine.dispose()
-    return campaigns or 0, messages or 0
 
 
 def queue_length(settings: Settings) -> int:

@@ -27,7 +27,6 @@ from click.testing import Result
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
-from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from producer.api import enqueue_campaign
@@ -52,11 +51,10 @@ from producer.spec import (
 )
 from producer.store import RecipientsRejected
 from stickerq.cli import app
-from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
-from stickerq.models import Campaign, Message
 from stickerq.settings import Settings
 from tests.conftest import STICKER_ID, make_settings
+from tests.helpers import stored_counts
 from worker.celery_app import queued_tasks
 
 NASTY = Path(__file__).parent / "nasty"
@@ -673,18 +671,6 @@ def test_a_million_commas_are_read_without_holding_the_items() -> None:
 @pytest.fixture
 def bad_input_settings(database_url: str, redis_prefix: str) -> Settings:
     return make_settings(database_url, redis_prefix, UNREACHABLE_API)
-
-
-def stored_counts(settings: Settings) -> tuple[int, int]:
-    """(campaign rows, message rows) in the database."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            campaigns = session.scalar(select(func.count()).select_from(Campaign))
-            messages = session.scalar(select(func.count()).select_from(Message))
-    finally:
-        engine.dispose()
-    return campaigns or 0, messages or 0
 
 
 def assert_nothing_stored(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from producer.api import EnqueueResult, enqueue_campaign
 from producer.recipients import (
@@ -28,7 +28,7 @@ from stickerq.models import Campaign, Message
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings
-from tests.helpers import Db
+from tests.helpers import Db, stored_counts
 from worker.celery_app import queued_bodies, send_queue
 from worker.celery_app import queued_tasks as celery_queued_tasks
 from worker.dispatch import SEND_BATCH
@@ -52,18 +52,6 @@ def db(store_settings: Settings) -> Iterator[Db]:
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def stored_counts(settings: Settings) -> tuple[int, int]:
-    """(campaign rows, message rows) in the database."""
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            campaigns = session.scalar(select(func.count()).select_from(Campaign))
-            messages = session.scalar(select(func.count()).select_from(Message))
-    finally:
-        engine.dispose()
-    return campaigns or 0, messages or 0
 
 
 def queue_key(settings: Settings, campaign_id: int) -> str:
