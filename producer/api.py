@@ -93,7 +93,11 @@ def enqueue_campaign(
     report = RecipientReport()
     with open_sessions(settings.database_url, sessions) as factory:
         recipients = open_recipients(
-            to=to, to_file=to_file, default_region=settings.default_region, report=report
+            to=to,
+            to_file=to_file,
+            default_region=settings.default_region,
+            report=report,
+            dedupe=False,  # the store drops them with the unique index: flat memory
         )
         campaign_id = store_campaign(
             factory,

@@ -110,10 +110,12 @@ class RecipientReport:
 class _Accept:
     """Normalise, de-duplicate and count one row at a time for one read."""
 
-    def __init__(self, region: str | None, report: RecipientReport) -> None:
+    def __init__(self, region: str | None, report: RecipientReport, dedupe: bool = True) -> None:
         self.region = region
         self.report = report
-        self.seen: set[int] = set()  # E.164 digits as ints: far smaller than strings
+        # E.164 digits as ints: far smaller than strings. None when the caller drops the
+        # duplicates itself (the store does, with the database's unique index).
+        self.seen: set[int] | None = set() if dedupe else None
 
     def __call__(self, raw: str, refs: Refs, line: int) -> Recipient | None:
         report = self.report
@@ -122,11 +124,12 @@ class _Accept:
         except InvalidPhone as exc:
             report.add_invalid(line, raw, exc.reason)
             return None
-        key = int(phone[1:])
-        if key in self.seen:
-            report.duplicates += 1
-            return None
-        self.seen.add(key)
+        if self.seen is not None:
+            key = int(phone[1:])
+            if key in self.seen:
+                report.duplicates += 1
+                return None
+            self.seen.add(key)
         if refs is not _NO_REFS:
             refs = self._truncate(refs)
         report.valid += 1
@@ -141,13 +144,13 @@ class _Accept:
 
 
 def parse_recipient_list(
-    text: str, default_region: str | None, report: RecipientReport
+    text: str, default_region: str | None, report: RecipientReport, *, dedupe: bool = True
 ) -> Iterator[Recipient]:
     """Recipients from `+91981..., +44 7911 123456`; `line` is the item's position in the list.
 
     Blank items (a trailing comma, say) are ignored but keep their position.
     """
-    accept = _Accept(check_region(default_region), report)
+    accept = _Accept(check_region(default_region), report, dedupe)
     for position, item in enumerate(_split_commas(text), start=1):
         raw = item.strip()
         if raw and (recipient := accept(raw, _NO_REFS, position)) is not None:
@@ -165,7 +168,7 @@ def _split_commas(text: str) -> Iterator[str]:
 
 
 def parse_recipient_csv(
-    path: Path, default_region: str | None, report: RecipientReport
+    path: Path, default_region: str | None, report: RecipientReport, *, dedupe: bool = True
 ) -> Iterator[Recipient]:
     """Recipients from a CSV file with a `phone` column and optional ref, ref1, ref2 columns.
 
@@ -173,7 +176,7 @@ def parse_recipient_csv(
     semicolon or tab when the header has no comma (spreadsheets in some locales write those).
     Raises RecipientFileError, naming the file and line, when the file cannot be read.
     """
-    accept = _Accept(check_region(default_region), report)
+    accept = _Accept(check_region(default_region), report, dedupe)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             yield from _read_csv(handle, path, accept)
@@ -296,8 +299,12 @@ def open_recipients(
     to_file: Path | None,
     default_region: str | None,
     report: RecipientReport,
+    dedupe: bool = True,
 ) -> Iterator[Recipient]:
     """The recipients from exactly one of a list (`to`) and a CSV file (`to_file`).
+
+    With dedupe=False duplicates are yielded too (and counted as valid): for a caller that
+    drops them itself without holding every number seen in memory.
 
     Checks what can be checked up front (one source, the region, the file exists); the rows
     themselves are read lazily as the iterator is consumed.
@@ -312,10 +319,10 @@ def open_recipients(
     if to_file is not None:
         if not to_file.is_file():
             raise RecipientFileError(f"{to_file}: no such file; check the path")
-        return parse_recipient_csv(to_file, region, report)
+        return parse_recipient_csv(to_file, region, report, dedupe=dedupe)
     if to is None:
         raise RecipientError(
             "no recipients: give --to +919812345678,+447911123456 or --to-file recipients.csv "
             "(a CSV with a phone column)"
         )
-    return parse_recipient_list(to, region, report)
+    return parse_recipient_list(to, region, report, dedupe=dedupe)

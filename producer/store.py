@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.recipients import Recipient, RecipientReport
@@ -55,8 +56,16 @@ def store_campaign(
         session.add(campaign)
         session.flush()
         rows = (_message_row(campaign, recipient) for recipient in recipients)
+        # The unique (campaign, recipient) index drops duplicates, first row winning, so
+        # memory stays flat however many recipients there are.
+        insert_new = _insert_ignoring_duplicates(session)
         for chunk in _chunks(rows, INSERT_CHUNK):
-            session.execute(insert(Message.__table__), chunk)
+            session.execute(insert_new, chunk)
+        stored = session.scalar(
+            select(func.count()).select_from(Message).where(Message.campaign_id == campaign.id)
+        )
+        report.duplicates += report.valid - (stored or 0)
+        report.valid = stored or 0
         if report.invalid_count and not skip_invalid:
             raise RecipientsRejected(
                 report,
@@ -67,6 +76,14 @@ def store_campaign(
             raise RecipientsRejected(report, "no valid recipient; nothing was stored")
         campaign.recipient_count = report.valid
         return campaign.id
+
+
+def _insert_ignoring_duplicates(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    return dialect_insert(Message.__table__).on_conflict_do_nothing(
+        index_elements=["campaign_id", "recipient"]
+    )
 
 
 def _message_row(campaign: Campaign, recipient: Recipient) -> dict[str, object]:
