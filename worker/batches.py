@@ -1,7 +1,7 @@
 """One `send_batch` task's work, as a plain function: claim, send, write, settle.
 
-Claim in one short transaction, send with no transaction open, then write every result in
-bulk; a pause stops the batch and puts its unsent messages back to `pending`.
+Claim in one short transaction, send with no transaction open, and write the results in bulk
+as they arrive; a pause stops the batch and puts its unsent messages back to `pending`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
     until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
     with runtime.keep_alive(keys):
         ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_ids, keys)
-        if not claimed:
+        if not claimed:  # a redelivery, say: nothing of ours to keep a record of
+            runtime.run(close_claim(runtime.aredis, keys))
             return BatchOutcome()
         sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys)
         sending = runtime.submit(sender.send(claimed))

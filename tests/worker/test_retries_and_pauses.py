@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import redis
+
 from producer.api import dispatch_campaign, enqueue_campaign
 from producer.operations import resume_sending
 from stickerq.sandbox import SandboxServer
@@ -129,6 +131,8 @@ def test_redelivered_batches_send_nothing_twice(
     ids = [m.id for m in db.messages(campaign_id)]
     outcome = process_batch(runtime.current_runtime(), campaign_id, ids)  # and a third time
     assert not outcome.results and not outcome.unsent
+    leftovers = redis.Redis.from_url(settings.redis_url).keys(f"{settings.redis_prefix}claim:*")
+    assert leftovers == []  # every claim's record is gone once its results are written
     counts = sandbox.stats()["accepted"]
     assert sorted(counts) == sorted(recipients)
     assert set(counts.values()) == {1}
