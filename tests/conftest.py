@@ -168,8 +168,10 @@ def settings(pg_database: str, redis_prefix: str, sandbox: SandboxServer) -> Set
 
 
 @pytest.fixture
-def run_worker() -> Iterator[Callable[[Settings], None]]:
-    """Start a real Celery worker (threads pool, in this process) on the given settings."""
+def run_worker(redis_prefix: str) -> Iterator[Callable[[Settings], None]]:
+    """Start a real Celery worker (threads pool, in this process) on the given settings.
+
+    Depends on redis_prefix so that the worker stops before the prefix's keys are deleted."""
     stack = ExitStack()
 
     def start(settings: Settings) -> None:
@@ -193,7 +195,7 @@ def run_worker() -> Iterator[Callable[[Settings], None]]:
 
 
 @pytest.fixture
-def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+def spawn_worker(tmp_path: Path, redis_prefix: str) -> Iterator[Callable[..., Path]]:
     """Start `stickerq worker` as a real process; returns the file its output goes to."""
     processes: list[subprocess.Popen[bytes]] = []
 

@@ -63,7 +63,8 @@ class Workers:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
+def workers(tmp_path: Path, redis_prefix: str) -> Iterator[Workers]:
+    """Depends on redis_prefix so that the workers stop before the prefix's keys go."""
     pool = Workers(tmp_path)
     yield pool
     pool.stop_all()
