@@ -1,12 +1,13 @@
 """Kaleyra WhatsApp v2 client for sticker messages: the exact wire contract, nothing else.
 
 Every request and every failure becomes a `Reply`; turning a reply into an action is
-`outcomes.classify`'s job. The api-key lives only in the client's default headers: it is
+`outcomes.classify`'s job. The api-key lives only in the client's request headers: it is
 never part of a repr, a log line, an exception or a `Reply`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -146,12 +147,18 @@ class KaleyraClient:
         self._http = httpx.AsyncClient(
             transport=transport or AiohttpTransport(limits=limits),
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
-            headers={
+        )
+        # Requests are built here rather than by `AsyncClient.post`, whose merging of URL,
+        # headers, cookies and parameters cost ~14% of a worker's CPU per message.
+        self._headers = httpx.Headers(
+            {
                 "Content-Type": "application/json",
                 "api-key": api_key.get_secret_value(),
                 "cache-control": "no-cache",
-            },
+            }
         )
+        self._extensions = {"timeout": self._http.timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
 
     def __repr__(self) -> str:
         return f"KaleyraClient(base_url={self._base_url!r}, sid={self.sid!r})"
@@ -160,11 +167,19 @@ class KaleyraClient:
         return f"{self._base_url}/v2/{self.sid}/whatsapp/{sender}/messages"
 
     async def send_sticker(self, request: StickerRequest) -> Reply:
+        url = self._urls.get(request.sender)
+        if url is None:
+            url = self._urls[request.sender] = httpx.URL(self.messages_url(request.sender))
+        http_request = httpx.Request(
+            "POST",
+            url,
+            headers=self._headers,
+            content=json.dumps(request_body(request), separators=(",", ":")).encode(),
+            extensions=self._extensions,
+        )
         started = time.perf_counter()
         try:
-            response = await self._http.post(
-                self.messages_url(request.sender), json=request_body(request)
-            )
+            response = await self._http.send(http_request)
         except httpx.TransportError as exc:
             return _failed(started, transport_failure(exc), exc)
         except (httpx.DecodingError, aiohttp.ClientError) as exc:

@@ -41,8 +41,21 @@ async def with_quick_retries(
 
     Backoff is exponential with full jitter, so workers hit by the same WA500 burst spread out.
     """
+    first = await attempt()
+    attempts = policy.attempts_now(delayed_retries)
+    if first.action is not Action.RETRY or attempts == 1:
+        return first  # most sends: no retry machinery built for them
+    replayed = False
+
+    async def first_then_attempt() -> Outcome:
+        nonlocal replayed
+        if not replayed:  # tenacity's attempt 1 is the one already made
+            replayed = True
+            return first
+        return await attempt()
+
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts_now(delayed_retries)),
+        stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(
             multiplier=policy.quick_backoff_seconds, max=policy.quick_backoff_seconds * 8
         ),
@@ -50,4 +63,4 @@ async def with_quick_retries(
         retry_error_callback=lambda state: state.outcome.result(),
         reraise=True,
     )
-    return await retrying(attempt)
+    return await retrying(first_then_attempt)
