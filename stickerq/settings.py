@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     rate_per_second: float = Field(default=80.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=5000)
     in_flight: int = Field(default=100, ge=1, description="concurrent requests per worker process")
+    batches_per_process: int = Field(
+        default=4,
+        ge=1,
+        description="batches a worker process sends at once (their requests share in_flight)",
+    )
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
 

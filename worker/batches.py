@@ -6,12 +6,14 @@ as they arrive; a pause stops the batch and puts its unsent messages back to `pe
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stickerq.errors import ConfigurationError
@@ -25,37 +27,105 @@ from worker.claims import (
     release,
     write_results,
 )
-from worker.inflight import ClaimKeys, close_claim, forget_sent, new_claim, open_claim
+from worker.inflight import (
+    ClaimKeys,
+    beat_forever,
+    close_claim,
+    forget_sent,
+    new_claim,
+    open_claim,
+)
 from worker.outages import until_database_is_back, until_redis_is_back
-from worker.pauses import active_pause, campaign_pause_key, record_pause, sync_mirror
+from worker.pauses import (
+    PauseRequest,
+    active_pause,
+    campaign_pause_key,
+    record_pause,
+    restore_mirror,
+)
 from worker.runtime import Runtime
 from worker.sending import BatchOutcome, BatchSender, SendContext
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25  # the longest a finished result waits for the database
+# The least time between two writes of one batch: results arriving one by one are written a
+# few at a time instead of a transaction each.
+FLUSH_GAP_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class RunningBatch:
+    ctx: SendContext
+    keys: ClaimKeys
+    sender: BatchSender
+    sending: concurrent.futures.Future[BatchOutcome]
+    heartbeat: concurrent.futures.Future[None]
+
+
+def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> None:
+    """The task's work: claim the batch and start it, then return while its requests go out.
+
+    A thread of the runtime writes its results, so the worker takes its next batch at once:
+    batches overlap (up to `batches_per_process`) and share the process's requests in flight,
+    and a sender waiting for its budget does not hold a worker that another could use.
+    """
+    with runtime.batch_room() as finish_later:
+        batch = start_batch(runtime, campaign_id, message_ids)
+        if batch is not None:
+            finish_later(lambda: finish_batch(runtime, batch), batch.sender.halt)
 
 
 def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> BatchOutcome:
+    """One batch from claim to settled results, in the calling thread."""
+    batch = start_batch(runtime, campaign_id, message_ids)
+    return finish_batch(runtime, batch) if batch is not None else BatchOutcome()
+
+
+def start_batch(
+    runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
+) -> RunningBatch | None:
+    """Claim the messages and start sending them on the runtime's loop (None: nothing claimed)."""
     keys = new_claim(runtime.settings.redis_prefix)
     ttl = runtime.settings.claim_heartbeat_seconds
     until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
-    with runtime.keep_alive(keys):
+    heartbeat = runtime.submit(beat_forever(runtime.aredis, keys, ttl))
+    try:
         ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_ids, keys)
-        if not claimed:  # a redelivery, say: nothing of ours to keep a record of
-            runtime.run(close_claim(runtime.aredis, keys))
-            return BatchOutcome()
-        sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys)
-        sending = runtime.submit(sender.send(claimed))
+    except BaseException:
+        heartbeat.cancel()
+        raise
+    if ctx is None or not claimed:  # a redelivery, say: nothing of ours to keep a record of
+        heartbeat.cancel()
+        runtime.run(close_claim(runtime.aredis, keys))
+        return None
+    sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots)
+    return RunningBatch(ctx, keys, sender, runtime.submit(sender.send(claimed)), heartbeat)
+
+
+def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
+    """Write the results as they arrive, then settle the batch and close its claim."""
+    ctx, keys, sender = batch.ctx, batch.keys, batch.sender
+    try:
         written: list[MessageResult] = []
-        while not sending.done():
+        pause_stored = False
+        while not batch.sending.done():
             # Write results as they come: what a killed worker leaves `unknown` is then only
             # what was in flight (and the few answers of the last instant).
             sender.results_ready.wait(timeout=FLUSH_SECONDS)
             written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
-        outcome = sending.result()
+            if sender.outcome.pause is not None and not pause_stored:
+                # At once, not when the batch ends: claims read pauses from the database.
+                until_database_is_back(_store_pause)(runtime, ctx, sender.outcome.pause)
+                pause_stored = True
+            concurrent.futures.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
+        outcome = batch.sending.result()
         written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
+        if outcome.pause is not None and not pause_stored:
+            until_database_is_back(_store_pause)(runtime, ctx, outcome.pause)
         until_database_is_back(_record)(runtime, ctx, keys, outcome)
+    finally:
+        batch.heartbeat.cancel()
     runtime.run(close_claim(runtime.aredis, keys))
     outcome.results.extend(written)
     return outcome
@@ -94,7 +164,9 @@ def _claim(
         pause = active_pause(session, campaign.sid, campaign.sender)
         # Without Redis the limiter, which needs it too, holds the sends until it is back.
         with contextlib.suppress(redis.RedisError):
-            sync_mirror(runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause)
+            restore_mirror(
+                runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause
+            )
         if pause is not None:
             return None, []
         claimed = claim(session, campaign_id, message_ids, keys.token)
@@ -107,7 +179,6 @@ def _claim(
             else {"link": campaign.sticker_link or ""},
             wa_source=campaign.wa_source,
             rate_per_second=settings.rate_per_second,
-            in_flight=settings.in_flight,
             policy=runtime.policy,
             connect_retry_seconds=settings.connect_retry_seconds,
             redis_prefix=settings.redis_prefix,
@@ -115,12 +186,15 @@ def _claim(
     return ctx, claimed
 
 
+def _store_pause(runtime: Runtime, ctx: SendContext, pause: PauseRequest) -> None:
+    with runtime.sessions.begin() as session:
+        record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
+
+
 def _record(runtime: Runtime, ctx: SendContext, keys: ClaimKeys, outcome: BatchOutcome) -> None:
-    """After the last results: unsent messages back, the pause stored, the campaign settled."""
+    """After the last results: unsent messages back, the campaign settled."""
     with runtime.sessions.begin() as session:
         release(session, ctx.campaign_id, keys.token, outcome.unsent)
-        if outcome.pause is not None:
-            record_pause(session, outcome.pause, ctx.sid, ctx.sender, ctx.campaign_id)
     with runtime.sessions.begin() as session:
         complete_if_settled(session, ctx.campaign_id)
 
@@ -133,12 +207,17 @@ def _count_wa400_run(
     answered = sorted((r for r in results if r.attempts), key=lambda r: r.attempts[-1].started_at)
     if not answered:
         return
+    if not any(_is_wa400(r) for r in answered):
+        # The common case resets a streak that is mostly 0 already: a plain read first, so
+        # that batches writing at once do not queue on the campaign's row lock.
+        streak_now = session.scalar(select(Campaign.wa400_streak).where(Campaign.id == campaign_id))
+        if not streak_now:
+            return
     campaign = session.get(Campaign, campaign_id, with_for_update=True)
     assert campaign is not None
     streak = campaign.wa400_streak
     for result in answered:
-        wa400 = result.status == MessageStatus.FAILED and result.code == "WA400"
-        streak = streak + 1 if wa400 else 0
+        streak = streak + 1 if _is_wa400(result) else 0
     campaign.wa400_streak = streak
     threshold = runtime.settings.wa400_pause_threshold
     if streak >= threshold and campaign.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
@@ -156,3 +235,7 @@ def _count_wa400_run(
                 campaign_pause_key(runtime.settings.redis_prefix, campaign_id), "WA400"
             )
         log.warning("campaign %s paused after %s WA400s in a row", campaign_id, streak)
+
+
+def _is_wa400(result: MessageResult) -> bool:
+    return result.status == MessageStatus.FAILED and result.code == "WA400"

@@ -1,7 +1,7 @@
 """Account and sender pauses: durable in the database, mirrored in Redis for a cheap check.
 
 The database is the truth (a flushed Redis forgets nothing that matters): claims read it,
-and every claim re-writes the mirror of what it found, so a lost mirror heals itself.
+and every claim re-writes the mirror of a pause it found, so a lost mirror heals itself.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from stickerq.states import PauseScope
 
 @dataclass(frozen=True, slots=True)
 class PauseRequest:
-    """A pause the send path asks for; the batch writes it after its sends settle."""
+    """A pause the send path asks for; the batch's writer stores it with the next results."""
 
     scope: PauseScope
     code: str
@@ -106,14 +106,16 @@ def resume(session: Session, sid: str, sender: str | None = None) -> int:
     return result.rowcount or 0
 
 
-def sync_mirror(
+def restore_mirror(
     client: redis.Redis, prefix: str, sid: str, sender: str, pause: Pause | None
 ) -> None:
-    """Make the Redis mirror for this sender say what the database says."""
-    account_key, sender_key = pause_keys(prefix, sid, sender)
+    """Set the Redis mirror of a pause the database holds (a lost mirror heals itself).
+
+    Never deletes one: a batch that has just met E110 sets the mirror before its pause
+    reaches the database, and a claim running meanwhile must not lift it. Only resuming
+    (`stickerq resume`) deletes a mirror.
+    """
     if pause is None:
-        client.delete(account_key, sender_key)
-    elif pause.scope == PauseScope.ACCOUNT:
-        client.set(account_key, pause.code)
-    else:
-        client.set(sender_key, pause.code)
+        return
+    account_key, sender_key = pause_keys(prefix, sid, sender)
+    client.set(account_key if pause.scope == PauseScope.ACCOUNT else sender_key, pause.code)

@@ -40,7 +40,6 @@ class SendContext:
     sticker: dict[str, str]
     wa_source: str
     rate_per_second: float
-    in_flight: int
     policy: RetryPolicy
     connect_retry_seconds: float
     redis_prefix: str
@@ -73,8 +72,10 @@ class BatchSender:
         limiter: RateLimiter,
         redis: aioredis.Redis,
         claim: ClaimKeys,
+        slots: asyncio.Semaphore,
     ) -> None:
         self.ctx = ctx
+        self.slots = slots  # the process's requests in flight, shared by its batches
         self.client = client
         self.limiter = limiter
         self.redis = redis
@@ -99,14 +100,13 @@ class BatchSender:
         return taken
 
     async def send(self, claimed: list[ClaimedMessage]) -> BatchOutcome:
-        slots = asyncio.Semaphore(self.ctx.in_flight)
-
-        async def one(message: ClaimedMessage) -> None:
-            async with slots:
-                await self._send_one(message)
-
-        await asyncio.gather(*(one(message) for message in claimed))
+        await asyncio.gather(*(self._send_one(message) for message in claimed))
         return self.outcome
+
+    def halt(self) -> None:
+        """Stop before the next request: what waits for a token stays unsent (on the loop)."""
+        self.stop.set()
+        self.limiter.refuse_waiting(self.claim.sent)
 
     async def _send_one(self, message: ClaimedMessage) -> None:
         progress = _Progress()
@@ -146,15 +146,18 @@ class BatchSender:
         granted = await self.limiter.take(
             self.ctx.sender,
             self.ctx.rate_per_second,
-            1,
             self.block_keys,
             mark=(self.claim.sent, str(message.pk)),
+            slots=self.slots,
         )
-        if granted == 0:
+        if not granted:
             self.stop.set()
             raise _Stopped
-        started_at = utcnow()
-        reply = await self.client.send_sticker(request)
+        try:
+            started_at = utcnow()
+            reply = await self.client.send_sticker(request)
+        finally:
+            self.slots.release()
         outcome = classify(reply)
         progress.last_reply = reply
         if outcome.action is not Action.NOT_SENT:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from worker import scheduling, sweeper
-from worker.batches import process_batch
+from typing import Any
+
+from celery import signals
+
+from worker import batches, runtime, scheduling, sweeper
 from worker.celery_app import app
 from worker.dispatch import dispatch_due_retries
 from worker.runtime import current_runtime
@@ -11,7 +14,15 @@ from worker.runtime import current_runtime
 
 @app.task(name="stickerq.send_batch")
 def send_batch(campaign_id: int, message_ids: list[int]) -> None:
-    process_batch(current_runtime(), campaign_id, message_ids)
+    batches.send_batch(current_runtime(), campaign_id, message_ids)
+
+
+@signals.worker_process_shutdown.connect  # a prefork child
+@signals.worker_shutdown.connect  # the worker itself (threads and solo pools run tasks there)
+def _finish_batches(**_: Any) -> None:
+    """A send_batch task returns before its batch is done: a warm shutdown waits for the
+    batches still running here (stopped before their next request) and writes their results."""
+    runtime.shutdown()
 
 
 @app.task(name="stickerq.sweep")

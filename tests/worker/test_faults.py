@@ -7,6 +7,7 @@ once; every `sent` row has the message_id the sandbox returned, with its ref/ref
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 
 import redis
@@ -88,6 +89,35 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     assert counts.get(MessageStatus.UNKNOWN, 0) <= fault_settings.in_flight * 1.5
     assert counts.get(MessageStatus.UNKNOWN, 0) <= in_flight_when_killed
     assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == 2000
+    db.close()
+
+
+def test_warm_shutdown_stops_before_the_next_request_and_writes_every_result(
+    fault_settings: Settings, sandbox: SandboxServer, workers: Workers
+) -> None:
+    """A send_batch task returns while its batch still sends: SIGTERM must not leave that
+    batch `sending` (nor `unknown`) for the sweeper, but stop it and write its results."""
+    sandbox.configure(latency_ms=200)
+    settings = fault_settings.model_copy(update={"rate_per_second": 100.0})
+    db = Db(settings)
+    campaign_id = enqueue(settings, 2000)  # 20 s at 100/s
+    worker = workers.start(settings, "--concurrency", "2")
+    wait_until(lambda: sent_count(db, campaign_id) >= 200, timeout=60, interval=0.1)
+    worker.send_signal(signal.SIGTERM)  # to the main process, as Celery's warm shutdown asks
+    worker.wait(timeout=30)
+
+    counts = Counter(m.status for m in db.messages(campaign_id))
+    assert set(counts) == {MessageStatus.SENT, MessageStatus.PENDING}, counts
+    assert counts[MessageStatus.SENT] < 1500  # it stopped; it did not send the campaign out
+    assert {row["recipient"] for row in sandbox.accepted()} == {
+        m.recipient for m in db.messages(campaign_id) if m.status == MessageStatus.SENT
+    }
+    assert not redis.Redis.from_url(REDIS_URL).keys(f"{settings.redis_prefix}claim:*")
+
+    workers.start(settings, "--beat")  # the rest goes out once, from a new worker
+    wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
+    counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
+    assert counts == {MessageStatus.SENT: 2000}
     db.close()
 
 

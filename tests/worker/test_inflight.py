@@ -39,7 +39,7 @@ def test_a_dead_claim_reports_what_it_may_have_sent_and_can_send_no_more(
         await open_claim(client, keys, ttl=0.2)
         limiter = RateLimiter(client, redis_prefix)
         for pk in (11, 12, 13):
-            assert await limiter.take(SENDER, 1000, 1, (keys.dead,), mark=(keys.sent, str(pk)))
+            assert await limiter.take(SENDER, 1000, (keys.dead,), mark=(keys.sent, str(pk)))
         await forget_sent(client, keys, [13])  # 13's result reached the database
         await asyncio.sleep(0.3)  # the heartbeat stops
 
@@ -47,11 +47,11 @@ def test_a_dead_claim_reports_what_it_may_have_sent_and_can_send_no_more(
     verdict = settle_claim(redis.Redis.from_url(redis_url), keys)
     assert (verdict.alive, verdict.record_kept, verdict.sent) == (False, True, {11, 12})
 
-    async def try_again(client: aioredis.Redis) -> int:
+    async def try_again(client: aioredis.Redis) -> bool:
         limiter = RateLimiter(client, redis_prefix)
-        return await limiter.take(SENDER, 1000, 1, (keys.dead,), mark=(keys.sent, "14"))
+        return await limiter.take(SENDER, 1000, (keys.dead,), mark=(keys.sent, "14"))
 
-    assert run(redis_url, try_again) == 0  # the sweeper's verdict is final
+    assert run(redis_url, try_again) is False  # the sweeper's verdict is final
 
 
 def test_a_lost_record_proves_nothing_and_blocks_sending(redis_url: str, redis_prefix: str) -> None:
@@ -59,10 +59,10 @@ def test_a_lost_record_proves_nothing_and_blocks_sending(redis_url: str, redis_p
     run(redis_url, lambda c: open_claim(c, keys, ttl=10))
     redis.Redis.from_url(redis_url).delete(keys.alive, keys.sent)  # Redis lost its state
 
-    async def try_send(client: aioredis.Redis) -> int:
+    async def try_send(client: aioredis.Redis) -> bool:
         limiter = RateLimiter(client, redis_prefix)
-        return await limiter.take(SENDER, 1000, 1, (keys.dead,), mark=(keys.sent, "1"))
+        return await limiter.take(SENDER, 1000, (keys.dead,), mark=(keys.sent, "1"))
 
-    assert run(redis_url, try_send) == 0
+    assert run(redis_url, try_send) is False
     verdict = settle_claim(redis.Redis.from_url(redis_url), keys)
     assert (verdict.alive, verdict.record_kept) == (False, False)

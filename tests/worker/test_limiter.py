@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import socket
@@ -17,7 +18,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from worker.limiter import Grant, RateLimiter, burst_tokens
+from worker.limiter import WAITING_PER_SENDER, Grant, RateLimiter, burst_tokens
 
 T = TypeVar("T")
 SENDER = "+919812345678"
@@ -195,11 +196,12 @@ def test_several_tokens_at_once_give_at_most_the_bucket_and_the_wait(
 
             await asyncio.sleep(empty.wait_seconds)
             assert (await limiter.try_acquire(SENDER, rate, 10)).granted == 1
-            assert 1 <= await limiter.take(SENDER, rate, 10) <= 2
+            assert await limiter.take(SENDER, rate) is True
 
             await asyncio.sleep(0.2)  # idle: the key is gone, nothing lingers
             assert not await client.exists(limiter.bucket_key(SENDER))
-            assert (await limiter.try_acquire(SENDER, rate, 1)) == Grant(1, 0.0, False)
+            idle = await limiter.try_acquire(SENDER, rate, 1)
+            assert (idle.granted, idle.wait_seconds, idle.blocked, idle.due_in(0)) == (1, 0, 0, 0)
         finally:
             await client.aclose()
 
@@ -217,11 +219,11 @@ def test_block_key_grants_nothing_and_take_returns_zero_at_once(redis_url: str, 
             await client.set(pause, "WA401")
             grant = await limiter.try_acquire(SENDER, 10.0, 3, blocks)
             assert (grant.granted, grant.blocked) == (0, True)
-            assert await asyncio.wait_for(limiter.take(SENDER, 10.0, 1, blocks), 0.5) == 0
+            assert await asyncio.wait_for(limiter.take(SENDER, 10.0, blocks), 0.5) is False
             assert not await client.exists(limiter.bucket_key(SENDER))  # nothing consumed
 
             await client.delete(pause)
-            assert await limiter.take(SENDER, 10.0, 1, blocks) == 1
+            assert await limiter.take(SENDER, 10.0, blocks) is True
         finally:
             await client.aclose()
 
@@ -316,7 +318,7 @@ def test_take_waits_while_redis_is_away_and_grants_when_it_is_back(
         client = client_for(f"redis://127.0.0.1:{relay.port}/0")
         try:
             limiter = RateLimiter(client, redis_prefix, max_backoff=0.2)
-            assert await limiter.take(SENDER, 1000.0) == 1
+            assert await limiter.take(SENDER, 1000.0) is True
 
             await relay.stop()
             waiting = asyncio.create_task(limiter.take(SENDER, 1000.0))
@@ -324,7 +326,7 @@ def test_take_waits_while_redis_is_away_and_grants_when_it_is_back(
             assert not waiting.done(), "a token was granted without Redis"
 
             await relay.start()
-            assert await asyncio.wait_for(waiting, 3.0) == 1
+            assert await asyncio.wait_for(waiting, 3.0) is True
         finally:
             await client.aclose()
             await relay.stop()
@@ -333,3 +335,123 @@ def test_take_waits_while_redis_is_away_and_grants_when_it_is_back(
         run(scenario)
     assert any(r.levelno == logging.WARNING for r in caplog.records)
     assert any("reached Redis again" in r.getMessage() for r in caplog.records)
+
+
+def test_look_ahead_grants_tokens_due_soon_and_marks_exactly_those(
+    redis_url: str, redis_prefix: str
+):
+    rate = 100.0  # a token every 10 ms
+    marks = f"{redis_prefix}claim:ahead:sent"
+
+    async def scenario() -> None:
+        client = client_for(redis_url)
+        try:
+            limiter = RateLimiter(client, redis_prefix)
+            await client.sadd(marks, "-")
+            members = [str(pk) for pk in range(100, 130)]
+            grant = await limiter.try_acquire(
+                SENDER, rate, 30, (), marks, members, look_ahead_seconds=0.1
+            )
+            # the bucket's burst (2 tokens) plus 10 tokens of look-ahead, one per 10 ms
+            assert grant.granted == 12
+            dues = [grant.due_in(i) for i in range(grant.granted)]
+            assert dues[:2] == [0.0, 0.0]
+            assert all(abs(b - a - 0.01) < 1e-3 for a, b in itertools.pairwise(dues[1:]))
+            assert 0.099 <= dues[-1] <= 0.1
+            granted = {m.decode() for m in await client.smembers(marks)} - {"-"}
+            assert granted == set(members[: grant.granted])
+            assert 0 < grant.wait_seconds <= 0.011  # the next token after the look-ahead
+            with pytest.raises(ValueError):
+                await limiter.try_acquire(SENDER, rate, 2, (), marks, ["1"])
+        finally:
+            await client.aclose()
+
+    run(scenario)
+
+
+class CountingLimiter(RateLimiter):
+    """The real limiter, counting its round trips to Redis."""
+
+    asks = 0
+
+    async def try_acquire(self, *args: Any, **kwargs: Any) -> Grant:
+        self.asks += 1
+        return await super().try_acquire(*args, **kwargs)
+
+
+def test_concurrent_takes_share_round_trips_and_mark_every_member(
+    redis_url: str, redis_prefix: str
+):
+    marks = f"{redis_prefix}claim:shared:sent"
+
+    async def scenario() -> tuple[list[bool], int, set[str]]:
+        client = client_for(redis_url)
+        try:
+            await client.sadd(marks, "-")
+            limiter = CountingLimiter(client, redis_prefix)
+            takes = [limiter.take(SENDER, 100_000.0, mark=(marks, str(pk))) for pk in range(500)]
+            results = await asyncio.gather(*takes)
+            members = {m.decode() for m in await client.smembers(marks)} - {"-"}
+            return results, limiter.asks, members
+        finally:
+            await client.aclose()
+
+    results, asks, members = run(scenario)
+    assert all(results)
+    assert members == {str(pk) for pk in range(500)}
+    assert asks <= 500 / 8, f"{asks} round trips for 500 tokens"  # one each, before
+
+
+def test_a_throttled_sender_leaves_slots_to_another(redis_url: str, redis_prefix: str):
+    async def scenario() -> float:
+        client = client_for(redis_url)
+        try:
+            limiter = RateLimiter(client, redis_prefix)
+            slots = asyncio.Semaphore(WAITING_PER_SENDER + 4)
+            throttled = [
+                asyncio.create_task(limiter.take(OTHER_SENDER, 2.0, slots=slots))
+                for _ in range(3 * WAITING_PER_SENDER)
+            ]
+            await asyncio.sleep(0.1)  # the throttled sender has had its first tokens
+            started = time.monotonic()
+            assert await asyncio.wait_for(limiter.take(SENDER, 1000.0, slots=slots), 2.0)
+            waited = time.monotonic() - started
+            slots.release()
+            for task in throttled:
+                task.cancel()
+            await asyncio.gather(*throttled, return_exceptions=True)
+            return waited
+        finally:
+            await client.aclose()
+
+    # Were every waiting request to hold a slot, the throttled sender would hold them all
+    # for seconds.
+    assert run(scenario) < 0.5
+
+
+def test_refuse_waiting_answers_false_to_one_claim_only(redis_url: str, redis_prefix: str):
+    stopped, other = f"{redis_prefix}claim:a:sent", f"{redis_prefix}claim:b:sent"
+
+    async def scenario() -> None:
+        client = client_for(redis_url)
+        try:
+            await client.sadd(stopped, "-")
+            await client.sadd(other, "-")
+            limiter = RateLimiter(client, redis_prefix)
+            slots = asyncio.Semaphore(10)
+            first = [
+                asyncio.create_task(limiter.take(SENDER, 2.0, mark=(stopped, str(i)), slots=slots))
+                for i in range(10)
+            ]
+            second = asyncio.create_task(limiter.take(SENDER, 2.0, mark=(other, "x"), slots=slots))
+            await asyncio.sleep(0.2)
+            limiter.refuse_waiting(stopped)
+            answers = await asyncio.wait_for(asyncio.gather(*first), 0.5)
+            assert answers.count(True) <= 2 and answers.count(False) >= 8  # burst, then refused
+            assert await asyncio.wait_for(second, 2.0) is True
+            # every slot not handed to a granted request is back
+            assert slots._value == 10 - answers.count(True) - 1
+        finally:
+            await client.aclose()
+
+    run(scenario)

@@ -17,6 +17,7 @@ from tests.helpers import Db
 from worker import runtime
 from worker.batches import process_batch
 from worker.celery_app import app as celery_app
+from worker.pauses import pause_keys
 
 RECIPIENT = "+919812345678"
 
@@ -131,8 +132,9 @@ def test_redelivered_batches_send_nothing_twice(
     ids = [m.id for m in db.messages(campaign_id)]
     outcome = process_batch(runtime.current_runtime(), campaign_id, ids)  # and a third time
     assert not outcome.results and not outcome.unsent
-    leftovers = redis.Redis.from_url(settings.redis_url).keys(f"{settings.redis_prefix}claim:*")
-    assert leftovers == []  # every claim's record is gone once its results are written
+    client = redis.Redis.from_url(settings.redis_url)
+    # every claim's record is gone once its results are written (by the batches' finishers)
+    wait_until(lambda: client.keys(f"{settings.redis_prefix}claim:*") == [], timeout=10)
     counts = sandbox.stats()["accepted"]
     assert sorted(counts) == sorted(recipients)
     assert set(counts.values()) == {1}
@@ -162,4 +164,29 @@ def test_a_run_of_wa400s_auto_pauses_the_campaign_with_the_reason(
     pending = [m for m in db.messages(campaign_id) if m.status == MessageStatus.PENDING]
     assert 5 <= len(failed) <= 5 + 2 * 4  # the batches already running may finish theirs
     assert len(failed) + len(pending) == 30
+    db.close()
+
+
+def test_a_claim_never_lifts_a_pause_mirror_the_database_does_not_hold_yet(
+    settings: Settings, sandbox: SandboxServer
+) -> None:
+    """A batch that meets E110 sets the mirror before its pause reaches the database; a batch
+    claimed meanwhile must leave it (deleting it let sends leak past the pause)."""
+    db = Db(settings)
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(numbers(5))
+    ).campaign_id
+    client = redis.Redis.from_url(settings.redis_url)
+    account_key, _ = pause_keys(settings.redis_prefix, settings.kaleyra_sid, "")
+    client.set(account_key, "E110")
+    runtime.configure(settings)
+    try:
+        ids = [m.id for m in db.messages(campaign_id)]
+        outcome = process_batch(runtime.current_runtime(), campaign_id, ids)
+    finally:
+        runtime.shutdown()
+    assert client.get(account_key) == b"E110"
+    assert sandbox.stats()["requests"] == 0
+    assert not outcome.results and sorted(outcome.unsent) == sorted(ids)
+    assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.PENDING}
     db.close()
