@@ -52,6 +52,9 @@ FLUSH_SECONDS = 0.25  # the longest a finished result waits for the database
 # The least time between two writes of one batch: results arriving one by one are written a
 # few at a time instead of a transaction each.
 FLUSH_GAP_SECONDS = 0.05
+# How long a batch waits for its campaign's share of this process before going back to the
+# queue (where a worker with room, or another campaign's batch, goes first).
+ROOM_PATIENCE_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +66,21 @@ class RunningBatch:
     heartbeat: concurrent.futures.Future[None]
 
 
-def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> None:
+def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> bool:
     """The task's work: claim the batch and start it, then return while its requests go out.
 
     A thread of the runtime writes its results, so the worker takes its next batch at once:
-    batches overlap (up to `batches_per_process`) and share the process's requests in flight,
-    and a sender waiting for its budget does not hold a worker that another could use.
+    batches overlap and share the process's requests in flight, and a sender waiting for
+    its budget does not hold a worker that another could use. False: this process already
+    runs its share of this campaign's batches, and the batch should go back to the queue.
     """
-    with runtime.batch_room() as finish_later:
+    with runtime.batches.place(campaign_id, ROOM_PATIENCE_SECONDS) as finish_later:
+        if finish_later is None:
+            return False
         batch = start_batch(runtime, campaign_id, message_ids)
         if batch is not None:
             finish_later(lambda: finish_batch(runtime, batch), batch.sender.halt)
+    return True
 
 
 def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> BatchOutcome:

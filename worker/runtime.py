@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import redis
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
+from worker.batch_room import BatchRoom
 from worker.kaleyra import KaleyraClient
 from worker.limiter import RateLimiter
 from worker.retries import RetryPolicy
@@ -54,9 +54,9 @@ class Runtime:
         self._thread.start()
         self.client, self.aredis, self.limiter = self.run(self._open_async())
         self.slots = asyncio.Semaphore(settings.in_flight)
-        self._room = threading.BoundedSemaphore(settings.batches_per_process)
-        self._finishing: dict[threading.Thread, Callable[[], None]] = {}
-        self._finishing_lock = threading.Lock()
+        self.batches = BatchRoom(
+            settings.batches_per_process, max(1, settings.batches_per_process // 2)
+        )
 
     async def _open_async(self) -> tuple[KaleyraClient, aioredis.Redis, RateLimiter]:
         s = self.settings
@@ -79,52 +79,12 @@ class Runtime:
         """Start a coroutine on this process's loop; the caller waits on the future."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
-    @contextlib.contextmanager
-    def batch_room(self) -> Iterator[Callable[[Callable[[], object], Callable[[], None]], None]]:
-        """Wait until fewer than `batches_per_process` batches run here, then hold a place.
-
-        The block may hand the place to a thread with `finish_later(finish, halt)`: the place
-        is then freed when `finish` returns, and `halt` (run on the loop) stops the batch
-        early when the process shuts down.
-        """
-        self._room.acquire()
-        handed_over = False
-
-        def finish_later(finish: Callable[[], object], halt: Callable[[], None]) -> None:
-            nonlocal handed_over
-            thread = threading.Thread(target=self._finish, args=(finish,), daemon=True)
-            with self._finishing_lock:
-                self._finishing[thread] = halt
-            handed_over = True
-            thread.start()
-
-        try:
-            yield finish_later
-        finally:
-            if not handed_over:
-                self._room.release()
-
-    def _finish(self, finish: Callable[[], object]) -> None:
-        try:
-            finish()
-        except Exception:
-            log.exception("a batch failed while finishing; the sweeper settles what it left")
-        finally:
-            with self._finishing_lock:
-                self._finishing.pop(threading.current_thread(), None)
-            self._room.release()
-
-    def wait_for_batches(self, timeout: float | None = None) -> None:
-        """Stop the batches still running and wait until their results are written."""
-        with self._finishing_lock:
-            finishing = dict(self._finishing)
-        for halt in finishing.values():
-            self._loop.call_soon_threadsafe(halt)
-        for thread in finishing:
-            thread.join(timeout)
-
     def close(self) -> None:
-        self.wait_for_batches(timeout=self.settings.read_timeout + 30)
+        # Batches whose task has returned: stop them before their next request, write
+        # their results.
+        self.batches.halt_and_wait(
+            lambda halt: self._loop.call_soon_threadsafe(halt), self.settings.read_timeout + 30
+        )
 
         async def close_async() -> None:
             await self.client.aclose()

@@ -8,13 +8,14 @@ from celery import signals
 
 from worker import batches, runtime, scheduling, sweeper
 from worker.celery_app import app
-from worker.dispatch import dispatch_due_retries
+from worker.dispatch import dispatch_due_retries, dispatch_messages
 from worker.runtime import current_runtime
 
 
 @app.task(name="stickerq.send_batch")
 def send_batch(campaign_id: int, message_ids: list[int]) -> None:
-    batches.send_batch(current_runtime(), campaign_id, message_ids)
+    if not batches.send_batch(current_runtime(), campaign_id, message_ids):
+        dispatch_messages(campaign_id, message_ids, len(message_ids))  # back to the queue
 
 
 @signals.worker_process_shutdown.connect  # a prefork child
