@@ -209,7 +209,7 @@ async def show_accepted(request: web.Request) -> web.Response:
 
 async def show_requests(request: web.Request) -> web.Response:
     """`GET /_sandbox/requests`: every send request, in order of arrival."""
-    return _json_response(request.app[STATE].requests)
+    return _json_response(request.app[STATE].request_log())
 
 
 async def reset(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ from stickerq.sandbox import (
     SandboxControlError,
     SandboxServer,
 )
+from stickerq.sandbox.state import SandboxState
 
 SID = "HXAP16XXXXXX97IN"
 KEY = "sandbox-key"
@@ -619,3 +621,25 @@ def test_stop_does_not_wait_for_a_stalled_timeout_answer() -> None:
     client.join(timeout=5)
     assert time.perf_counter() - started < 5
     assert len(raised) == 1  # the client saw a disconnect, not an answer
+
+
+def test_the_request_log_leaves_nothing_for_the_cyclic_gc_to_scan() -> None:
+    """A full collection over a load test's log stalled the sandbox for 100+ ms, and the
+    arrivals queued meanwhile were logged as one burst the senders never sent."""
+    state = SandboxState(SandboxConfig())
+    entries = [
+        state.log_request(
+            {
+                "at": 1.0,
+                "sender": "+919000000001",
+                "recipient": f"+9198123{n:05d}",
+                "body": json.loads(json.dumps(VALID_BODY)),
+                "headers": {"api-key": "***", "content-type": "application/json"},
+            }
+        )
+        for n in range(3)
+    ]
+    state.record_answer(entries[0], outcome="WA202", http_status=202, code="WA202")
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in state.requests)
+    assert state.request_log()[1]["body"] == VALID_BODY
