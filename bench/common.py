@@ -140,6 +140,27 @@ def make_settings(database_url: str, prefix: str, base_url: str, **overrides: An
 # --------------------------------------------------------------------------- processes
 
 
+# The sandbox stands in for Kaleyra's servers, which do not share our 2 cores: it runs ahead
+# of everything else for a core, so that the arrival times it logs measure what the workers
+# send rather than how long the sandbox waited to be scheduled (at normal priority, a starved
+# sandbox stamps a backlog of requests at once: 247 "in one second" for 209 sent).
+SANDBOX_NICE = int(os.environ.get("STICKERQ_BENCH_SANDBOX_NICE", "-10"))
+
+
+def raise_priority(pid: int) -> str:
+    """Give the sandbox process SANDBOX_NICE; returns a line saying what it got."""
+    if SANDBOX_NICE == 0:
+        return "sandbox at normal priority (STICKERQ_BENCH_SANDBOX_NICE=0)"
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, SANDBOX_NICE)
+    except PermissionError:
+        return (
+            f"sandbox at normal priority (nice {SANDBOX_NICE} needs root): its arrival times "
+            "include its own waits for a core"
+        )
+    return f"sandbox at nice {SANDBOX_NICE} (it stands in for a remote API)"
+
+
 class Sandbox:
     """`stickerq sandbox` in a process of its own, driven through its control endpoints."""
 
@@ -158,6 +179,7 @@ class Sandbox:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.priority_note = raise_priority(self.process.pid)
         self.client = httpx.Client(base_url=self.url, trust_env=False, timeout=120.0)
         deadline = time.monotonic() + 30
         while True:

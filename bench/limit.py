@@ -61,6 +61,32 @@ def sender_figures(
     }
 
 
+def transit_lags(
+    entries: list[dict[str, Any]], sender: str, started: list[tuple[str, Any]]
+) -> dict[str, float | None]:
+    """Milliseconds from the worker starting a request (its token granted) to the sandbox
+    logging its arrival, for recipients tried once: where a window grows on the way."""
+    arrived: dict[str, list[float]] = {}
+    for entry in entries:
+        if entry["sender"] == sender:
+            arrived.setdefault(entry["recipient"], []).append(entry["at"])
+    tried: dict[str, list[float]] = {}
+    for recipient, at in started:
+        tried.setdefault(recipient, []).append(float(at))
+    lags = sorted(
+        (arrived[r][0] - times[0]) * 1000
+        for r, times in tried.items()
+        if len(times) == 1 and len(arrived.get(r, ())) == 1
+    )
+    if not lags:
+        return {"lag_p50_ms": None, "lag_p99_ms": None, "lag_max_ms": None}
+    return {
+        "lag_p50_ms": lags[len(lags) // 2],
+        "lag_p99_ms": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
+        "lag_max_ms": lags[-1],
+    }
+
+
 def run_scenario(
     sandbox: common.Sandbox,
     settings: Any,
@@ -105,7 +131,8 @@ def run_scenario(
         for sender, cid in campaign_ids.items()
     }
     arrivals: dict[str, list[float]] = {sender: [] for sender in senders}
-    for entry in sandbox.requests():
+    sandbox_entries = sandbox.requests()
+    for entry in sandbox_entries:
         arrivals.setdefault(entry["sender"], []).append(entry["at"])
     figures = {}
     for sender in senders:
@@ -115,11 +142,12 @@ def run_scenario(
         # When the worker took the token and started the request (attempts.started_at): a
         # window above the limit here is the limiter's; only at the sandbox, the transport's.
         started = db.execute(
-            "SELECT extract(epoch FROM a.started_at) FROM attempts a "
+            "SELECT m.recipient, extract(epoch FROM a.started_at) FROM attempts a "
             "JOIN messages m ON m.id = a.message_pk WHERE m.campaign_id = %s",
             (campaign_ids[sender],),
         ).fetchall()
-        figures[sender]["max_window_started"] = max_in_any_window([float(r[0]) for r in started])
+        figures[sender]["max_window_started"] = max_in_any_window([float(r[1]) for r in started])
+        figures[sender].update(transit_lags(sandbox_entries, sender, started))
         accepted = {entry["recipient"] for entry in sandbox.accepted() if entry["sender"] == sender}
         figures[sender]["accepted"] = len(accepted)
     return figures
@@ -165,6 +193,7 @@ def main() -> int:
         common.redis_prefix("limit") as prefix,
     ):
         sandbox = common.Sandbox(args.latency_ms)
+        print(f"  {sandbox.priority_note}", flush=True)
         db = psycopg.connect(db_url, autocommit=True)
         try:
             settings = common.make_settings(
@@ -222,6 +251,7 @@ COLUMNS = [
     "mean first→last /s",
     "first after enqueue s",
     "settled s",
+    "lag p50/p99/max ms",
 ]
 
 
@@ -235,6 +265,7 @@ def row(label: str, f: dict[str, Any]) -> list[str]:
         fmt(f["mean_own_span"], ".1f"),
         fmt(f["first_after_enqueue"], "+.2f"),
         fmt(f["settled_seconds"], ".1f"),
+        "/".join(fmt(f[key], ".0f") for key in ("lag_p50_ms", "lag_p99_ms", "lag_max_ms")),
     ]
 
 
@@ -244,7 +275,7 @@ def print_run(run: int, figures: dict[str, dict[str, Any]]) -> None:
 
 def summarise(runs: list[dict[str, Any]], limit: float) -> None:
     keys = ("requests", "max_window", "max_window_started", "mean_while_work", "mean_own_span")
-    keys += ("first_after_enqueue", "settled_seconds")
+    keys += ("first_after_enqueue", "settled_seconds", "lag_p50_ms", "lag_p99_ms", "lag_max_ms")
     medians = {
         scenario: {key: median([r[scenario][key] for r in runs]) for key in keys}
         for scenario in LABELS

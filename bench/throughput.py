@@ -400,6 +400,7 @@ def main() -> int:
         with psycopg.connect(db_url, autocommit=True) as db:
             db.execute(naive.TABLE_DDL)
         sandbox = common.Sandbox(args.latency_ms)
+        print(f"  {sandbox.priority_note}", flush=True)
         try:
             for run in range(1, args.runs + 1):
                 figures: dict[str, Any] = {}
