@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -477,9 +476,7 @@ def test_100k_row_csv_is_stored_in_one_go_and_published_in_batches(
         handle.writelines(f"+9198{n:08d},order-{n}\n" for n in range(rows))
         handle.write("+919800000000,dup\n")
 
-    started = time.monotonic()
-    result = enqueue(settings, to_file=csv_file)
-    elapsed = time.monotonic() - started
+    result = enqueue(settings, to_file=csv_file)  # how fast: bench/enqueue.py, not a test
 
     assert (result.recipients, result.duplicates, result.invalid_count) == (rows, 1, 0)
     assert result.batches == rows // 500
@@ -496,4 +493,3 @@ def test_100k_row_csv_is_stored_in_one_go_and_published_in_batches(
     engine.dispose()
     client = redis.Redis.from_url(settings.redis_url)
     assert celery_queued_tasks(client, settings.redis_prefix) == result.batches
-    assert elapsed < 15, f"100k recipients took {elapsed:.1f}s"
