@@ -1,7 +1,7 @@
 """Kaleyra WhatsApp v2 client for sticker messages: the exact wire contract, nothing else.
 
 Every request and every failure becomes a `Reply`; turning a reply into an action is
-`outcomes.classify`'s job. The api-key lives only in the client's request headers: it is
+`outcomes.classify`'s job. The api-key lives only in the client's header list: it is
 never part of a repr, a log line, an exception or a `Reply`.
 """
 
@@ -144,21 +144,19 @@ class KaleyraClient:
         )
         self.sid = sid
         self._base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            transport=transport or AiohttpTransport(limits=limits),
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=None),
-        )
-        # Requests are built here rather than by `AsyncClient.post`, whose merging of URL,
-        # headers, cookies and parameters cost ~14% of a worker's CPU per message.
-        self._headers = httpx.Headers(
-            {
-                "Content-Type": "application/json",
-                "api-key": api_key.get_secret_value(),
-                "cache-control": "no-cache",
-            }
-        )
-        self._extensions = {"timeout": self._http.timeout.as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
+        # httpx's transport interface directly, without AsyncClient: its merging of URL,
+        # headers, cookies and parameters, its cookie jar and its auth and redirect layers
+        # cost a third of a worker's CPU per message, for nothing this API uses.
+        self._transport = transport or AiohttpTransport(limits=limits)
+        self._extensions = {
+            "timeout": httpx.Timeout(read_timeout, connect=connect_timeout, pool=None).as_dict()
+        }
+        self._headers = [
+            (b"Content-Type", b"application/json"),
+            (b"api-key", api_key.get_secret_value().encode()),
+            (b"cache-control", b"no-cache"),
+        ]
+        self._targets: dict[str, tuple[httpx.URL, list[tuple[bytes, bytes]]]] = {}
 
     def __repr__(self) -> str:
         return f"KaleyraClient(base_url={self._base_url!r}, sid={self.sid!r})"
@@ -167,19 +165,14 @@ class KaleyraClient:
         return f"{self._base_url}/v2/{self.sid}/whatsapp/{sender}/messages"
 
     async def send_sticker(self, request: StickerRequest) -> Reply:
-        url = self._urls.get(request.sender)
-        if url is None:
-            url = self._urls[request.sender] = httpx.URL(self.messages_url(request.sender))
-        http_request = httpx.Request(
-            "POST",
-            url,
-            headers=self._headers,
-            content=json.dumps(request_body(request), separators=(",", ":")).encode(),
-            extensions=self._extensions,
-        )
+        http_request = self._http_request(request)
         started = time.perf_counter()
         try:
-            response = await self._http.send(http_request)
+            response = await self._transport.handle_async_request(http_request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             return _failed(started, transport_failure(exc), exc)
         except (httpx.DecodingError, aiohttp.ClientError) as exc:
@@ -187,8 +180,25 @@ class KaleyraClient:
             return _failed(started, TransportFailure.AMBIGUOUS, exc)
         return parse_reply(response, _since(started))
 
+    def _http_request(self, request: StickerRequest) -> httpx.Request:
+        target = self._targets.get(request.sender)
+        if target is None:
+            url = httpx.URL(self.messages_url(request.sender))
+            target = self._targets[request.sender] = (url, [(b"Host", url.netloc), *self._headers])
+        url, headers = target
+        content = json.dumps(request_body(request), separators=(",", ":")).encode()
+        http_request = httpx.Request(
+            "POST",
+            url,
+            headers=[*headers, (b"Content-Length", str(len(content)).encode())],
+            stream=httpx.ByteStream(content),
+            extensions=self._extensions,
+        )
+        http_request.read()  # the body in hand, as a transport expects it
+        return http_request
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
 
 def _failed(started: float, failure: TransportFailure, exc: Exception) -> Reply:

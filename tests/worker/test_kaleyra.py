@@ -199,6 +199,9 @@ def test_request_line_has_a_literal_plus_and_each_header_is_sent_once() -> None:
         ("cache-control", "no-cache"),
     ):
         assert [v for n, v in named if n == name] == [value], name
+    assert [v for n, v in named if n == "content-length"] == [str(len(seen.body))]
+    assert len([v for n, v in named if n == "host"]) == 1
+    assert not [v for n, v in named if n == "transfer-encoding"]  # one plain body, not chunked
     assert json.loads(seen.body)["extra_info"] == {"ref": "customer1", "wa_source": "api"}
 
 
