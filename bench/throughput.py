@@ -252,6 +252,7 @@ def run_stickerq(
         sandbox.url,
         batch_size=args.batch_size,
         in_flight=args.in_flight,
+        batches_per_process=args.batches_per_process,
         rate_per_second=args.rate,
     )
     configure_celery(settings)
@@ -336,6 +337,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="--concurrency of each")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     parser.add_argument("--in-flight", type=int, default=100, help="STICKERQ_IN_FLIGHT")
+    parser.add_argument(
+        "--batches-per-process", type=int, default=4, help="STICKERQ_BATCHES_PER_PROCESS"
+    )
     parser.add_argument("--batch-size", type=int, default=200, help="STICKERQ_BATCH_SIZE")
     parser.add_argument("--rate", type=float, default=100_000.0, help="limit per sender (/s)")
     parser.add_argument("--naive-threads", type=int, default=50)
@@ -387,6 +391,7 @@ def main() -> int:
         f"throughput: {count:,} recipients, sandbox latency {args.latency_ms:g} ms, "
         f"{args.runs} run(s); stickerq: {args.procs} worker(s) x {args.pool} "
         f"{args.concurrency}, in_flight {args.in_flight}, batch {args.batch_size}, "
+        f"batches per process {args.batches_per_process}, "
         f"limit {args.rate:,.0f}/s; ceiling: {ceiling_c} in flight"
     )
     runs: list[dict[str, Any]] = []

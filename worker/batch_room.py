@@ -2,8 +2,8 @@
 
 A `send_batch` task returns as soon as its batch is under way and a thread per batch writes
 its results (worker/batches.py). Up to `total` batches run here at once, at most
-`per_campaign` of one campaign: a process always keeps room for another campaign, whose
-sender may be free to send while this one's waits for its budget.
+`per_campaign` of one campaign (the runtime uses total - 1): a process always keeps room for
+another campaign, whose sender may be free to send while this one's waits for its budget.
 """
 
 from __future__ import annotations
