@@ -35,9 +35,10 @@ class BatchRoom:
     def place(self, campaign_id: int, patience: float) -> Iterator[FinishLater | None]:
         """Hold a place for one batch of this campaign while the block runs.
 
-        Waits while the process is full. Yields None when the campaign has had its
-        `per_campaign` batches here for `patience` seconds: the caller gives the batch back
-        to the queue, for a worker with room. The block may hand its place on with
+        Yields None when no place came free within `patience` seconds (the process is full,
+        or the campaign has its `per_campaign` batches here): the caller gives the batch back
+        to the queue, for a worker with room. So a task never waits long, and a warm
+        shutdown does not wait for a place. The block may hand its place on with
         `finish_later`; the place is then freed when `finish` returns.
         """
         if not self._enter(campaign_id, patience):
@@ -87,9 +88,9 @@ class BatchRoom:
                     self._running[campaign_id] += 1
                     return True
                 left = deadline - time.monotonic()
-                if not full and left <= 0:
+                if left <= 0:
                     return False
-                self._changed.wait(None if full else left)
+                self._changed.wait(left)
 
     def _leave(self, campaign_id: int) -> None:
         with self._changed:
