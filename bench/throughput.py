@@ -59,6 +59,7 @@ def ceiling_child(url: str, count: int, concurrency: int) -> None:
     """Runs in a child process: `count` requests, `concurrency` in flight, raw aiohttp."""
     import aiohttp
     from common import API_KEY
+    from naive import body  # the very body the naive baseline sends
 
     async def run() -> dict[str, Any]:
         numbers = iter(recipients(count, 50_000_000))
@@ -73,17 +74,8 @@ def ceiling_child(url: str, count: int, concurrency: int) -> None:
 
             async def lane() -> None:
                 for recipient in numbers:
-                    body = {
-                        "messaging_object": {
-                            "messaging_product": "whatsapp",
-                            "recipient_type": "individual",
-                            "to": recipient,
-                            "type": "sticker",
-                            "sticker": {"id": STICKER_ID},
-                        },
-                        "extra_info": {"wa_source": "api"},
-                    }
-                    async with session.post(url, data=json.dumps(body).encode()) as response:
+                    payload = json.dumps(body(recipient, STICKER_ID)).encode()
+                    async with session.post(url, data=payload) as response:
                         await response.read()
                         codes[response.status] = codes.get(response.status, 0) + 1
 
