@@ -113,23 +113,28 @@ def start_batch(
 def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
     """Write the results as they arrive, then settle the batch and close its claim."""
     ctx, keys, sender = batch.ctx, batch.keys, batch.sender
+    written: list[MessageResult] = []
+    pause_stored = False
+
+    def flush() -> None:
+        nonlocal pause_stored
+        results = sender.take_results()
+        # Read after the results: the sender sets a pause before it adds the result that
+        # caused it, so a parked message is never written without its pause.
+        pause = None if pause_stored else sender.outcome.pause
+        until_database_is_back(_flush)(runtime, ctx, keys, results, pause)
+        pause_stored = pause_stored or pause is not None
+        written.extend(results)
+
     try:
-        written: list[MessageResult] = []
-        pause_stored = False
         while not batch.sending.done():
             # Write results as they come: what a killed worker leaves `unknown` is then only
             # what was in flight (and the few answers of the last instant).
             sender.results_ready.wait(timeout=FLUSH_SECONDS)
-            written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
-            if sender.outcome.pause is not None and not pause_stored:
-                # At once, not when the batch ends: claims read pauses from the database.
-                until_database_is_back(_store_pause)(runtime, ctx, sender.outcome.pause)
-                pause_stored = True
+            flush()
             concurrent.futures.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
         outcome = batch.sending.result()
-        written += until_database_is_back(_flush)(runtime, ctx, keys, sender.take_results())
-        if outcome.pause is not None and not pause_stored:
-            until_database_is_back(_store_pause)(runtime, ctx, outcome.pause)
+        flush()
         until_database_is_back(_record)(runtime, ctx, keys, outcome)
     finally:
         batch.heartbeat.cancel()
@@ -139,19 +144,28 @@ def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
 
 
 def _flush(
-    runtime: Runtime, ctx: SendContext, keys: ClaimKeys, results: list[MessageResult]
-) -> list[MessageResult]:
-    """Write what finished so far, then drop it from the claim's record of possible sends:
-    a worker killed now leaves `unknown` only what was really in flight."""
-    if not results:
-        return results
+    runtime: Runtime,
+    ctx: SendContext,
+    keys: ClaimKeys,
+    results: list[MessageResult],
+    pause: PauseRequest | None,
+) -> None:
+    """Write what finished so far, with the pause it caused (claims read pauses from the
+    database: at once, not when the batch ends), in one transaction. Then drop the results
+    from the claim's record of possible sends: a worker killed now leaves `unknown` only what
+    was really in flight."""
+    if not results and pause is None:
+        return
     with runtime.sessions.begin() as session:
+        if pause is not None:
+            record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
         write_results(session, keys.token, results)
         _count_wa400_run(runtime, session, ctx.campaign_id, results)
+    if not results:
+        return
     forget = forget_sent(runtime.aredis, keys, [result.pk for result in results])
     with contextlib.suppress(redis.RedisError):
         runtime.run(forget)
-    return results
 
 
 def _claim(
@@ -191,11 +205,6 @@ def _claim(
             redis_prefix=settings.redis_prefix,
         )
     return ctx, claimed
-
-
-def _store_pause(runtime: Runtime, ctx: SendContext, pause: PauseRequest) -> None:
-    with runtime.sessions.begin() as session:
-        record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
 
 
 def _record(runtime: Runtime, ctx: SendContext, keys: ClaimKeys, outcome: BatchOutcome) -> None:

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 
 import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from producer.api import dispatch_campaign, enqueue_campaign
 from producer.operations import resume_sending
@@ -189,4 +191,33 @@ def test_a_claim_never_lifts_a_pause_mirror_the_database_does_not_hold_yet(
     assert sandbox.stats()["requests"] == 0
     assert not outcome.results and sorted(outcome.unsent) == sorted(ids)
     assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.PENDING}
+    db.close()
+
+
+def test_a_parked_message_is_never_committed_without_its_pause(
+    settings: Settings, sandbox: SandboxServer
+) -> None:
+    """Whoever sees the WA401 message parked must see its sender paused too: writing the two
+    in separate transactions let a reader (a report, a claim) find the park and no pause."""
+    settings = settings.model_copy(update={"sender": "+919000000077"})  # not on the account
+    db = Db(settings)
+    campaign_id = enqueue_campaign(
+        settings, sticker_id=STICKER_ID, to=",".join(numbers(3))
+    ).campaign_id
+    after_each_commit: list[tuple[int, int]] = []
+
+    def look(_: Session) -> None:
+        parked = [m for m in db.messages(campaign_id) if m.status == MessageStatus.PARKED]
+        after_each_commit.append((len(parked), len(db.active_pauses())))
+
+    runtime.configure(settings)
+    try:
+        worker_runtime = runtime.current_runtime()
+        event.listen(worker_runtime.sessions, "after_commit", look)
+        ids = [m.id for m in db.messages(campaign_id)]
+        process_batch(worker_runtime, campaign_id, ids)
+    finally:
+        runtime.shutdown()
+    assert any(parked for parked, _ in after_each_commit), after_each_commit
+    assert all(pauses == 1 for parked, pauses in after_each_commit if parked), after_each_commit
     db.close()
