@@ -190,8 +190,10 @@ class RateLimiter:
         block_keys: Sequence[str] = (),
         mark: tuple[str, str] | None = None,
         slots: asyncio.Semaphore | None = None,
+        stop: asyncio.Event | None = None,
     ) -> bool:
-        """Wait for one token; False at once when a block key exists (or the marker set is lost).
+        """Wait for one token; False at once when a block key exists (or the marker set is lost),
+        and False, with no token taken, once `stop` is set before it reached Redis.
 
         `mark=(set_key, member)` adds member to the set in the step that grants the token.
         With `slots` (the process's requests in flight), a slot is acquired before the token
@@ -216,6 +218,8 @@ class RateLimiter:
                 await slots.acquire()
             granted = False
             try:
+                if stop is not None and stop.is_set():  # set while this waited for its turn
+                    return False
                 dispenser = state.dispensers.get(key)
                 if dispenser is None:
                     dispenser = state.dispensers[key] = _Dispenser(self, key, state.dispensers)
@@ -228,8 +232,9 @@ class RateLimiter:
                     slots.release()
 
     def refuse_waiting(self, mark_set: str) -> None:
-        """Answer False to every request of this loop waiting under this marker set (a batch
-        that stops does not wait for its sender's budget first)."""
+        """Answer False to every request of this loop waiting for a token under this marker
+        set (a batch that stops does not wait for its sender's budget first). Those still
+        waiting for their turn learn it from their `stop` event."""
         state = self._loops.get(asyncio.get_running_loop())
         for key, dispenser in list(state.dispensers.items() if state else ()):
             if key[3] == mark_set:

@@ -149,6 +149,7 @@ class BatchSender:
             self.block_keys,
             mark=(self.claim.sent, str(message.pk)),
             slots=self.slots,
+            stop=self.stop,
         )
         if not granted:
             self.stop.set()

@@ -108,7 +108,9 @@ def test_warm_shutdown_stops_before_the_next_request_and_writes_every_result(
 
     counts = Counter(m.status for m in db.messages(campaign_id))
     assert set(counts) == {MessageStatus.SENT, MessageStatus.PENDING}, counts
-    assert counts[MessageStatus.SENT] < 600  # it stopped; it did not send the campaign out
+    # It stopped: ~150 sent, plus what the shutdown took to reach the batches at 100/s
+    # (queued requests that went on to take tokens after the halt made this 580-680).
+    assert counts[MessageStatus.SENT] < 450
     assert {row["recipient"] for row in sandbox.accepted()} == {
         m.recipient for m in db.messages(campaign_id) if m.status == MessageStatus.SENT
     }

@@ -455,3 +455,35 @@ def test_refuse_waiting_answers_false_to_one_claim_only(redis_url: str, redis_pr
             await client.aclose()
 
     run(scenario)
+
+
+def test_a_stop_answers_false_to_requests_still_waiting_for_their_turn(
+    redis_url: str, redis_prefix: str
+):
+    """A halted batch has requests in the dispenser (refused) and more queued behind the
+    process's slots and the sender's gate: those must not go on to take tokens."""
+    claim = f"{redis_prefix}claim:a:sent"
+
+    async def scenario() -> list[bool]:
+        client = client_for(redis_url)
+        try:
+            await client.sadd(claim, "-")
+            limiter = RateLimiter(client, redis_prefix)
+            slots, stop = asyncio.Semaphore(4), asyncio.Event()
+            takes = [
+                asyncio.create_task(
+                    limiter.take(SENDER, 2.0, mark=(claim, str(i)), slots=slots, stop=stop)
+                )
+                for i in range(100)
+            ]
+            await asyncio.sleep(0.2)
+            stop.set()
+            limiter.refuse_waiting(claim)
+            answers = await asyncio.wait_for(asyncio.gather(*takes), 1.0)
+            assert slots._value == 4 - answers.count(True)
+            return answers
+        finally:
+            await client.aclose()
+
+    answers = run(scenario)
+    assert answers.count(True) <= 4 and answers.count(False) >= 96
