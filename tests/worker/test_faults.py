@@ -84,9 +84,10 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
 
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
-    # Results are written as they arrive, so `unknown` is what was in flight at the kill,
-    # plus the answers of the last few milliseconds not yet written (a whole batch is 100).
-    assert counts.get(MessageStatus.UNKNOWN, 0) <= fault_settings.in_flight * 1.5
+    # Results are written as they arrive, so `unknown` is what was in flight at the kill (20),
+    # plus the answers not yet written: ~0.1 s of them at 200/s, more while a commit waits
+    # for a slow disk (40 seen). Written per batch, it would be up to 3 batches of 100.
+    assert counts.get(MessageStatus.UNKNOWN, 0) <= fault_settings.in_flight * 2.5
     assert counts.get(MessageStatus.UNKNOWN, 0) <= in_flight_when_killed
     assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == 2000
     db.close()
