@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import Insert, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from producer.bulk_insert import MessageRow, insert_messages
 from producer.recipients import Recipient, RecipientReport
 from producer.spec import CampaignSpec
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message
 from stickerq.states import CampaignStatus, MessageStatus
-
-INSERT_CHUNK = 5_000
 
 
 class RecipientsRejected(StickerqError):
@@ -55,12 +53,11 @@ def store_campaign(
         )
         session.add(campaign)
         session.flush()
-        rows = (_message_row(campaign, recipient) for recipient in recipients)
-        # The unique (campaign, recipient) index drops duplicates, first row winning, so
-        # memory stays flat however many recipients there are.
-        insert_new = _insert_ignoring_duplicates(session)
-        for chunk in _chunks(rows, INSERT_CHUNK):
-            session.execute(insert_new, chunk)
+        # The database drops duplicates (first row winning), so memory stays flat however
+        # many recipients there are.
+        insert_messages(
+            session, campaign.id, (_message_row(campaign, recipient) for recipient in recipients)
+        )
         stored = session.scalar(
             select(func.count()).select_from(Message).where(Message.campaign_id == campaign.id)
         )
@@ -78,34 +75,14 @@ def store_campaign(
         return campaign.id
 
 
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    dialect = session.get_bind().dialect.name
-    dialect_insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    return dialect_insert(Message.__table__).on_conflict_do_nothing(
-        index_elements=["campaign_id", "recipient"]
-    )
-
-
-def _message_row(campaign: Campaign, recipient: Recipient) -> dict[str, object]:
+def _message_row(campaign: Campaign, recipient: Recipient) -> MessageRow:
     """A row's own refs win; the campaign's defaults fill the gaps."""
-    return {
-        "campaign_id": campaign.id,
-        "recipient": recipient.phone,
-        "ref": recipient.ref if recipient.ref is not None else campaign.ref,
-        "ref1": recipient.ref1 if recipient.ref1 is not None else campaign.ref1,
-        "ref2": recipient.ref2 if recipient.ref2 is not None else campaign.ref2,
-    }
-
-
-def _chunks(rows: Iterable[dict[str, object]], size: int) -> Iterator[list[dict[str, object]]]:
-    chunk: list[dict[str, object]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return (
+        recipient.phone,
+        recipient.ref if recipient.ref is not None else campaign.ref,
+        recipient.ref1 if recipient.ref1 is not None else campaign.ref1,
+        recipient.ref2 if recipient.ref2 is not None else campaign.ref2,
+    )
 
 
 def iter_pending_ids(session: Session, campaign_id: int) -> Iterator[int]:

@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import select
 
 from producer.api import EnqueueResult, enqueue_campaign
+from producer.bulk_insert import INSERT_CHUNK
 from producer.recipients import (
     MAX_INVALID_EXAMPLES,
     InvalidRow,
@@ -20,7 +21,7 @@ from producer.recipients import (
     RecipientFileError,
 )
 from producer.spec import REF_MAX, SpecError
-from producer.store import INSERT_CHUNK, RecipientsRejected
+from producer.store import RecipientsRejected
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError, ServiceUnavailable
 from stickerq.models import Campaign, Message
