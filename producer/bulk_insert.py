@@ -9,13 +9,14 @@ and no per-row statement is bound. SQLite takes executemany inserts in chunks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sqlalchemy import column, literal, select, table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message
+from worker.dispatch import chunks
 
 # (recipient, ref, ref1, ref2)
 MessageRow = tuple[str, str | None, str | None, str | None]
@@ -62,19 +63,8 @@ def _insert_in_chunks(session: Session, campaign_id: int, rows: Iterable[Message
     insert_new = sqlite.insert(Message).on_conflict_do_nothing(
         index_elements=["campaign_id", "recipient"]
     )
-    for chunk in _chunks(rows, INSERT_CHUNK):
+    for chunk in chunks(rows, INSERT_CHUNK):
         params = [
             {"campaign_id": campaign_id, **dict(zip(_COLUMNS, row, strict=True))} for row in chunk
         ]
         session.execute(insert_new, params)
-
-
-def _chunks(rows: Iterable[MessageRow], size: int) -> Iterator[list[MessageRow]]:
-    chunk: list[MessageRow] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -11,10 +12,11 @@ from worker.celery_app import app, send_queue
 from worker.claims import take_due_retries
 
 SEND_BATCH = "stickerq.send_batch"
+T = TypeVar("T")
 
 
-def chunks(ids: Iterable[int], size: int) -> Iterator[list[int]]:
-    iterator = iter(ids)
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
