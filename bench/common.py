@@ -115,6 +115,13 @@ def forget_redis_keys(prefix: str) -> int:
     return len(keys)
 
 
+def worker_default(name: str) -> Any:
+    """A worker setting's default, so a benchmark measures what a user gets."""
+    from stickerq.settings import Settings
+
+    return Settings.model_fields[name].default
+
+
 def make_settings(database_url: str, prefix: str, base_url: str, **overrides: Any) -> Any:
     from stickerq.settings import Settings
 

@@ -162,8 +162,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=3, help="`stickerq worker` processes")
     parser.add_argument("--concurrency", type=int, default=1, help="--concurrency of each")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument("--in-flight", type=int, default=100, help="STICKERQ_IN_FLIGHT")
-    parser.add_argument("--batch-size", type=int, default=200, help="STICKERQ_BATCH_SIZE")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=common.worker_default("in_flight"),
+        help="STICKERQ_IN_FLIGHT",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=common.worker_default("batch_size"),
+        help="STICKERQ_BATCH_SIZE",
+    )
     parser.add_argument(
         "--no-wait-quiet",
         action="store_true",

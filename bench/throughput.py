@@ -328,11 +328,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=1, help="`stickerq worker` processes")
     parser.add_argument("--concurrency", type=int, default=2, help="--concurrency of each")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument("--in-flight", type=int, default=100, help="STICKERQ_IN_FLIGHT")
     parser.add_argument(
-        "--batches-per-process", type=int, default=4, help="STICKERQ_BATCHES_PER_PROCESS"
+        "--in-flight",
+        type=int,
+        default=common.worker_default("in_flight"),
+        help="STICKERQ_IN_FLIGHT",
     )
-    parser.add_argument("--batch-size", type=int, default=200, help="STICKERQ_BATCH_SIZE")
+    parser.add_argument(
+        "--batches-per-process",
+        type=int,
+        default=common.worker_default("batches_per_process"),
+        help="STICKERQ_BATCHES_PER_PROCESS",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=common.worker_default("batch_size"),
+        help="STICKERQ_BATCH_SIZE",
+    )
     parser.add_argument("--rate", type=float, default=100_000.0, help="limit per sender (/s)")
     parser.add_argument("--naive-threads", type=int, default=50)
     parser.add_argument("--naive-recipients", type=int, default=None, help="default: --recipients")
