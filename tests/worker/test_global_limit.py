@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 from producer.api import enqueue_campaign
+from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
+from stickerq.states import MessageStatus
 from tests.conftest import SENDER, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
 
@@ -92,4 +94,45 @@ def test_two_worker_processes_share_one_limit_per_sender(
     assert 250 / span >= LIMIT * 0.9  # the budget was used, not just respected
     for log in logs:  # both processes took part
         assert "stickerq.send_batch" in log.read_text()
+    db.close()
+
+
+def test_a_wait_for_the_senders_budget_is_never_an_attempt_a_retry_or_a_failure(
+    pg_database: str, redis_prefix: str, sandbox: SandboxServer, spawn_worker: Callable
+) -> None:
+    """At 4/s the last of 30 messages waits ~7 s for its token: longer than the read
+    timeout, several claim heartbeats and sweeps. Until its turn it stays unsent with no
+    attempt; then each message goes out once, with exactly one attempt."""
+    settings: Settings = make_settings(
+        pg_database,
+        redis_prefix,
+        sandbox.url,
+        rate_per_second=4.0,
+        batch_size=30,
+        read_timeout=1.0,
+        claim_heartbeat_seconds=1.0,
+        sweep_interval_seconds=0.5,
+    )
+    db = Db(settings)
+    spawn_worker(settings, "--concurrency", "1", "--beat")
+    recipients = [f"+91981234{n:04d}" for n in range(30)]
+    result = enqueue_campaign(settings, sticker_id=STICKER_ID, to=",".join(recipients))
+    campaign_id = result.campaign_id
+
+    def sent_count() -> int:
+        return sum(m.status == MessageStatus.SENT for m in db.messages(campaign_id))
+
+    wait_until(lambda: sent_count() >= 10, timeout=60, interval=0.1)
+    waiting = [m for m in db.messages(campaign_id) if m.status != MessageStatus.SENT]
+    assert waiting, "the budget should still hold some messages back"
+    for message in waiting:
+        assert message.status in (MessageStatus.PENDING, MessageStatus.SENDING)
+        assert (message.attempts, message.delayed_retries) == (0, 0)
+        assert db.attempts(message.id) == []
+
+    wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)
+    messages = db.messages(campaign_id)
+    assert {m.status for m in messages} == {MessageStatus.SENT}
+    assert {(m.attempts, m.delayed_retries, m.last_error_code) for m in messages} == {(1, 0, None)}
+    assert sorted(row["recipient"] for row in sandbox.accepted()) == recipients
     db.close()
