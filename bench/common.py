@@ -8,6 +8,7 @@ does not share the benchmark's GIL) and the workers as real `stickerq worker` pr
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -115,11 +116,30 @@ def forget_redis_keys(prefix: str) -> int:
     return len(keys)
 
 
-def worker_default(name: str) -> Any:
-    """A worker setting's default, so a benchmark measures what a user gets."""
+# The worker settings the benchmarks vary; each defaults to what a user gets.
+WORKER_SETTINGS = ("in_flight", "batches_per_process", "batch_size")
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, *, procs: int, concurrency: int) -> None:
+    """--procs, --concurrency, --pool, and one option per WORKER_SETTINGS name."""
     from stickerq.settings import Settings
 
-    return Settings.model_fields[name].default
+    parser.add_argument("--procs", type=int, default=procs, help="`stickerq worker` processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=concurrency, help="--concurrency of each"
+    )
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    for name in WORKER_SETTINGS:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=Settings.model_fields[name].default,
+            help=f"STICKERQ_{name.upper()}",
+        )
+
+
+def worker_settings(args: argparse.Namespace) -> dict[str, int]:
+    return {name: getattr(args, name) for name in WORKER_SETTINGS}
 
 
 def make_settings(database_url: str, prefix: str, base_url: str, **overrides: Any) -> Any:

@@ -159,21 +159,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recipients", type=int, default=4000, help="per campaign")
     parser.add_argument("--limit", type=float, default=200.0, help="messages/s per sender")
     parser.add_argument("--latency-ms", type=float, default=100.0)
-    parser.add_argument("--procs", type=int, default=3, help="`stickerq worker` processes")
-    parser.add_argument("--concurrency", type=int, default=1, help="--concurrency of each")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument(
-        "--in-flight",
-        type=int,
-        default=common.worker_default("in_flight"),
-        help="STICKERQ_IN_FLIGHT",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=common.worker_default("batch_size"),
-        help="STICKERQ_BATCH_SIZE",
-    )
+    common.add_worker_arguments(parser, procs=3, concurrency=1)
     parser.add_argument(
         "--no-wait-quiet",
         action="store_true",
@@ -211,8 +197,7 @@ def main() -> int:
                 prefix,
                 sandbox.url,
                 rate_per_second=args.limit,
-                in_flight=args.in_flight,
-                batch_size=args.batch_size,
+                **common.worker_settings(args),
             )
             configure_celery(settings)
             for run in range(1, args.runs + 1):

@@ -242,9 +242,7 @@ def run_stickerq(
         db_url,
         prefix,
         sandbox.url,
-        batch_size=args.batch_size,
-        in_flight=args.in_flight,
-        batches_per_process=args.batches_per_process,
+        **common.worker_settings(args),
         rate_per_second=args.rate,
     )
     configure_celery(settings)
@@ -325,27 +323,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
-    parser.add_argument("--procs", type=int, default=1, help="`stickerq worker` processes")
-    parser.add_argument("--concurrency", type=int, default=2, help="--concurrency of each")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
-    parser.add_argument(
-        "--in-flight",
-        type=int,
-        default=common.worker_default("in_flight"),
-        help="STICKERQ_IN_FLIGHT",
-    )
-    parser.add_argument(
-        "--batches-per-process",
-        type=int,
-        default=common.worker_default("batches_per_process"),
-        help="STICKERQ_BATCHES_PER_PROCESS",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=common.worker_default("batch_size"),
-        help="STICKERQ_BATCH_SIZE",
-    )
+    common.add_worker_arguments(parser, procs=1, concurrency=2)
     parser.add_argument("--rate", type=float, default=100_000.0, help="limit per sender (/s)")
     parser.add_argument("--naive-threads", type=int, default=50)
     parser.add_argument("--naive-recipients", type=int, default=None, help="default: --recipients")
