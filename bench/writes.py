@@ -1,0 +1,112 @@
+"""What the database costs a worker: CPU per message to claim a batch and to write its results.
+
+    .venv/bin/python bench/writes.py [--runs 3] [--batch-size 200] [--batches 30]
+
+On a PostgreSQL database of this run's own, one campaign of batch-size x batches recipients
+is enqueued; then, batch after batch, this process claims it (`worker.claims.claim`) and
+writes a sent result with one attempt per message (`worker.claims.write_results`), each in
+its own transaction, as a worker does. Figures: this process's CPU time (what the worker
+would spend) and wall time per message, medians over the batches after the first 3, then
+the medians of the runs. The sending itself is left out: compare with the worker's CPU per
+message that bench/throughput.py prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+from common import STICKER_ID, fmt, median, print_table
+
+WARM_BATCHES = 3  # not counted: connection pool, statement caches
+
+
+def measure(batch_size: int, batches: int) -> dict[str, float]:
+    from sqlalchemy import select
+
+    from producer.api import enqueue_campaign
+    from stickerq.db import make_engine, make_session_factory
+    from stickerq.models import Message, utcnow
+    from stickerq.states import MessageStatus
+    from worker.claims import AttemptRecord, MessageResult, claim, write_results
+
+    timings: dict[str, list[float]] = {"claim_cpu": [], "write_cpu": [], "write_wall": []}
+    with common.bench_database("writes") as url, common.redis_prefix("writes") as prefix:
+        settings = common.make_settings(url, prefix, "http://127.0.0.1:9/")
+        recipients = ",".join(f"+9198{10_000_000 + n:08d}" for n in range(batch_size * batches))
+        campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=recipients).campaign_id
+        common.forget_redis_keys(prefix)  # the dispatched batches: this script claims them
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        with sessions() as session:
+            ids = list(session.scalars(select(Message.id).order_by(Message.id)))
+        for number in range(batches):
+            token = f"bench-{number}"
+            started = time.process_time()
+            with sessions.begin() as session:
+                batch = ids[number * batch_size : (number + 1) * batch_size]
+                claimed = claim(session, campaign_id, batch, token)
+            timings["claim_cpu"].append(time.process_time() - started)
+            now = utcnow()
+            attempt = AttemptRecord(1, now, 100.0, 202, "WA202", "sent", None)
+            results = [
+                MessageResult(
+                    pk=message.pk,
+                    status=MessageStatus.SENT,
+                    attempts=[attempt],
+                    total_attempts=1,
+                    delayed_retries=0,
+                    message_id=f"bench-{message.pk:012d}-{'x' * 24}",
+                )
+                for message in claimed
+            ]
+            started, wall_started = time.process_time(), time.perf_counter()
+            with sessions.begin() as session:
+                write_results(session, token, results)
+            timings["write_cpu"].append(time.process_time() - started)
+            timings["write_wall"].append(time.perf_counter() - wall_started)
+        engine.dispose()
+    return {
+        name: median(values[WARM_BATCHES:]) * 1000 / batch_size for name, values in timings.items()
+    }
+
+
+def main() -> int:
+    from stickerq.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=Settings.model_fields["batch_size"].default,
+        help="STICKERQ_BATCH_SIZE",
+    )
+    parser.add_argument("--batches", type=int, default=30)
+    args = parser.parse_args()
+    if args.batches <= WARM_BATCHES:
+        parser.error(f"--batches must be more than {WARM_BATCHES}")
+    print(common.machine_line())
+    runs = [measure(args.batch_size, args.batches) for _ in range(args.runs)]
+    columns = ["run", "claim CPU ms/msg", "write CPU ms/msg", "write wall ms/msg"]
+    rows = [
+        [
+            str(n),
+            fmt(r["claim_cpu"], ".3f"),
+            fmt(r["write_cpu"], ".3f"),
+            fmt(r["write_wall"], ".3f"),
+        ]
+        for n, r in enumerate(runs, start=1)
+    ]
+    rows.append(["median", *(fmt(median([r[k] for r in runs]), ".3f") for k in runs[0])])
+    print_table(f"claim and write, batches of {args.batch_size}, PostgreSQL", columns, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
