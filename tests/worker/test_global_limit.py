@@ -110,7 +110,7 @@ def test_a_wait_for_the_senders_budget_is_never_an_attempt_a_retry_or_a_failure(
         rate_per_second=4.0,
         batch_size=30,
         read_timeout=1.0,
-        claim_heartbeat_seconds=1.0,
+        claim_heartbeat_seconds=2.0,  # as the fault tests: a loaded machine may stall 1 s
         sweep_interval_seconds=0.5,
     )
     db = Db(settings)
