@@ -120,10 +120,15 @@ def forget_redis_keys(prefix: str) -> int:
 WORKER_SETTINGS = ("in_flight", "batches_per_process", "batch_size")
 
 
-def add_worker_arguments(parser: argparse.ArgumentParser, *, procs: int, concurrency: int) -> None:
-    """--procs, --concurrency, --pool, and one option per WORKER_SETTINGS name."""
+def worker_default(name: str) -> Any:
+    """A worker setting's default: what a user gets without configuring it."""
     from stickerq.settings import Settings
 
+    return Settings.model_fields[name].default
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, *, procs: int, concurrency: int) -> None:
+    """--procs, --concurrency, --pool, and one option per WORKER_SETTINGS name."""
     parser.add_argument("--procs", type=int, default=procs, help="`stickerq worker` processes")
     parser.add_argument(
         "--concurrency", type=int, default=concurrency, help="--concurrency of each"
@@ -133,7 +138,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser, *, procs: int, concurr
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             type=int,
-            default=Settings.model_fields[name].default,
+            default=worker_default(name),
             help=f"STICKERQ_{name.upper()}",
         )
 

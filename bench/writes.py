@@ -77,14 +77,12 @@ def measure(batch_size: int, batches: int) -> dict[str, float]:
 
 
 def main() -> int:
-    from stickerq.settings import Settings
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=Settings.model_fields["batch_size"].default,
+        default=common.worker_default("batch_size"),
         help="STICKERQ_BATCH_SIZE",
     )
     parser.add_argument("--batches", type=int, default=30)

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     rate_per_second: float = Field(default=80.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=5000)
-    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (bench/README.md)
+    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (README.md, Performance)
     in_flight: int = Field(default=150, ge=1, description="concurrent requests per worker process")
     batches_per_process: int = Field(
         default=4,
