@@ -1,14 +1,18 @@
-"""Where a campaign stands: counts by status and error code, and any pause blocking it."""
+"""Where a campaign stands: counts by status and error code, and any pause blocking it.
+
+Read from the campaign's counters (stickerq/counts.py), never by counting its messages: a
+poll every second costs the same for a campaign of a million.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, Message
+from stickerq.models import Campaign
 from stickerq.states import SETTLED, MessageStatus
 from worker.pauses import active_pause, describe_pause
 
@@ -70,27 +74,7 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         raise CampaignNotFound(
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
-    by_status = dict(
-        session.execute(
-            select(Message.status, func.count())
-            .where(Message.campaign_id == campaign_id)
-            .group_by(Message.status)
-        ).all()
-    )
-    by_code = dict(
-        session.execute(
-            select(Message.last_error_code, func.count())
-            .where(Message.campaign_id == campaign_id, Message.last_error_code.is_not(None))
-            .group_by(Message.last_error_code)
-        ).all()
-    )
-    retries_waiting, attempts, attempted = session.execute(
-        select(
-            func.count(Message.next_attempt_at),
-            func.coalesce(func.sum(Message.attempts), 0),
-            func.count().filter(Message.attempts > 0),
-        ).where(Message.campaign_id == campaign_id)
-    ).one()
+    counts = campaign_counts(session, campaign_id)
     pause = active_pause(session, campaign.sid, campaign.sender)
     return CampaignProgress(
         campaign_id=campaign.id,
@@ -98,10 +82,10 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         status=campaign.status,
         sender=campaign.sender,
         recipients=campaign.recipient_count,
-        by_status=by_status,
-        by_code=by_code,
-        retries_waiting=retries_waiting,
-        attempts=int(attempts),
-        retried=int(attempts) - int(attempted),
+        by_status=counts.by_status,
+        by_code=counts.by_code,
+        retries_waiting=counts.retries_waiting,
+        attempts=counts.attempts,
+        retried=counts.attempts - counts.attempted,
         pause=describe_pause(pause) if pause else None,
     )

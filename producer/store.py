@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.bulk_insert import MessageRow, insert_messages
 from producer.recipients import Recipient, RecipientReport
 from producer.spec import CampaignSpec
+from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message
 from stickerq.states import CampaignStatus, MessageStatus
@@ -58,9 +59,7 @@ def store_campaign(
         insert_messages(
             session, campaign.id, (_message_row(campaign, recipient) for recipient in recipients)
         )
-        stored = session.scalar(
-            select(func.count()).select_from(Message).where(Message.campaign_id == campaign.id)
-        )
+        stored = campaign_counts(session, campaign.id).messages
         report.duplicates += report.valid - (stored or 0)
         report.valid = stored or 0
         if report.invalid_count and not skip_invalid:

@@ -114,6 +114,11 @@ class Schedule(Base):
     __table_args__ = (Index(None, "active", "next_run_at"),)
 
 
+# The predicates of two partial indexes of messages (the statements that use them repeat them).
+RETRY_DUE = "status = 'pending' AND next_attempt_at IS NOT NULL"
+OPEN_CLAIM = "status = 'sending'"
+
+
 class Message(Base):
     """One recipient of one campaign."""
 
@@ -147,8 +152,43 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("campaign_id", "recipient"),
         Index(None, "campaign_id", "status"),
-        Index(None, "status", "next_attempt_at"),
+        # Partial indexes, so that only the statements that name their predicate can use
+        # them: no index leads with `status` for a claim to walk when statistics are stale.
+        Index(
+            "ix_messages_retry_due",
+            "next_attempt_at",
+            postgresql_where=text(RETRY_DUE),
+            sqlite_where=text(RETRY_DUE),
+        ),
+        Index(
+            "ix_messages_open_claims",
+            "claimed_at",
+            postgresql_where=text(OPEN_CLAIM),
+            sqlite_where=text(OPEN_CLAIM),
+        ),
     )
+
+
+class CampaignCount(Base):
+    """Messages of one campaign in one status with one last error code, and their attempts.
+
+    Kept by triggers on `messages` (migration 0003) in the transaction of each change, so
+    progress reads a few rows instead of counting a campaign. A campaign's figure is the sum
+    over `backend`: on PostgreSQL each database backend adds to rows of its own, so two
+    transactions never wait on one counter row; rows of one backend may go negative.
+    """
+
+    __tablename__ = "campaign_counts"
+
+    # No foreign key (see migration 0003): a deleted campaign's counts go to zero instead.
+    campaign_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" for no error code
+    backend: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(BigInteger)
+    attempted: Mapped[int] = mapped_column(BigInteger)  # messages with at least one attempt
+    retries_waiting: Mapped[int] = mapped_column(BigInteger)  # with a due time set
 
 
 class Attempt(Base):

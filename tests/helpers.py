@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.db import make_engine, make_session_factory, open_sessions
 from stickerq.models import Attempt, Campaign, Message, Pause
 from stickerq.settings import Settings
@@ -52,6 +53,13 @@ class Db:
     def settled(self, campaign_id: int) -> bool:
         """Every message left pending/sending (pending ones with a due time still count)."""
         return all(m.status not in UNSETTLED for m in self.messages(campaign_id))
+
+    def assert_counters_exact(self, campaign_id: int) -> None:
+        """The counters progress reads equal a full count of the campaign's messages."""
+        with self.sessions() as session:
+            kept = campaign_counts(session, campaign_id)
+            counted = counted_from_rows(session, campaign_id)
+        assert kept == counted, f"counters {kept} != rows {counted}"
 
     def count(self, model: type) -> int:
         with self.sessions() as session:

@@ -3,6 +3,12 @@
 A message leaves `pending` only through `claim`: one conditional UPDATE that moves it to
 `sending` where it is still `pending`. Celery delivers at least once (acks_late), so the same
 batch may run twice; the second run claims nothing and sends nothing.
+
+Each statement here first locks its rows by primary key alone (`_locked`), then tests
+their status, claim and campaign on what it locked. A condition on `messages.status` itself
+would let the planner walk an index that holds status (with no statistics yet after a bulk
+COPY, or stale ones that have never seen this campaign, or a generic plan, it does): a claim
+of 200 messages would read the campaign's million (tests/worker/test_plans.py).
 """
 
 from __future__ import annotations
@@ -11,11 +17,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Update,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from stickerq.models import Attempt, Campaign, Message, utcnow
-from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.counts import messages_in
+from stickerq.models import RETRY_DUE, Attempt, Campaign, Message, utcnow
+from stickerq.states import UNSETTLED, CampaignStatus, MessageStatus
 
 SENDABLE_CAMPAIGN = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
 
@@ -66,13 +91,14 @@ def claim(
     campaign_sendable = exists().where(
         Campaign.id == campaign_id, Campaign.status.in_(SENDABLE_CAMPAIGN)
     )
+    batch = _locked(Message.id.in_(message_ids))
     rows = session.execute(
         update(Message)
         .where(
-            Message.id.in_(message_ids),
-            Message.campaign_id == campaign_id,
-            Message.status == MessageStatus.PENDING,
-            or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+            Message.id == batch.c.id,
+            batch.c.campaign_id == campaign_id,
+            batch.c.status == MessageStatus.PENDING,
+            or_(batch.c.next_attempt_at.is_(None), batch.c.next_attempt_at <= now),
             campaign_sendable,
         )
         .values(
@@ -106,13 +132,14 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
     cancelled = session.scalar(
         select(Campaign.status == CampaignStatus.CANCELLED).where(Campaign.id == campaign_id)
     )
+    batch = _locked(Message.id.in_(message_pks))
     session.execute(
         update(Message)
         .where(
-            Message.id.in_(message_pks),
-            Message.claim_token == token,
+            Message.id == batch.c.id,
+            batch.c.claim_token == token,
             # The worker knows these never left, even if a sweeper had to guess `unknown`.
-            or_(Message.status == MessageStatus.SENDING, Message.status == MessageStatus.UNKNOWN),
+            batch.c.status.in_(STILL_CLAIMED),
         )
         .values(
             status=MessageStatus.CANCELLED if cancelled else MessageStatus.PENDING,
@@ -123,43 +150,99 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
     )
 
 
-_table = Message.__table__
-_write_result = (
-    update(_table)
-    # A sweeper that took this claim for dead may have made its sent messages `unknown`;
-    # the worker's real result wins.
-    .where(
-        and_(
-            _table.c.id == bindparam("pk"),
-            _table.c.claim_token == bindparam("token"),
-            or_(
-                _table.c.status == MessageStatus.SENDING,
-                _table.c.status == MessageStatus.UNKNOWN,
-            ),
+def _locked(rows: ColumnElement[bool]) -> CTE:
+    """The rows chosen by a primary-key condition, locked (FOR UPDATE: a concurrent claim
+    waits, then sees what this one wrote), with the columns the statements test."""
+    return (
+        select(
+            Message.id,
+            Message.campaign_id,
+            Message.status,
+            Message.next_attempt_at,
+            Message.claim_token,
         )
+        .where(rows)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
     )
-    .values(
-        status=bindparam("status"),
-        attempts=bindparam("total_attempts"),
-        delayed_retries=bindparam("delayed_retries"),
-        message_id=bindparam("message_id"),
-        last_error_code=bindparam("code"),
-        last_http_status=bindparam("http_status"),
-        last_error_detail=bindparam("detail"),
-        next_attempt_at=bindparam("next_attempt_at"),
-        last_attempt_at=bindparam("last_attempt_at"),
-        sent_at=bindparam("sent_at"),
+
+
+# A sweeper that took a claim for dead may have made its messages `unknown`; the worker's own
+# word (a result, or "never sent") still wins.
+STILL_CLAIMED = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+_table = Message.__table__
+# Each result's parameter, the message column it sets, and its type in an array.
+_RESULT_COLUMNS = {
+    "pk": ("id", BigInteger()),
+    "status": ("status", String()),
+    "total_attempts": ("attempts", Integer()),
+    "delayed_retries": ("delayed_retries", Integer()),
+    "message_id": ("message_id", String()),
+    "code": ("last_error_code", String()),
+    "http_status": ("last_http_status", Integer()),
+    "detail": ("last_error_detail", String()),
+    "next_attempt_at": ("next_attempt_at", DateTime(timezone=True)),
+    "last_attempt_at": ("last_attempt_at", DateTime(timezone=True)),
+    "sent_at": ("sent_at", DateTime(timezone=True)),
+}
+_SET_BY_RESULT = [name for name in _RESULT_COLUMNS if name != "pk"]
+
+
+def _write_statement(rows: ColumnElement[bool], pk: ColumnElement[int], values: dict) -> Update:
+    ours = _locked(rows)
+    return (
+        update(_table)
+        .where(
+            _table.c.id == ours.c.id,
+            ours.c.id == pk,
+            ours.c.claim_token == bindparam("token"),
+            or_(*(ours.c.status == status for status in STILL_CLAIMED)),
+        )
+        .values(values)
     )
+
+
+# SQLite: one UPDATE per result, executemany (it has no arrays; it writes in-process anyway).
+_write_result = _write_statement(
+    _table.c.id == bindparam("pk"),
+    bindparam("pk"),
+    {_RESULT_COLUMNS[name][0]: bindparam(name) for name in _SET_BY_RESULT},
+)
+
+# PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole flush, so the counting trigger
+# (once per statement) runs once per flush.
+_pks = bindparam("pk", type_=ARRAY(BigInteger()))
+_results = (
+    func.unnest(
+        _pks,
+        *(
+            bindparam(name, type_=ARRAY(t))
+            for name, (_, t) in _RESULT_COLUMNS.items()
+            if name != "pk"
+        ),
+    )
+    .table_valued(*_RESULT_COLUMNS)
+    .render_derived(name="result")
+)
+_write_results_pg = _write_statement(
+    _table.c.id == any_(_pks),
+    _results.c.pk,
+    {_RESULT_COLUMNS[name][0]: _results.c[name] for name in _SET_BY_RESULT},
 )
 
 
 def write_results(session: Session, token: str, results: Sequence[MessageResult]) -> None:
-    """All of a batch's outcomes and attempts in two executemany statements."""
+    """All of a batch's outcomes and attempts in two statements."""
     if not results:
         return
-    session.connection().execute(
-        _write_result, [{**_result_params(r), "token": token} for r in results]
-    )
+    rows = [_result_params(r) for r in results]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        arrays = {name: [row[name] for row in rows] for name in _RESULT_COLUMNS}
+        connection.execute(_write_results_pg, {**arrays, "token": token})
+    else:
+        connection.execute(_write_result, [{**row, "token": token} for row in rows])
     attempt_rows = [{"message_pk": r.pk, **vars_of(a)} for r in results for a in r.attempts]
     if attempt_rows:
         session.execute(insert(Attempt), attempt_rows)
@@ -188,16 +271,12 @@ def vars_of(record: AttemptRecord) -> dict[str, object]:
 
 def complete_if_settled(session: Session, campaign_id: int) -> bool:
     """Mark the campaign completed once no message is pending or sending."""
-    unsettled = exists().where(
-        Message.campaign_id == campaign_id,
-        Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)),
-    )
     result = session.execute(
         update(Campaign)
         .where(
             Campaign.id == campaign_id,
             Campaign.status == CampaignStatus.RUNNING,
-            ~unsettled,
+            messages_in(campaign_id, UNSETTLED) == 0,
         )
         .values(status=CampaignStatus.COMPLETED, finished_at=utcnow())
     )
@@ -212,7 +291,9 @@ def take_due_retries(session: Session) -> list[tuple[int, int]]:
     now = utcnow()
     rows = session.execute(
         update(Message)
-        .where(Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now)
+        # The partial index's own predicate, as text: a bound 'pending' would not prove it
+        # in a generic plan, and the statement would read the whole table.
+        .where(text(RETRY_DUE), Message.next_attempt_at <= now)
         .values(next_attempt_at=None)
         .returning(Message.campaign_id, Message.id),
         execution_options={"synchronize_session": False},

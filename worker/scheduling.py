@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.counts import campaign_counts
 from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
 from worker.dispatch import dispatch_messages
@@ -178,7 +179,7 @@ def _copy_campaign(session: Session, template: Campaign, schedule: Schedule, at:
     columns += ["delayed_retries", "created_at"]
     session.execute(insert(Message.__table__).from_select(columns, source))
     # Counted: SQLAlchemy gives rowcount -1 for this INSERT ... SELECT on PostgreSQL.
-    copied = session.scalar(select(func.count()).where(Message.campaign_id == run.id)) or 0
+    copied = campaign_counts(session, run.id).messages
     run.recipient_count = copied
     log.info("schedule %s: run campaign %s at %s, %s recipients", schedule.id, run.id, at, copied)
     return run.id

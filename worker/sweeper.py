@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import and_, exists, or_, select, true, update
+from sqlalchemy import and_, exists, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.models import Campaign, Message, Pause, utcnow
+from stickerq.counts import messages_in
+from stickerq.models import OPEN_CLAIM, Campaign, Message, Pause, utcnow
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 from worker.celery_app import queued_tasks
 from worker.claims import SENDABLE_CAMPAIGN
@@ -43,9 +44,10 @@ def settle_dead_claims(
     claim whose heartbeat is still being opened."""
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     with sessions() as session:
+        # The open claims' partial index, by its own predicate (see take_due_retries).
         tokens = session.scalars(
             select(Message.claim_token)
-            .where(Message.status == MessageStatus.SENDING, Message.claimed_at < cutoff)
+            .where(text(OPEN_CLAIM), Message.claimed_at < cutoff)
             .distinct()
         ).all()
     unknown = pending = 0
@@ -56,7 +58,7 @@ def settle_dead_claims(
         if verdict.alive:
             continue
         with sessions.begin() as session:
-            stuck = (Message.claim_token == token, Message.status == MessageStatus.SENDING)
+            stuck = (text(OPEN_CLAIM), Message.claim_token == token)
             if verdict.record_kept:
                 pending += _set(
                     session,
@@ -120,13 +122,13 @@ def redispatch_uncovered(
 def reopen_campaigns_with_pending(sessions: sessionmaker[Session]) -> int:
     """A campaign completed while a requeue put messages back: running again, so it sends
     them and completes again."""
-    pending = exists().where(
-        Message.campaign_id == Campaign.id, Message.status == MessageStatus.PENDING
-    )
     with sessions.begin() as session:
         result = session.execute(
             update(Campaign)
-            .where(Campaign.status == CampaignStatus.COMPLETED, pending)
+            .where(
+                Campaign.status == CampaignStatus.COMPLETED,
+                messages_in(Campaign.id, [MessageStatus.PENDING]) > 0,
+            )
             .values(status=CampaignStatus.RUNNING, finished_at=None)
         )
     return result.rowcount or 0

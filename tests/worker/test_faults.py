@@ -50,6 +50,7 @@ def assert_nothing_lost_nothing_twice(db: Db, campaign_id: int, sandbox: Sandbox
     # an accepted recipient is either recorded sent or honestly unknown
     unknown = {m.recipient for m in messages if m.status == MessageStatus.UNKNOWN}
     assert set(by_recipient) <= sent | unknown
+    db.assert_counters_exact(campaign_id)
     return {status: sum(1 for m in messages if m.status == status) for status in statuses}
 
 

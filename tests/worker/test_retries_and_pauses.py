@@ -141,6 +141,7 @@ def test_redelivered_batches_send_nothing_twice(
     assert sorted(counts) == sorted(recipients)
     assert set(counts.values()) == {1}
     assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.SENT}
+    db.assert_counters_exact(campaign_id)
     db.close()
 
 

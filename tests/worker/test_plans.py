@@ -1,0 +1,277 @@
+"""Every statement of the send path reads only the rows it acts on, whatever PostgreSQL's
+statistics say (none yet, stale, fresh) and whether its plan is custom or generic.
+
+The send path's own functions run against a database of a few hundred thousand messages;
+each statement they send to `messages` is first run under EXPLAIN (ANALYZE) in a savepoint,
+as a prepared statement with plan_cache_mode `force_custom_plan` and `force_generic_plan`,
+and the rows its plan read from `messages` are held against what it may read.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from producer.progress import campaign_progress
+from stickerq.counts import counted_from_rows
+from stickerq.db import make_engine, make_session_factory
+from stickerq.migrate import upgrade
+from stickerq.models import Message, utcnow
+from stickerq.states import MessageStatus
+from tests.conftest import PG_ADMIN_URL
+from worker.claims import (
+    AttemptRecord,
+    MessageResult,
+    claim,
+    complete_if_settled,
+    release,
+    take_due_retries,
+    write_results,
+)
+from worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
+
+CAMPAIGN_SIZE = 100_000
+BATCH = 200
+PLAN_MODES = ("force_custom_plan", "force_generic_plan")
+
+
+@dataclass
+class Explained:
+    statement: str
+    mode: str
+    rows_read: int
+    plan: list[Any]
+
+
+@dataclass
+class PlanProbe:
+    """Explains each statement on `messages` before it runs, in both plan modes."""
+
+    explained: list[Explained] = field(default_factory=list)
+    counter: int = 0
+    active: bool = True
+
+    def before_execute(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if not self.active or "messages" not in statement:
+            return
+        if not statement.lstrip().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
+            return
+        names: list[str] = []
+
+        def positional(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        prepared = re.sub(r"%\((\w+)\)s", positional, statement)
+        pg: psycopg.Connection[Any] = cursor.connection
+        arguments = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+        for mode in PLAN_MODES:
+            self.counter += 1
+            name = f"probe_{self.counter}"
+            pg.execute("SAVEPOINT probe")
+            pg.execute(sql.SQL("SET LOCAL plan_cache_mode = {}").format(sql.SQL(mode)))
+            pg.execute(sql.SQL("PREPARE {} AS ").format(sql.Identifier(name)) + sql.SQL(prepared))
+            explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {}").format(
+                sql.Identifier(name)
+            )
+            if names:
+                explain += sql.SQL("({})").format(arguments)
+            plan = pg.execute(explain).fetchone()[0]  # type: ignore[index]
+            pg.execute("ROLLBACK TO SAVEPOINT probe")
+            pg.execute(sql.SQL("DEALLOCATE {}").format(sql.Identifier(name)))
+            self.explained.append(Explained(statement, mode, rows_read(plan), plan))
+
+    def take(self) -> list[Explained]:
+        taken, self.explained = self.explained, []
+        return taken
+
+
+def rows_read(plan: Any) -> int:
+    """The most rows one scan of `messages` in the plan fetched, kept or filtered out, over
+    all its loops. (A statement may scan its rows twice: once to lock them, once to update.)"""
+    most = 0
+    nodes = [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        if node.get("Relation Name") == "messages" and node["Node Type"] != "ModifyTable":
+            seen = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+            seen += node.get("Rows Removed by Index Recheck", 0)
+            most = max(most, int(seen * node["Actual Loops"]))
+    return most
+
+
+@pytest.fixture(scope="module")
+def big_database() -> Iterator[str]:
+    """A database of this module's own: new, so that its tables start with no statistics."""
+    name = f"stickerq_plans_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        with psycopg.connect(url, autocommit=True) as db:
+            # Statistics change only where this test says so.
+            for table in ("messages", "campaigns", "campaign_counts"):
+                db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def add_campaign(url: str, status: str, message_status: str) -> tuple[int, int]:
+    """A campaign of CAMPAIGN_SIZE messages, inserted the way a COPY enqueue leaves them."""
+    with psycopg.connect(url, autocommit=True) as db:
+        campaign_id = db.execute(
+            "INSERT INTO campaigns (name, sid, sender, sticker_id, wa_source, status, "
+            "created_at, recipient_count, wa400_streak) VALUES ('plans', 'SID', "
+            "'+919000000001', '798', 'api', %s, now(), %s, 0) RETURNING id",
+            (status, CAMPAIGN_SIZE),
+        ).fetchone()[0]  # type: ignore[index]
+        db.execute(
+            "INSERT INTO messages (campaign_id, recipient, status, attempts, delayed_retries, "
+            "created_at) SELECT %s, '+91' || (8000000000 + %s * 1000000 + g), %s, 0, 0, now() "
+            "FROM generate_series(1, %s) AS g",
+            (campaign_id, campaign_id, message_status, CAMPAIGN_SIZE),
+        )
+        first = db.execute(
+            "SELECT min(id) FROM messages WHERE campaign_id = %s", (campaign_id,)
+        ).fetchone()[0]  # type: ignore[index]
+    return campaign_id, first
+
+
+def analyze(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("ANALYZE")
+
+
+def result(pk: int, status: MessageStatus, **fields: Any) -> MessageResult:
+    attempt = AttemptRecord(1, utcnow(), 100.0, 202, None, "sent", None)
+    return MessageResult(pk, status, [attempt], 1, 0, **fields)
+
+
+def send_path(
+    sessions: sessionmaker[Session], probe: PlanProbe, campaign_id: int, first: int
+) -> dict[str, tuple[list[Explained], int]]:
+    """Each step of the send path on one campaign: what it explained, and its row bound."""
+    steps: dict[str, tuple[list[Explained], int]] = {}
+    ids = list(range(first + CAMPAIGN_SIZE // 2, first + CAMPAIGN_SIZE // 2 + BATCH))
+    with sessions.begin() as session:
+        claimed = [m.pk for m in claim(session, campaign_id, ids, "T-plans")]
+    assert len(claimed) == BATCH
+    steps["claim"] = (probe.take(), BATCH)
+
+    retry_at = utcnow() - timedelta(seconds=1)
+    results = [result(pk, MessageStatus.SENT, message_id=f"mid-{pk}") for pk in claimed[:140]]
+    results += [
+        result(pk, MessageStatus.PENDING, code="WA500", next_attempt_at=retry_at)
+        for pk in claimed[140:150]
+    ]
+    with sessions.begin() as session:
+        write_results(session, "T-plans", results)
+    steps["write results"] = (probe.take(), 150)
+
+    with sessions.begin() as session:
+        release(session, campaign_id, "T-plans", claimed[150:190])
+    steps["release"] = (probe.take(), 40)
+
+    with sessions.begin() as session:
+        complete_if_settled(session, campaign_id)
+    steps["completion check"] = (probe.take(), 0)
+
+    with sessions.begin() as session:
+        assert len(take_due_retries(session)) == 10
+    steps["due retries"] = (probe.take(), 10)
+
+    # 10 messages stay `sending` under T-plans, a claim nobody keeps a record of in Redis.
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    prefix = f"stickerq-test-plans:{uuid.uuid4().hex[:8]}:"
+    report = settle_dead_claims(sessions, client, prefix, grace_seconds=0)
+    assert report.unknown == BATCH - 190
+    reopen_campaigns_with_pending(sessions)
+    steps["sweeper"] = (probe.take(), BATCH - 190)
+
+    with sessions() as session:
+        progress = campaign_progress(session, campaign_id)
+    steps["progress"] = (probe.take(), 0)
+    probe.active = False
+    with sessions() as session:
+        assert progress.by_status == counted_from_rows(session, campaign_id).by_status
+    probe.active = True
+    return steps
+
+
+@pytest.mark.timeout(300)
+def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statistics(
+    big_database: str,
+) -> None:
+    engine = make_engine(big_database)
+    probe = PlanProbe()
+    event.listen(engine, "before_cursor_execute", probe.before_execute)
+    sessions = make_session_factory(engine)
+    try:
+        add_campaign(big_database, "completed", "sent")  # an older campaign
+        scenarios: dict[str, dict[str, tuple[list[Explained], int]]] = {}
+        campaign_id, first = add_campaign(big_database, "running", "pending")
+        scenarios["no statistics"] = send_path(sessions, probe, campaign_id, first)
+        analyze(big_database)
+        campaign_id, first = add_campaign(big_database, "running", "pending")
+        scenarios["stale statistics"] = send_path(sessions, probe, campaign_id, first)
+        analyze(big_database)
+        scenarios["fresh statistics"] = send_path(
+            sessions, probe, campaign_id, first + CAMPAIGN_SIZE // 4
+        )
+    finally:
+        engine.dispose()
+
+    too_many = [
+        f"{scenario}, {step}, {e.mode}: read {e.rows_read} rows of messages (bound {bound}): "
+        f"{e.statement[:160]}"
+        for scenario, steps in scenarios.items()
+        for step, (explained, bound) in steps.items()
+        for e in explained
+        if e.rows_read > bound
+    ]
+    assert not too_many, "\n".join(too_many)
+    for scenario, steps in scenarios.items():
+        for step, (explained, _) in steps.items():
+            modes = {e.mode for e in explained}
+            assert step == "progress" or modes == set(PLAN_MODES), (scenario, step, explained)
+    claims = [e for steps in scenarios.values() for e in steps["claim"][0]]
+    # The generic plans were generic: their conditions hold parameters, not values.
+    assert all("$1" in str(e.plan) for e in claims if e.mode == "force_generic_plan")
+
+
+def test_the_probe_sees_a_claim_that_walks_the_campaign(big_database: str) -> None:
+    """The test above can fail: the claim as it was (conditions on messages.status and
+    campaign_id, which an index holds) is caught reading the whole campaign."""
+    engine = make_engine(big_database)
+    probe = PlanProbe()
+    event.listen(engine, "before_cursor_execute", probe.before_execute)
+    try:
+        campaign_id, first = add_campaign(big_database, "running", "pending")
+        with engine.begin() as connection:
+            connection.execute(
+                select(Message.id).where(
+                    Message.id.in_(range(first, first + BATCH)),
+                    Message.status == MessageStatus.PENDING,
+                    Message.campaign_id == campaign_id,
+                )
+            )
+    finally:
+        engine.dispose()
+    worst = max(e.rows_read for e in probe.take())
+    assert worst > BATCH * 10
