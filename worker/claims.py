@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     CTE,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     Update,
+    and_,
     any_,
     bindparam,
     exists,
@@ -37,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from stickerq.counts import messages_in
 from stickerq.models import RETRY_DUE, Attempt, Campaign, Message, utcnow
@@ -135,12 +138,8 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
     batch = _locked(Message.id.in_(message_pks))
     session.execute(
         update(Message)
-        .where(
-            Message.id == batch.c.id,
-            batch.c.claim_token == token,
-            # The worker knows these never left, even if a sweeper had to guess `unknown`.
-            batch.c.status.in_(STILL_CLAIMED),
-        )
+        # The worker knows these never left, even if a sweeper had to guess `unknown`.
+        .where(Message.id == batch.c.id, _still_claimed(batch, token))
         .values(
             status=MessageStatus.CANCELLED if cancelled else MessageStatus.PENDING,
             claimed_at=None,
@@ -168,9 +167,16 @@ def _locked(rows: ColumnElement[bool]) -> CTE:
     )
 
 
-# A sweeper that took a claim for dead may have made its messages `unknown`; the worker's own
-# word (a result, or "never sent") still wins.
-STILL_CLAIMED = (MessageStatus.SENDING, MessageStatus.UNKNOWN)
+def _still_claimed(locked: CTE, token: str | BindParameter[str]) -> ColumnElement[bool]:
+    """Still under this claim. A sweeper that took the claim for dead may have made its
+    messages `unknown`; the worker's own word (a result, or "never sent") still wins."""
+    return and_(
+        locked.c.claim_token == token,
+        # OR of equalities, not IN: an expanding IN cannot go with executemany.
+        or_(locked.c.status == MessageStatus.SENDING, locked.c.status == MessageStatus.UNKNOWN),
+    )
+
+
 _table = Message.__table__
 # Each result's parameter, the message column it sets, and its type in an array.
 _RESULT_COLUMNS = {
@@ -189,16 +195,13 @@ _RESULT_COLUMNS = {
 _SET_BY_RESULT = [name for name in _RESULT_COLUMNS if name != "pk"]
 
 
-def _write_statement(rows: ColumnElement[bool], pk: ColumnElement[int], values: dict) -> Update:
+def _write_statement(
+    rows: ColumnElement[bool], pk: ColumnElement[int], values: dict[str, Any]
+) -> Update:
     ours = _locked(rows)
     return (
         update(_table)
-        .where(
-            _table.c.id == ours.c.id,
-            ours.c.id == pk,
-            ours.c.claim_token == bindparam("token"),
-            or_(*(ours.c.status == status for status in STILL_CLAIMED)),
-        )
+        .where(_table.c.id == ours.c.id, ours.c.id == pk, _still_claimed(ours, bindparam("token")))
         .values(values)
     )
 
@@ -216,11 +219,7 @@ _pks = bindparam("pk", type_=ARRAY(BigInteger()))
 _results = (
     func.unnest(
         _pks,
-        *(
-            bindparam(name, type_=ARRAY(t))
-            for name, (_, t) in _RESULT_COLUMNS.items()
-            if name != "pk"
-        ),
+        *(bindparam(name, type_=ARRAY(_RESULT_COLUMNS[name][1])) for name in _SET_BY_RESULT),
     )
     .table_valued(*_RESULT_COLUMNS)
     .render_derived(name="result")

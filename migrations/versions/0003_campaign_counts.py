@@ -57,10 +57,15 @@ _PG_REFERENCING = {
 }
 
 
+def _pg_name(operation: str) -> str:
+    """stickerq_count_inserted_messages, ..._updated_..., ..._deleted_... (as on SQLite)."""
+    return f"stickerq_count_{operation.lower().removesuffix('e')}ed_messages"
+
+
 def _pg_function(operation: str) -> str:
     sums = [f"sum({expr.format(sign='d.sign', m='d')})" for expr in _ROW_COUNTS]
     return f"""
-CREATE FUNCTION stickerq_count_{operation.lower()}d_messages() RETURNS trigger
+CREATE FUNCTION {_pg_name(operation)}() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO campaign_counts AS campaign_counts
@@ -78,7 +83,7 @@ $$"""
 
 def _pg_upgrade() -> None:
     for operation in _PG_DELTAS:
-        name = f"stickerq_count_{operation.lower()}d_messages"
+        name = _pg_name(operation)
         op.execute(_pg_function(operation))
         op.execute(
             f"CREATE TRIGGER {name} AFTER {operation} ON messages "
@@ -88,7 +93,7 @@ def _pg_upgrade() -> None:
 
 def _pg_downgrade() -> None:
     for operation in _PG_DELTAS:
-        name = f"stickerq_count_{operation.lower()}d_messages"
+        name = _pg_name(operation)
         op.execute(f"DROP TRIGGER IF EXISTS {name} ON messages")
         op.execute(f"DROP FUNCTION IF EXISTS {name}()")
 

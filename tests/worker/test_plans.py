@@ -9,6 +9,7 @@ and the rows its plan read from `messages` are held against what it may read.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -41,7 +42,8 @@ from worker.claims import (
 )
 from worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
 
-CAMPAIGN_SIZE = 100_000
+# Messages per campaign (three campaigns); STICKERQ_TEST_PLAN_SIZE=1000000 for the real size.
+CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
 BATCH = 200
 PLAN_MODES = ("force_custom_plan", "force_generic_plan")
 
