@@ -7,19 +7,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from producer.queue import check_broker, dispatch_campaign
 from producer.recipients import InvalidRow, RecipientReport, open_recipients
 from producer.spec import validate_spec
-from producer.store import iter_pending_ids, store_campaign
+from producer.store import store_campaign
 from stickerq.db import open_sessions
-from stickerq.errors import ConfigurationError, ServiceUnavailable
-from stickerq.masking import redact_url
+from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
-from worker.celery_app import configure_celery
-from worker.dispatch import dispatch_messages
 
 log = logging.getLogger(__name__)
 
@@ -122,23 +119,3 @@ def enqueue_campaign(
         warnings=warnings,
         batches=batches,
     )
-
-
-def dispatch_campaign(settings: Settings, sessions: sessionmaker[Session], campaign_id: int) -> int:
-    """Publish every pending message of the campaign in batches."""
-    configure_celery(settings)
-    with sessions() as session:
-        return dispatch_messages(
-            campaign_id, iter_pending_ids(session, campaign_id), settings.batch_size
-        )
-
-
-def check_broker(settings: Settings) -> None:
-    """Fail before storing anything if the queue cannot be reached."""
-    try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        raise ServiceUnavailable(
-            f"Redis is not reachable at {redact_url(settings.redis_url)} ({exc}). Start it (e.g. "
-            "`redis-server --daemonize yes`) or set STICKERQ_REDIS_URL."
-        ) from exc

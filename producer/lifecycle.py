@@ -21,8 +21,8 @@ import redis
 from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.api import check_broker, dispatch_campaign
 from producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
+from producer.queue import check_broker, dispatch_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.models import Campaign, Message, utcnow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from sqlalchemy import select
 
-from producer.api import dispatch_campaign
+from producer.queue import dispatch_campaign
 from stickerq.db import open_sessions
 from stickerq.models import Campaign
 from stickerq.settings import Settings

@@ -14,17 +14,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.api import check_broker, dispatch_campaign
 from producer.failures import parse_status
 from producer.operations import resume_sending
 from producer.progress import CampaignNotFound
+from producer.queue import check_broker, dispatch_campaign, dispatch_ids
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
-from worker.celery_app import configure_celery
-from worker.dispatch import dispatch_messages
 from worker.pauses import describe_pause
 
 CHUNK = 1000  # messages per conditional UPDATE (and per short transaction)
@@ -113,13 +111,12 @@ def _requeue(
     for pause in pauses:
         scoped_sender = pause.sender if pause.scope == PauseScope.SENDER else None
         lifted += resume_sending(settings, account=pause.sid, sender=scoped_sender)[0]
-    configure_celery(settings)
     moved, batches = 0, 0
     for ids in _requeue_chunks(sessions, campaign_id, wanted, code):
         moved += len(ids)
         # A paused campaign keeps its pending messages until it is resumed.
         if campaign_status != CampaignStatus.PAUSED:
-            batches += dispatch_messages(campaign_id, ids, settings.batch_size)
+            batches += dispatch_ids(settings, campaign_id, ids)
     batches += _reopen_if_completed_early(settings, sessions, campaign_id)
     with sessions() as session:
         final_status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))

@@ -17,7 +17,8 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from producer.api import check_broker, enqueue_campaign
+from producer.api import enqueue_campaign
+from producer.queue import check_broker
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade

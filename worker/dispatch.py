@@ -1,4 +1,8 @@
-"""Publishing work: `send_batch` tasks of a few hundred message ids each (ids, never payloads)."""
+"""Publishing work: `send_batch` tasks of a few hundred message ids each (ids, never payloads).
+
+The Celery app is imported when something is first published, not with this module: the
+producer's commands that only read import this module and should not pay for Celery.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.celery_app import app, send_queue
+from stickerq.settings import Settings
 from worker.claims import take_due_retries
 
 SEND_BATCH = "stickerq.send_batch"
@@ -21,8 +25,17 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def use_settings(settings: Settings) -> None:
+    """Publish to these settings' broker and queues (a producer's first step)."""
+    from worker.celery_app import configure_celery
+
+    configure_celery(settings)
+
+
 def dispatch_messages(campaign_id: int, message_ids: Iterable[int], batch_size: int) -> int:
     """Publish the ids in batches; returns how many tasks were published."""
+    from worker.celery_app import app, send_queue
+
     published = 0
     with app.producer_or_acquire() as producer:
         for chunk in chunks(message_ids, batch_size):
