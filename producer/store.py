@@ -60,8 +60,8 @@ def store_campaign(
             session, campaign.id, (_message_row(campaign, recipient) for recipient in recipients)
         )
         stored = campaign_counts(session, campaign.id).messages
-        report.duplicates += report.valid - (stored or 0)
-        report.valid = stored or 0
+        report.duplicates += report.valid - stored
+        report.valid = stored
         if report.invalid_count and not skip_invalid:
             raise RecipientsRejected(
                 report,

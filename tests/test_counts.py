@@ -7,16 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.callbacks import StatusCallback, apply_callback
-from producer.recipients import RecipientReport, parse_recipient_list
-from producer.spec import validate_spec
-from producer.store import store_campaign
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.states import MessageStatus
+from tests.worker.test_claims import stored_campaign
 from worker.claims import (
     AttemptRecord,
     MessageResult,
@@ -26,23 +24,6 @@ from worker.claims import (
     take_due_retries,
     write_results,
 )
-
-
-def new_campaign(sessions: sessionmaker[Session], count: int) -> tuple[int, list[int]]:
-    spec, _ = validate_spec(name="counts", sender="+919000000001", sticker_id="798")
-    report = RecipientReport()
-    numbers = ",".join(f"+91981234{n:04d}" for n in range(count))
-    campaign_id = store_campaign(
-        sessions,
-        spec,
-        "SID",
-        parse_recipient_list(numbers, None, report),
-        report,
-        skip_invalid=False,
-    )
-    with sessions() as session:
-        ids = list(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
-    return campaign_id, ids
 
 
 def assert_exact(sessions: sessionmaker[Session], campaign_id: int) -> dict[str, int]:
@@ -61,7 +42,7 @@ def answered(pk: int, status: MessageStatus, **fields: object) -> MessageResult:
 
 
 def test_counters_follow_every_change_to_messages(sessions: sessionmaker[Session]) -> None:
-    campaign_id, ids = new_campaign(sessions, 60)
+    campaign_id, ids = stored_campaign(sessions, 60)
     assert assert_exact(sessions, campaign_id) == {"pending": 60}
 
     with sessions.begin() as session:
@@ -117,7 +98,7 @@ def test_counters_follow_every_change_to_messages(sessions: sessionmaker[Session
 def test_a_rolled_back_change_leaves_the_counters_as_they_were(
     sessions: sessionmaker[Session],
 ) -> None:
-    campaign_id, ids = new_campaign(sessions, 10)
+    campaign_id, ids = stored_campaign(sessions, 10)
     with pytest.raises(RuntimeError), sessions.begin() as session:
         claim(session, campaign_id, ids, "T1")
         raise RuntimeError("the worker dies before commit")
@@ -127,8 +108,8 @@ def test_a_rolled_back_change_leaves_the_counters_as_they_were(
 def test_deleting_messages_or_a_whole_campaign_keeps_counters_exact(
     sessions: sessionmaker[Session],
 ) -> None:
-    campaign_id, ids = new_campaign(sessions, 10)
-    other_id, _ = new_campaign(sessions, 5)
+    campaign_id, ids = stored_campaign(sessions, 10)
+    other_id, _ = stored_campaign(sessions, 5)
     with sessions.begin() as session:
         session.execute(delete(Message).where(Message.id.in_(ids[:3])))
     assert assert_exact(sessions, campaign_id) == {"pending": 7}
