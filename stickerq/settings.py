@@ -20,7 +20,10 @@ POD_DOMAINS = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STICKERQ_", env_file=".env", extra="ignore")
+    # An empty variable is unset: docker compose's `${STICKERQ_X:-}` passes "" for "not set".
+    model_config = SettingsConfigDict(
+        env_prefix="STICKERQ_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite:///stickerq.db"
     redis_url: str = "redis://localhost:6379/0"

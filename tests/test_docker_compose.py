@@ -1,19 +1,55 @@
-"""docker-compose.yml parses and runs real stickerq commands (no Docker engine here)."""
+"""docker-compose.yml (production) and docker-compose.sandbox.yml (dry run) parse, run real
+stickerq commands and resolve to the settings each set-up needs (no Docker engine here)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import typer.main
 import yaml
 
 from stickerq.cli import app
+from stickerq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+STICKERQ_SERVICES = ("migrate", "worker", "beat")
 
 
-def load_compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def load_compose(*overrides: str) -> dict:
+    """docker-compose.yml with the override files merged as `docker compose -f ... -f ...`
+    merges them: mappings key by key (environment, depends_on), anything else replaced."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in overrides:
+        override = yaml.safe_load((ROOT / name).read_text())
+        for service_name, service in override["services"].items():
+            merged = compose["services"].setdefault(service_name, {})
+            for key, value in service.items():
+                if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+    return compose
+
+
+def interpolate(value: str, environment: dict[str, str]) -> str:
+    """Compose's `${NAME:-default}` and `${NAME}`, against the given shell environment."""
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(3) or ""
+        return environment.get(name) or default
+
+    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", one, str(value))
+
+
+def service_settings(
+    service: dict, shell: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The Settings a container of this service would read at start-up."""
+    for name, value in service["environment"].items():
+        monkeypatch.setenv(name, interpolate(value, shell))
+    return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
 def parse_cli(args: list[str]) -> tuple[str, object]:
@@ -29,11 +65,13 @@ def parse_cli(args: list[str]) -> tuple[str, object]:
 
 def test_compose_has_every_service_of_the_design() -> None:
     services = load_compose()["services"]
-    assert {"redis", "postgres", "migrate", "worker", "beat", "sandbox"} <= set(services)
+    assert {"redis", "postgres", "migrate", "worker", "beat"} <= set(services)
+    assert "sandbox" not in services
+    assert "sandbox" in load_compose("docker-compose.sandbox.yml")["services"]
 
 
 def test_compose_commands_are_real_stickerq_commands() -> None:
-    services = load_compose()["services"]
+    services = load_compose("docker-compose.sandbox.yml")["services"]
     entrypoint = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["stickerq"]' in entrypoint
     checked = []
@@ -55,3 +93,37 @@ def test_compose_settings_are_stickerq_settings() -> None:
     fields = {f"STICKERQ_{name.upper()}" for name in Settings.model_fields}
     environment = load_compose()["services"]["worker"]["environment"]
     assert set(environment) <= fields
+
+
+def test_production_compose_sends_to_kaleyra_with_the_operators_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shell = {
+        "STICKERQ_KALEYRA_SID": "HXIN0000REAL",
+        "STICKERQ_KALEYRA_API_KEY": "real-key",
+        "STICKERQ_KALEYRA_POD": "eu",
+        "STICKERQ_SENDER": "+919812345678",
+    }
+    services = load_compose()["services"]
+    for name in STICKERQ_SERVICES:
+        settings = service_settings(services[name], shell, monkeypatch)
+        assert settings.kaleyra_base_url is None, name  # the pod's domain, not the sandbox
+        assert settings.kaleyra_sid == "HXIN0000REAL"
+        assert settings.kaleyra_api_key.get_secret_value() == "real-key"
+        assert (settings.kaleyra_pod, settings.sender) == ("eu", "+919812345678")
+
+
+def test_sandbox_override_points_every_stickerq_service_at_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = load_compose("docker-compose.sandbox.yml")["services"]
+    _, sandbox = parse_cli(services["sandbox"]["command"])
+    port = sandbox.params["port"]
+    for name in STICKERQ_SERVICES:
+        settings = service_settings(services[name], {}, monkeypatch)
+        assert settings.kaleyra_base_url == f"http://sandbox:{port}", name
+        assert settings.kaleyra_sid == sandbox.params["sid"]
+        assert settings.kaleyra_api_key.get_secret_value() == sandbox.params["api_key"]
+        assert settings.sender in sandbox.params["sender"]
+    assert "sandbox" in services["worker"]["depends_on"]
+    assert "migrate" in services["worker"]["depends_on"]  # the base file's, kept
