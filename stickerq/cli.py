@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,24 @@ err_console = Console(stderr=True)
 
 EXIT_REJECTED = 2
 EXIT_UNAVAILABLE = 1
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"stickerq {version('stickerq')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Bulk sender of Kaleyra WhatsApp sticker messages."""
 
 
 def _settings() -> Settings:
@@ -275,13 +294,15 @@ def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps(rows))
         return
+    if not rows:
+        console.print("no pause in force: every account and sender may send")
+        return
     table = Table(title="pauses in force")
-    for column in ("scope", "sid", "sender", "code", "since", "reason"):
+    columns = ("scope", "sid", "sender", "code", "since", "reason")
+    for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            *(str(row[key]) for key in ("scope", "sid", "sender", "code", "since", "reason"))
-        )
+        table.add_row(*(escape(str(row[key])) for key in columns))
     console.print(table)
 
 

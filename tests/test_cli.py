@@ -466,3 +466,16 @@ def test_an_unmigrated_database_gets_advice_not_a_traceback(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "stickerq db upgrade" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert_clean_exit(result, 0)
+    assert re.fullmatch(r"stickerq \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_pauses_with_none_in_force_says_so_instead_of_an_empty_table(settings: Settings) -> None:
+    result = run(settings, "pauses")
+    assert_clean_exit(result, 0)
+    assert result.stdout == "no pause in force: every account and sender may send\n"
+    assert json.loads(run(settings, "pauses", "--json").stdout) == []
