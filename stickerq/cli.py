@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 
 EXIT_REJECTED = 2
 EXIT_UNAVAILABLE = 1
+EXIT_PAUSED = 3  # `send --wait`: a pause holds messages that are not settled
 
 
 def _print_version(asked: bool) -> None:
@@ -167,7 +168,11 @@ def send(
     ref2: str | None = None,
     wa_source: str = typer.Option("api", help="api, clevertap, zoho, ... (others become api)"),
     skip_invalid: bool = typer.Option(False, help="store the valid rows, report the rest"),
-    wait: bool = typer.Option(False, help="show progress until every message is settled"),
+    wait: bool = typer.Option(
+        False,
+        help="show progress until every message is settled (exit 0), or a pause holds the "
+        "rest (exit 3)",
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     at: str | None = typer.Option(None, help=f"send at this time: {cli_schedules.AT_HELP}"),
     tz: str | None = typer.Option(None, help=cli_schedules.TZ_HELP),
@@ -234,11 +239,11 @@ def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | Non
         progress = watch_campaign(sessions, campaign_id, err_console if as_json else console)
     if as_json:
         print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
-        return
-    console.print(progress_table(progress))
-    if progress.all_settled:
+    elif progress.all_settled:
+        console.print(progress_table(progress))
         console.print("every message is settled")
     else:
+        console.print(progress_table(progress))
         p = progress.pause or {}
         flag = (
             f"--account {p.get('sid')}"
@@ -249,6 +254,8 @@ def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | Non
             f"[yellow]campaign cannot go on:[/] {p.get('scope')} paused after {p.get('code')}; "
             f"lift it with `stickerq resume {flag}`"
         )
+    if not progress.all_settled:
+        raise typer.Exit(EXIT_PAUSED)
 
 
 def _print_invalid(rows: list, count: int) -> None:
