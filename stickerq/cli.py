@@ -353,15 +353,14 @@ def main() -> None:
     """Console entry: the app, with the database problems users meet turned into advice."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
+    from stickerq.db import UPGRADE_ADVICE, lacks_schema
+
     try:
         app()
     except (OperationalError, ProgrammingError) as exc:
         message = str(exc.orig) if exc.orig is not None else str(exc)
-        if "no such table" in message or "does not exist" in message:
-            err_console.print(
-                "[red]error:[/] the database has no stickerq tables (or an old schema): "
-                "run `stickerq db upgrade`"
-            )
+        if lacks_schema(exc):
+            err_console.print(f"[red]error:[/] {escape(UPGRADE_ADVICE)}")
         else:
             err_console.print(f"[red]error:[/] the database cannot be used: {escape(message)}")
         sys.exit(EXIT_UNAVAILABLE)

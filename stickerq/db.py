@@ -7,9 +7,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+UPGRADE_ADVICE = "the database has no stickerq tables (or an old schema): run `stickerq db upgrade`"
+
+
+def lacks_schema(exc: BaseException) -> bool:
+    """A database error that means the tables are missing or behind the code's migrations."""
+    if not isinstance(exc, OperationalError | ProgrammingError):
+        return False
+    message = str(exc.orig) if exc.orig is not None else str(exc)
+    return "no such table" in message or "does not exist" in message
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

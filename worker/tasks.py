@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from celery import signals
 
+from stickerq.db import UPGRADE_ADVICE, lacks_schema
 from worker import batches, runtime, scheduling, sweeper
 from worker.celery_app import app
 from worker.dispatch import dispatch_due_retries, dispatch_messages
 from worker.runtime import current_runtime
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="stickerq.send_batch")
@@ -26,28 +32,43 @@ def _finish_batches(**_: Any) -> None:
     runtime.shutdown()
 
 
+@contextlib.contextmanager
+def _needs_schema(task: str) -> Iterator[None]:
+    """A periodic task on a database that was never upgraded says so in one line (every few
+    seconds), not with a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        if not lacks_schema(exc):
+            raise
+        log.error("%s skipped: %s", task, UPGRADE_ADVICE)
+
+
 @app.task(name="stickerq.sweep")
 def sweep() -> None:
-    runtime = current_runtime()
-    settings = runtime.settings
-    sweeper.sweep(
-        runtime.sessions,
-        runtime.redis,
-        settings.redis_prefix,
-        settings.batch_size,
-        grace_seconds=settings.claim_heartbeat_seconds,
-    )
+    with _needs_schema("sweep"):
+        runtime = current_runtime()
+        settings = runtime.settings
+        sweeper.sweep(
+            runtime.sessions,
+            runtime.redis,
+            settings.redis_prefix,
+            settings.batch_size,
+            grace_seconds=settings.claim_heartbeat_seconds,
+        )
 
 
 @app.task(name="stickerq.dispatch_due")
 def dispatch_due() -> None:
-    runtime = current_runtime()
-    dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
+    with _needs_schema("dispatch of due retries"):
+        runtime = current_runtime()
+        dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
 
 
 @app.task(name="stickerq.dispatch_due_campaigns")
 def dispatch_due_campaigns() -> None:
     """Start the recurring runs whose time has come, then queue every due scheduled campaign."""
-    runtime = current_runtime()
-    scheduling.run_due_schedules(runtime.sessions)
-    scheduling.dispatch_due_campaigns(runtime.sessions, runtime.settings.batch_size)
+    with _needs_schema("dispatch of due campaigns"):
+        runtime = current_runtime()
+        scheduling.run_due_schedules(runtime.sessions)
+        scheduling.dispatch_due_campaigns(runtime.sessions, runtime.settings.batch_size)

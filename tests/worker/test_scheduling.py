@@ -332,3 +332,23 @@ def test_two_beats_at_once_never_dispatch_a_campaign_twice(
     for log in logs:  # both beats asked
         assert "stickerq.dispatch_due_campaigns" in log.read_text()
     db.close()
+
+
+def test_a_worker_on_a_database_never_upgraded_says_so_in_one_line_not_a_traceback(
+    settings: Settings, spawn_worker: Callable[..., Path], tmp_path: Path
+) -> None:
+    empty = f"sqlite:///{tmp_path / 'never-upgraded.db'}"
+    settings = settings.model_copy(
+        update={
+            "database_url": empty,
+            "dispatch_interval_seconds": 1.0,
+            "sweep_interval_seconds": 1.0,
+        }
+    )
+    log = start_worker(spawn_worker, settings)
+    advice = "the database has no stickerq tables (or an old schema): run `stickerq db upgrade`"
+    wait_until(lambda: log.read_text().count(advice) >= 4, timeout=30, interval=0.2)
+    text = log.read_text()
+    assert "Traceback" not in text
+    for task in ("sweep", "dispatch of due retries", "dispatch of due campaigns"):
+        assert f"{task} skipped: {advice}" in text
