@@ -68,6 +68,49 @@ def _logging(level: str) -> None:
     )
 
 
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision the database is at, and whether that is the newest."""
+    from stickerq.masking import redact_url
+    from stickerq.migrate import current, head
+
+    settings = _settings()
+    at, newest = current(settings.database_url), head()
+    where = redact_url(settings.database_url)
+    if at is None:
+        console.print(f"database {where} was never upgraded: run `stickerq db upgrade`")
+    elif at == newest:
+        console.print(f"database {where} is at {at} (head)")
+    else:
+        console.print(f"database {where} is at {at}; head is {newest}: run `stickerq db upgrade`")
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """List the migrations this version ships, oldest first."""
+    from stickerq.migrate import history
+
+    for revision, doc in history():
+        console.print(f"{revision}  {escape(doc)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: str = typer.Argument(..., help="the revision to go back to (`base`: no tables)"),
+    yes: bool = typer.Option(False, "--yes", help="do not ask first"),
+) -> None:
+    """Undo migrations down to REVISION. What later migrations stored is dropped."""
+    from stickerq.masking import redact_url
+    from stickerq.migrate import downgrade
+
+    settings = _settings()
+    where = redact_url(settings.database_url)
+    if not yes and not typer.confirm(f"downgrade {where} to {revision}, dropping data?"):
+        raise typer.Exit(EXIT_REJECTED)
+    downgrade(settings.database_url, revision)
+    console.print(f"database {where} is at {revision}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Run the Alembic migrations up to REVISION (default: head)."""

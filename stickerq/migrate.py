@@ -1,4 +1,5 @@
-"""`stickerq db upgrade`: Alembic to head, with the migrations shipped inside the package."""
+"""`stickerq db upgrade|downgrade|current|history`: Alembic, with the migrations shipped
+inside the package."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 import migrations
 
@@ -24,3 +27,26 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def current(database_url: str) -> str | None:
+    """The revision the database is at (None: never upgraded)."""
+    from stickerq.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def history() -> list[tuple[str, str]]:
+    """Every revision the package ships, oldest first: (revision, what it does)."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    revisions = reversed(list(scripts.walk_revisions()))
+    return [(r.revision, (r.doc or "").strip()) for r in revisions]
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""

@@ -31,6 +31,9 @@ RECIPIENTS = [f"+91981234{n:04d}" for n in range(12)]
 SUBCOMMANDS = [
     ["db"],
     ["db", "upgrade"],
+    ["db", "current"],
+    ["db", "history"],
+    ["db", "downgrade"],
     ["sandbox"],
     ["worker"],
     ["beat"],
@@ -448,6 +451,33 @@ def test_db_upgrade_creates_the_tables_in_a_fresh_sqlite_file(
     sent = run(settings, "send", "--sticker-id", STICKER_ID, "--to", RECIPIENTS[0], "--json")
     assert_clean_exit(sent, 0)
     assert stored_counts(settings) == (1, 1)
+
+
+def test_db_current_history_and_downgrade_say_where_the_schema_stands(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    settings = make_settings(f"sqlite:///{tmp_path / 'db.db'}", redis_prefix, "http://127.0.0.1:9")
+    never = run(settings, "db", "current")
+    assert_clean_exit(never, 0)
+    assert "was never upgraded: run `stickerq db upgrade`" in never.stdout
+
+    history = run(settings, "db", "history")
+    assert_clean_exit(history, 0)
+    revisions = [line.split()[0] for line in history.stdout.splitlines()]
+    assert revisions[0] == "0001" and len(revisions) >= 3
+    head = revisions[-1]
+
+    assert_clean_exit(run(settings, "db", "upgrade"), 0)
+    assert f"is at {head} (head)" in run(settings, "db", "current").stdout
+
+    refused = CliRunner().invoke(
+        app, ["db", "downgrade", "0001"], env=environment(settings), input="n\n"
+    )
+    assert_clean_exit(refused, 2)
+    assert f"is at {head} (head)" in run(settings, "db", "current").stdout
+    assert_clean_exit(run(settings, "db", "downgrade", "0001", "--yes"), 0)
+    behind = run(settings, "db", "current").stdout
+    assert f"is at 0001; head is {head}: run `stickerq db upgrade`" in behind
 
 
 def test_an_unmigrated_database_gets_advice_not_a_traceback(tmp_path: Path) -> None:
