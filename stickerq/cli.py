@@ -68,6 +68,29 @@ def _logging(level: str) -> None:
     )
 
 
+@app.command()
+def config(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the settings in force (STICKERQ_* variables, .env, defaults): where the database
+    is, which Redis and prefix, which account; the api-key only as set or not."""
+    from stickerq.masking import redact_url
+
+    settings = _settings()
+    shown: dict[str, object] = settings.model_dump(mode="json")
+    shown["kaleyra_api_key"] = "(set)" if settings.kaleyra_api_key.get_secret_value() else None
+    shown["database_url"] = redact_url(settings.database_url)
+    shown["redis_url"] = redact_url(settings.redis_url)
+    if as_json:
+        print(json.dumps(shown))
+        return
+    table = Table(title="stickerq settings")
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in shown.items():
+        text = "-" if value is None else value if isinstance(value, str) else json.dumps(value)
+        table.add_row(f"STICKERQ_{name.upper()}", escape(text))
+    console.print(table)
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Print the revision the database is at, and whether that is the newest."""

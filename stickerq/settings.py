@@ -7,8 +7,10 @@ environment on import.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Literal
 
+from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,13 +21,20 @@ POD_DOMAINS = {
 }
 
 
+def default_database_url() -> str:
+    """The embedded SQLite file in the user's data folder (~/.local/share/stickerq on Linux),
+    not in the working directory: a worker and a `send` started in two folders share it."""
+    return f"sqlite:///{Path(user_data_dir('stickerq')) / 'stickerq.db'}"
+
+
 class Settings(BaseSettings):
     # An empty variable is unset: docker compose's `${STICKERQ_X:-}` passes "" for "not set".
     model_config = SettingsConfigDict(
         env_prefix="STICKERQ_", env_file=".env", extra="ignore", env_ignore_empty=True
     )
 
-    database_url: str = "sqlite:///stickerq.db"
+    # One file per user, wherever a command runs (`stickerq config` says where).
+    database_url: str = Field(default_factory=default_database_url)
     redis_url: str = "redis://localhost:6379/0"
     # Every Redis key (queues, limiter buckets, pause mirrors) starts with this, so that
     # several deployments or test runs can share one Redis.

@@ -34,6 +34,7 @@ SUBCOMMANDS = [
     ["db", "current"],
     ["db", "history"],
     ["db", "downgrade"],
+    ["config"],
     ["sandbox"],
     ["worker"],
     ["beat"],
@@ -509,3 +510,38 @@ def test_pauses_with_none_in_force_says_so_instead_of_an_empty_table(settings: S
     assert_clean_exit(result, 0)
     assert result.stdout == "no pause in force: every account and sender may send\n"
     assert json.loads(run(settings, "pauses", "--json").stdout) == []
+
+
+def test_config_shows_where_the_default_database_is_and_never_the_api_key(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    env = {**environment(settings), "STICKERQ_DATABASE_URL": None}  # unset: the default
+    result = CliRunner().invoke(app, ["config", "--json"], env=env)
+    assert_clean_exit(result, 0)
+    shown = json.loads(result.stdout)
+    assert shown["database_url"] == f"sqlite:///{tmp_path / 'data' / 'stickerq' / 'stickerq.db'}"
+    assert shown["kaleyra_api_key"] == "(set)"
+    assert settings.kaleyra_api_key.get_secret_value() not in result.stdout
+    table = CliRunner().invoke(app, ["config"], env=env)
+    assert_clean_exit(table, 0)
+    assert "STICKERQ_DATABASE_URL" in table.stdout
+    assert settings.kaleyra_api_key.get_secret_value() not in table.stdout
+
+
+def test_the_default_sqlite_file_is_the_same_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("STICKERQ_DATABASE_URL", raising=False)
+    urls = set()
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        urls.add(Settings(_env_file=None).database_url)  # type: ignore[call-arg]
+    [url] = urls
+    engine = make_engine(url)  # its folder is made on first use
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    engine.dispose()
+    assert (tmp_path / "data" / "stickerq" / "stickerq.db").exists()
