@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
@@ -199,7 +198,7 @@ def worker(
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
     argv += ["--queues", ",".join(worker_queues()), "--without-gossip", "--without-mingle"]
     if beat:
-        argv += ["--beat", f"--schedule={_beat_schedule_file(settings)}"]
+        argv += ["--beat", f"--scheduler={BEAT_SCHEDULER}"]
     celery_app.start((["--quiet"] if quiet else []) + argv)
 
 
@@ -211,14 +210,13 @@ def beat(loglevel: str = "INFO") -> None:
     settings = _settings()
     _logging(loglevel)
     _start_celery(settings)
-    celery_app.start(
-        ["beat", f"--loglevel={loglevel}", f"--schedule={_beat_schedule_file(settings)}"]
-    )
+    celery_app.start(["beat", f"--loglevel={loglevel}", f"--scheduler={BEAT_SCHEDULER}"])
 
 
-def _beat_schedule_file(settings: Settings) -> str:
-    safe = "".join(c if c.isalnum() else "_" for c in settings.redis_prefix)
-    return str(Path(tempfile.gettempdir()) / f"stickerq-beat-{safe}")
+# Beat keeps its schedule in memory: every entry runs every few seconds and scheduled work
+# lives in the database, so the default PersistentScheduler's shelve files in /tmp (three
+# per run) kept nothing worth keeping.
+BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 
 @app.command()

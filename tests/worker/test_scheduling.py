@@ -352,3 +352,20 @@ def test_a_worker_on_a_database_never_upgraded_says_so_in_one_line_not_a_traceba
     assert "Traceback" not in text
     for task in ("sweep", "dispatch of due retries", "dispatch of due campaigns"):
         assert f"{task} skipped: {advice}" in text
+
+
+def test_a_worker_with_beat_leaves_no_schedule_files_behind(
+    settings: Settings,
+    spawn_worker: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the worker's tempfile.gettempdir()
+    settings = settings.model_copy(update={"dispatch_interval_seconds": 0.5})
+    log = start_worker(spawn_worker, settings)
+    wait_until(lambda: log.read_text().count("stickerq.dispatch_due") >= 2, timeout=20)
+    left = [path.name for path in temporary.iterdir()]
+    # (multiprocessing's own pymp-* folder lives as long as the pool and goes with it)
+    assert [name for name in left if not name.startswith("pymp-")] == []
