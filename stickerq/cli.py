@@ -175,8 +175,10 @@ def sandbox(
 def _start_celery(settings: Settings) -> None:
     from worker import runtime
     from worker.celery_app import configure_celery
+    from worker.quiet_logs import quiet_periodic_tasks
 
-    configure_celery(settings)
+    app = configure_celery(settings)
+    quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
     runtime.configure(settings)
 
 

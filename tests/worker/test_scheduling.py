@@ -364,8 +364,24 @@ def test_a_worker_with_beat_leaves_no_schedule_files_behind(
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))  # the worker's tempfile.gettempdir()
     settings = settings.model_copy(update={"dispatch_interval_seconds": 0.5})
-    log = start_worker(spawn_worker, settings)
-    wait_until(lambda: log.read_text().count("stickerq.dispatch_due") >= 2, timeout=20)
+    log = spawn_worker(settings, "--beat", "--loglevel", "DEBUG")
+    wait_until(lambda: log.read_text().count("stickerq.dispatch_due[") >= 2, timeout=30)
     left = [path.name for path in temporary.iterdir()]
     # (multiprocessing's own pymp-* folder lives as long as the pool and goes with it)
     assert [name for name in left if not name.startswith("pymp-")] == []
+
+
+def test_an_idle_worker_logs_its_periodic_tasks_only_at_debug(
+    settings: Settings, spawn_worker: Callable[..., Path]
+) -> None:
+    settings = settings.model_copy(
+        update={"dispatch_interval_seconds": 0.5, "sweep_interval_seconds": 0.5}
+    )
+    quiet = start_worker(spawn_worker, settings)  # at INFO
+    verbose = spawn_worker(settings, "--beat", "--loglevel", "DEBUG")
+    wait_until(lambda: verbose.read_text().count("DEBUG celery.app.trace: Task stickerq.") >= 6)
+    wait_until(lambda: verbose.read_text().count("DEBUG celery.app.trace: Task stickerq.") >= 12)
+    for task in ("stickerq.dispatch_due", "stickerq.sweep", "stickerq.dispatch_due_campaigns"):
+        for line in quiet.read_text().splitlines():  # the start-up banner names them, once
+            assert f"{task}[" not in line and f"({task})" not in line, line
+    assert "INFO celery.app.trace: Task stickerq." not in verbose.read_text()
