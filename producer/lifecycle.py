@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import redis
 from sqlalchemy import CursorResult, case, select, update
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
 from producer.queue import check_broker, dispatch_campaign
+from producer.schedule import ScheduleError, zone_named
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.models import Campaign, Message, utcnow
@@ -316,12 +317,13 @@ def cancel_campaign(
 
 
 def in_zone(moment: datetime | None, zone: str | None) -> datetime | None:
-    """The UTC moment in the campaign's zone (UTC when it has none or an unknown one)."""
+    """The UTC moment in the campaign's zone or fixed offset (`+05:30`, as `send --at` keeps
+    one given without --tz); UTC when it has none or an unknown one."""
     if moment is None:
         return None
     try:
-        return moment.astimezone(ZoneInfo(zone) if zone else UTC_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
+        return moment.astimezone(zone_named(zone) if zone else UTC_ZONE)
+    except ScheduleError:
         return moment.astimezone(UTC_ZONE)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import click
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -89,7 +90,7 @@ def list_command(
     if as_json:
         print(json.dumps([row.as_dict() for row in rows]))
         return
-    console.print(_list_table(rows, status))
+    console.print(_list_table(rows, status, console.width))
 
 
 @campaigns_app.command("show")
@@ -179,25 +180,45 @@ def _confirm(question: str) -> bool:
         return False
 
 
-def _list_table(rows: list[CampaignSummary], status: str | None) -> Table:
-    table = Table(title=f"{status or 'all'} campaigns ({len(rows)} shown)")
-    for column in ("id", "name", "status", "sender", "recipients"):
-        table.add_column(column, justify="right" if column in ("id", "recipients") else "left")
-    table.add_column("scheduled (campaign's zone)")
-    table.add_column("scheduled (UTC)")
-    table.add_column("created (UTC)")
+# Below this many columns the list shows one time per campaign, compactly.
+WIDE_LIST = 140
+
+
+def _list_table(rows: list[CampaignSummary], status: str | None, width: int) -> Table:
+    title = f"{status or 'all'} campaigns ({len(rows)} shown)"
+    wide = width >= WIDE_LIST
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=12)
+    table.add_column("status", min_width=9)
+    table.add_column("sender", no_wrap=True)
+    table.add_column("recipients", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("scheduled (campaign's zone)")
+        table.add_column("scheduled (UTC)")
+        table.add_column("created (UTC)")
+    else:
+        table.add_column("scheduled or created", no_wrap=True)
     for row in rows:
         status_cell = row.status + (f" ({row.pause_reason})" if row.pause_reason else "")
-        table.add_row(
+        cells = [
             str(row.campaign_id),
             escape(row.name),
             escape(status_cell),
             row.sender,
             f"{row.recipients:,}",
-            _local(row.scheduled_local, row.timezone),
-            _utc(row.scheduled_at),
-            _utc(row.created_at),
-        )
+        ]
+        if wide:
+            cells += [
+                _local(row.scheduled_local, row.timezone),
+                _utc(row.scheduled_at),
+                _utc(row.created_at),
+            ]
+        elif row.scheduled_local is not None:
+            cells.append(f"{row.scheduled_local:%Y-%m-%d %H:%M %z}")  # with its UTC offset
+        else:
+            cells.append(f"{row.created_at:%Y-%m-%d %H:%M} UTC")
+        table.add_row(*cells)
     return table
 
 

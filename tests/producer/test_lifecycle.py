@@ -587,6 +587,33 @@ def test_cli_list_shows_a_table_and_json_with_scheduled_times_in_zone_and_utc(
     assert "unknown campaign status 'done'" in bad.stderr
 
 
+def test_cli_list_fits_80_columns_with_nothing_cut(
+    cli_settings: Settings, cli_sessions: sessionmaker[Session]
+) -> None:
+    scheduled = new_campaign(cli_settings, cli_sessions, count=3)
+    set_campaign(
+        cli_sessions, scheduled, status="scheduled", timezone="Asia/Kolkata",
+        scheduled_at=datetime(2030, 6, 1, 4, 0, tzinfo=UTC),
+    )  # fmt: skip
+    offset_only = new_campaign(cli_settings, cli_sessions, count=1)  # send --at ...+05:30
+    set_campaign(
+        cli_sessions, offset_only, status="scheduled", timezone="+05:30",
+        scheduled_at=datetime(2030, 6, 2, 4, 0, tzinfo=UTC),
+    )  # fmt: skip
+    new_campaign(cli_settings, cli_sessions, count=2)
+    env = {**{k: None for k in os.environ if k.startswith("STICKERQ_")}}
+    env.update(cli_settings.as_environment(), COLUMNS="80")
+
+    table = CliRunner().invoke(app, ["campaigns", "list"], env=env)
+
+    assert_exit(table, 0)
+    assert all(len(line) <= 80 for line in table.stdout.splitlines())
+    assert "…" not in table.stdout  # no cell cut short
+    assert "2030-06-01 09:30 +0530" in table.stdout
+    assert "2030-06-02 09:30 +0530" in table.stdout  # a fixed offset, not shown as UTC
+    assert cli_settings.sender in table.stdout
+
+
 def test_cli_show_prints_fields_and_counts_and_exits_2_for_a_missing_campaign(
     cli_settings: Settings, cli_sessions: sessionmaker[Session]
 ) -> None:
