@@ -299,10 +299,18 @@ def send(
 
 def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
     from stickerq.db import open_sessions
+    from stickerq.masking import redact_url
     from stickerq.watch import progress_table, watch_campaign
 
+    hint = (
+        "is a worker running (`stickerq worker --beat`) on the same Redis and prefix as this "
+        f"shell? STICKERQ_REDIS_URL={redact_url(settings.redis_url)}, "
+        f"STICKERQ_REDIS_PREFIX={settings.redis_prefix}"
+    )
     with open_sessions(settings.database_url) as sessions:
-        progress = watch_campaign(sessions, campaign_id, err_console if as_json else console)
+        progress = watch_campaign(
+            sessions, campaign_id, err_console if as_json else console, no_worker_hint=hint
+        )
     if as_json:
         print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
     elif progress.all_settled:

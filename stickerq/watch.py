@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from producer.progress import CampaignProgress, campaign_progress
-from stickerq.states import MessageStatus
+from stickerq.states import CampaignStatus, MessageStatus
 
 
 def watch_campaign(
@@ -28,9 +28,18 @@ def watch_campaign(
     *,
     poll_seconds: float = 0.5,
     timeout_seconds: float | None = None,
+    no_worker_hint: str = "",
+    hint_after_seconds: float = 10.0,
 ) -> CampaignProgress:
-    """Poll the database and draw the bar; return once every message is settled or blocked."""
+    """Poll the database and draw the bar; return once every message is settled or blocked.
+
+    A campaign still `queued` (nothing claimed) `hint_after_seconds` after it was first seen
+    so gets `no_worker_hint` printed once: most often no worker listens to this shell's
+    Redis and prefix, and the wait would otherwise be silent for ever.
+    """
     started = time.monotonic()
+    queued_since: float | None = None
+    hinted = False
     with Progress(
         TextColumn("[bold]campaign {task.fields[campaign]}"),
         BarColumn(bar_width=24),
@@ -57,6 +66,14 @@ def watch_campaign(
             )
             if progress.all_settled or progress.blocked:
                 return progress
+            if progress.status == CampaignStatus.QUEUED:
+                queued_since = queued_since or time.monotonic()
+                if not hinted and time.monotonic() - queued_since >= hint_after_seconds:
+                    waited = time.monotonic() - queued_since
+                    bar.console.print(
+                        f"[yellow]nothing claimed for {waited:.0f} s:[/] {escape(no_worker_hint)}"
+                    )
+                    hinted = True
             if timeout_seconds is not None and elapsed > timeout_seconds:
                 return progress
             time.sleep(poll_seconds)
