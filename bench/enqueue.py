@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,8 @@ def producer_child(csv_path: str, settings_json: str) -> None:
                 "batches": result.batches,
                 "rss_before": baseline,
                 "peak_rss": common.vm_hwm(_pid()),
+                # the largest peak of the processes that normalised phone numbers (0: none)
+                "helper_peak_rss": _largest_child_peak(),
             }
         )
     )
@@ -87,6 +90,12 @@ def _pid() -> int:
     import os
 
     return os.getpid()
+
+
+def _largest_child_peak() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
 
 
 def _rss() -> int:
@@ -211,6 +220,7 @@ COLUMNS = [
     "batches",
     "peak RSS MB",
     "RSS growth MB",
+    "helper peak MB",
 ]
 
 
@@ -224,6 +234,7 @@ def row(size: int, f: dict[str, Any]) -> list[str]:
         fmt(f["batches"]),
         f"{mb(f['peak_rss']):.0f}",
         f"{mb(f['peak_rss'] - f['rss_before']):.0f}",
+        f"{mb(f.get('helper_peak_rss', 0)):.0f}",
     ]
 
 
@@ -232,7 +243,15 @@ def print_run(run: int, figures: dict[int, dict[str, Any]]) -> None:
 
 
 def summarise(runs: list[dict[int, dict[str, Any]]], recipients: int, sizes: list[int]) -> None:
-    keys = ("seconds", "store_seconds", "dispatch_seconds", "batches", "peak_rss", "rss_before")
+    keys = (
+        "seconds",
+        "store_seconds",
+        "dispatch_seconds",
+        "batches",
+        "peak_rss",
+        "rss_before",
+        "helper_peak_rss",
+    )
     medians = {
         size: {key: median([r[size][key] for r in runs]) for key in keys}
         for size in [*sizes, recipients]
@@ -243,6 +262,8 @@ def summarise(runs: list[dict[int, dict[str, Any]]], recipients: int, sizes: lis
         [row(size, f) for size, f in medians.items()],
     )
     big = medians[recipients]
+    cores = len(os.sched_getaffinity(0))  # helpers at most: one per usable core
+    whole = big["peak_rss"] + cores * big["helper_peak_rss"]
     targets = [
         Target(
             f"enqueue {recipients:,} recipients in ≤ 60 s",
@@ -250,9 +271,10 @@ def summarise(runs: list[dict[int, dict[str, Any]]], recipients: int, sizes: lis
             f"{big['seconds']:.1f} s",
         ),
         Target(
-            "producer peak RSS ≤ 300 MB",
-            big["peak_rss"] <= 300 * 1024 * 1024,
-            f"{mb(big['peak_rss']):.0f} MB",
+            "producer peak RSS ≤ 300 MB, its helpers' peaks added",
+            whole <= 300 * 1024 * 1024,
+            f"{mb(whole):.0f} MB ({mb(big['peak_rss']):.0f} + {cores} x "
+            f"{mb(big['helper_peak_rss']):.0f})",
         ),
     ]
     if sizes:

@@ -34,7 +34,6 @@ from worker.pauses import active_pause, campaign_pause_key
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = 50
 DEFAULT_PAUSE_REASON = "paused by an operator"
 PAUSABLE = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
 CANCELLABLE = (
@@ -157,9 +156,10 @@ class LifecycleResult:
 
 
 def list_campaigns(
-    sessions: sessionmaker[Session], status: str | None = None, limit: int = DEFAULT_LIMIT
+    sessions: sessionmaker[Session], *, status: str | None = None, limit: int
 ) -> list[CampaignSummary]:
-    """Newest first; scheduled campaigns (status="scheduled") in the order they will go."""
+    """Up to `limit` campaigns, newest first; scheduled campaigns (status="scheduled") in the
+    order they will go."""
     query = select(Campaign)
     if status is not None:
         if status not in set(CampaignStatus):

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from producer.normalising import normalised
 from producer.spec import (
     INVISIBLE_MARKS,
     InvalidPhone,
@@ -47,6 +48,8 @@ UTF8_HINT = "save it as UTF-8 (in Excel: Save As > 'CSV UTF-8 (Comma delimited)'
 
 Refs = tuple[str | None, str | None, str | None]
 RefColumns = tuple[int | None, int | None, int | None]
+# A row's refs and line, and its text when its phone cell is empty (None otherwise).
+RowPlace = tuple[Refs, int, str | None]
 _NO_REFS: Refs = (None, None, None)
 _INVISIBLE = re.compile(f"[{INVISIBLE_MARKS}]")
 
@@ -108,7 +111,7 @@ class RecipientReport:
 
 
 class _Accept:
-    """Normalise, de-duplicate and count one row at a time for one read."""
+    """Normalise, de-duplicate and count the rows of one read."""
 
     def __init__(self, region: str | None, report: RecipientReport, dedupe: bool = True) -> None:
         self.region = region
@@ -117,23 +120,26 @@ class _Accept:
         # duplicates itself (the store does, with the database's unique index).
         self.seen: set[int] | None = set() if dedupe else None
 
-    def __call__(self, raw: str, refs: Refs, line: int) -> Recipient | None:
+    def all(self, rows: Iterable[tuple[str, RowPlace]]) -> Iterator[Recipient]:
+        """The valid recipients of (raw phone, (refs, line, row text)) rows, in order."""
         report = self.report
-        try:
-            phone = normalise_phone(raw, self.region)
-        except InvalidPhone as exc:
-            report.add_invalid(line, raw, exc.reason)
-            return None
-        if self.seen is not None:
-            key = int(phone[1:])
-            if key in self.seen:
-                report.duplicates += 1
-                return None
-            self.seen.add(key)
-        if refs is not _NO_REFS:
-            refs = self._truncate(refs)
-        report.valid += 1
-        return Recipient(phone, refs[0], refs[1], refs[2], line)
+        for raw, (refs, line, empty_phone_row), phone in normalised(rows, self.region):
+            if isinstance(phone, InvalidPhone):
+                if empty_phone_row is None:
+                    report.add_invalid(line, raw, phone.reason)
+                else:
+                    report.add_invalid(line, empty_phone_row, "the phone cell is empty")
+                continue
+            if self.seen is not None:
+                key = int(phone[1:])
+                if key in self.seen:
+                    report.duplicates += 1
+                    continue
+                self.seen.add(key)
+            if refs is not _NO_REFS:
+                refs = self._truncate(refs)
+            report.valid += 1
+            yield Recipient(phone, refs[0], refs[1], refs[2], line)
 
     def _truncate(self, refs: Refs) -> Refs:
         ref, cut = truncate_ref(refs[0])
@@ -151,10 +157,10 @@ def parse_recipient_list(
     Blank items (a trailing comma, say) are ignored but keep their position.
     """
     accept = _Accept(check_region(default_region), report, dedupe)
-    for position, item in enumerate(_split_commas(text), start=1):
-        raw = item.strip()
-        if raw and (recipient := accept(raw, _NO_REFS, position)) is not None:
-            yield recipient
+    items = enumerate(_split_commas(text), start=1)
+    yield from accept.all(
+        (raw, (_NO_REFS, position, None)) for position, item in items if (raw := item.strip())
+    )
     report.finish()
 
 
@@ -179,7 +185,7 @@ def parse_recipient_csv(
     accept = _Accept(check_region(default_region), report, dedupe)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            yield from _read_csv(handle, path, accept)
+            yield from accept.all(_read_csv(handle, path))
     except UnicodeDecodeError as exc:
         line = _first_undecodable_line(path)
         where = f"{path}, line {line}" if line else str(path)
@@ -195,7 +201,9 @@ def parse_recipient_csv(
     report.finish()
 
 
-def _read_csv(handle: TextIO, path: Path, accept: _Accept) -> Iterator[Recipient]:
+def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
+    """(raw phone, (refs, line, None)) per row; ("", (.., line, the row)) when only the phone
+    cell is empty; nothing for blank rows."""
     lines = _text_lines(handle, path)
     blank_before = 0  # blank lines above the header: csv's line_num does not count them
     for header_line in lines:
@@ -212,13 +220,11 @@ def _read_csv(handle: TextIO, path: Path, accept: _Accept) -> Iterator[Recipient
             line = blank_before + previous + 1  # a quoted cell may span lines: where it began
             previous = reader.line_num
             raw = row[phone_at].strip() if phone_at < len(row) else ""
-            if not raw:
-                if any(cell.strip() for cell in row):
-                    accept.report.add_invalid(line, ",".join(row), "the phone cell is empty")
-                continue
-            refs = _refs(row, ref_at) if ref_at else _NO_REFS
-            if (recipient := accept(raw, refs, line)) is not None:
-                yield recipient
+            if raw:
+                yield raw, (_refs(row, ref_at) if ref_at else _NO_REFS, line, None)
+            elif any(cell.strip() for cell in row):
+                # through the same pipeline, so the report lists invalid rows in line order
+                yield "", (_NO_REFS, line, ",".join(row))
     except csv.Error as exc:
         raise RecipientFileError(
             f"{path}, line {blank_before + reader.line_num}: not a valid CSV file ({exc}); "

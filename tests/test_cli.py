@@ -545,3 +545,19 @@ def test_the_default_sqlite_file_is_the_same_from_any_folder(
         connection.exec_driver_sql("SELECT 1")
     engine.dispose()
     assert (tmp_path / "data" / "stickerq" / "stickerq.db").exists()
+
+
+def test_help_loads_neither_the_database_nor_the_queue_libraries() -> None:
+    # What keeps `stickerq --help` fast: the commands import these inside their bodies.
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from stickerq.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "heavy = ('sqlalchemy', 'pydantic', 'celery', 'redis', 'phonenumbers', 'producer')\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & set(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -9,10 +9,10 @@ from rich.console import Console
 from sqlalchemy import update
 
 from producer.api import enqueue_campaign
+from stickerq.cli.watch import watch_campaign
 from stickerq.db import make_engine, make_session_factory
 from stickerq.models import Campaign
 from stickerq.settings import Settings
-from stickerq.watch import watch_campaign
 from tests.conftest import STICKER_ID
 
 HINT = "is a worker running on this Redis and prefix?"

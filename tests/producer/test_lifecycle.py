@@ -354,14 +354,14 @@ def test_list_shows_newest_first_filters_by_status_and_limits(
     set_campaign(sessions, ids[1], status="completed")
     set_campaign(sessions, ids[3], status="completed")
 
-    assert [c.campaign_id for c in list_campaigns(sessions)] == ids[::-1]
-    assert [c.campaign_id for c in list_campaigns(sessions, status="completed")] == [
+    assert [c.campaign_id for c in list_campaigns(sessions, limit=50)] == ids[::-1]
+    assert [c.campaign_id for c in list_campaigns(sessions, status="completed", limit=50)] == [
         ids[3], ids[1],
     ]  # fmt: skip
     assert [c.campaign_id for c in list_campaigns(sessions, limit=2)] == [ids[3], ids[2]]
-    assert list_campaigns(sessions, status="paused") == []
+    assert list_campaigns(sessions, status="paused", limit=50) == []
     with pytest.raises(UnknownCampaignStatus, match="unknown campaign status 'done'; use one of"):
-        list_campaigns(sessions, status="done")
+        list_campaigns(sessions, status="done", limit=50)
 
 
 def test_list_scheduled_shows_when_each_goes_in_its_zone_and_in_utc(
@@ -377,7 +377,7 @@ def test_list_scheduled_shows_when_each_goes_in_its_zone_and_in_utc(
         scheduled_at=datetime(2030, 6, 1, 4, 0, tzinfo=UTC),
     )  # fmt: skip
 
-    rows = list_campaigns(sessions, status="scheduled")
+    rows = list_campaigns(sessions, status="scheduled", limit=50)
 
     assert [row.campaign_id for row in rows] == [sooner, later]  # in the order they will go
     assert [row.as_dict()["scheduled_at_utc"] for row in rows] == [

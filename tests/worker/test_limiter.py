@@ -116,7 +116,10 @@ def test_bucket_after_idle_holds_no_second_of_tokens(redis_url: str, redis_prefi
 
     stamps = run(scenario)
     print(f"after idle: max in a 1 s window {max_in_window(stamps)}")
-    assert max_in_window(stamps) <= rate + 1
+    # Stamps are taken in this process after each answer's trip back from Redis: a busy loop
+    # that hands the first burst over late squeezes one more grant into a 1 s window here,
+    # hence the same 5 % margin as the other window tests; a whole second of bucket gives 39.
+    assert max_in_window(stamps) <= window_limit(rate) < 2 * rate - 1
 
 
 def _process_takes(

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.db import open_sessions
+from stickerq.cli.common import EXIT_REJECTED, console, err_console, fail, load_settings
 
 if TYPE_CHECKING:
     from producer.reports import Breakdown, CampaignReport, RefColumn, RefGroup
@@ -37,7 +37,7 @@ def report(
 ) -> None:
     """Totals by status and code, success and send rates, duration, delivered/read counts."""
     from producer.reports import REF_COLUMNS, campaign_report
-    from stickerq.cli import EXIT_REJECTED, _fail, _settings, console, err_console
+    from stickerq.db import open_sessions
     from stickerq.errors import StickerqError
 
     if by is not None and by not in REF_COLUMNS:
@@ -46,12 +46,13 @@ def report(
     if top < 1:
         err_console.print(f"[red]error:[/] --top must be at least 1, not {top}")
         raise typer.Exit(EXIT_REJECTED)
-    settings = _settings()
+
+    settings = load_settings()
     try:
         with open_sessions(settings.database_url) as sessions, sessions() as session:
             result = campaign_report(session, campaign_id, cast("RefColumn", by), top=top)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(result.as_dict()))
         return
@@ -75,9 +76,9 @@ def export(
     """
     from producer.export import export_campaign
     from producer.progress import CampaignNotFound
-    from stickerq.cli import EXIT_REJECTED, _fail, _settings, err_console
+    from stickerq.db import open_sessions
 
-    settings = _settings()
+    settings = load_settings()
     try:
         with (
             open_sessions(settings.database_url) as sessions,
@@ -86,7 +87,7 @@ def export(
         ):
             rows = export_campaign(session, campaign_id, out)
     except CampaignNotFound as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except BrokenPipeError:
         # The reader stopped early (`export 7 --csv - | head`): not an error. Point stdout at
         # /dev/null so that Python's own flush at exit does not complain again.

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from stickerq.cli.common import console, err_console, fail, load_settings
+
 callbacks_app = typer.Typer(help="Kaleyra status callbacks.", no_args_is_help=True)
 
 
@@ -24,7 +26,6 @@ def apply(
 ) -> None:
     """Record callbacks received by your webhook: delivered/read times, Meta's error codes."""
     from producer.callbacks import CallbackError, apply_callback, parse_callback
-    from stickerq.cli import _fail, _settings, console, err_console
     from stickerq.db import open_sessions
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
@@ -34,13 +35,13 @@ def apply(
         err_console.print(f"[red]error:[/] {source} is not JSON or JSON lines ({exc})")
         raise typer.Exit(2) from None
     applied = skipped = 0
-    with open_sessions(_settings().database_url) as sessions, sessions.begin() as session:
+    with open_sessions(load_settings().database_url) as sessions, sessions.begin() as session:
         for payload in payloads:
             try:
                 applied += apply_callback(session, parse_callback(payload))
             except CallbackError as exc:
                 if len(payloads) == 1:
-                    raise _fail(exc) from None
+                    raise fail(exc) from None
                 skipped += 1
     console.print(
         f"{applied} message(s) updated, {len(payloads) - applied - skipped} unchanged, "

@@ -13,25 +13,20 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from producer.failures import (
-    FailureFilters,
-    FailureRow,
-    SummaryRow,
-    failure_rows,
-    failure_summary,
-    message_history,
-    parse_since,
-    parse_status,
-)
+from stickerq.cli.common import console, fail, load_settings
 from stickerq.errors import StickerqError
 from stickerq.masking import mask_phone
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from producer.failures import FailureRow, SummaryRow
 
 messages_app = typer.Typer(help="Look up single messages and their attempts.", no_args_is_help=True)
 
@@ -80,17 +75,10 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from stickerq.cli import _settings
     from stickerq.db import open_sessions
 
-    with open_sessions(_settings().database_url) as sessions, sessions() as session:
+    with open_sessions(load_settings().database_url) as sessions, sessions() as session:
         yield session
-
-
-def _fail(exc: StickerqError) -> typer.Exit:
-    from stickerq.cli import _fail
-
-    return _fail(exc)
 
 
 def _shown(show_numbers: bool) -> Callable[[str], str]:
@@ -115,6 +103,14 @@ def failures(
 ) -> None:
     """Parked, failed and unknown messages: counts by status and code, then the messages
     (unknown ones with why they are unknown: the request may have gone out)."""
+    from producer.failures import (
+        FailureFilters,
+        failure_rows,
+        failure_summary,
+        parse_since,
+        parse_status,
+    )
+
     try:
         filters = FailureFilters(
             campaign_id=campaign,
@@ -133,7 +129,7 @@ def failures(
                 return
             _print_failures(summary, total, truncated, rows, show)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def _print_failures_json(
@@ -165,7 +161,6 @@ def _print_failures(
     rows: Iterable[FailureRow],
     show: Callable[[str], str],
 ) -> None:
-    from stickerq.cli import console
 
     if not summary:
         console.print("no parked, failed or unknown messages match")
@@ -206,13 +201,13 @@ def show_message(
 ) -> None:
     """The whole history of a message: every attempt with its time, HTTP status, code and
     latency. A recipient of several campaigns shows one history per campaign."""
-    from stickerq.cli import console
+    from producer.failures import message_history
 
     try:
         with _session() as session:
             histories = message_history(session, recipient_or_message_id)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     show = _shown(show_numbers)
     if as_json:
         print(json.dumps({"messages": [h.as_dict(show(h.recipient)) for h in histories]}))
@@ -265,14 +260,13 @@ def requeue(
     repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
     from producer.requeue import requeue as requeue_messages
-    from stickerq.cli import _settings, console
 
     try:
         result = requeue_messages(
-            _settings(), campaign, status, code=code, dry_run=dry_run, resume=resume
+            load_settings(), campaign, status, code=code, dry_run=dry_run, resume=resume
         )
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(result.as_dict()))
         return

@@ -19,12 +19,12 @@ from rich.console import Console
 
 from producer.api import enqueue_campaign
 from producer.queue import check_broker
+from stickerq.cli.watch import progress_table, watch_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
-from stickerq.watch import progress_table, watch_campaign
 
 DEMO_SENDER = "+919000000001"
 UNREGISTERED_SENDER = "+919000000099"

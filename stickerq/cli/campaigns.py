@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -17,21 +17,15 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from producer.lifecycle import (
-    DEFAULT_LIMIT,
-    CampaignDetails,
-    CampaignSummary,
-    LifecycleResult,
-    cancel_campaign,
-    list_campaigns,
-    pause_campaign,
-    resume_campaign,
-    show_campaign,
-)
-from stickerq.db import open_sessions
+from stickerq.cli.common import EXIT_REJECTED, console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
-from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
+
+if TYPE_CHECKING:
+    from producer.lifecycle import CampaignDetails, CampaignSummary, LifecycleResult
+    from stickerq.settings import Settings
+
+LIST_LIMIT = 50  # campaigns shown by `campaigns list` unless --limit says otherwise
 
 campaigns_app = typer.Typer(
     help="List, inspect, pause, resume and cancel campaigns.", no_args_is_help=True
@@ -76,17 +70,18 @@ def list_command(
         str | None,
         typer.Option(help=f"only campaigns in this status: {', '.join(CampaignStatus)}"),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = DEFAULT_LIMIT,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = LIST_LIMIT,
     as_json: ListJson = False,
 ) -> None:
     """List campaigns, newest first; with --status scheduled, in the order they will go."""
-    from stickerq.cli import _fail, _settings, console
+    from producer.lifecycle import list_campaigns
+    from stickerq.db import open_sessions
 
     try:
-        with open_sessions(_settings().database_url) as sessions:
+        with open_sessions(load_settings().database_url) as sessions:
             rows = list_campaigns(sessions, status=status, limit=limit)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps([row.as_dict() for row in rows]))
         return
@@ -96,14 +91,15 @@ def list_command(
 @campaigns_app.command("show")
 def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     """Every field of a campaign and the counts of its messages by status and error code."""
-    from stickerq.cli import _fail, _settings, console
-    from stickerq.watch import progress_table
+    from producer.lifecycle import show_campaign
+    from stickerq.cli.watch import progress_table
+    from stickerq.db import open_sessions
 
     try:
-        with open_sessions(_settings().database_url) as sessions:
+        with open_sessions(load_settings().database_url) as sessions:
             details = show_campaign(sessions, campaign_id)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(details.as_dict()))
         return
@@ -118,12 +114,16 @@ def pause_command(
     as_json: ResultJson = False,
 ) -> None:
     """Pause a queued or running campaign: nothing new goes out (in-flight requests finish)."""
+    from producer.lifecycle import pause_campaign
+
     _act(lambda settings: pause_campaign(settings, campaign_id, reason), as_json)
 
 
 @campaigns_app.command("resume")
 def resume_command(campaign_id: int, as_json: ResultJson = False) -> None:
     """Resume a paused campaign (also one auto-paused after WA400s) and dispatch what is left."""
+    from producer.lifecycle import resume_campaign
+
     _act(lambda settings: resume_campaign(settings, campaign_id), as_json)
 
 
@@ -134,15 +134,16 @@ def cancel_command(
     as_json: ResultJson = False,
 ) -> None:
     """Cancel a scheduled, queued, running or paused campaign: its unsent messages are cancelled."""
-    from stickerq.cli import EXIT_REJECTED, _fail, _settings, err_console
+    from producer.lifecycle import cancel_campaign, show_campaign
+    from stickerq.db import open_sessions
 
-    settings = _settings()
+    settings = load_settings()
     if not yes:
         try:
             with open_sessions(settings.database_url) as sessions:
                 details = show_campaign(sessions, campaign_id)
         except StickerqError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         pending = details.progress.by_status.get("pending", 0)
         question = (
             f"cancel campaign {campaign_id} ({details.summary.name}, "
@@ -159,12 +160,10 @@ def _act(
     as_json: bool,
     settings: Settings | None = None,
 ) -> None:
-    from stickerq.cli import _fail, _settings, console, err_console
-
     try:
-        result = action(settings or _settings())
+        result = action(settings or load_settings())
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(result.as_dict()))
         return

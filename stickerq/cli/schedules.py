@@ -8,24 +8,19 @@ commands because stickerq.cli imports this module while it is being loaded.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from producer.api import EnqueueResult, enqueue_campaign
-from producer.schedule import (
-    ScheduledCampaign,
-    ScheduleError,
-    create_schedule,
-    list_schedules,
-    reschedule,
-    schedule_campaign,
-    stop_schedule,
-)
+from stickerq.cli.common import console, fail, load_settings
 from stickerq.errors import StickerqError
-from stickerq.settings import Settings
+
+if TYPE_CHECKING:
+    from producer.api import EnqueueResult
+    from producer.schedule import ScheduledCampaign
+    from stickerq.settings import Settings
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
 
@@ -50,6 +45,9 @@ def store_for_send(
     now_if_past: bool,
 ) -> tuple[EnqueueResult, ScheduledCampaign | None]:
     """`send`'s store: dispatched now, scheduled at --at, or recurring --every."""
+    from producer.api import enqueue_campaign
+    from producer.schedule import ScheduleError, create_schedule, schedule_campaign
+
     if every is not None:
         if at is not None:
             raise ScheduleError(
@@ -93,12 +91,12 @@ def reschedule_command(
     as_json: JsonOption = False,
 ) -> None:
     """Move a scheduled campaign to another time (until beat has dispatched it)."""
-    from stickerq.cli import _fail, _settings, console
+    from producer.schedule import reschedule
 
     try:
-        when = reschedule(_settings(), campaign_id, at, tz, now_if_past=now_if_past)
+        when = reschedule(load_settings(), campaign_id, at, tz, now_if_past=now_if_past)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(
             json.dumps(
@@ -121,12 +119,12 @@ def list_command(as_json: JsonOption = False) -> None:
     --json prints a list of objects with the keys: schedule_id, name, every, timezone, active,
     next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs.
     """
-    from stickerq.cli import _fail, _settings, console
+    from producer.schedule import list_schedules
 
     try:
-        rows = list_schedules(_settings())
+        rows = list_schedules(load_settings())
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         print(json.dumps(rows))
         return
@@ -153,12 +151,12 @@ def stop_command(schedule_id: int) -> None:
 
     Runs already created stay scheduled and go unless cancelled (`stickerq campaigns cancel`).
     """
-    from stickerq.cli import _fail, _settings, console
+    from producer.schedule import stop_schedule
 
     try:
-        stopped, waiting = stop_schedule(_settings(), schedule_id)
+        stopped, waiting = stop_schedule(load_settings(), schedule_id)
     except StickerqError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"schedule {schedule_id} " + ("stopped" if stopped else "was already stopped"))
     for campaign_id in waiting:
         console.print(
