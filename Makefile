@@ -17,6 +17,7 @@ services:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/staged_tree.py -- $(abspath $(VENV))/bin/lint-imports $(CURDIR)/pyproject.toml
 
 test: $(VENV)/.installed services lint
 	$(PY) -m pytest

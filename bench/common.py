@@ -1,17 +1,20 @@
 """Shared pieces of the benchmarks: services, processes, memory, figures.
 
-Every benchmark runs the code of the tree it lives in (the repository root is put first on
-`sys.path` and on the children's PYTHONPATH), makes a PostgreSQL database and a Redis key
-prefix of its own and removes both at the end, runs the sandbox as a separate process (so it
-does not share the benchmark's GIL) and the workers as real `stickerq worker` processes.
+Every benchmark runs the code of the tree it lives in (that checkout, laid out as the
+installed package by scripts/staged_tree.py, goes first on `sys.path` and on the children's
+PYTHONPATH), makes a PostgreSQL database and a Redis key prefix of its own and removes both
+at the end, runs the sandbox as a separate process (so it does not share the benchmark's
+GIL) and the workers as real `stickerq worker` processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -27,8 +30,22 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+
+
+def _import_root() -> Path:
+    """Where this checkout's `stickerq` package (with its producer, worker, migrations) is."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from staged_tree import stage
+
+    sys.path.pop(0)
+    folder = Path(tempfile.mkdtemp(prefix="stickerq-bench-tree-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # symlinks only
+    return stage(ROOT, folder)
+
+
+IMPORT_ROOT = _import_root()
+if str(IMPORT_ROOT) not in sys.path:
+    sys.path.insert(0, str(IMPORT_ROOT))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402  (pip install psutil: the venv of the benchmarks has it)
@@ -49,7 +66,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child process: this tree first on PYTHONPATH, no stray STICKERQ_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STICKERQ_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(IMPORT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
     env["PYTHONWARNINGS"] = "ignore:::celery.platforms"  # celery warns when run as root
     env.update(extra or {})
     return env

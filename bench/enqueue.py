@@ -47,7 +47,7 @@ def write_csv(path: Path, count: int, refs: bool) -> None:
 
 def producer_child(csv_path: str, settings_json: str) -> None:
     """Runs in a fresh process: one enqueue_campaign, timed, and this process's peak RSS."""
-    import producer.api as api
+    import stickerq.producer.api as api
     from stickerq.settings import Settings
 
     settings = Settings(_env_file=None, **json.loads(settings_json))  # type: ignore[call-arg]

@@ -96,7 +96,7 @@ def run_scenario(
     run: int,
     workers: list[Any],
 ) -> dict[str, dict[str, Any]]:
-    from producer.api import enqueue_campaign
+    from stickerq.producer.api import enqueue_campaign
 
     sandbox.reset()
     common.wait_for_quiet()
@@ -174,7 +174,7 @@ def main() -> int:
     common.QUIET["enabled"] = not args.no_wait_quiet
     import psycopg
 
-    from worker.celery_app import app, configure_celery
+    from stickerq.queue import app, configure_celery
 
     print(common.machine_line())
     print(

@@ -324,8 +324,8 @@ def run_sizes(
 
     Figures go into `result` as each size ends, so a crash keeps the sizes already done.
     """
-    from producer.api import enqueue_campaign
-    from worker.celery_app import app, configure_celery
+    from stickerq.producer.api import enqueue_campaign
+    from stickerq.queue import app, configure_celery
 
     settings = common.make_settings(
         db_url, prefix, sandbox.url, **common.worker_settings(args), rate_per_second=args.rate

@@ -234,8 +234,8 @@ def first_arrival(sandbox: common.Sandbox, timeout: float = 30.0) -> float:
 def run_stickerq(
     sandbox: common.Sandbox, db_url: str, prefix: str, count: int, run: int, args: Any
 ) -> dict[str, Any]:
-    from producer.api import enqueue_campaign
-    from worker.celery_app import app, configure_celery
+    from stickerq.producer.api import enqueue_campaign
+    from stickerq.queue import app, configure_celery
 
     sandbox.reset()
     settings = common.make_settings(

@@ -29,11 +29,11 @@ WARM_BATCHES = 3  # not counted: connection pool, statement caches
 def measure(batch_size: int, batches: int) -> dict[str, float]:
     from sqlalchemy import select
 
-    from producer.api import enqueue_campaign
     from stickerq.db import make_engine, make_session_factory
     from stickerq.models import Message, utcnow
+    from stickerq.producer.api import enqueue_campaign
     from stickerq.states import MessageStatus
-    from worker.claims import AttemptRecord, MessageResult, claim, write_results
+    from stickerq.worker.claims import AttemptRecord, MessageResult, claim, write_results
 
     timings: dict[str, list[float]] = {"claim_cpu": [], "write_cpu": [], "write_wall": []}
     with common.bench_database("writes") as url, common.redis_prefix("writes") as prefix:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.queue import check_broker, dispatch_campaign
-from producer.recipients import InvalidRow, RecipientReport, open_recipients
-from producer.spec import validate_spec
-from producer.store import store_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
+from stickerq.producer.queue import check_broker, dispatch_campaign
+from stickerq.producer.recipients import InvalidRow, RecipientReport, open_recipients
+from stickerq.producer.spec import validate_spec
+from stickerq.producer.store import store_campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 

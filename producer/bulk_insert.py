@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message
-from worker.dispatch import chunks
+from stickerq.queue import chunks
 
 # (recipient, ref, ref1, ref2)
 MessageRow = tuple[str, str | None, str | None, str | None]

@@ -21,9 +21,9 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producer.progress import CampaignNotFound
-from producer.reports import iso_utc
 from stickerq.models import Campaign, Message
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.reports import iso_utc
 
 COLUMNS = (
     "recipient",

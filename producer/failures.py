@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from producer.spec import InvalidPhone, normalise_phone
 from stickerq.errors import StickerqError
 from stickerq.models import Attempt, Campaign, Message, utcnow
+from stickerq.producer.spec import InvalidPhone, normalise_phone
 from stickerq.states import MessageStatus
 
 # The statuses an operator looks at and may requeue, in the order they are listed.

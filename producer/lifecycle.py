@@ -21,16 +21,16 @@ import redis
 from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
-from producer.queue import check_broker, dispatch_campaign
-from producer.schedule import ScheduleError, zone_named
+from stickerq.campaign_status import complete_if_settled
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.models import Campaign, Message, utcnow
+from stickerq.pauses import active_pause, campaign_pause_key
+from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
+from stickerq.producer.queue import check_broker, dispatch_campaign
+from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
-from worker.claims import complete_if_settled
-from worker.pauses import active_pause, campaign_pause_key
 
 log = logging.getLogger(__name__)
 

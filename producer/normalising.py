@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
-from producer.spec import InvalidPhone, normalise_phone
+from stickerq.producer.spec import InvalidPhone, normalise_phone
 
 CHUNK_ROWS = 5_000  # one chunk of work for a process; a list this short stays in-process
 T = TypeVar("T")

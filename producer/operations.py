@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis
 from sqlalchemy import select
 
-from producer.queue import dispatch_campaign
 from stickerq.db import open_sessions
 from stickerq.models import Campaign
+from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
+from stickerq.producer.queue import dispatch_campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
-from worker.pauses import describe_pause, list_pauses, pause_keys, resume
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign
+from stickerq.pauses import active_pause, describe_pause
 from stickerq.states import SETTLED, MessageStatus
-from worker.pauses import active_pause, describe_pause
 
 
 class CampaignNotFound(StickerqError):

@@ -1,8 +1,5 @@
-"""The producer's way to the queue: is the broker there, and publish a campaign's messages.
-
-Celery is loaded on the first publish (worker.dispatch), so the commands that only read
-(`status`, `campaigns list`, reports) start without it.
-"""
+"""The producer's way to the queue: is the broker there, and publish a campaign's messages
+(through stickerq.queue, the interface producers and workers share)."""
 
 from __future__ import annotations
 
@@ -11,11 +8,11 @@ from collections.abc import Iterable
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.store import iter_pending_ids
 from stickerq.errors import ServiceUnavailable
 from stickerq.masking import redact_url
+from stickerq.producer.store import iter_pending_ids
+from stickerq.queue import configure_celery, dispatch_messages
 from stickerq.settings import Settings
-from worker.dispatch import dispatch_messages, use_settings
 
 
 def check_broker(settings: Settings) -> None:
@@ -37,5 +34,5 @@ def dispatch_campaign(settings: Settings, sessions: sessionmaker[Session], campa
 
 def dispatch_ids(settings: Settings, campaign_id: int, message_pks: Iterable[int]) -> int:
     """Publish these messages of the campaign in batches; returns how many tasks."""
-    use_settings(settings)
+    configure_celery(settings)
     return dispatch_messages(campaign_id, message_pks, settings.batch_size)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from producer.normalising import normalised
-from producer.spec import (
+from stickerq.errors import StickerqError
+from stickerq.masking import mask_phone
+from stickerq.producer.normalising import normalised
+from stickerq.producer.spec import (
     INVISIBLE_MARKS,
     InvalidPhone,
     check_region,
@@ -25,8 +27,6 @@ from producer.spec import (
     normalise_phone,
     truncate_ref,
 )
-from stickerq.errors import StickerqError
-from stickerq.masking import mask_phone
 
 __all__ = [
     "InvalidPhone",

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from producer.progress import CampaignNotFound
 from stickerq.models import Campaign, Message
+from stickerq.producer.progress import CampaignNotFound
 from stickerq.states import MessageStatus
 
 RefColumn = Literal["ref", "ref1", "ref2"]

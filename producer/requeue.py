@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.failures import parse_status
-from producer.operations import resume_sending
-from producer.progress import CampaignNotFound
-from producer.queue import check_broker, dispatch_campaign, dispatch_ids
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
+from stickerq.pauses import describe_pause
+from stickerq.producer.failures import parse_status
+from stickerq.producer.operations import resume_sending
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.queue import check_broker, dispatch_campaign, dispatch_ids
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
-from worker.pauses import describe_pause
 
 CHUNK = 1000  # messages per conditional UPDATE (and per short transaction)
 

@@ -30,13 +30,13 @@ from croniter import croniter
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.api import EnqueueResult, enqueue_campaign
+from stickerq.cron import next_run, wall_time_exists
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
+from stickerq.producer.api import EnqueueResult, enqueue_campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
-from worker.scheduling import next_run, wall_time_exists
 
 EXAMPLE = "2026-12-01T09:00+05:30, or 2026-12-01T09:00 with --tz Asia/Kolkata"
 

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.bulk_insert import MessageRow, insert_messages
-from producer.recipients import Recipient, RecipientReport
-from producer.spec import CampaignSpec
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message
+from stickerq.producer.bulk_insert import MessageRow, insert_messages
+from stickerq.producer.recipients import Recipient, RecipientReport
+from stickerq.producer.spec import CampaignSpec
 from stickerq.states import CampaignStatus, MessageStatus
 
 

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import migrations
+from stickerq import migrations
 
 
 def alembic_config(database_url: str) -> Config:

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import make_engine, make_session_factory
 from stickerq.migrate import upgrade
 from stickerq.models import Base
+from stickerq.queue import app as celery_app
+from stickerq.queue import configure_celery, worker_queues
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
-from worker import runtime
-from worker.celery_app import app as celery_app
-from worker.celery_app import configure_celery, worker_queues
+from stickerq.worker import runtime
 
 REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -19,13 +19,13 @@ from typer.testing import CliRunner
 
 from stickerq.cli import app
 from stickerq.db import make_engine
+from stickerq.pauses import pause_keys
+from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db, stored_counts
-from worker.celery_app import queued_tasks
-from worker.pauses import pause_keys
 
 RECIPIENTS = [f"+91981234{n:04d}" for n in range(12)]
 SUBCOMMANDS = [

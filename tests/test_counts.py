@@ -10,20 +10,20 @@ import pytest
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.callbacks import StatusCallback, apply_callback
+from stickerq.campaign_status import complete_if_settled
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, utcnow
+from stickerq.producer.callbacks import StatusCallback, apply_callback
 from stickerq.states import MessageStatus
-from tests.worker.test_claims import stored_campaign
-from worker.claims import (
+from stickerq.worker.claims import (
     AttemptRecord,
     MessageResult,
     claim,
-    complete_if_settled,
     release,
     take_due_retries,
     write_results,
 )
+from tests.worker.test_claims import stored_campaign
 
 
 def assert_exact(sessions: sessionmaker[Session], campaign_id: int) -> dict[str, int]:

@@ -13,13 +13,13 @@ import redis
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from producer.api import enqueue_campaign
 from stickerq.cli import app
 from stickerq.models import Base
+from stickerq.producer.api import enqueue_campaign
+from stickerq.queue import queued_bodies
 from stickerq.sandbox import SandboxServer
 from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import queued_bodies
 
 FAULTS = ["WA500", "WA400", "HTML_502", "DROP", "UNKNOWN_CODE", "NO_MESSAGE_ID"]
 

@@ -8,10 +8,10 @@ import io
 from rich.console import Console
 from sqlalchemy import update
 
-from producer.api import enqueue_campaign
 from stickerq.cli.watch import watch_campaign
 from stickerq.db import make_engine, make_session_factory
 from stickerq.models import Campaign
+from stickerq.producer.api import enqueue_campaign
 from stickerq.settings import Settings
 from tests.conftest import STICKER_ID
 

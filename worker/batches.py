@@ -16,18 +16,25 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from stickerq.campaign_status import complete_if_settled
 from stickerq.errors import ConfigurationError
 from stickerq.models import Campaign
+from stickerq.pauses import (
+    PauseRequest,
+    active_pause,
+    campaign_pause_key,
+    record_pause,
+    restore_mirror,
+)
 from stickerq.states import CampaignStatus, MessageStatus
-from worker.claims import (
+from stickerq.worker.claims import (
     ClaimedMessage,
     MessageResult,
     claim,
-    complete_if_settled,
     release,
     write_results,
 )
-from worker.inflight import (
+from stickerq.worker.inflight import (
     ClaimKeys,
     beat_forever,
     close_claim,
@@ -35,16 +42,9 @@ from worker.inflight import (
     new_claim,
     open_claim,
 )
-from worker.outages import until_database_is_back, until_redis_is_back
-from worker.pauses import (
-    PauseRequest,
-    active_pause,
-    campaign_pause_key,
-    record_pause,
-    restore_mirror,
-)
-from worker.runtime import Runtime
-from worker.sending import BatchOutcome, BatchSender, SendContext
+from stickerq.worker.outages import until_database_is_back, until_redis_is_back
+from stickerq.worker.runtime import Runtime
+from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from stickerq.counts import messages_in
 from stickerq.models import RETRY_DUE, Attempt, Campaign, Message, utcnow
-from stickerq.states import UNSETTLED, CampaignStatus, MessageStatus
+from stickerq.states import CampaignStatus, MessageStatus
 
 SENDABLE_CAMPAIGN = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
 
@@ -266,20 +265,6 @@ def _result_params(result: MessageResult) -> dict[str, object]:
 
 def vars_of(record: AttemptRecord) -> dict[str, object]:
     return {name: getattr(record, name) for name in AttemptRecord.__slots__}
-
-
-def complete_if_settled(session: Session, campaign_id: int) -> bool:
-    """Mark the campaign completed once no message is pending or sending."""
-    result = session.execute(
-        update(Campaign)
-        .where(
-            Campaign.id == campaign_id,
-            Campaign.status == CampaignStatus.RUNNING,
-            messages_in(campaign_id, UNSETTLED) == 0,
-        )
-        .values(status=CampaignStatus.COMPLETED, finished_at=utcnow())
-    )
-    return bool(result.rowcount)
 
 
 def take_due_retries(session: Session) -> list[tuple[int, int]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from stickerq.states import MessageStatus, PauseScope
-from worker.kaleyra import Reply, TransportFailure
+from stickerq.worker.kaleyra import Reply, TransportFailure
 
 
 class Action(StrEnum):

@@ -13,7 +13,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from worker.outcomes import Action, Outcome
+from stickerq.worker.outcomes import Action, Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
-from worker.batch_room import BatchRoom
-from worker.kaleyra import KaleyraClient
-from worker.limiter import RateLimiter
-from worker.retries import RetryPolicy
+from stickerq.worker.batch_room import BatchRoom
+from stickerq.worker.kaleyra import KaleyraClient
+from stickerq.worker.limiter import RateLimiter
+from stickerq.worker.retries import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts
+from stickerq.cron import next_run
 from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.queue import dispatch_messages
 from stickerq.states import CampaignStatus, MessageStatus
-from worker.dispatch import dispatch_messages
 
 log = logging.getLogger(__name__)
 
@@ -39,29 +39,6 @@ RUN_FIELDS = (
     "ref1",
     "ref2",
 )
-
-
-def next_run(cron: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first time (UTC) after `after` that the cron expression, read in `zone`, names.
-
-    DST: a time the clocks skip runs at the first time after the jump (croniter's choice);
-    a time the clocks repeat runs once, at its first occurrence (as cron does).
-    """
-    times = croniter(cron, after.astimezone(zone))
-    while True:
-        candidate: datetime = times.get_next(datetime)
-        wall = candidate.replace(tzinfo=None)
-        first = wall.replace(tzinfo=zone, fold=0)
-        if candidate.astimezone(UTC) > first.astimezone(UTC) and wall_time_exists(first):
-            continue  # the repeated hour's second pass
-        return candidate.astimezone(UTC)
-
-
-def wall_time_exists(local: datetime) -> bool:
-    """Whether this wall time occurs in its zone (not skipped by a DST jump)."""
-    return local.astimezone(UTC).astimezone(local.tzinfo).replace(tzinfo=None) == local.replace(
-        tzinfo=None
-    )
 
 
 def dispatch_due_campaigns(sessions: sessionmaker[Session], batch_size: int) -> list[int]:

@@ -18,14 +18,14 @@ from redis.exceptions import RedisError
 
 from stickerq.masking import mask_phone
 from stickerq.models import utcnow
+from stickerq.pauses import PauseRequest, campaign_pause_key, mirror_key, pause_keys
 from stickerq.states import MessageStatus
-from worker.claims import AttemptRecord, ClaimedMessage, MessageResult
-from worker.inflight import ClaimKeys
-from worker.kaleyra import KaleyraClient, Reply, StickerRequest
-from worker.limiter import RateLimiter
-from worker.outcomes import FINAL_STATUS, Action, Outcome, classify
-from worker.pauses import PauseRequest, campaign_pause_key, mirror_key, pause_keys
-from worker.retries import RetryPolicy, with_quick_retries
+from stickerq.worker.claims import AttemptRecord, ClaimedMessage, MessageResult
+from stickerq.worker.inflight import ClaimKeys
+from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
+from stickerq.worker.limiter import RateLimiter
+from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
+from stickerq.worker.retries import RetryPolicy, with_quick_retries
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import messages_in
 from stickerq.models import OPEN_CLAIM, Campaign, Message, Pause, utcnow
+from stickerq.queue import dispatch_grouped, queued_tasks
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
-from worker.celery_app import queued_tasks
-from worker.claims import SENDABLE_CAMPAIGN
-from worker.dispatch import dispatch_grouped
-from worker.inflight import claim_keys, settle_claim
+from stickerq.worker.claims import SENDABLE_CAMPAIGN
+from stickerq.worker.inflight import claim_keys, settle_claim
 
 log = logging.getLogger(__name__)
 

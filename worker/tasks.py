@@ -10,15 +10,22 @@ from typing import Any
 from celery import signals
 
 from stickerq.db import UPGRADE_ADVICE, lacks_schema
-from worker import batches, runtime, scheduling, sweeper
-from worker.celery_app import app
-from worker.dispatch import dispatch_due_retries, dispatch_messages
-from worker.runtime import current_runtime
+from stickerq.queue import (
+    DISPATCH_DUE_CAMPAIGNS,
+    DISPATCH_DUE_RETRIES,
+    SEND_BATCH,
+    SWEEP,
+    app,
+    dispatch_messages,
+)
+from stickerq.worker import batches, runtime, scheduling, sweeper
+from stickerq.worker.dispatch import dispatch_due_retries
+from stickerq.worker.runtime import current_runtime
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="stickerq.send_batch")
+@app.task(name=SEND_BATCH)
 def send_batch(campaign_id: int, message_ids: list[int]) -> None:
     if not batches.send_batch(current_runtime(), campaign_id, message_ids):
         dispatch_messages(campaign_id, message_ids, len(message_ids))  # back to the queue
@@ -44,7 +51,7 @@ def _needs_schema(task: str) -> Iterator[None]:
         log.error("%s skipped: %s", task, UPGRADE_ADVICE)
 
 
-@app.task(name="stickerq.sweep")
+@app.task(name=SWEEP)
 def sweep() -> None:
     with _needs_schema("sweep"):
         runtime = current_runtime()
@@ -58,14 +65,14 @@ def sweep() -> None:
         )
 
 
-@app.task(name="stickerq.dispatch_due")
+@app.task(name=DISPATCH_DUE_RETRIES)
 def dispatch_due() -> None:
     with _needs_schema("dispatch of due retries"):
         runtime = current_runtime()
         dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
 
 
-@app.task(name="stickerq.dispatch_due_campaigns")
+@app.task(name=DISPATCH_DUE_CAMPAIGNS)
 def dispatch_due_campaigns() -> None:
     """Start the recurring runs whose time has come, then queue every due scheduled campaign."""
     with _needs_schema("dispatch of due campaigns"):

@@ -25,8 +25,8 @@ def apply(
     ),
 ) -> None:
     """Record callbacks received by your webhook: delivered/read times, Meta's error codes."""
-    from producer.callbacks import CallbackError, apply_callback, parse_callback
     from stickerq.db import open_sessions
+    from stickerq.producer.callbacks import CallbackError, apply_callback, parse_callback
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     try:

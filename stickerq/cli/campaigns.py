@@ -22,7 +22,7 @@ from stickerq.errors import StickerqError
 from stickerq.states import CampaignStatus
 
 if TYPE_CHECKING:
-    from producer.lifecycle import CampaignDetails, CampaignSummary, LifecycleResult
+    from stickerq.producer.lifecycle import CampaignDetails, CampaignSummary, LifecycleResult
     from stickerq.settings import Settings
 
 LIST_LIMIT = 50  # campaigns shown by `campaigns list` unless --limit says otherwise
@@ -74,8 +74,8 @@ def list_command(
     as_json: ListJson = False,
 ) -> None:
     """List campaigns, newest first; with --status scheduled, in the order they will go."""
-    from producer.lifecycle import list_campaigns
     from stickerq.db import open_sessions
+    from stickerq.producer.lifecycle import list_campaigns
 
     try:
         with open_sessions(load_settings().database_url) as sessions:
@@ -91,9 +91,9 @@ def list_command(
 @campaigns_app.command("show")
 def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     """Every field of a campaign and the counts of its messages by status and error code."""
-    from producer.lifecycle import show_campaign
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
+    from stickerq.producer.lifecycle import show_campaign
 
     try:
         with open_sessions(load_settings().database_url) as sessions:
@@ -114,7 +114,7 @@ def pause_command(
     as_json: ResultJson = False,
 ) -> None:
     """Pause a queued or running campaign: nothing new goes out (in-flight requests finish)."""
-    from producer.lifecycle import pause_campaign
+    from stickerq.producer.lifecycle import pause_campaign
 
     _act(lambda settings: pause_campaign(settings, campaign_id, reason), as_json)
 
@@ -122,7 +122,7 @@ def pause_command(
 @campaigns_app.command("resume")
 def resume_command(campaign_id: int, as_json: ResultJson = False) -> None:
     """Resume a paused campaign (also one auto-paused after WA400s) and dispatch what is left."""
-    from producer.lifecycle import resume_campaign
+    from stickerq.producer.lifecycle import resume_campaign
 
     _act(lambda settings: resume_campaign(settings, campaign_id), as_json)
 
@@ -134,8 +134,8 @@ def cancel_command(
     as_json: ResultJson = False,
 ) -> None:
     """Cancel a scheduled, queued, running or paused campaign: its unsent messages are cancelled."""
-    from producer.lifecycle import cancel_campaign, show_campaign
     from stickerq.db import open_sessions
+    from stickerq.producer.lifecycle import cancel_campaign, show_campaign
 
     settings = load_settings()
     if not yes:

@@ -17,12 +17,12 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from producer.api import enqueue_campaign
-from producer.queue import check_broker
 from stickerq.cli.watch import progress_table, watch_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.queue import check_broker
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 

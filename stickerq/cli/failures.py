@@ -26,7 +26,7 @@ from stickerq.masking import mask_phone
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from producer.failures import FailureRow, SummaryRow
+    from stickerq.producer.failures import FailureRow, SummaryRow
 
 messages_app = typer.Typer(help="Look up single messages and their attempts.", no_args_is_help=True)
 
@@ -103,7 +103,7 @@ def failures(
 ) -> None:
     """Parked, failed and unknown messages: counts by status and code, then the messages
     (unknown ones with why they are unknown: the request may have gone out)."""
-    from producer.failures import (
+    from stickerq.producer.failures import (
         FailureFilters,
         failure_rows,
         failure_summary,
@@ -201,7 +201,7 @@ def show_message(
 ) -> None:
     """The whole history of a message: every attempt with its time, HTTP status, code and
     latency. A recipient of several campaigns shows one history per campaign."""
-    from producer.failures import message_history
+    from stickerq.producer.failures import message_history
 
     try:
         with _session() as session:
@@ -259,7 +259,7 @@ def requeue(
     while the campaign's account or sender is paused, unless --resume lifts the pause. Safe to
     repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
-    from producer.requeue import requeue as requeue_messages
+    from stickerq.producer.requeue import requeue as requeue_messages
 
     try:
         result = requeue_messages(

@@ -18,7 +18,7 @@ from rich.table import Table
 from stickerq.cli.common import EXIT_REJECTED, console, err_console, fail, load_settings
 
 if TYPE_CHECKING:
-    from producer.reports import Breakdown, CampaignReport, RefColumn, RefGroup
+    from stickerq.producer.reports import Breakdown, CampaignReport, RefColumn, RefGroup
 
 
 def register(app: typer.Typer) -> None:
@@ -36,9 +36,9 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
     """Totals by status and code, success and send rates, duration, delivered/read counts."""
-    from producer.reports import REF_COLUMNS, campaign_report
     from stickerq.db import open_sessions
     from stickerq.errors import StickerqError
+    from stickerq.producer.reports import REF_COLUMNS, campaign_report
 
     if by is not None and by not in REF_COLUMNS:
         err_console.print(f"[red]error:[/] --by {by!r}: choose one of {', '.join(REF_COLUMNS)}")
@@ -74,9 +74,9 @@ def export(
     spreadsheet runs it. Recipients are E.164, so they are written '+919812345678; programs
     reading the file back drop that one leading ' (see docs/json.md).
     """
-    from producer.export import export_campaign
-    from producer.progress import CampaignNotFound
     from stickerq.db import open_sessions
+    from stickerq.producer.export import export_campaign
+    from stickerq.producer.progress import CampaignNotFound
 
     settings = load_settings()
     try:
@@ -129,7 +129,7 @@ def _share(part: int, whole: int, of: str) -> str:
 
 def report_table(result: CampaignReport) -> Table:
     """The report as one rich table: statuses, codes, then rates and times."""
-    from producer.reports import CODE_MEANINGS
+    from stickerq.producer.reports import CODE_MEANINGS
 
     table = Table(title=f"campaign {result.campaign_id}: {escape(result.name)} ({result.status})")
     table.add_column("")

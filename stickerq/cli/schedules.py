@@ -18,8 +18,8 @@ from stickerq.cli.common import console, fail, load_settings
 from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
-    from producer.api import EnqueueResult
-    from producer.schedule import ScheduledCampaign
+    from stickerq.producer.api import EnqueueResult
+    from stickerq.producer.schedule import ScheduledCampaign
     from stickerq.settings import Settings
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
@@ -45,8 +45,8 @@ def store_for_send(
     now_if_past: bool,
 ) -> tuple[EnqueueResult, ScheduledCampaign | None]:
     """`send`'s store: dispatched now, scheduled at --at, or recurring --every."""
-    from producer.api import enqueue_campaign
-    from producer.schedule import ScheduleError, create_schedule, schedule_campaign
+    from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.schedule import ScheduleError, create_schedule, schedule_campaign
 
     if every is not None:
         if at is not None:
@@ -91,7 +91,7 @@ def reschedule_command(
     as_json: JsonOption = False,
 ) -> None:
     """Move a scheduled campaign to another time (until beat has dispatched it)."""
-    from producer.schedule import reschedule
+    from stickerq.producer.schedule import reschedule
 
     try:
         when = reschedule(load_settings(), campaign_id, at, tz, now_if_past=now_if_past)
@@ -119,7 +119,7 @@ def list_command(as_json: JsonOption = False) -> None:
     --json prints a list of objects with the keys: schedule_id, name, every, timezone, active,
     next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs.
     """
-    from producer.schedule import list_schedules
+    from stickerq.producer.schedule import list_schedules
 
     try:
         rows = list_schedules(load_settings())
@@ -151,7 +151,7 @@ def stop_command(schedule_id: int) -> None:
 
     Runs already created stay scheduled and go unless cancelled (`stickerq campaigns cancel`).
     """
-    from producer.schedule import stop_schedule
+    from stickerq.producer.schedule import stop_schedule
 
     try:
         stopped, waiting = stop_schedule(load_settings(), schedule_id)

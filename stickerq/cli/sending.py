@@ -57,7 +57,7 @@ def send(
     ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
-    from producer.store import RecipientsRejected
+    from stickerq.producer.store import RecipientsRejected
 
     settings = load_settings()
     campaign = {
@@ -158,9 +158,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """Counts of a campaign's messages by status and by error code."""
-    from producer.progress import campaign_progress
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
+    from stickerq.producer.progress import campaign_progress
 
     settings = load_settings()
     try:
@@ -176,7 +176,7 @@ def status(
 
 def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the account and sender pauses in force."""
-    from producer.operations import list_active_pauses
+    from stickerq.producer.operations import list_active_pauses
 
     rows = list_active_pauses(load_settings())
     if as_json:
@@ -199,7 +199,7 @@ def resume(
     sender: str | None = typer.Option(None, help="lift the pause of this sender number"),
 ) -> None:
     """Lift an account or sender pause and dispatch the work that waited for it."""
-    from producer.operations import resume_sending
+    from stickerq.producer.operations import resume_sending
 
     if (account is None) == (sender is None):
         err_console.print("[red]error:[/] give exactly one of --account SID or --sender +91...")

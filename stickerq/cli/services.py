@@ -3,15 +3,10 @@ them all."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
 from stickerq.cli.common import console, fail, load_settings, setup_logging
 from stickerq.errors import StickerqError
-
-if TYPE_CHECKING:
-    from stickerq.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -46,51 +41,35 @@ def sandbox(
     run_sandbox(config, host=host, port=port)
 
 
-def _start_celery(settings: Settings) -> None:
-    from worker import runtime
-    from worker.celery_app import configure_celery
-    from worker.quiet_logs import quiet_periodic_tasks
-
-    app = configure_celery(settings)
-    quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
-    runtime.configure(settings)
-
-
 def worker(
     beat: bool = typer.Option(False, help="also run the beat scheduler (due retries)"),
     concurrency: int = typer.Option(2, help="worker processes"),
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
     loglevel: str = "INFO",
     quiet: bool = typer.Option(False, help="no start-up banner"),
+    events: bool = typer.Option(False, help="send task events (for Flower, `celery events`)"),
 ) -> None:
-    """Run a Celery worker that sends the queued batches."""
-    from worker.celery_app import app as celery_app
-    from worker.celery_app import worker_queues
-
+    """Run a Celery worker that sends the queued batches (the same as `celery -A
+    stickerq.worker.celery_app worker`, with the queues and settings filled in)."""
     settings = load_settings()
     setup_logging(loglevel)
-    _start_celery(settings)
+    from stickerq.worker.celery_app import start
+
+    celery_app = start(settings)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
-    argv += ["--queues", ",".join(worker_queues()), "--without-gossip", "--without-mingle"]
+    argv += ["--without-gossip", "--without-mingle"] + (["--task-events"] if events else [])
     if beat:
-        argv += ["--beat", f"--scheduler={BEAT_SCHEDULER}"]
+        argv += ["--beat"]
     celery_app.start((["--quiet"] if quiet else []) + argv)
 
 
 def beat(loglevel: str = "INFO") -> None:
-    """Run the beat scheduler alone (dispatches due retries)."""
-    from worker.celery_app import app as celery_app
-
+    """Run the beat scheduler alone (dispatches due retries and scheduled campaigns)."""
     settings = load_settings()
     setup_logging(loglevel)
-    _start_celery(settings)
-    celery_app.start(["beat", f"--loglevel={loglevel}", f"--scheduler={BEAT_SCHEDULER}"])
+    from stickerq.worker.celery_app import start
 
-
-# Beat keeps its schedule in memory: every entry runs every few seconds and scheduled work
-# lives in the database, so the default PersistentScheduler's shelve files in /tmp (three
-# per run) kept nothing worth keeping.
-BEAT_SCHEDULER = "celery.beat:Scheduler"
+    start(settings).start(["beat", f"--loglevel={loglevel}"])
 
 
 def demo(

@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.progress import CampaignProgress, campaign_progress
+from stickerq.producer.progress import CampaignProgress, campaign_progress
 from stickerq.states import CampaignStatus, MessageStatus
 
 

@@ -29,8 +29,10 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from typer.testing import CliRunner
 
-from producer.api import enqueue_campaign
-from producer.recipients import (
+from stickerq.cli import app
+from stickerq.errors import ConfigurationError
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.recipients import (
     InvalidPhone,
     Recipient,
     RecipientFileError,
@@ -39,7 +41,7 @@ from producer.recipients import (
     parse_recipient_csv,
     parse_recipient_list,
 )
-from producer.spec import (
+from stickerq.producer.spec import (
     EXCERPT_MAX,
     NAME_MAX,
     REF_MAX,
@@ -49,13 +51,11 @@ from producer.spec import (
     excerpt,
     validate_spec,
 )
-from producer.store import RecipientsRejected
-from stickerq.cli import app
-from stickerq.errors import ConfigurationError
+from stickerq.producer.store import RecipientsRejected
+from stickerq.queue import queued_tasks
 from stickerq.settings import Settings
 from tests.conftest import STICKER_ID, make_settings
 from tests.helpers import stored_counts
-from worker.celery_app import queued_tasks
 
 NASTY = Path(__file__).parent / "nasty"
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs here: nothing is ever sent

@@ -10,10 +10,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from producer.callbacks import CallbackError, apply_callback, parse_callback
-from producer.reports import campaign_report
 from stickerq.cli import app
 from stickerq.models import Campaign, Message
+from stickerq.producer.callbacks import CallbackError, apply_callback, parse_callback
+from stickerq.producer.reports import campaign_report
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
 

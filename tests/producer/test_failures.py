@@ -16,8 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from producer.api import enqueue_campaign
-from producer.failures import (
+from stickerq.cli import app
+from stickerq.masking import mask_phone
+from stickerq.models import Attempt, Campaign, Message, Pause
+from stickerq.pauses import pause_keys
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.failures import (
     FailureFilters,
     FilterError,
     MessageNotFound,
@@ -27,17 +31,13 @@ from producer.failures import (
     parse_since,
     parse_status,
 )
-from producer.requeue import RequeueRefused, requeue
-from stickerq.cli import app
-from stickerq.masking import mask_phone
-from stickerq.models import Attempt, Campaign, Message, Pause
+from stickerq.producer.requeue import RequeueRefused, requeue
+from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import queued_tasks
-from worker.pauses import pause_keys
 
 SID = "HXAP16XXXXXX97IN"
 NOW = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

@@ -17,8 +17,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from producer.api import enqueue_campaign
-from producer.lifecycle import (
+from stickerq.cli import app
+from stickerq.errors import ServiceUnavailable
+from stickerq.models import Campaign, Message
+from stickerq.pauses import campaign_pause_key
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.lifecycle import (
     CampaignStateError,
     UnknownCampaignStatus,
     cancel_campaign,
@@ -27,17 +31,13 @@ from producer.lifecycle import (
     resume_campaign,
     show_campaign,
 )
-from producer.progress import CampaignNotFound
-from stickerq.cli import app
-from stickerq.errors import ServiceUnavailable
-from stickerq.models import Campaign, Message
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import REDIS_URL, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import queued_tasks
-from worker.pauses import campaign_pause_key
 
 RECIPIENTS = [f"+91981234{n:04d}" for n in range(300)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from producer import normalising
-from producer.spec import InvalidPhone
+from stickerq.producer import normalising
+from stickerq.producer.spec import InvalidPhone
 
 ROWS = [
     (raw, line)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from producer.recipients import (
+from stickerq.errors import ConfigurationError, StickerqError
+from stickerq.producer.recipients import (
     MAX_INVALID_EXAMPLES,
     InvalidPhone,
     Recipient,
@@ -21,8 +22,7 @@ from producer.recipients import (
     parse_recipient_csv,
     parse_recipient_list,
 )
-from producer.spec import REF_MAX
-from stickerq.errors import ConfigurationError, StickerqError
+from stickerq.producer.spec import REF_MAX
 
 IN_MOBILE = "+919812345678"
 GB_MOBILE = "+447911123456"

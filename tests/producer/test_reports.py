@@ -23,12 +23,12 @@ from sqlalchemy import BigInteger, Engine, String, cast, event, insert, literal,
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from producer.api import enqueue_campaign
-from producer.export import COLUMNS, export_campaign, guard_cell, unguard_cell
-from producer.progress import CampaignNotFound
-from producer.reports import campaign_report, iso_utc
 from stickerq.cli import app
 from stickerq.models import Campaign, Message
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.export import COLUMNS, export_campaign, guard_cell, unguard_cell
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.reports import campaign_report, iso_utc
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until

@@ -17,8 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from producer.recipients import RecipientFileError
-from producer.schedule import (
+from stickerq.cli import app
+from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.producer.recipients import RecipientFileError
+from stickerq.producer.schedule import (
     ScheduleError,
     When,
     create_schedule,
@@ -29,13 +31,11 @@ from producer.schedule import (
     stop_schedule,
     zone_named,
 )
-from producer.store import RecipientsRejected
-from stickerq.cli import app
-from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.producer.store import RecipientsRejected
+from stickerq.queue import queued_tasks as tasks_in_queues
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from tests.conftest import STICKER_ID, make_settings
-from worker.celery_app import queued_tasks as tasks_in_queues
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs in these tests: nothing is sent
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)

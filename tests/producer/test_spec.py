@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from producer.spec import (
+from stickerq.producer.spec import (
     REF_MAX,
     WA_SOURCES,
     CampaignSpec,

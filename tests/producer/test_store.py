@@ -12,26 +12,25 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from producer.api import EnqueueResult, enqueue_campaign
-from producer.bulk_insert import INSERT_CHUNK
-from producer.recipients import (
+from stickerq.db import make_engine, make_session_factory
+from stickerq.errors import ConfigurationError, ServiceUnavailable
+from stickerq.models import Campaign, Message
+from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.producer.bulk_insert import INSERT_CHUNK
+from stickerq.producer.recipients import (
     MAX_INVALID_EXAMPLES,
     InvalidRow,
     RecipientError,
     RecipientFileError,
 )
-from producer.spec import REF_MAX, SpecError
-from producer.store import RecipientsRejected
-from stickerq.db import make_engine, make_session_factory
-from stickerq.errors import ConfigurationError, ServiceUnavailable
-from stickerq.models import Campaign, Message
+from stickerq.producer.spec import REF_MAX, SpecError
+from stickerq.producer.store import RecipientsRejected
+from stickerq.queue import SEND_BATCH, queued_bodies, send_queue
+from stickerq.queue import queued_tasks as celery_queued_tasks
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings
 from tests.helpers import Db, stored_counts
-from worker.celery_app import queued_bodies, send_queue
-from worker.celery_app import queued_tasks as celery_queued_tasks
-from worker.dispatch import SEND_BATCH
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs here: nothing is ever sent
 A, B, C, D, E = (f"+91981234567{n}" for n in range(5))

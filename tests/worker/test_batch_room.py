@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from worker.batch_room import BatchRoom
+from stickerq.worker.batch_room import BatchRoom
 
 
 def test_a_campaign_with_its_share_running_gives_the_batch_back_after_patience() -> None:

@@ -9,16 +9,16 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.recipients import RecipientReport, parse_recipient_list
-from producer.spec import validate_spec
-from producer.store import store_campaign
+from stickerq.campaign_status import complete_if_settled
 from stickerq.models import Campaign, Message, utcnow
+from stickerq.producer.recipients import RecipientReport, parse_recipient_list
+from stickerq.producer.spec import validate_spec
+from stickerq.producer.store import store_campaign
 from stickerq.states import CampaignStatus, MessageStatus
-from worker.claims import (
+from stickerq.worker.claims import (
     AttemptRecord,
     MessageResult,
     claim,
-    complete_if_settled,
     release,
     take_due_retries,
     write_results,

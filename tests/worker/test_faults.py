@@ -12,8 +12,8 @@ from collections import Counter
 
 import redis
 
-from producer.api import enqueue_campaign
-from producer.requeue import requeue
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.requeue import requeue
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus

@@ -7,8 +7,8 @@ import asyncio
 import redis
 import redis.asyncio as aioredis
 
-from worker.inflight import claim_keys, forget_sent, open_claim, settle_claim
-from worker.limiter import RateLimiter
+from stickerq.worker.inflight import claim_keys, forget_sent, open_claim, settle_claim
+from stickerq.worker.limiter import RateLimiter
 
 SENDER = "+919000000001"
 

@@ -18,9 +18,9 @@ from pydantic import SecretStr, ValidationError
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import PauseScope
+from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest, TransportFailure
+from stickerq.worker.outcomes import Action, classify
 from tests.conftest import SENDER, STICKER_ID, TEST_API_KEY, wait_until
-from worker.kaleyra import KaleyraClient, Reply, StickerRequest, TransportFailure
-from worker.outcomes import Action, classify
 
 SID = "HXAP16XXXXXX97IN"  # the sandbox's default account
 RECIPIENT = "+919812345678"

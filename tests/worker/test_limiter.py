@@ -18,7 +18,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from worker.limiter import WAITING_PER_SENDER, Grant, RateLimiter, burst_tokens
+from stickerq.worker.limiter import WAITING_PER_SENDER, Grant, RateLimiter, burst_tokens
 
 T = TypeVar("T")
 SENDER = "+919812345678"
@@ -263,7 +263,7 @@ def test_unreachable_redis_grants_nothing_and_take_keeps_trying(
         finally:
             await client.aclose()
 
-    with caplog.at_level(logging.WARNING, logger="worker.limiter"):
+    with caplog.at_level(logging.WARNING, logger="stickerq.worker.limiter"):
         run(scenario)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) >= 3  # tried again and again
@@ -334,7 +334,7 @@ def test_take_waits_while_redis_is_away_and_grants_when_it_is_back(
             await client.aclose()
             await relay.stop()
 
-    with caplog.at_level(logging.INFO, logger="worker.limiter"):
+    with caplog.at_level(logging.INFO, logger="stickerq.worker.limiter"):
         run(scenario)
     assert any(r.levelno == logging.WARNING for r in caplog.records)
     assert any("reached Redis again" in r.getMessage() for r in caplog.records)

@@ -15,7 +15,7 @@ from httpx_aiohttp.transport import map_aiohttp_exceptions
 from pydantic import SecretStr
 
 from stickerq.states import MessageStatus, PauseScope
-from worker.kaleyra import (
+from stickerq.worker.kaleyra import (
     DETAIL_LIMIT,
     KaleyraClient,
     Reply,
@@ -24,7 +24,7 @@ from worker.kaleyra import (
     parse_reply,
     transport_failure,
 )
-from worker.outcomes import FINAL_STATUS, OUTCOME_TABLE, Action, classify
+from stickerq.worker.outcomes import FINAL_STATUS, OUTCOME_TABLE, Action, classify
 
 A, S = PauseScope.ACCOUNT, PauseScope.SENDER
 KEY = "unit-test-key-0c4d2e"

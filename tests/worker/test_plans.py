@@ -24,23 +24,23 @@ from psycopg import sql
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.progress import campaign_progress
+from stickerq.campaign_status import complete_if_settled
 from stickerq.counts import counted_from_rows
 from stickerq.db import make_engine, make_session_factory
 from stickerq.migrate import upgrade
 from stickerq.models import Message, utcnow
+from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
-from tests.conftest import PG_ADMIN_URL
-from worker.claims import (
+from stickerq.worker.claims import (
     AttemptRecord,
     MessageResult,
     claim,
-    complete_if_settled,
     release,
     take_due_retries,
     write_results,
 )
-from worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
+from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
+from tests.conftest import PG_ADMIN_URL
 
 # Messages per campaign (three campaigns); STICKERQ_TEST_PLAN_SIZE=1000000 for the real size.
 CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))

@@ -9,17 +9,17 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from producer.api import dispatch_campaign, enqueue_campaign
-from producer.operations import resume_sending
+from stickerq.pauses import pause_keys
+from stickerq.producer.api import dispatch_campaign, enqueue_campaign
+from stickerq.producer.operations import resume_sending
+from stickerq.queue import app as celery_app
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
+from stickerq.worker import runtime
+from stickerq.worker.batches import process_batch
 from tests.conftest import STICKER_ID, wait_until
 from tests.helpers import Db
-from worker import runtime
-from worker.batches import process_batch
-from worker.celery_app import app as celery_app
-from worker.pauses import pause_keys
 
 RECIPIENT = "+919812345678"
 

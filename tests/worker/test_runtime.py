@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from worker.runtime import new_event_loop
+from stickerq.worker.runtime import new_event_loop
 
 
 def test_the_loop_is_uvloop_where_it_is_installed() -> None:

@@ -18,16 +18,16 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from producer.schedule import create_schedule, schedule_campaign
+from stickerq.cron import next_run
 from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.producer.schedule import create_schedule, schedule_campaign
+from stickerq.queue import SEND_BATCH, configure_celery, queued_bodies
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
+from stickerq.worker.scheduling import dispatch_due_campaigns, run_due_schedules
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from worker.celery_app import configure_celery, queued_bodies
-from worker.dispatch import SEND_BATCH
-from worker.scheduling import dispatch_due_campaigns, next_run, run_due_schedules
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs in the unit tests: nothing is sent
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,0 +1,1 @@
+"""stickerq: a queue-backed bulk sender for Kaleyra WhatsApp v2 sticker messages."""

@@ -1,0 +1,3 @@
+from stickerq.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""What every `stickerq` command shares: the consoles, exit codes, settings and error output.
+
+Commands import the libraries they need (SQLAlchemy, pydantic, Celery) inside their bodies,
+so `stickerq --help` and a read-only command start without loading what they do not use.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from stickerq.errors import StickerqError
+    from stickerq.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_UNAVAILABLE = 1  # a service (database, Redis) cannot be reached
+EXIT_REJECTED = 2  # the input was refused; nothing was stored
+EXIT_PAUSED = 3  # `send --wait`: a pause holds messages that are not settled
+
+
+def load_settings() -> Settings:
+    """The STICKERQ_* settings; a bad value ends the command with what is wrong."""
+    from stickerq.settings import Settings
+
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError on a bad STICKERQ_* value
+        err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_REJECTED) from None
+
+
+def fail(exc: StickerqError) -> typer.Exit:
+    """Print the error; the exit to raise says whether a service or the input is at fault."""
+    from stickerq.errors import ServiceUnavailable
+
+    err_console.print(f"[red]error:[/] {escape(str(exc))}")
+    code = EXIT_UNAVAILABLE if isinstance(exc, ServiceUnavailable) else EXIT_REJECTED
+    return typer.Exit(code)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

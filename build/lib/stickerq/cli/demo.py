@@ -1,0 +1,131 @@
+"""`stickerq demo`: a whole campaign against the sandbox on the embedded defaults.
+
+Starts the sandbox (with a few WA500s) and a real worker with beat, enqueues 2,000
+recipients plus a small campaign from a sender the account does not have (WA401: parked,
+sender paused), shows live progress and prints the report; then stops what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from rich.console import Console
+
+from stickerq.cli.watch import progress_table, watch_campaign
+from stickerq.db import open_sessions
+from stickerq.errors import ServiceUnavailable
+from stickerq.migrate import upgrade
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.queue import check_broker
+from stickerq.sandbox import SandboxConfig, SandboxServer
+from stickerq.settings import Settings
+
+DEMO_SENDER = "+919000000001"
+UNREGISTERED_SENDER = "+919000000099"
+DEMO_KEY = "demo-sandbox-key"
+
+
+def demo_recipients(count: int, seed: int = 7) -> str:
+    """Valid, distinct Indian mobile numbers."""
+    rng = random.Random(seed)
+    numbers = rng.sample(range(10_000_000, 99_999_999), count)
+    return ",".join(f"+9198{n:08d}" for n in numbers)
+
+
+def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) -> None:
+    base = Settings()
+    database = Path("stickerq-demo.db").resolve()
+    for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        leftover.unlink(missing_ok=True)
+    sandbox = SandboxServer(
+        SandboxConfig(
+            sid=base.kaleyra_sid,
+            api_key=DEMO_KEY,
+            senders=frozenset({DEMO_SENDER}),
+            latency_ms=40,
+            wa500_rate=0.01,
+            seed=11,
+        )
+    ).start()
+    settings = Settings(
+        database_url=f"sqlite:///{database}",
+        redis_prefix=f"stickerq-demo:{os.getpid()}:",
+        kaleyra_base_url=sandbox.url,
+        kaleyra_api_key=DEMO_KEY,
+        sender=DEMO_SENDER,
+        rate_per_second=400.0,
+        quick_attempts=2,
+        quick_backoff_seconds=0.05,
+        retry_delays_seconds=[1.0, 2.0],  # seconds instead of minutes, for the demo
+        dispatch_interval_seconds=1.0,
+    )
+    worker = None
+    try:
+        check_broker(settings)
+        upgrade(settings.database_url)
+        console.print(f"sandbox at {sandbox.url}; database {database.name}; starting a worker")
+        worker = _start_worker(settings)
+        main = enqueue_campaign(
+            settings,
+            sticker_id="798123456789012",
+            to=demo_recipients(recipients),
+            name="demo: 2,000 stickers",
+            ref="demo",
+            ref1="marketing",
+            ref2="dictionary",
+        )
+        stray = enqueue_campaign(
+            settings,
+            sticker_id="798123456789012",
+            to=demo_recipients(20, seed=8),
+            sender=UNREGISTERED_SENDER,
+            name="demo: sender not on the account",
+        )
+        with open_sessions(settings.database_url) as sessions:
+            for campaign_id in (main.campaign_id, stray.campaign_id):
+                progress = watch_campaign(sessions, campaign_id, console, timeout_seconds=300)
+                console.print(progress_table(progress))
+        stats = sandbox.stats()
+        repeats = sum(1 for count in stats["accepted"].values() if count > 1)
+        console.print(
+            f"sandbox: {stats['requests']:,} requests, {stats['accepted_total']:,} accepted, "
+            f"{repeats} recipient(s) accepted twice"
+        )
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        sandbox.stop()
+        _forget_redis_keys(settings)
+        if not keep:
+            for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                leftover.unlink(missing_ok=True)
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **settings.as_environment()}
+    env["PYTHONWARNINGS"] = "ignore:::celery.platforms"  # the demo may run as root
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stickerq", "worker", "--beat", "--quiet", "--loglevel", "WARNING"],
+        env=env,
+    )
+    time.sleep(0.5)
+    if worker.poll() is not None:
+        raise ServiceUnavailable("the demo worker exited at start; see its output above")
+    return worker
+
+
+def _forget_redis_keys(settings: Settings) -> None:
+    try:
+        client = redis.Redis.from_url(settings.redis_url)
+        keys = list(client.scan_iter(match=settings.redis_prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass

@@ -1,0 +1,169 @@
+"""`stickerq reschedule` and `stickerq schedules list|stop` (registered by stickerq.cli), and
+what `stickerq send --at/--every` stores.
+
+A thin shell over producer.schedule; stickerq.cli's helpers are imported inside the
+commands because stickerq.cli imports this module while it is being loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from stickerq.cli.common import console, fail, load_settings
+from stickerq.errors import StickerqError
+
+if TYPE_CHECKING:
+    from stickerq.producer.api import EnqueueResult
+    from stickerq.producer.schedule import ScheduledCampaign
+    from stickerq.settings import Settings
+
+schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+AT_HELP = "ISO 8601 with its offset (2026-12-01T09:00+05:30), or without one and with --tz"
+TZ_HELP = "IANA zone of --at / --every (e.g. Asia/Kolkata)"
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the stickerq app."""
+    app.command("reschedule")(reschedule_command)
+    app.add_typer(schedules_app, name="schedules")
+
+
+def store_for_send(
+    settings: Settings,
+    campaign: dict[str, Any],
+    *,
+    at: str | None,
+    tz: str | None,
+    every: str | None,
+    now_if_past: bool,
+) -> tuple[EnqueueResult, ScheduledCampaign | None]:
+    """`send`'s store: dispatched now, scheduled at --at, or recurring --every."""
+    from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.schedule import ScheduleError, create_schedule, schedule_campaign
+
+    if every is not None:
+        if at is not None:
+            raise ScheduleError(
+                "--at and --every do not go together: the cron expression gives the times "
+                "(the first run is its next time)"
+            )
+        if tz is None:
+            raise ScheduleError(
+                "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
+            )
+        scheduled = create_schedule(settings, every=every, tz=tz, **campaign)
+    elif at is not None:
+        scheduled = schedule_campaign(settings, at=at, tz=tz, now_if_past=now_if_past, **campaign)
+    elif tz is not None or now_if_past:
+        raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
+    else:
+        return enqueue_campaign(settings, **campaign), None
+    return scheduled.result, scheduled
+
+
+def describe(scheduled: ScheduledCampaign) -> str:
+    """When a scheduled campaign goes (its zone and UTC) and, if recurring, how often."""
+    text = f"scheduled for {scheduled.when.describe()}"
+    if scheduled.when.moved_from_past:
+        text += " (the time given was past: it goes at once)"
+    if scheduled.schedule_id is not None:
+        text += (
+            f"; schedule {scheduled.schedule_id} repeats it every {scheduled.cron!r} in "
+            f"{scheduled.when.zone} (`stickerq schedules stop {scheduled.schedule_id}` ends it)"
+        )
+    return text
+
+
+def reschedule_command(
+    campaign_id: int,
+    at: Annotated[str, typer.Option(help=AT_HELP)],
+    tz: Annotated[
+        str | None, typer.Option(help=TZ_HELP + "; default: the campaign's own zone")
+    ] = None,
+    now_if_past: Annotated[bool, typer.Option(help="a past time sends at once")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a scheduled campaign to another time (until beat has dispatched it)."""
+    from stickerq.producer.schedule import reschedule
+
+    try:
+        when = reschedule(load_settings(), campaign_id, at, tz, now_if_past=now_if_past)
+    except StickerqError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "campaign_id": campaign_id,
+                    "scheduled_at_utc": when.utc.isoformat(),
+                    "scheduled_at_local": when.local.isoformat(),
+                    "timezone": when.zone,
+                }
+            )
+        )
+        return
+    console.print(f"campaign {campaign_id} rescheduled for {when.describe()}")
+
+
+@schedules_app.command("list")
+def list_command(as_json: JsonOption = False) -> None:
+    """Every recurring schedule: its cron, zone, next run (its zone and UTC) and runs so far.
+
+    --json prints a list of objects with the keys: schedule_id, name, every, timezone, active,
+    next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs.
+    """
+    from stickerq.producer.schedule import list_schedules
+
+    try:
+        rows = list_schedules(load_settings())
+    except StickerqError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title=f"schedules ({len(rows)})")
+    for column in ("id", "name", "every", "zone", "active", "next run (its zone)"):
+        table.add_column(column)
+    for column in ("next run (UTC)", "runs", "template campaign"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(escape(str(row[key])) for key in ("schedule_id", "name", "every", "timezone")),
+            "yes" if row["active"] else "stopped",
+            _shown(row["next_run_local"]),
+            _shown(row["next_run_utc"]),
+            str(row["runs"]),
+            str(row["template_campaign_id"]),
+        )
+    console.print(table)
+
+
+@schedules_app.command("stop")
+def stop_command(schedule_id: int) -> None:
+    """Stop a recurring schedule: it creates no new run.
+
+    Runs already created stay scheduled and go unless cancelled (`stickerq campaigns cancel`).
+    """
+    from stickerq.producer.schedule import stop_schedule
+
+    try:
+        stopped, waiting = stop_schedule(load_settings(), schedule_id)
+    except StickerqError as exc:
+        raise fail(exc) from None
+    console.print(f"schedule {schedule_id} " + ("stopped" if stopped else "was already stopped"))
+    for campaign_id in waiting:
+        console.print(
+            f"its run, campaign {campaign_id}, is still scheduled: "
+            f"`stickerq campaigns cancel {campaign_id}` if it should not go"
+        )
+
+
+def _shown(iso: object) -> str:
+    return str(iso).replace("T", " ") if iso else "-"

@@ -1,0 +1,211 @@
+"""`stickerq send|status|pauses|resume`: a campaign sent and followed, and the pauses that hold
+senders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from stickerq.cli import schedules
+from stickerq.cli.common import (
+    EXIT_PAUSED,
+    EXIT_REJECTED,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
+from stickerq.errors import StickerqError
+
+if TYPE_CHECKING:
+    from stickerq.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    for command in (send, status, pauses, resume):
+        app.command()(command)
+
+
+def send(
+    sticker_id: str | None = typer.Option(None, help="uploaded media id of the sticker"),
+    sticker_link: str | None = typer.Option(None, help="https URL of the sticker (WebP)"),
+    to: str | None = typer.Option(None, help="comma-separated recipients, E.164"),
+    to_file: Path | None = typer.Option(None, help="CSV with a phone column (+ ref, ref1, ref2)"),
+    sender: str | None = typer.Option(None, "--from", help="business number (STICKERQ_SENDER)"),
+    name: str | None = typer.Option(None, help="campaign name"),
+    ref: str | None = None,
+    ref1: str | None = None,
+    ref2: str | None = None,
+    wa_source: str = typer.Option("api", help="api, clevertap, zoho, ... (others become api)"),
+    skip_invalid: bool = typer.Option(False, help="store the valid rows, report the rest"),
+    wait: bool = typer.Option(
+        False,
+        help="show progress until every message is settled (exit 0), or a pause holds the "
+        "rest (exit 3)",
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    at: str | None = typer.Option(None, help=f"send at this time: {schedules.AT_HELP}"),
+    tz: str | None = typer.Option(None, help=schedules.TZ_HELP),
+    now_if_past: bool = typer.Option(False, help="an --at in the past sends at once"),
+    every: str | None = typer.Option(
+        None, help="recurring: a cron expression read in --tz, e.g. '0 9 * * 1'"
+    ),
+) -> None:
+    """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
+    from stickerq.producer.store import RecipientsRejected
+
+    settings = load_settings()
+    campaign = {
+        "sticker_id": sticker_id,
+        "sticker_link": sticker_link,
+        "to": to,
+        "to_file": to_file,
+        "sender": sender,
+        "name": name,
+        "ref": ref,
+        "ref1": ref1,
+        "ref2": ref2,
+        "wa_source": wa_source,
+        "skip_invalid": skip_invalid,
+    }
+    try:
+        result, scheduled = schedules.store_for_send(
+            settings, campaign, at=at, tz=tz, every=every, now_if_past=now_if_past
+        )
+    except RecipientsRejected as exc:
+        if exc.report.invalid_count:
+            _print_invalid(exc.report.invalid, exc.report.invalid_count)
+        raise fail(exc) from None
+    except StickerqError as exc:
+        raise fail(exc) from None
+    done = f"{result.batches} batches queued"
+    if scheduled is not None:
+        done = schedules.describe(scheduled)
+    if as_json and not wait:
+        print(json.dumps((scheduled or result).as_dict()))
+    elif as_json:
+        err_console.print(
+            f"campaign {result.campaign_id}: {result.recipients:,} recipients, {done}"
+        )
+    else:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+        if result.invalid_count:
+            _print_invalid(result.invalid, result.invalid_count)
+        console.print(
+            f"campaign [bold]{result.campaign_id}[/]: {result.recipients:,} recipients "
+            f"({result.duplicates:,} duplicates dropped, {result.invalid_count:,} invalid "
+            f"skipped), {done}"
+        )
+    if wait:
+        _wait(settings, result.campaign_id, as_json, extra=(scheduled or result).as_dict())
+
+
+def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
+    from stickerq.cli.watch import progress_table, watch_campaign
+    from stickerq.db import open_sessions
+    from stickerq.masking import redact_url
+
+    hint = (
+        "is a worker running (`stickerq worker --beat`) on the same Redis and prefix as this "
+        f"shell? STICKERQ_REDIS_URL={redact_url(settings.redis_url)}, "
+        f"STICKERQ_REDIS_PREFIX={settings.redis_prefix}"
+    )
+    with open_sessions(settings.database_url) as sessions:
+        progress = watch_campaign(
+            sessions, campaign_id, err_console if as_json else console, no_worker_hint=hint
+        )
+    if as_json:
+        print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
+    elif progress.all_settled:
+        console.print(progress_table(progress))
+        console.print("every message is settled")
+    else:
+        console.print(progress_table(progress))
+        p = progress.pause or {}
+        flag = (
+            f"--account {p.get('sid')}"
+            if p.get("scope") == "account"
+            else f"--sender {p.get('sender')}"
+        )
+        console.print(
+            f"[yellow]campaign cannot go on:[/] {p.get('scope')} paused after {p.get('code')}; "
+            f"lift it with `stickerq resume {flag}`"
+        )
+    if not progress.all_settled:
+        raise typer.Exit(EXIT_PAUSED)
+
+
+def _print_invalid(rows: list, count: int) -> None:
+    table = Table(
+        title=f"{count:,} invalid recipient(s)" + (" (first shown)" if count > len(rows) else "")
+    )
+    table.add_column("line", justify="right")
+    table.add_column("value")
+    table.add_column("reason")
+    for row in rows[:20]:
+        table.add_row(str(row.line), escape(row.value), escape(row.reason))
+    err_console.print(table)
+
+
+def status(
+    campaign_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Counts of a campaign's messages by status and by error code."""
+    from stickerq.cli.watch import progress_table
+    from stickerq.db import open_sessions
+    from stickerq.producer.progress import campaign_progress
+
+    settings = load_settings()
+    try:
+        with open_sessions(settings.database_url) as sessions, sessions() as session:
+            progress = campaign_progress(session, campaign_id)
+    except StickerqError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps(progress.as_dict()))
+    else:
+        console.print(progress_table(progress))
+
+
+def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the account and sender pauses in force."""
+    from stickerq.producer.operations import list_active_pauses
+
+    rows = list_active_pauses(load_settings())
+    if as_json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        console.print("no pause in force: every account and sender may send")
+        return
+    table = Table(title="pauses in force")
+    columns = ("scope", "sid", "sender", "code", "since", "reason")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(str(row[key])) for key in columns))
+    console.print(table)
+
+
+def resume(
+    account: str | None = typer.Option(None, help="lift the pause of this account (SID)"),
+    sender: str | None = typer.Option(None, help="lift the pause of this sender number"),
+) -> None:
+    """Lift an account or sender pause and dispatch the work that waited for it."""
+    from stickerq.producer.operations import resume_sending
+
+    if (account is None) == (sender is None):
+        err_console.print("[red]error:[/] give exactly one of --account SID or --sender +91...")
+        raise typer.Exit(EXIT_REJECTED)
+    try:
+        lifted, batches = resume_sending(load_settings(), account=account, sender=sender)
+    except StickerqError as exc:
+        raise fail(exc) from None
+    console.print(f"lifted {lifted} pause(s); {batches} batch(es) dispatched")

@@ -1,0 +1,85 @@
+"""`stickerq worker|beat|sandbox|demo`: the long-running processes, and the demo that runs
+them all."""
+
+from __future__ import annotations
+
+import typer
+
+from stickerq.cli.common import console, fail, load_settings, setup_logging
+from stickerq.errors import StickerqError
+
+
+def register(app: typer.Typer) -> None:
+    for command in (worker, beat, sandbox, demo):
+        app.command()(command)
+
+
+def sandbox(
+    port: int = 8077,
+    host: str = "127.0.0.1",
+    sid: str = typer.Option("HXAP16XXXXXX97IN", help="account SID the sandbox accepts"),
+    api_key: str = typer.Option("sandbox-key", envvar="STICKERQ_SANDBOX_API_KEY"),
+    sender: list[str] = typer.Option(["+919000000001"], help="registered sender (repeatable)"),
+    latency_ms: float = typer.Option(0.0, help="added to every send"),
+    wa500_rate: float = typer.Option(0.0, help="fraction of sends answered WA500"),
+    balance: int | None = typer.Option(None, help="answer E110 after this many accepted sends"),
+    seed: int | None = typer.Option(None, help="seed of the random WA500s"),
+) -> None:
+    """Run the Kaleyra-compatible sandbox API (with fault injection)."""
+    from stickerq.sandbox import SandboxConfig, run_sandbox
+
+    config = SandboxConfig(
+        sid=sid,
+        api_key=api_key,
+        senders=frozenset(sender),
+        latency_ms=latency_ms,
+        wa500_rate=wa500_rate,
+        balance=balance,
+        seed=seed,
+    )
+    console.print(f"sandbox on http://{host}:{port} (sid {sid}, senders {', '.join(sender)})")
+    run_sandbox(config, host=host, port=port)
+
+
+def worker(
+    beat: bool = typer.Option(False, help="also run the beat scheduler (due retries)"),
+    concurrency: int = typer.Option(2, help="worker processes"),
+    pool: str = typer.Option("prefork", help="prefork, threads or solo"),
+    loglevel: str = "INFO",
+    quiet: bool = typer.Option(False, help="no start-up banner"),
+    events: bool = typer.Option(False, help="send task events (for Flower, `celery events`)"),
+) -> None:
+    """Run a Celery worker that sends the queued batches (the same as `celery -A
+    stickerq.worker.celery_app worker`, with the queues and settings filled in)."""
+    settings = load_settings()
+    setup_logging(loglevel)
+    from stickerq.worker.celery_app import start
+
+    celery_app = start(settings)
+    argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
+    argv += ["--without-gossip", "--without-mingle"] + (["--task-events"] if events else [])
+    if beat:
+        argv += ["--beat"]
+    celery_app.start((["--quiet"] if quiet else []) + argv)
+
+
+def beat(loglevel: str = "INFO") -> None:
+    """Run the beat scheduler alone (dispatches due retries and scheduled campaigns)."""
+    settings = load_settings()
+    setup_logging(loglevel)
+    from stickerq.worker.celery_app import start
+
+    start(settings).start(["beat", f"--loglevel={loglevel}"])
+
+
+def demo(
+    recipients: int = typer.Option(2000, help="recipients of the main campaign"),
+    keep: bool = typer.Option(False, help="keep the demo database file afterwards"),
+) -> None:
+    """Run a demo campaign against the sandbox: worker, progress bar, report."""
+    from stickerq.cli.demo import run_demo
+
+    try:
+        run_demo(console, recipients=recipients, keep=keep)
+    except StickerqError as exc:
+        raise fail(exc) from None

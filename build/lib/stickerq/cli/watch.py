@@ -1,0 +1,117 @@
+"""Live progress of a campaign in the terminal (rich), until it settles or a pause holds it."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.producer.progress import CampaignProgress, campaign_progress
+from stickerq.states import CampaignStatus, MessageStatus
+
+
+def watch_campaign(
+    sessions: sessionmaker[Session],
+    campaign_id: int,
+    console: Console,
+    *,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float | None = None,
+    no_worker_hint: str = "",
+    hint_after_seconds: float = 10.0,
+) -> CampaignProgress:
+    """Poll the database and draw the bar; return once every message is settled or blocked.
+
+    A campaign still `queued` (nothing claimed) `hint_after_seconds` after it was first seen
+    so gets `no_worker_hint` printed once: most often no worker listens to this shell's
+    Redis and prefix, and the wait would otherwise be silent for ever.
+    """
+    started = time.monotonic()
+    queued_since: float | None = None
+    hinted = False
+    with Progress(
+        TextColumn("[bold]campaign {task.fields[campaign]}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("send", total=None, campaign=campaign_id, counts="", rate="")
+        while True:
+            with sessions() as session:
+                progress = campaign_progress(session, campaign_id)
+            elapsed = max(time.monotonic() - started, 1e-6)
+            sent = progress.count(MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+            bar.update(
+                task,
+                total=progress.recipients,
+                completed=progress.settled,
+                counts=_counts(progress),
+                rate=f"{sent / elapsed:,.0f} msg/s",
+            )
+            if progress.all_settled or progress.blocked:
+                return progress
+            if progress.status == CampaignStatus.QUEUED:
+                queued_since = queued_since or time.monotonic()
+                if not hinted and time.monotonic() - queued_since >= hint_after_seconds:
+                    waited = time.monotonic() - queued_since
+                    bar.console.print(
+                        f"[yellow]nothing claimed for {waited:.0f} s:[/] {escape(no_worker_hint)}"
+                    )
+                    hinted = True
+            if timeout_seconds is not None and elapsed > timeout_seconds:
+                return progress
+            time.sleep(poll_seconds)
+
+
+def _counts(progress: CampaignProgress) -> str:
+    s = progress.count
+    return (
+        f"[green]sent {s(MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)}[/] "
+        f"[yellow]retried {progress.retried}[/] "
+        f"[magenta]parked {s(MessageStatus.PARKED)}[/] "
+        f"[red]failed {s(MessageStatus.FAILED)}[/] "
+        f"unknown {s(MessageStatus.UNKNOWN)}"
+    )
+
+
+def progress_table(progress: CampaignProgress) -> Table:
+    table = Table(
+        title=f"campaign {progress.campaign_id}: {escape(progress.name)} ({progress.status})"
+    )
+    table.add_column("status")
+    table.add_column("messages", justify="right")
+    for status in MessageStatus:
+        if progress.by_status.get(status):
+            table.add_row(status.value, f"{progress.by_status[status]:,}")
+    table.add_row("[bold]total", f"[bold]{progress.recipients:,}")
+    if progress.by_code:
+        table.add_section()
+        for code, count in sorted(progress.by_code.items()):
+            table.add_row(f"code {code}", f"{count:,}")
+    table.add_section()
+    table.add_row("API attempts", f"{progress.attempts:,}")
+    table.add_row("WA500 retries", f"{progress.retried:,}")
+    if progress.retries_waiting:
+        table.add_row("retries due later", f"{progress.retries_waiting:,}")
+    if progress.pause:
+        p = progress.pause
+        who = p["sender"] or p["sid"]
+        reason = p["reason"].split(" | ")[0]
+        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({escape(reason)})"
+    return table

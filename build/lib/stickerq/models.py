@@ -1,0 +1,240 @@
+"""SQLAlchemy 2.0 models: campaigns, messages, attempts and pauses (DESIGN.md's data model).
+
+The same models run on SQLite (embedded default) and PostgreSQL (production).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from stickerq.states import CampaignStatus, MessageStatus
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+REF_LENGTH = 255
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sid: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(20))
+    sticker_id: Mapped[str | None] = mapped_column(String(200))
+    sticker_link: Mapped[str | None] = mapped_column(Text)
+    wa_source: Mapped[str] = mapped_column(String(32), default="api")
+    ref: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.QUEUED)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recipient_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The zone the user gave the scheduled time in (for display); scheduled_at is UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="SET NULL"), index=True
+    )
+    # WA400s in a row (reset by any other outcome): a long run auto-pauses the campaign.
+    wa400_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (Index(None, "status", "scheduled_at"),)
+
+
+class Schedule(Base):
+    """A recurring broadcast: each run is a campaign cloned from the template campaign,
+    with the template's recipients (the audience is frozen when the schedule is made)."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    template_campaign_id: Mapped[int | None] = mapped_column(BigId)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "active", "next_run_at"),)
+
+
+# The predicates of two partial indexes of messages (the statements that use them repeat them).
+RETRY_DUE = "status = 'pending' AND next_attempt_at IS NOT NULL"
+OPEN_CLAIM = "status = 'sending'"
+
+
+class Message(Base):
+    """One recipient of one campaign."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Durable WA500 retries already scheduled (index into the retry delays).
+    delayed_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Due time of a durable WA500 retry (or of a resend after a connection failure).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # The claim that moved it to `sending`: the sweeper asks Redis what that claim sent.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_error_code: Mapped[str | None] = mapped_column(String(32))
+    last_http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error_detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "recipient"),
+        Index(None, "campaign_id", "status"),
+        # Partial indexes, so that only the statements that name their predicate can use
+        # them: no index leads with `status` for a claim to walk when statistics are stale.
+        Index(
+            "ix_messages_retry_due",
+            "next_attempt_at",
+            postgresql_where=text(RETRY_DUE),
+            sqlite_where=text(RETRY_DUE),
+        ),
+        Index(
+            "ix_messages_open_claims",
+            "claimed_at",
+            postgresql_where=text(OPEN_CLAIM),
+            sqlite_where=text(OPEN_CLAIM),
+        ),
+    )
+
+
+class CampaignCount(Base):
+    """Messages of one campaign in one status with one last error code, and their attempts.
+
+    Kept by triggers on `messages` (migration 0003) in the transaction of each change, so
+    progress reads a few rows instead of counting a campaign. A campaign's figure is the sum
+    over `backend`: on PostgreSQL each database backend adds to rows of its own, so two
+    transactions never wait on one counter row; rows of one backend may go negative.
+    """
+
+    __tablename__ = "campaign_counts"
+
+    # No foreign key (see migration 0003): a deleted campaign's counts go to zero instead.
+    campaign_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" for no error code
+    backend: Mapped[int] = mapped_column(Integer, primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(BigInteger)
+    attempted: Mapped[int] = mapped_column(BigInteger)  # messages with at least one attempt
+    retries_waiting: Mapped[int] = mapped_column(BigInteger)  # with a due time set
+
+
+class Attempt(Base):
+    """One request to Kaleyra for one message: what answered, and how fast."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[float | None]
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Pause(Base):
+    """An account (SID) or one of its sender numbers that must send nothing until resumed."""
+
+    __tablename__ = "pauses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    sid: Mapped[str] = mapped_column(String(64))
+    # Empty for an account pause; a sender number for a sender pause.
+    sender: Mapped[str] = mapped_column(String(20), default="")
+    code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[int | None] = mapped_column(BigId)
+    paused_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index(None, "sid", "sender", "resumed_at"),
+        # At most one pause in force per account or sender, however many batches ask at once.
+        Index(
+            "uq_pauses_in_force",
+            "scope",
+            "sid",
+            "sender",
+            unique=True,
+            sqlite_where=text("resumed_at IS NULL"),
+            postgresql_where=text("resumed_at IS NULL"),
+        ),
+    )

@@ -1,0 +1,121 @@
+"""Account and sender pauses: durable in the database, mirrored in Redis for a cheap check.
+
+The database is the truth (a flushed Redis forgets nothing that matters): claims read it,
+and every claim re-writes the mirror of a pause it found, so a lost mirror heals itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stickerq.models import Pause, utcnow
+from stickerq.states import PauseScope
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRequest:
+    """A pause the send path asks for; the batch's writer stores it with the next results."""
+
+    scope: PauseScope
+    code: str
+    reason: str
+
+
+def pause_keys(prefix: str, sid: str, sender: str) -> tuple[str, str]:
+    """The Redis mirror keys that block a sender: its account's, then its own."""
+    return f"{prefix}pause:account:{sid}", f"{prefix}pause:sender:{sid}:{sender}"
+
+
+def campaign_pause_key(prefix: str, campaign_id: int) -> str:
+    """Set while a campaign is paused or cancelled: its in-flight batches stop at once."""
+    return f"{prefix}pause:campaign:{campaign_id}"
+
+
+def mirror_key(prefix: str, scope: PauseScope, sid: str, sender: str) -> str:
+    account_key, sender_key = pause_keys(prefix, sid, sender)
+    return account_key if scope is PauseScope.ACCOUNT else sender_key
+
+
+def active_pause(session: Session, sid: str, sender: str) -> Pause | None:
+    """The pause that blocks this sender now (its account's or its own), if any."""
+    return session.scalars(
+        select(Pause)
+        .where(
+            Pause.sid == sid,
+            Pause.resumed_at.is_(None),
+            or_(Pause.scope == PauseScope.ACCOUNT, Pause.sender == sender),
+        )
+        .limit(1)
+    ).first()
+
+
+def record_pause(
+    session: Session, request: PauseRequest, sid: str, sender: str, campaign_id: int | None
+) -> None:
+    """Insert the pause unless an equal one is already in force (several batches may ask)."""
+    scoped_sender = sender if request.scope is PauseScope.SENDER else ""
+    try:
+        with session.begin_nested():
+            session.add(
+                Pause(
+                    scope=request.scope,
+                    sid=sid,
+                    sender=scoped_sender,
+                    code=request.code,
+                    reason=request.reason,
+                    campaign_id=campaign_id,
+                )
+            )
+    except IntegrityError:
+        pass  # uq_pauses_in_force: another batch recorded it first
+
+
+def describe_pause(pause: Pause) -> dict[str, str]:
+    """A pause as plain data, for --json and tables."""
+    return {
+        "scope": pause.scope,
+        "sid": pause.sid,
+        "sender": pause.sender,
+        "code": pause.code,
+        "since": pause.paused_at.isoformat(),
+        "reason": pause.reason,
+    }
+
+
+def list_pauses(session: Session) -> list[Pause]:
+    return list(session.scalars(select(Pause).where(Pause.resumed_at.is_(None))))
+
+
+def resume(session: Session, sid: str, sender: str | None = None) -> int:
+    """Lift the account pause (sender=None) or one sender's pause. Returns how many."""
+    condition = (
+        (Pause.scope == PauseScope.ACCOUNT)
+        if sender is None
+        else (Pause.scope == PauseScope.SENDER) & (Pause.sender == sender)
+    )
+    result = session.execute(
+        update(Pause)
+        .where(Pause.sid == sid, Pause.resumed_at.is_(None), condition)
+        .values(resumed_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def restore_mirror(
+    client: redis.Redis, prefix: str, sid: str, sender: str, pause: Pause | None
+) -> None:
+    """Set the Redis mirror of a pause the database holds (a lost mirror heals itself).
+
+    Never deletes one: a batch that has just met E110 sets the mirror before its pause
+    reaches the database, and a claim running meanwhile must not lift it. Only resuming
+    (`stickerq resume`) deletes a mirror.
+    """
+    if pause is None:
+        return
+    account_key, sender_key = pause_keys(prefix, sid, sender)
+    client.set(account_key if pause.scope == PauseScope.ACCOUNT else sender_key, pause.code)

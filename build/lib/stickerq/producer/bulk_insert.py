@@ -1,0 +1,70 @@
+"""Streaming a campaign's message rows into the database inside the caller's transaction.
+
+Rows come in file order; a recipient met again is dropped, the first row winning, by the
+unique (campaign, recipient) index, so nothing but the current chunk is held in memory.
+PostgreSQL takes them through COPY into a temporary table, then one INSERT ... SELECT:
+the server reads the stream while the producer is still validating the rest of the file,
+and no per-row statement is bound. SQLite takes executemany inserts in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import column, literal, select, table, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from stickerq.models import Message
+from stickerq.queue import chunks
+
+# (recipient, ref, ref1, ref2)
+MessageRow = tuple[str, str | None, str | None, str | None]
+
+INSERT_CHUNK = 5_000
+_COLUMNS = ("recipient", "ref", "ref1", "ref2")
+_STAGE = "stickerq_incoming_messages"
+_CREATE_STAGE = (
+    "CREATE TEMPORARY TABLE stickerq_incoming_messages "
+    "(seq bigint, recipient text, ref text, ref1 text, ref2 text) ON COMMIT DROP"
+)
+_COPY_TO_STAGE = "COPY stickerq_incoming_messages (seq, recipient, ref, ref1, ref2) FROM STDIN"
+# The INSERT ... SELECT sorts the staged rows into file order: in memory, not on disk.
+_SORT_IN_MEMORY = "SET LOCAL work_mem = '256MB'"
+
+
+def insert_messages(session: Session, campaign_id: int, rows: Iterable[MessageRow]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_then_insert(session, campaign_id, rows)
+    else:
+        _insert_in_chunks(session, campaign_id, rows)
+
+
+def _copy_then_insert(session: Session, campaign_id: int, rows: Iterable[MessageRow]) -> None:
+    session.execute(text(_CREATE_STAGE))
+    driver_connection = session.connection().connection.driver_connection
+    assert driver_connection is not None  # a pooled psycopg connection, checked out
+    with driver_connection.cursor() as cursor, cursor.copy(_COPY_TO_STAGE) as copy:
+        for seq, row in enumerate(rows):
+            copy.write_row((seq, *row))
+    session.execute(text(_SORT_IN_MEMORY))
+    stage = table(_STAGE, column("seq"), *(column(name) for name in _COLUMNS))
+    in_file_order = select(literal(campaign_id), *(stage.c[name] for name in _COLUMNS)).order_by(
+        stage.c.seq
+    )
+    session.execute(
+        postgresql.insert(Message)
+        .from_select(["campaign_id", *_COLUMNS], in_file_order)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "recipient"])
+    )
+
+
+def _insert_in_chunks(session: Session, campaign_id: int, rows: Iterable[MessageRow]) -> None:
+    insert_new = sqlite.insert(Message).on_conflict_do_nothing(
+        index_elements=["campaign_id", "recipient"]
+    )
+    for chunk in chunks(rows, INSERT_CHUNK):
+        params = [
+            {"campaign_id": campaign_id, **dict(zip(_COLUMNS, row, strict=True))} for row in chunk
+        ]
+        session.execute(insert_new, params)

@@ -1,0 +1,319 @@
+"""The operator's view of what did not go out: parked, failed and unknown messages, and the
+whole history of one message.
+
+Plain functions over a session (the CLI is a thin shell over them). Rows are streamed, so
+listing a campaign of millions of failures keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session
+
+from stickerq.errors import StickerqError
+from stickerq.models import Attempt, Campaign, Message, utcnow
+from stickerq.producer.spec import InvalidPhone, normalise_phone
+from stickerq.states import MessageStatus
+
+# The statuses an operator looks at and may requeue, in the order they are listed.
+FAILURE_STATUSES: tuple[MessageStatus, ...] = (
+    MessageStatus.PARKED,
+    MessageStatus.FAILED,
+    MessageStatus.UNKNOWN,
+)
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+
+
+class FilterError(StickerqError):
+    """A --status, --since or --code value that cannot be used."""
+
+
+class MessageNotFound(StickerqError):
+    """No message has that recipient or Kaleyra message_id."""
+
+
+def parse_status(value: str) -> MessageStatus:
+    """`parked`, `failed` or `unknown`; anything else is refused with the allowed values."""
+    allowed = ", ".join(FAILURE_STATUSES)
+    if value.strip().lower() not in FAILURE_STATUSES:
+        raise FilterError(f"--status {value!r} is not one of {allowed}")
+    return MessageStatus(value.strip().lower())
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """An ISO datetime with its zone (`2024-05-01T09:00+05:30`, `...Z`) or a duration back
+    from now (`30m`, `2h`, `1d`, `1h30m`), as an aware UTC datetime."""
+    text = value.strip()
+    if _DURATION.fullmatch(text):
+        delta = timedelta()
+        for amount, unit in _DURATION_PART.findall(text):
+            delta += timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+        return (now or utcnow()) - delta
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise FilterError(
+            f"--since {value!r} is neither a duration (30m, 2h, 1d) nor an ISO datetime "
+            "(2024-05-01T09:00:00+05:30)"
+        ) from None
+    if moment.tzinfo is None:
+        raise FilterError(
+            f"--since {value!r} has no time zone: add one, e.g. {text}+05:30 or {text}Z"
+        )
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureFilters:
+    """Which failures to show; None means any. `status` None means all three failure states."""
+
+    campaign_id: int | None = None
+    status: MessageStatus | None = None
+    code: str | None = None
+    since: datetime | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        statuses = (self.status,) if self.status else FAILURE_STATUSES
+        conditions: list[ColumnElement[bool]] = [Message.status.in_(statuses)]
+        if self.campaign_id is not None:
+            conditions.append(Message.campaign_id == self.campaign_id)
+        if self.code is not None:
+            conditions.append(Message.last_error_code == self.code)
+        if self.since is not None:
+            # Unknown rows settled by the sweeper may have no attempt time: use their claim.
+            conditions.append(
+                func.coalesce(Message.last_attempt_at, Message.claimed_at) >= self.since
+            )
+        return conditions
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "status": str(self.status) if self.status else None,
+            "code": self.code,
+            "since": self.since.isoformat() if self.since else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    status: str
+    code: str | None
+    count: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": self.status, "code": self.code, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRow:
+    campaign_id: int
+    recipient: str
+    status: str
+    code: str | None
+    http_status: int | None
+    detail: str | None
+    attempts: int
+    last_attempt_at: datetime | None
+
+    @property
+    def message(self) -> str | None:
+        """Kaleyra's (or our) words for a parked or failed message."""
+        return None if self.status == MessageStatus.UNKNOWN else self.detail
+
+    @property
+    def why_unknown(self) -> str | None:
+        """For an `unknown` message: why we cannot tell whether it went out."""
+        return self.detail if self.status == MessageStatus.UNKNOWN else None
+
+    def as_dict(self, recipient: str) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "recipient": recipient,
+            "status": self.status,
+            "code": self.code,
+            "http_status": self.http_status,
+            "message": self.message,
+            "why_unknown": self.why_unknown,
+            "attempts": self.attempts,
+            "last_attempt_at": _iso(self.last_attempt_at),
+        }
+
+
+def failure_summary(session: Session, filters: FailureFilters) -> list[SummaryRow]:
+    """Counts by status and error code, statuses in FAILURE_STATUSES order, biggest first."""
+    rows = session.execute(
+        select(Message.status, Message.last_error_code, func.count())
+        .where(*filters.conditions())
+        .group_by(Message.status, Message.last_error_code)
+    ).all()
+    order: dict[str, int] = {status: index for index, status in enumerate(FAILURE_STATUSES)}
+    summary = [SummaryRow(status, code, count) for status, code, count in rows]
+    return sorted(summary, key=lambda row: (order.get(row.status, 99), -row.count, row.code or ""))
+
+
+def failure_rows(
+    session: Session, filters: FailureFilters, limit: int | None = None
+) -> Iterator[FailureRow]:
+    """The matching messages, oldest first, streamed from the database."""
+    query = (
+        select(
+            Message.campaign_id,
+            Message.recipient,
+            Message.status,
+            Message.last_error_code,
+            Message.last_http_status,
+            Message.last_error_detail,
+            Message.attempts,
+            Message.last_attempt_at,
+        )
+        .where(*filters.conditions())
+        .order_by(Message.campaign_id, Message.id)
+        .execution_options(yield_per=1000)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    for row in session.execute(query):
+        yield FailureRow(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    number: int
+    started_at: datetime
+    http_status: int | None
+    code: str | None
+    action: str
+    latency_ms: float | None
+    detail: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "started_at": _iso(self.started_at),
+            "http_status": self.http_status,
+            "code": self.code,
+            "action": self.action,
+            "latency_ms": self.latency_ms,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHistory:
+    """One recipient of one campaign, from creation to its last callback."""
+
+    campaign_id: int
+    campaign_name: str
+    recipient: str
+    status: str
+    message_id: str | None
+    refs: tuple[str | None, str | None, str | None]
+    last_error_code: str | None
+    last_error_detail: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    next_attempt_at: datetime | None
+    attempts: list[AttemptView] = field(default_factory=list)
+
+    def as_dict(self, recipient: str) -> dict[str, object]:
+        ref, ref1, ref2 = self.refs
+        return {
+            "campaign_id": self.campaign_id,
+            "campaign_name": self.campaign_name,
+            "recipient": recipient,
+            "status": self.status,
+            "message_id": self.message_id,
+            "ref": ref,
+            "ref1": ref1,
+            "ref2": ref2,
+            "last_error_code": self.last_error_code,
+            "last_error_detail": self.last_error_detail,
+            "created_at": _iso(self.created_at),
+            "sent_at": _iso(self.sent_at),
+            "delivered_at": _iso(self.delivered_at),
+            "read_at": _iso(self.read_at),
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "attempts": [attempt.as_dict() for attempt in self.attempts],
+        }
+
+
+def message_history(session: Session, recipient_or_message_id: str) -> list[MessageHistory]:
+    """Every message to that recipient (one per campaign, oldest campaign first), or the one
+    with that Kaleyra message_id, each with all its attempts in order."""
+    wanted = recipient_or_message_id.strip()
+    matches = [Message.message_id == wanted]
+    if (recipient := _as_recipient(wanted)) is not None:
+        matches.append(Message.recipient == recipient)
+    rows = session.execute(
+        select(Message, Campaign.name)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(or_(*matches))
+        .order_by(Message.campaign_id, Message.id)
+    ).all()
+    if not rows:
+        raise MessageNotFound(
+            f"no message to {wanted!r} and none with that message_id; give the recipient in "
+            "E.164 (+919812345678) or the message_id Kaleyra returned"
+        )
+    attempts: dict[int, list[AttemptView]] = {message.id: [] for message, _ in rows}
+    for attempt in session.execute(
+        select(
+            Attempt.message_pk,
+            Attempt.number,
+            Attempt.started_at,
+            Attempt.http_status,
+            Attempt.code,
+            Attempt.action,
+            Attempt.latency_ms,
+            Attempt.detail,
+        )
+        .where(Attempt.message_pk.in_(attempts))
+        .order_by(Attempt.message_pk, Attempt.number, Attempt.started_at, Attempt.id)
+    ):
+        message_pk, number, started_at, http_status, code, action, latency_ms, detail = attempt
+        attempts[message_pk].append(
+            AttemptView(number, started_at, http_status, code, action, latency_ms, detail)
+        )
+    return [_history(message, name, attempts[message.id]) for message, name in rows]
+
+
+def _history(message: Message, campaign_name: str, attempts: list[AttemptView]) -> MessageHistory:
+    return MessageHistory(
+        campaign_id=message.campaign_id,
+        campaign_name=campaign_name,
+        recipient=message.recipient,
+        status=message.status,
+        message_id=message.message_id,
+        refs=(message.ref, message.ref1, message.ref2),
+        last_error_code=message.last_error_code,
+        last_error_detail=message.last_error_detail,
+        created_at=message.created_at,
+        sent_at=message.sent_at,
+        delivered_at=message.delivered_at,
+        read_at=message.read_at,
+        next_attempt_at=message.next_attempt_at,
+        attempts=attempts,
+    )
+
+
+def _as_recipient(text: str) -> str | None:
+    """The E.164 form of a phone number written with or without its +, else None."""
+    candidate = text if text.startswith("+") else "+" + text
+    try:
+        return normalise_phone(candidate, None)
+    except InvalidPhone:
+        return None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,39 @@
+"""Operator actions: list pauses, lift one and dispatch the work that waited for it."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy import select
+
+from stickerq.db import open_sessions
+from stickerq.models import Campaign
+from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
+from stickerq.producer.queue import dispatch_campaign
+from stickerq.settings import Settings
+from stickerq.states import CampaignStatus
+
+
+def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
+    with open_sessions(settings.database_url) as sessions, sessions() as session:
+        return [describe_pause(pause) for pause in list_pauses(session)]
+
+
+def resume_sending(
+    settings: Settings, *, account: str | None = None, sender: str | None = None
+) -> tuple[int, int]:
+    """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches)."""
+    sid = account or settings.kaleyra_sid
+    with open_sessions(settings.database_url) as sessions:
+        with sessions.begin() as session:
+            lifted = resume(session, sid, sender)
+            query = select(Campaign.id, Campaign.sender).where(
+                Campaign.sid == sid,
+                Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
+            )
+            if sender is not None:
+                query = query.where(Campaign.sender == sender)
+            campaigns = session.execute(query).all()
+        account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
+        redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
+        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign, _ in campaigns)
+    return lifted, batches

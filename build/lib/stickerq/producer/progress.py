@@ -1,0 +1,91 @@
+"""Where a campaign stands: counts by status and error code, and any pause blocking it.
+
+Read from the campaign's counters (stickerq/counts.py), never by counting its messages: a
+poll every second costs the same for a campaign of a million.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from stickerq.counts import campaign_counts
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign
+from stickerq.pauses import active_pause, describe_pause
+from stickerq.states import SETTLED, MessageStatus
+
+
+class CampaignNotFound(StickerqError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignProgress:
+    campaign_id: int
+    name: str
+    status: str
+    sender: str
+    recipients: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_code: dict[str, int] = field(default_factory=dict)
+    retries_waiting: int = 0
+    attempts: int = 0
+    retried: int = 0  # attempts beyond each message's first (WA500s)
+    pause: dict[str, str] | None = None
+
+    def count(self, *statuses: MessageStatus) -> int:
+        return sum(self.by_status.get(status, 0) for status in statuses)
+
+    @property
+    def settled(self) -> int:
+        return self.count(*SETTLED)
+
+    @property
+    def all_settled(self) -> bool:
+        return self.settled >= self.recipients
+
+    @property
+    def blocked(self) -> bool:
+        """A pause holds the rest: nothing more will go until an operator resumes."""
+        return self.pause is not None and self.count(MessageStatus.SENDING) == 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "status": self.status,
+            "sender": self.sender,
+            "recipients": self.recipients,
+            "by_status": self.by_status,
+            "by_code": self.by_code,
+            "retries_waiting": self.retries_waiting,
+            "attempts": self.attempts,
+            "retried": self.retried,
+            "pause": self.pause,
+            "settled": self.all_settled,
+        }
+
+
+def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise CampaignNotFound(
+            f"no campaign {campaign_id}; check the id printed by `stickerq send`"
+        )
+    counts = campaign_counts(session, campaign_id)
+    pause = active_pause(session, campaign.sid, campaign.sender)
+    return CampaignProgress(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        status=campaign.status,
+        sender=campaign.sender,
+        recipients=campaign.recipient_count,
+        by_status=counts.by_status,
+        by_code=counts.by_code,
+        retries_waiting=counts.retries_waiting,
+        attempts=counts.attempts,
+        retried=counts.attempts - counts.attempted,
+        pause=describe_pause(pause) if pause else None,
+    )

@@ -1,0 +1,240 @@
+"""Requeue: an operator sends parked, failed or unknown messages again (DESIGN.md, flow 7).
+
+Each chunk is one conditional UPDATE (`status IN (...)` still holds → `pending`), so two
+requeues running at once move each message once, and a second requeue finds nothing. The
+moved ids are then dispatched; a duplicate task is harmless because only a claim sends.
+Attempt history stays: the attempt count and numbering go on from where they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.db import open_sessions
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign, Message, Pause
+from stickerq.pauses import describe_pause
+from stickerq.producer.failures import parse_status
+from stickerq.producer.operations import resume_sending
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.queue import check_broker, dispatch_campaign, dispatch_ids
+from stickerq.settings import Settings
+from stickerq.states import CampaignStatus, MessageStatus, PauseScope
+
+CHUNK = 1000  # messages per conditional UPDATE (and per short transaction)
+
+
+class RequeueRefused(StickerqError):
+    """The messages would only fail again (a pause in force) or can never go (cancelled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueResult:
+    campaign_id: int
+    status: str
+    code: str | None
+    dry_run: bool
+    requeued: int  # moved back to pending (or, in a dry run, that would be)
+    batches: int = 0  # send_batch tasks published for them
+    pauses_lifted: int = 0
+    # Pauses that were in force: a dry run reports them, a requeue with resume lifted them.
+    pauses: list[dict[str, str]] = field(default_factory=list)
+    campaign_status: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "status": self.status,
+            "code": self.code,
+            "dry_run": self.dry_run,
+            "requeued": self.requeued,
+            "batches": self.batches,
+            "pauses_lifted": self.pauses_lifted,
+            "pauses": self.pauses,
+            "campaign_status": self.campaign_status,
+        }
+
+
+def requeue(
+    settings: Settings,
+    campaign_id: int,
+    status: str,
+    code: str | None = None,
+    dry_run: bool = False,
+    resume: bool = False,
+    sessions: sessionmaker[Session] | None = None,
+) -> RequeueResult:
+    """Move the campaign's `status` messages (with `code`, if given) back to `pending` and
+    dispatch them. Refuses while the campaign's account or sender is paused, unless `resume`
+    lifts the pause first. A dry run only counts. `sessions` reuses the caller's factory."""
+    wanted = parse_status(status)
+    with open_sessions(settings.database_url, sessions) as factory:
+        return _requeue(settings, factory, campaign_id, wanted, code, dry_run, resume)
+
+
+def _requeue(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    campaign_id: int,
+    wanted: MessageStatus,
+    code: str | None,
+    dry_run: bool,
+    resume: bool,
+) -> RequeueResult:
+    with sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise CampaignNotFound(
+                f"no campaign {campaign_id}; `stickerq failures` shows each failure's campaign"
+            )
+        sid, sender, campaign_status = campaign.sid, campaign.sender, campaign.status
+        pauses = _pauses_in_force(session, sid, sender)
+        matching = session.scalar(
+            select(func.count()).where(*_selection(campaign_id, wanted, code))
+        )
+    if campaign_status == CampaignStatus.CANCELLED:
+        raise RequeueRefused(f"campaign {campaign_id} was cancelled: its messages cannot go out")
+    described = [describe_pause(pause) for pause in pauses]
+    if dry_run:
+        return RequeueResult(
+            campaign_id, wanted, code, True, matching or 0, pauses=described,
+            campaign_status=campaign_status,
+        )  # fmt: skip
+    if pauses and not resume:
+        raise RequeueRefused(_refusal(campaign_id, pauses))
+    check_broker(settings)
+    lifted = 0
+    for pause in pauses:
+        scoped_sender = pause.sender if pause.scope == PauseScope.SENDER else None
+        lifted += resume_sending(settings, account=pause.sid, sender=scoped_sender)[0]
+    moved, batches = 0, 0
+    for ids in _requeue_chunks(sessions, campaign_id, wanted, code):
+        moved += len(ids)
+        # A paused campaign keeps its pending messages until it is resumed.
+        if campaign_status != CampaignStatus.PAUSED:
+            batches += dispatch_ids(settings, campaign_id, ids)
+    batches += _reopen_if_completed_early(settings, sessions, campaign_id)
+    with sessions() as session:
+        final_status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    return RequeueResult(
+        campaign_id, wanted, code, False, moved, batches, lifted, described, final_status or ""
+    )
+
+
+def _selection(
+    campaign_id: int, status: MessageStatus, code: str | None
+) -> list[ColumnElement[bool]]:
+    conditions = [Message.campaign_id == campaign_id, Message.status == status]
+    if code is not None:
+        conditions.append(Message.last_error_code == code)
+    return conditions
+
+
+def _requeue_chunks(
+    sessions: sessionmaker[Session], campaign_id: int, status: MessageStatus, code: str | None
+) -> Iterator[list[int]]:
+    """Move the chosen messages to `pending`, one short transaction per chunk; yield the ids
+    each committed chunk moved (memory stays flat however many there are)."""
+    after = 0
+    conditions = _selection(campaign_id, status, code)
+    while True:
+        with sessions.begin() as session:
+            ids = list(
+                session.scalars(
+                    select(Message.id)
+                    .where(*conditions, Message.id > after)
+                    .order_by(Message.id)
+                    .limit(CHUNK)
+                )
+            )
+            if not ids:
+                return
+            after = ids[-1]
+            # The status condition is repeated: a message changed since the SELECT stays put.
+            taken = session.scalars(
+                update(Message)
+                .where(Message.id.in_(ids), *conditions)
+                .values(
+                    status=MessageStatus.PENDING,
+                    delayed_retries=0,
+                    next_attempt_at=None,
+                    claimed_at=None,
+                    claim_token=None,
+                )
+                .returning(Message.id),
+                execution_options={"synchronize_session": False},
+            ).all()
+            if taken:
+                _reopen(session, campaign_id)
+        if taken:
+            yield sorted(taken)
+
+
+def _reopen(session: Session, campaign_id: int) -> None:
+    """A completed campaign runs again, and completes again once its messages settle."""
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.COMPLETED)
+        .values(status=CampaignStatus.RUNNING, finished_at=None)
+    )
+
+
+def _reopen_if_completed_early(
+    settings: Settings, sessions: sessionmaker[Session], campaign_id: int
+) -> int:
+    """A batch that finished while we requeued may have read the campaign as settled
+    (its snapshot predates our commit) and completed it; reopen it and dispatch again."""
+    pending = exists().where(
+        Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING
+    )
+    with sessions.begin() as session:
+        reopened = session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.COMPLETED, pending)
+            .values(status=CampaignStatus.RUNNING, finished_at=None)
+            .returning(Campaign.id)
+        ).first()
+    return dispatch_campaign(settings, sessions, campaign_id) if reopened else 0
+
+
+def _pauses_in_force(session: Session, sid: str, sender: str) -> Sequence[Pause]:
+    return session.scalars(
+        select(Pause)
+        .where(
+            Pause.sid == sid,
+            Pause.resumed_at.is_(None),
+            (Pause.scope == PauseScope.ACCOUNT) | (Pause.sender == sender),
+        )
+        .order_by(Pause.id)
+    ).all()
+
+
+def _refusal(campaign_id: int, pauses: Sequence[Pause]) -> str:
+    held = "; ".join(
+        f"{_scope_name(pause)} paused after {pause.code} since "
+        f"{pause.paused_at:%Y-%m-%d %H:%M:%S} UTC ({pause.reason})"
+        for pause in pauses
+    )
+    lift = " and ".join(f"`stickerq resume {_resume_flag(pause)}`" for pause in pauses)
+    return (
+        f"campaign {campaign_id} cannot be requeued while a pause is in force: {held}. "
+        "Requeued messages would only wait behind it. Fix the cause (top up the balance, "
+        "register the sender...), then pass --resume to lift the pause and requeue in one "
+        f"step, or lift it first with {lift}."
+    )
+
+
+def _scope_name(pause: Pause) -> str:
+    return f"account {pause.sid}" if pause.scope == PauseScope.ACCOUNT else f"sender {pause.sender}"
+
+
+def _resume_flag(pause: Pause) -> str:
+    return (
+        f"--account {pause.sid}"
+        if pause.scope == PauseScope.ACCOUNT
+        else f"--sender {pause.sender}"
+    )

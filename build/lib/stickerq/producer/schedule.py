@@ -1,0 +1,404 @@
+"""Scheduled and recurring campaigns: validate the time, store the campaign `scheduled`.
+
+Nothing is dispatched here and nothing waits in Redis: beat's `dispatch_due_campaigns`
+(worker/scheduling.py) queues a campaign once its `scheduled_at` (UTC) has come.
+
+A time is ISO 8601 with an offset (`2026-12-01T09:00+05:30`), or without one plus a zone
+(`--tz Asia/Kolkata`). A local time that a DST change skips or repeats is refused, with the
+fix in the message. `Campaign.timezone` keeps the zone for display: an IANA name, or a fixed
+offset such as `+05:30` when only an offset was given (`zone_named` reads both).
+
+Recurring broadcasts (`every`, a cron expression read in an IANA zone): the audience is
+**frozen** when the schedule is made. Its recipients are validated and stored once, as the
+first run (a normal scheduled campaign at the first cron time, the schedule's template);
+each later run copies the template's messages (recipient, ref, ref1, ref2) with one
+INSERT ... SELECT. Frozen, because a run then never fails on a file that moved or changed,
+and every run of a schedule sends to the same validated list. To change the audience, stop
+the schedule and make a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.cron import next_run, wall_time_exists
+from stickerq.db import open_sessions
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign, Schedule, utcnow
+from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.settings import Settings
+from stickerq.states import CampaignStatus
+
+EXAMPLE = "2026-12-01T09:00+05:30, or 2026-12-01T09:00 with --tz Asia/Kolkata"
+
+
+class ScheduleError(StickerqError):
+    """A scheduled time, zone or cron expression is wrong, or the campaign can't be moved."""
+
+
+@dataclass(frozen=True, slots=True)
+class When:
+    """A moment to send: `utc`, and the zone (IANA name or `+05:30`) it was given in."""
+
+    utc: datetime
+    zone: str
+    moved_from_past: bool = False  # it was in the past and --now-if-past made it now
+
+    @property
+    def local(self) -> datetime:
+        return self.utc.astimezone(zone_named(self.zone))
+
+    def describe(self) -> str:
+        """`2026-12-01 09:00 +05:30 (Asia/Kolkata) = 2026-12-01 03:30 UTC`"""
+        if self.zone == "UTC":
+            return f"{_clock(self.utc)} UTC"
+        label = "" if self.zone.startswith(("+", "-")) else f" ({self.zone})"
+        return f"{_clock(self.local)} {_offset(self.local)}{label} = {_clock(self.utc)} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledCampaign:
+    """What `schedule_campaign` and `create_schedule` stored."""
+
+    result: EnqueueResult
+    when: When
+    schedule_id: int | None = None
+    cron: str | None = None
+
+    @property
+    def campaign_id(self) -> int:
+        return self.result.campaign_id
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.result.as_dict(),
+            "status": CampaignStatus.SCHEDULED.value,
+            "scheduled_at_utc": self.when.utc.isoformat(),
+            "scheduled_at_local": self.when.local.isoformat(),
+            "timezone": self.when.zone,
+            "schedule_id": self.schedule_id,
+            "every": self.cron,
+        }
+
+
+def zone_named(name: str) -> tzinfo:
+    """An IANA zone (`Asia/Kolkata`, `UTC`) or a fixed offset (`+05:30`)."""
+    if name.startswith(("+", "-")):
+        try:
+            return datetime.fromisoformat(f"2000-01-01T00:00{name}").tzinfo or UTC
+        except ValueError:
+            pass
+    else:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise ScheduleError(
+        f"unknown time zone {name!r}: give an IANA name such as Asia/Kolkata, Europe/Berlin "
+        "or UTC (`timedatectl list-timezones` lists them)"
+    )
+
+
+def parse_when(
+    at: str | datetime,
+    tz: str | None = None,
+    *,
+    now_if_past: bool = False,
+    now: datetime | None = None,
+) -> When:
+    """Read a send time; refuse one without a zone, one a DST change skips or repeats, and
+    one in the past (unless now_if_past: then it is now).
+
+    Typed text with both an offset and `tz` must agree; an aware datetime is an instant,
+    and `tz` then only says the zone to show it in.
+    """
+    moment = _parse_iso(at) if isinstance(at, str) else at
+    if moment.tzinfo is None:
+        if tz is None:
+            raise ScheduleError(
+                f"--at {_shown(at)} has no time zone: add its offset or a zone, e.g. {EXAMPLE}"
+            )
+        moment = _localize(moment, zone_named(tz), tz)
+    elif tz is not None:
+        zone_named(tz)
+        if isinstance(at, str):
+            _check_agrees(moment, zone_named(tz), at, tz)
+    zone = tz or _offset_name(moment)
+    utc = moment.astimezone(UTC)
+    now = now or utcnow()
+    if utc >= now:
+        return When(utc, zone)
+    if now_if_past:
+        return When(now, zone, moved_from_past=True)
+    raise ScheduleError(
+        f"--at {_shown(at)} is in the past (it is now {_clock(now)} UTC): give a later time, "
+        "or pass --now-if-past to send at once"
+    )
+
+
+def schedule_campaign(
+    settings: Settings,
+    *,
+    at: str | datetime,
+    tz: str | None = None,
+    now_if_past: bool = False,
+    sessions: sessionmaker[Session] | None = None,
+    **campaign: Any,
+) -> ScheduledCampaign:
+    """Validate and store a campaign `scheduled` at `at`; beat dispatches it then.
+
+    `campaign` takes enqueue_campaign's keywords (sticker_id, to, to_file, sender, ...).
+    """
+    when = parse_when(at, tz, now_if_past=now_if_past)
+    result, _ = _store_scheduled(settings, sessions, campaign, when)
+    return ScheduledCampaign(result, when)
+
+
+def create_schedule(
+    settings: Settings,
+    *,
+    every: str,
+    tz: str,
+    sessions: sessionmaker[Session] | None = None,
+    **campaign: Any,
+) -> ScheduledCampaign:
+    """A recurring broadcast: the campaign (first run, and template of the later runs) is
+    stored `scheduled` at the cron expression's next time in `tz`."""
+    if not _is_iana(tz):
+        raise ScheduleError(
+            f"--every needs --tz with an IANA zone (e.g. Asia/Kolkata), not {tz!r}: the cron "
+            "times are read in that zone, its DST changes included"
+        )
+    if not croniter.is_valid(every):
+        raise ScheduleError(
+            f"--every {every!r} is not a cron expression: give five fields, minute hour "
+            "day-of-month month day-of-week, e.g. '0 9 * * 1' (Mondays at 09:00)"
+        )
+    zone = ZoneInfo(tz)
+    first = When(next_run(every, zone, utcnow()), tz)
+    result, schedule_id = _store_scheduled(settings, sessions, campaign, first, cron=every)
+    return ScheduledCampaign(result, first, schedule_id, every)
+
+
+def reschedule(
+    settings: Settings,
+    campaign_id: int,
+    at: str | datetime,
+    tz: str | None = None,
+    *,
+    now_if_past: bool = False,
+    sessions: sessionmaker[Session] | None = None,
+) -> When:
+    """Move a campaign that is still `scheduled` (a time without a zone is read in the
+    campaign's own zone); refused once it was dispatched or cancelled."""
+    with _factory(settings, sessions) as factory:
+        with factory() as session:
+            campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise ScheduleError(f"no campaign {campaign_id}: `stickerq campaigns list` shows them")
+        naive = isinstance(at, str) and _parse_iso(at).tzinfo is None
+        if tz is None and naive and campaign.timezone:
+            tz = campaign.timezone
+        when = parse_when(at, tz, now_if_past=now_if_past)
+        with factory.begin() as session:
+            moved = session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+                .values(scheduled_at=when.utc, timezone=when.zone),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+            status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if not moved:
+        raise ScheduleError(
+            f"campaign {campaign_id} is {status}, no longer scheduled: only a campaign that "
+            "has not been dispatched yet can be rescheduled"
+        )
+    return when
+
+
+def list_schedules(
+    settings: Settings, sessions: sessionmaker[Session] | None = None
+) -> list[dict[str, object]]:
+    """Every recurring schedule with its next run (UTC and its zone) and runs so far."""
+    runs = (
+        select(func.count(Campaign.id)).where(Campaign.schedule_id == Schedule.id)
+    ).scalar_subquery()
+    with _factory(settings, sessions) as factory, factory() as session:
+        rows = session.execute(select(Schedule, runs).order_by(Schedule.id)).all()
+    return [
+        {
+            "schedule_id": s.id,
+            "name": s.name,
+            "every": s.cron,
+            "timezone": s.timezone,
+            "active": s.active,
+            "next_run_utc": _iso(s.next_run_at),
+            "next_run_local": _iso(s.next_run_at, s.timezone),
+            "last_run_utc": _iso(s.last_run_at),
+            "template_campaign_id": s.template_campaign_id,
+            "runs": count,
+        }
+        for s, count in rows
+    ]
+
+
+def stop_schedule(
+    settings: Settings, schedule_id: int, sessions: sessionmaker[Session] | None = None
+) -> tuple[bool, list[int]]:
+    """Create no more runs; returns (stopped now, not already), and the ids of runs that are
+    still scheduled (they go unless cancelled)."""
+    with _factory(settings, sessions) as factory, factory.begin() as session:
+        if session.get(Schedule, schedule_id) is None:
+            raise ScheduleError(f"no schedule {schedule_id}: `stickerq schedules list` shows them")
+        stopped = session.execute(
+            update(Schedule)
+            .where(Schedule.id == schedule_id, Schedule.active.is_(True))
+            .values(active=False, next_run_at=None),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        waiting = session.scalars(
+            select(Campaign.id)
+            .where(
+                Campaign.schedule_id == schedule_id,
+                Campaign.status == CampaignStatus.SCHEDULED,
+            )
+            .order_by(Campaign.scheduled_at)
+        ).all()
+    return bool(stopped), list(waiting)
+
+
+def _store_scheduled(
+    settings: Settings,
+    sessions: sessionmaker[Session] | None,
+    campaign: dict[str, Any],
+    when: When,
+    *,
+    cron: str | None = None,
+) -> tuple[EnqueueResult, int | None]:
+    """enqueue_campaign's validation and store, with status `scheduled` and no dispatch.
+
+    The store's own transaction also stamps the time (and makes the schedule), just before
+    it commits: no one ever sees a scheduled campaign without its time.
+    """
+    made: list[int] = []
+
+    def stamp(session: Session) -> None:
+        for row in list(session.identity_map.values()):
+            if isinstance(row, Campaign) and row.status == CampaignStatus.SCHEDULED:
+                if row.scheduled_at is None:
+                    row.scheduled_at, row.timezone = when.utc, when.zone
+                if cron is not None and row.schedule_id is None:
+                    row.schedule_id = _add_schedule(session, row, cron, when)
+                    made.append(row.schedule_id)
+
+    with _factory(settings, sessions) as factory:
+        stamping = sessionmaker(class_=factory.class_, **factory.kw)
+        event.listen(stamping, "before_commit", stamp)
+        result = enqueue_campaign(
+            settings, sessions=stamping, status=CampaignStatus.SCHEDULED, **campaign
+        )
+    return result, (made[0] if made else None)
+
+
+def _add_schedule(session: Session, template: Campaign, cron: str, first: When) -> int:
+    zone = ZoneInfo(first.zone)
+    schedule = Schedule(
+        name=template.name,
+        cron=cron,
+        timezone=first.zone,
+        template_campaign_id=template.id,
+        next_run_at=next_run(cron, zone, first.utc),
+        last_run_at=first.utc,
+        active=True,
+    )
+    session.add(schedule)
+    session.flush()
+    return schedule.id
+
+
+@contextmanager
+def _factory(
+    settings: Settings, sessions: sessionmaker[Session] | None
+) -> Iterator[sessionmaker[Session]]:
+    """The caller's session factory, or one on settings.database_url closed afterwards."""
+    with open_sessions(settings.database_url, sessions) as factory:
+        yield factory
+
+
+def _parse_iso(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ScheduleError(
+            f"--at {text!r} is not a time: write ISO 8601, e.g. {EXAMPLE}"
+        ) from None
+
+
+def _is_iana(name: str) -> bool:
+    return not name.startswith(("+", "-")) and isinstance(zone_named(name), ZoneInfo)
+
+
+def _localize(naive: datetime, zone: tzinfo, tz: str) -> datetime:
+    """The naive time in `zone`, refusing one a DST change skips or repeats."""
+    early, late = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() == late.utcoffset():
+        return early
+    if not wall_time_exists(early):
+        after = early.astimezone(UTC).astimezone(zone)
+        raise ScheduleError(
+            f"{_clock(naive)} does not exist in {tz}: the clocks skip it when daylight saving "
+            f"time starts. Pick a time outside the jump, e.g. {_clock(after)}"
+        )
+    raise ScheduleError(
+        f"{_clock(naive)} happens twice in {tz} (at {_offset(early)} and {_offset(late)}, "
+        f"when the clocks go back). Say which with its offset, e.g. --at "
+        f"{naive:%Y-%m-%dT%H:%M}{_offset(early)} --tz {tz}"
+    )
+
+
+def _check_agrees(moment: datetime, zone: tzinfo, at: str | datetime, tz: str) -> None:
+    expected = moment.astimezone(zone)
+    if expected.utcoffset() != moment.utcoffset():
+        raise ScheduleError(
+            f"--at {_shown(at)} has offset {_offset(moment)} but {tz} is at "
+            f"{_offset(expected)} then: drop the offset or --tz, or make them agree"
+        )
+
+
+def _offset(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta(0)
+    sign, minutes = ("-" if offset < timedelta(0) else "+"), abs(int(offset.total_seconds())) // 60
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _offset_name(moment: datetime) -> str:
+    """The zone of an aware time given without --tz: its IANA name if it has one, else
+    its offset (`+05:30`); UTC for +00:00."""
+    if isinstance(moment.tzinfo, ZoneInfo):
+        return moment.tzinfo.key
+    if moment.utcoffset() == timedelta(0):
+        return "UTC"
+    return _offset(moment)
+
+
+def _clock(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" + (f":{moment:%S}" if moment.second else "")
+
+
+def _shown(at: str | datetime) -> str:
+    return at if isinstance(at, str) else at.isoformat()
+
+
+def _iso(moment: datetime | None, zone: str | None = None) -> str | None:
+    if moment is None:
+        return None
+    return (moment.astimezone(zone_named(zone)) if zone else moment).isoformat()

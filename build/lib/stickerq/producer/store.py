@@ -1,0 +1,97 @@
+"""Storing a campaign and its recipients: one transaction, bulk inserts, nothing half-stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.counts import campaign_counts
+from stickerq.errors import StickerqError
+from stickerq.models import Campaign, Message
+from stickerq.producer.bulk_insert import MessageRow, insert_messages
+from stickerq.producer.recipients import Recipient, RecipientReport
+from stickerq.producer.spec import CampaignSpec
+from stickerq.states import CampaignStatus, MessageStatus
+
+
+class RecipientsRejected(StickerqError):
+    """Invalid recipients (and no --skip-invalid), or none at all: nothing was stored."""
+
+    def __init__(self, report: RecipientReport, problem: str) -> None:
+        self.report = report
+        super().__init__(problem)
+
+
+def store_campaign(
+    sessions: sessionmaker[Session],
+    spec: CampaignSpec,
+    sid: str,
+    recipients: Iterable[Recipient],
+    report: RecipientReport,
+    *,
+    skip_invalid: bool,
+    status: CampaignStatus = CampaignStatus.QUEUED,
+) -> int:
+    """Store the campaign and every valid recipient; returns the campaign id.
+
+    The recipients are streamed into bulk inserts inside the one transaction, which is rolled
+    back if any row turns out invalid (unless skip_invalid) or none is valid.
+    """
+    with sessions.begin() as session:
+        campaign = Campaign(
+            name=spec.name,
+            sid=sid,
+            sender=spec.sender,
+            sticker_id=spec.sticker.id,
+            sticker_link=spec.sticker.link,
+            wa_source=spec.wa_source,
+            ref=spec.ref,
+            ref1=spec.ref1,
+            ref2=spec.ref2,
+            status=status,
+        )
+        session.add(campaign)
+        session.flush()
+        # The database drops duplicates (first row winning), so memory stays flat however
+        # many recipients there are.
+        insert_messages(
+            session, campaign.id, (_message_row(campaign, recipient) for recipient in recipients)
+        )
+        stored = campaign_counts(session, campaign.id).messages
+        report.duplicates += report.valid - stored
+        report.valid = stored
+        if report.invalid_count and not skip_invalid:
+            raise RecipientsRejected(
+                report,
+                f"{report.invalid_count} invalid recipient(s); nothing was stored. Fix them, "
+                "or pass --skip-invalid to send to the valid ones only.",
+            )
+        if report.valid == 0:
+            raise RecipientsRejected(report, "no valid recipient; nothing was stored")
+        campaign.recipient_count = report.valid
+        return campaign.id
+
+
+def _message_row(campaign: Campaign, recipient: Recipient) -> MessageRow:
+    """A row's own refs win; the campaign's defaults fill the gaps."""
+    return (
+        recipient.phone,
+        recipient.ref if recipient.ref is not None else campaign.ref,
+        recipient.ref1 if recipient.ref1 is not None else campaign.ref1,
+        recipient.ref2 if recipient.ref2 is not None else campaign.ref2,
+    )
+
+
+def iter_pending_ids(session: Session, campaign_id: int) -> Iterator[int]:
+    """The campaign's pending message pks in order, streamed from a server-side cursor.
+
+    Core rows, not ORM ones: at a million ids the ORM's per-row work was most of the read.
+    """
+    connection = session.connection().execution_options(stream_results=True, max_row_buffer=10_000)
+    yield from connection.execute(
+        select(Message.id)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
+        .order_by(Message.id)
+    ).scalars()

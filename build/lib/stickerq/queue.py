@@ -1,0 +1,146 @@
+"""The queue between producers and workers: the Celery app, its queues, task names and the
+one way to publish a campaign's messages.
+
+Producers and workers both use this module and nothing of each other. A producer publishes
+`send_batch` tasks by name; a worker loads the task bodies through the app's `include`
+(stickerq.worker.tasks) when it starts. Tasks carry message pks, never payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import groupby, islice
+from typing import TYPE_CHECKING, TypeVar
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+if TYPE_CHECKING:
+    import redis
+
+    from stickerq.settings import Settings
+
+SEND_BATCH = "stickerq.send_batch"
+SWEEP = "stickerq.sweep"
+DISPATCH_DUE_RETRIES = "stickerq.dispatch_due"
+DISPATCH_DUE_CAMPAIGNS = "stickerq.dispatch_due_campaigns"
+
+QUEUE = "stickerq"  # beat's periodic tasks
+# send_batch tasks go to one of these by campaign: kombu's Redis transport reads its queues
+# round robin, so a big campaign cannot hold every worker while another sender's waits.
+SEND_SHARDS = 8
+# Beat keeps its schedule in memory: every entry runs every few seconds and scheduled work
+# lives in the database, so the default PersistentScheduler's shelve files kept nothing.
+BEAT_SCHEDULER = "celery.beat:Scheduler"
+T = TypeVar("T")
+
+app = Celery("stickerq", include=["stickerq.worker.tasks"])
+
+
+def send_queue(campaign_id: int) -> str:
+    return f"{QUEUE}.send.{campaign_id % SEND_SHARDS}"
+
+
+def worker_queues() -> list[str]:
+    return [QUEUE, *(f"{QUEUE}.send.{shard}" for shard in range(SEND_SHARDS))]
+
+
+def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
+    """Every task message waiting in stickerq's queues (for the sweeper and tests)."""
+    return [body for queue in worker_queues() for body in client.lrange(prefix + queue, 0, -1)]
+
+
+def queued_tasks(client: redis.Redis, prefix: str) -> int:
+    return sum(client.llen(prefix + queue) for queue in worker_queues())
+
+
+def configure_celery(settings: Settings) -> Celery:
+    """Point the app at these settings' broker; a no-op when it already is."""
+    broker = (
+        settings.redis_url,
+        settings.redis_prefix,
+        settings.dispatch_interval_seconds,
+        settings.sweep_interval_seconds,
+    )
+    if app.conf.get("stickerq_broker") == broker:
+        return app
+    _drop_connections()
+    app.conf.update(
+        stickerq_broker=broker,
+        broker_url=settings.redis_url,
+        broker_transport_options={
+            "global_keyprefix": settings.redis_prefix,
+            # An unacked task comes back after this long; a batch never takes close to it.
+            "visibility_timeout": 3600,
+        },
+        broker_connection_retry_on_startup=True,
+        # A worker started without -Q (`celery -A stickerq.worker.celery_app worker`)
+        # consumes every stickerq queue; each queue has its own exchange and routing key, as
+        # Celery makes them for a queue it was not told of.
+        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in worker_queues()],
+        task_default_queue=QUEUE,
+        result_backend=None,
+        task_ignore_result=True,
+        # A task may run twice (acks_late + reject_on_worker_lost): claims make that
+        # harmless. send_batch returns once its batch is claimed (see worker/tasks.py): what
+        # brings back a batch whose worker died after that is the sweeper, not the broker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        beat_scheduler=BEAT_SCHEDULER,
+        beat_schedule={
+            "dispatch-due-retries": {
+                "task": DISPATCH_DUE_RETRIES,
+                "schedule": settings.dispatch_interval_seconds,
+            },
+            "sweep": {"task": SWEEP, "schedule": settings.sweep_interval_seconds},
+            "dispatch-due-campaigns": {
+                "task": DISPATCH_DUE_CAMPAIGNS,
+                "schedule": settings.dispatch_interval_seconds,
+            },
+        },
+    )
+    return app
+
+
+def _drop_connections() -> None:
+    """Forget pooled broker connections made with older settings (tests re-configure)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def dispatch_messages(campaign_id: int, message_pks: Iterable[int], batch_size: int) -> int:
+    """Publish the pks in `send_batch` tasks of `batch_size`; returns how many tasks."""
+    published = 0
+    with app.producer_or_acquire() as producer:
+        for chunk in chunks(message_pks, batch_size):
+            app.send_task(
+                SEND_BATCH,
+                args=(campaign_id, chunk),
+                # what logs and `celery inspect` show; Celery's own repr of 200 ids costs
+                # more than the rest of the publish
+                argsrepr=f"({campaign_id}, <{len(chunk)} message pks>)",
+                producer=producer,
+                queue=send_queue(campaign_id),
+            )
+            published += 1
+    return published
+
+
+def dispatch_grouped(rows: Iterable[tuple[int, int]], batch_size: int) -> int:
+    """Publish (campaign_id, message pk) rows sorted by campaign."""
+    published = 0
+    for campaign_id, group in groupby(rows, key=lambda row: row[0]):
+        published += dispatch_messages(campaign_id, (pk for _, pk in group), batch_size)
+    return published

@@ -1,0 +1,92 @@
+"""The sandbox's settings, and their checked change at run time (`POST /_sandbox/config`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stickerq.errors import StickerqError
+
+
+class SandboxConfigError(StickerqError, ValueError):
+    """A run-time config change names an unknown field or gives a value of the wrong kind."""
+
+
+@dataclass
+class SandboxConfig:
+    """What the sandbox accepts and how it misbehaves."""
+
+    sid: str = "HXAP16XXXXXX97IN"
+    # repr=False: the key must never show up in a log line or a traceback.
+    api_key: str = field(default="sandbox-key", repr=False)
+    # Business numbers registered on the account (E.164): the `{phone_number}` of the path.
+    senders: frozenset[str] = frozenset({"+919000000001"})
+    latency_ms: float = 0.0  # added before answering each send
+    wa500_rate: float = 0.0  # fraction of sends answered WA500 at random
+    balance: int | None = None  # after this many accepted sends, answer E110 to every send
+    seed: int | None = None  # for the random WA500s
+    timeout_seconds: float = 60.0  # how long a TIMEOUT scripted outcome stalls before answering
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SandboxConfigError(f"{name} must be a non-empty string, got {type(value).__name__}")
+    return value
+
+
+def _number(name: str, value: Any, *, upper: float | None = None) -> float:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value) or value < 0:
+        raise SandboxConfigError(f"{name} must be a number >= 0, got {value!r}")
+    if upper is not None and value > upper:
+        raise SandboxConfigError(f"{name} must be <= {upper}, got {value!r}")
+    return float(value)
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SandboxConfigError(f"{name} must be null or an integer >= 0, got {value!r}")
+    return value
+
+
+def _senders(name: str, value: Any) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise SandboxConfigError(f"{name} must be a list of E.164 numbers, got {value!r}")
+    numbers = list(value)
+    if not all(isinstance(number, str) and number for number in numbers):
+        raise SandboxConfigError(f"{name} must hold non-empty strings only, got {numbers!r}")
+    return frozenset(numbers)
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "sid": _string,
+    "api_key": _string,
+    "senders": _senders,
+    "latency_ms": _number,
+    "wa500_rate": lambda name, value: _number(name, value, upper=1.0),
+    "balance": _optional_int,
+    "seed": _optional_int,
+    "timeout_seconds": _number,
+}
+
+
+def changed_config(config: SandboxConfig, changes: Mapping[str, Any]) -> SandboxConfig:
+    """A copy of `config` with `changes` applied; every field name and value is checked first."""
+    unknown = sorted(set(changes) - set(_CHECKS))
+    if unknown:
+        raise SandboxConfigError(f"unknown config fields {unknown}; known: {sorted(_CHECKS)}")
+    checked = {name: _CHECKS[name](name, value) for name, value in changes.items()}
+    return dataclasses.replace(config, **checked)
+
+
+def public_view(config: SandboxConfig) -> dict[str, Any]:
+    """The config as JSON-ready data, with the api-key masked."""
+    view = dataclasses.asdict(config)
+    view["api_key"] = "***"
+    view["senders"] = sorted(config.senders)
+    return view

@@ -1,0 +1,93 @@
+"""Configuration, read from `STICKERQ_*` environment variables (and an optional `.env`).
+
+Made once at the edge (CLI, worker start) and passed down; no module reads the
+environment on import.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POD_DOMAINS = {
+    "in": "https://api.in.kaleyra.io",
+    "ap": "https://api.ap.kaleyra.io",
+    "eu": "https://api.eu.kaleyra.io",
+}
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file in the user's data folder (~/.local/share/stickerq on Linux),
+    not in the working directory: a worker and a `send` started in two folders share it."""
+    return f"sqlite:///{Path(user_data_dir('stickerq')) / 'stickerq.db'}"
+
+
+class Settings(BaseSettings):
+    # An empty variable is unset: docker compose's `${STICKERQ_X:-}` passes "" for "not set".
+    model_config = SettingsConfigDict(
+        env_prefix="STICKERQ_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    # One file per user, wherever a command runs (`stickerq config` says where).
+    database_url: str = Field(default_factory=default_database_url)
+    redis_url: str = "redis://localhost:6379/0"
+    # Every Redis key (queues, limiter buckets, pause mirrors) starts with this, so that
+    # several deployments or test runs can share one Redis.
+    redis_prefix: str = "stickerq:"
+
+    kaleyra_sid: str = "HXAP16XXXXXX97IN"
+    kaleyra_api_key: SecretStr = SecretStr("")
+    kaleyra_pod: Literal["in", "ap", "eu"] = "in"
+    kaleyra_base_url: str | None = None
+    sender: str | None = None
+    default_region: str | None = Field(
+        default=None, description="Region (e.g. IN) for recipient numbers written without +"
+    )
+
+    rate_per_second: float = Field(default=80.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (README.md, Performance)
+    in_flight: int = Field(default=150, ge=1, description="concurrent requests per worker process")
+    batches_per_process: int = Field(
+        default=4,
+        ge=1,
+        description="batches a worker process sends at once (their requests share in_flight)",
+    )
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    quick_attempts: int = Field(default=3, ge=1, description="WA500 attempts inside one send")
+    quick_backoff_seconds: float = 0.5
+    retry_delays_seconds: list[float] = Field(
+        default=[300.0, 600.0, 900.0], description="durable WA500 retries after the quick ones"
+    )
+    connect_retry_seconds: float = 5.0
+    dispatch_interval_seconds: float = Field(
+        default=2.0, description="how often beat dispatches due retries and due campaigns"
+    )
+    sweep_interval_seconds: float = 15.0
+    # A claim whose heartbeat is this old is taken for dead by the sweeper.
+    claim_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    wa400_pause_threshold: int = Field(
+        default=20, ge=1, description="WA400s in a row that auto-pause a campaign"
+    )
+
+    @property
+    def kaleyra_url(self) -> str:
+        return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as STICKERQ_* variables for a child process (secrets stay out of argv)."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            if name == "kaleyra_api_key":
+                value = self.kaleyra_api_key.get_secret_value()
+            env[f"STICKERQ_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        return env

@@ -1,0 +1,43 @@
+"""Message and campaign states (see DESIGN.md's state machine)."""
+
+from enum import StrEnum
+
+
+class MessageStatus(StrEnum):
+    PENDING = "pending"  # waiting to be claimed (maybe with a due time for a WA500 retry)
+    SENDING = "sending"  # claimed by one worker; its request may be in flight
+    SENT = "sent"  # Kaleyra accepted it and gave a message_id
+    DELIVERED = "delivered"  # callback
+    READ = "read"  # callback
+    PARKED = "parked"  # E110 / WA401 / WAV2101: waits for an operator's requeue
+    FAILED = "failed"  # final error, or WA500 retries exhausted
+    UNKNOWN = "unknown"  # the request may have gone out; never resent automatically
+    CANCELLED = "cancelled"  # its campaign was cancelled before it was sent
+
+
+SETTLED = frozenset(
+    {
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+        MessageStatus.PARKED,
+        MessageStatus.FAILED,
+        MessageStatus.UNKNOWN,
+        MessageStatus.CANCELLED,
+    }
+)
+UNSETTLED = frozenset({MessageStatus.PENDING, MessageStatus.SENDING})
+
+
+class CampaignStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class PauseScope(StrEnum):
+    ACCOUNT = "account"  # every sender of one SID
+    SENDER = "sender"  # one business number of a SID

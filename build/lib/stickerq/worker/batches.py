@@ -1,0 +1,257 @@
+"""One `send_batch` task's work, as a plain function: claim, send, write, settle.
+
+Claim in one short transaction, send with no transaction open, and write the results in bulk
+as they arrive; a pause stops the batch and puts its unsent messages back to `pending`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from stickerq.campaign_status import complete_if_settled
+from stickerq.errors import ConfigurationError
+from stickerq.models import Campaign
+from stickerq.pauses import (
+    PauseRequest,
+    active_pause,
+    campaign_pause_key,
+    record_pause,
+    restore_mirror,
+)
+from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.worker.claims import (
+    ClaimedMessage,
+    MessageResult,
+    claim,
+    release,
+    write_results,
+)
+from stickerq.worker.inflight import (
+    ClaimKeys,
+    beat_forever,
+    close_claim,
+    forget_sent,
+    new_claim,
+    open_claim,
+)
+from stickerq.worker.outages import until_database_is_back, until_redis_is_back
+from stickerq.worker.runtime import Runtime
+from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25  # the longest a finished result waits for the database
+# The least time between two writes of one batch: results arriving one by one are written a
+# few at a time instead of a transaction each.
+FLUSH_GAP_SECONDS = 0.05
+# How long a batch waits for its campaign's share of this process before going back to the
+# queue (where a worker with room, or another campaign's batch, goes first).
+ROOM_PATIENCE_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class RunningBatch:
+    ctx: SendContext
+    keys: ClaimKeys
+    sender: BatchSender
+    sending: concurrent.futures.Future[BatchOutcome]
+    heartbeat: concurrent.futures.Future[None]
+
+
+def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> bool:
+    """The task's work: claim the batch and start it, then return while its requests go out.
+
+    A thread of the runtime writes its results, so the worker takes its next batch at once:
+    batches overlap and share the process's requests in flight, and a sender waiting for
+    its budget does not hold a worker that another could use. False: this process already
+    runs its share of this campaign's batches, and the batch should go back to the queue.
+    """
+    with runtime.batches.place(campaign_id, ROOM_PATIENCE_SECONDS) as finish_later:
+        if finish_later is None:
+            return False
+        batch = start_batch(runtime, campaign_id, message_ids)
+        if batch is not None:
+            finish_later(lambda: finish_batch(runtime, batch), batch.sender.halt)
+    return True
+
+
+def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> BatchOutcome:
+    """One batch from claim to settled results, in the calling thread."""
+    batch = start_batch(runtime, campaign_id, message_ids)
+    return finish_batch(runtime, batch) if batch is not None else BatchOutcome()
+
+
+def start_batch(
+    runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
+) -> RunningBatch | None:
+    """Claim the messages and start sending them on the runtime's loop (None: nothing claimed)."""
+    keys = new_claim(runtime.settings.redis_prefix)
+    ttl = runtime.settings.claim_heartbeat_seconds
+    until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
+    heartbeat = runtime.submit(beat_forever(runtime.aredis, keys, ttl))
+    try:
+        ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_ids, keys)
+    except BaseException:
+        heartbeat.cancel()
+        raise
+    if ctx is None or not claimed:  # a redelivery, say: nothing of ours to keep a record of
+        heartbeat.cancel()
+        runtime.run(close_claim(runtime.aredis, keys))
+        return None
+    sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots)
+    return RunningBatch(ctx, keys, sender, runtime.submit(sender.send(claimed)), heartbeat)
+
+
+def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
+    """Write the results as they arrive, then settle the batch and close its claim."""
+    ctx, keys, sender = batch.ctx, batch.keys, batch.sender
+    written: list[MessageResult] = []
+    pause_stored = False
+
+    def flush() -> None:
+        nonlocal pause_stored
+        results = sender.take_results()
+        # Read after the results: the sender sets a pause before it adds the result that
+        # caused it, so a parked message is never written without its pause.
+        pause = None if pause_stored else sender.outcome.pause
+        until_database_is_back(_flush)(runtime, ctx, keys, results, pause)
+        pause_stored = pause_stored or pause is not None
+        written.extend(results)
+
+    try:
+        while not batch.sending.done():
+            # Write results as they come: what a killed worker leaves `unknown` is then only
+            # what was in flight (and the few answers of the last instant).
+            sender.results_ready.wait(timeout=FLUSH_SECONDS)
+            flush()
+            concurrent.futures.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
+        outcome = batch.sending.result()
+        flush()
+        until_database_is_back(_record)(runtime, ctx, keys, outcome)
+    finally:
+        batch.heartbeat.cancel()
+    runtime.run(close_claim(runtime.aredis, keys))
+    outcome.results.extend(written)
+    return outcome
+
+
+def _flush(
+    runtime: Runtime,
+    ctx: SendContext,
+    keys: ClaimKeys,
+    results: list[MessageResult],
+    pause: PauseRequest | None,
+) -> None:
+    """Write what finished so far, with the pause it caused (claims read pauses from the
+    database: at once, not when the batch ends), in one transaction. Then drop the results
+    from the claim's record of possible sends: a worker killed now leaves `unknown` only what
+    was really in flight."""
+    if not results and pause is None:
+        return
+    with runtime.sessions.begin() as session:
+        if pause is not None:
+            record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
+        write_results(session, keys.token, results)
+        _count_wa400_run(runtime, session, ctx.campaign_id, results)
+    if not results:
+        return
+    forget = forget_sent(runtime.aredis, keys, [result.pk for result in results])
+    with contextlib.suppress(redis.RedisError):
+        runtime.run(forget)
+
+
+def _claim(
+    runtime: Runtime, campaign_id: int, message_ids: Sequence[int], keys: ClaimKeys
+) -> tuple[SendContext | None, list[ClaimedMessage]]:
+    settings = runtime.settings
+    with runtime.sessions.begin() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            log.warning("campaign %s does not exist; batch dropped", campaign_id)
+            return None, []
+        if campaign.sid != settings.kaleyra_sid:
+            raise ConfigurationError(
+                f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
+                f"holds the key of {settings.kaleyra_sid}"
+            )
+        pause = active_pause(session, campaign.sid, campaign.sender)
+        # Without Redis the limiter, which needs it too, holds the sends until it is back.
+        with contextlib.suppress(redis.RedisError):
+            restore_mirror(
+                runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause
+            )
+        if pause is not None:
+            return None, []
+        claimed = claim(session, campaign_id, message_ids, keys.token)
+        ctx = SendContext(
+            campaign_id=campaign_id,
+            sid=campaign.sid,
+            sender=campaign.sender,
+            sticker={"id": campaign.sticker_id}
+            if campaign.sticker_id
+            else {"link": campaign.sticker_link or ""},
+            wa_source=campaign.wa_source,
+            rate_per_second=settings.rate_per_second,
+            policy=runtime.policy,
+            connect_retry_seconds=settings.connect_retry_seconds,
+            redis_prefix=settings.redis_prefix,
+        )
+    return ctx, claimed
+
+
+def _record(runtime: Runtime, ctx: SendContext, keys: ClaimKeys, outcome: BatchOutcome) -> None:
+    """After the last results: unsent messages back, the campaign settled."""
+    with runtime.sessions.begin() as session:
+        release(session, ctx.campaign_id, keys.token, outcome.unsent)
+    with runtime.sessions.begin() as session:
+        complete_if_settled(session, ctx.campaign_id)
+
+
+def _count_wa400_run(
+    runtime: Runtime, session: Session, campaign_id: int, results: Sequence[MessageResult]
+) -> None:
+    """A long run of WA400s (a bad media id, say) pauses the campaign instead of failing
+    every recipient. Batches running at once make the count approximate, never lost."""
+    answered = sorted((r for r in results if r.attempts), key=lambda r: r.attempts[-1].started_at)
+    if not answered:
+        return
+    if not any(_is_wa400(r) for r in answered):
+        # The common case resets a streak that is mostly 0 already: a plain read first, so
+        # that batches writing at once do not queue on the campaign's row lock.
+        streak_now = session.scalar(select(Campaign.wa400_streak).where(Campaign.id == campaign_id))
+        if not streak_now:
+            return
+    campaign = session.get(Campaign, campaign_id, with_for_update=True)
+    assert campaign is not None
+    streak = campaign.wa400_streak
+    for result in answered:
+        streak = streak + 1 if _is_wa400(result) else 0
+    campaign.wa400_streak = streak
+    threshold = runtime.settings.wa400_pause_threshold
+    if streak >= threshold and campaign.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                status=CampaignStatus.PAUSED,
+                pause_reason=f"{streak} WA400 (bad payload) answers in a row: check the "
+                "sticker id or link, then `stickerq campaigns resume`",
+            )
+        )
+        with contextlib.suppress(redis.RedisError):  # claims read the status anyway
+            runtime.redis.set(
+                campaign_pause_key(runtime.settings.redis_prefix, campaign_id), "WA400"
+            )
+        log.warning("campaign %s paused after %s WA400s in a row", campaign_id, streak)
+
+
+def _is_wa400(result: MessageResult) -> bool:
+    return result.status == MessageStatus.FAILED and result.code == "WA400"

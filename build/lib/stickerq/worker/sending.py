@@ -1,0 +1,232 @@
+"""The send path for one claimed batch: pause check + token, POST, classify, retry WA500.
+
+Runs on the worker process's event loop with many requests in flight; touches no database
+(the caller claims before and writes the results after, in bulk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from stickerq.masking import mask_phone
+from stickerq.models import utcnow
+from stickerq.pauses import PauseRequest, campaign_pause_key, mirror_key, pause_keys
+from stickerq.states import MessageStatus
+from stickerq.worker.claims import AttemptRecord, ClaimedMessage, MessageResult
+from stickerq.worker.inflight import ClaimKeys
+from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
+from stickerq.worker.limiter import RateLimiter
+from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
+from stickerq.worker.retries import RetryPolicy, with_quick_retries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What every message of one campaign's batch shares."""
+
+    campaign_id: int
+    sid: str
+    sender: str
+    sticker: dict[str, str]
+    wa_source: str
+    rate_per_second: float
+    policy: RetryPolicy
+    connect_retry_seconds: float
+    redis_prefix: str
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    # Appended on the event loop, drained by the Celery thread while the batch runs
+    # (deque appends and pops are atomic), so results reach the database as they come.
+    results: deque[MessageResult] = field(default_factory=deque)
+    unsent: list[int] = field(default_factory=list)  # claimed, never tried: release them
+    pause: PauseRequest | None = None
+
+
+class _Stopped(Exception):
+    """A pause (ours or another worker's) stops this batch before this attempt."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    records: list[AttemptRecord] = field(default_factory=list)
+    last_reply: Reply | None = None
+
+
+class BatchSender:
+    def __init__(
+        self,
+        ctx: SendContext,
+        client: KaleyraClient,
+        limiter: RateLimiter,
+        redis: aioredis.Redis,
+        claim: ClaimKeys,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        self.ctx = ctx
+        self.slots = slots  # the process's requests in flight, shared by its batches
+        self.client = client
+        self.limiter = limiter
+        self.redis = redis
+        self.claim = claim
+        # Any of these stops the batch before its next request: the account's or sender's
+        # pause, the campaign's pause or cancel, and the sweeper having declared us dead.
+        self.block_keys = (
+            *pause_keys(ctx.redis_prefix, ctx.sid, ctx.sender),
+            campaign_pause_key(ctx.redis_prefix, ctx.campaign_id),
+            claim.dead,
+        )
+        self.stop = asyncio.Event()
+        self.outcome = BatchOutcome()
+        self.results_ready = threading.Event()  # wakes the thread that writes results
+
+    def take_results(self) -> list[MessageResult]:
+        """The results finished so far and not yet taken (called from another thread)."""
+        self.results_ready.clear()
+        taken = []
+        while self.outcome.results:
+            taken.append(self.outcome.results.popleft())
+        return taken
+
+    async def send(self, claimed: list[ClaimedMessage]) -> BatchOutcome:
+        await asyncio.gather(*(self._send_one(message) for message in claimed))
+        return self.outcome
+
+    def halt(self) -> None:
+        """Stop before the next request: what waits for a token stays unsent (on the loop)."""
+        self.stop.set()
+        self.limiter.refuse_waiting(self.claim.sent)
+
+    async def _send_one(self, message: ClaimedMessage) -> None:
+        progress = _Progress()
+        request = StickerRequest(
+            sender=self.ctx.sender,
+            recipient=message.recipient,
+            sticker=self.ctx.sticker,
+            ref=message.ref,
+            ref1=message.ref1,
+            ref2=message.ref2,
+            wa_source=self.ctx.wa_source,
+        )
+
+        async def attempt() -> Outcome:
+            return await self._attempt(message, request, progress)
+
+        try:
+            outcome = await with_quick_retries(self.ctx.policy, message.delayed_retries, attempt)
+        except _Stopped:
+            if not progress.records:
+                self.outcome.unsent.append(message.pk)
+                return
+            outcome = Outcome(Action.RETRY, reason="stopped by a pause between attempts")
+        except Exception as exc:  # a bug of ours must not leave the message `sending`
+            log.exception("message %s: unexpected error while sending", message.pk)
+            outcome = Outcome(Action.UNKNOWN, reason=f"internal error: {type(exc).__name__}")
+        self.outcome.results.append(self._result(message, outcome, progress))
+        self.results_ready.set()
+
+    async def _attempt(
+        self, message: ClaimedMessage, request: StickerRequest, progress: _Progress
+    ) -> Outcome:
+        if self.stop.is_set():
+            raise _Stopped
+        # A wait for a token is neither an attempt nor a failure. The same atomic step
+        # records the message as possibly sent (see worker/inflight.py).
+        granted = await self.limiter.take(
+            self.ctx.sender,
+            self.ctx.rate_per_second,
+            self.block_keys,
+            mark=(self.claim.sent, str(message.pk)),
+            slots=self.slots,
+            stop=self.stop,
+        )
+        if not granted:
+            self.stop.set()
+            raise _Stopped
+        try:
+            started_at = utcnow()
+            reply = await self.client.send_sticker(request)
+        finally:
+            self.slots.release()
+        outcome = classify(reply)
+        progress.last_reply = reply
+        if outcome.action is not Action.NOT_SENT:
+            progress.records.append(
+                AttemptRecord(
+                    number=message.attempts + len(progress.records) + 1,
+                    started_at=started_at,
+                    latency_ms=reply.latency_ms,
+                    http_status=reply.http_status,
+                    code=reply.code,
+                    action=outcome.action,
+                    detail=outcome.reason[:300] if outcome.action is not Action.SENT else None,
+                )
+            )
+        if outcome.pause is not None:
+            await self._pause(PauseRequest(outcome.pause, reply.code or "?", outcome.reason))
+        if outcome.action is not Action.SENT:
+            log.info(
+                "message %s to %s: %s (%s)",
+                message.pk,
+                mask_phone(message.recipient),
+                outcome.action,
+                reply.code or reply.http_status or reply.failure,
+            )
+        return outcome
+
+    async def _pause(self, request: PauseRequest) -> None:
+        """Stop this batch and, through the Redis mirror, every other worker at once."""
+        self.stop.set()
+        if self.outcome.pause is None:
+            self.outcome.pause = request
+            key = mirror_key(self.ctx.redis_prefix, request.scope, self.ctx.sid, self.ctx.sender)
+            try:
+                await self.redis.set(key, request.code)
+            except RedisError:  # the database pause (written after the batch) still holds
+                log.warning("could not mirror the pause in Redis; other workers see it later")
+            log.warning("pausing %s of %s: %s", request.scope, self.ctx.sid, request.code)
+
+    def _result(
+        self, message: ClaimedMessage, outcome: Outcome, progress: _Progress
+    ) -> MessageResult:
+        reply = progress.last_reply
+        now = utcnow()
+        result = MessageResult(
+            pk=message.pk,
+            status=MessageStatus.PENDING,
+            attempts=progress.records,
+            total_attempts=message.attempts + len(progress.records),
+            delayed_retries=message.delayed_retries,
+            code=reply.code if reply and outcome.action is not Action.SENT else None,
+            http_status=reply.http_status if reply else None,
+            detail=None if outcome.action is Action.SENT else outcome.reason[:300],
+        )
+        if outcome.action in FINAL_STATUS:
+            result.status = FINAL_STATUS[outcome.action]
+            result.message_id = (
+                reply.message_id if outcome.action is Action.SENT and reply else None
+            )
+        elif outcome.action is Action.NOT_SENT:
+            result.next_attempt_at = now + timedelta(seconds=self.ctx.connect_retry_seconds)
+        elif self.stop.is_set():
+            pass  # WA500, then a pause or cancel stopped the batch: pending, for the resume
+        else:
+            due = self.ctx.policy.next_due(message.delayed_retries, now)
+            if due is None:
+                result.status = MessageStatus.FAILED
+                result.detail = f"WA500 retries exhausted after {result.total_attempts} attempts"
+            else:
+                result.next_attempt_at = due
+                result.delayed_retries += 1
+        return result

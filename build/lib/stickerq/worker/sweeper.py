@@ -1,0 +1,146 @@
+"""The sweeper (beat, every few seconds): nothing stays `sending` or uncovered for ever.
+
+0. A campaign completed while a requeue raced it, and has pending messages, runs again.
+1. A claim whose heartbeat stopped (its worker died, or Redis lost it) is settled: messages
+   its record says may have left become `unknown`, the others `pending` again (see
+   worker/inflight.py for why that record can be trusted).
+2. When no task is queued or running, every due `pending` message of a live campaign is
+   uncovered (Redis lost its queue, a task was dropped): it is dispatched again. A message
+   dispatched twice is claimed once, so this is safe on several hosts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from sqlalchemy import and_, exists, or_, select, text, true, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.counts import messages_in
+from stickerq.models import OPEN_CLAIM, Campaign, Message, Pause, utcnow
+from stickerq.queue import dispatch_grouped, queued_tasks
+from stickerq.states import CampaignStatus, MessageStatus, PauseScope
+from stickerq.worker.claims import SENDABLE_CAMPAIGN
+from stickerq.worker.inflight import claim_keys, settle_claim
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    unknown: int = 0
+    pending: int = 0
+    redispatched: int = 0
+
+
+def settle_dead_claims(
+    sessions: sessionmaker[Session], client: redis.Redis, prefix: str, grace_seconds: float
+) -> SweepReport:
+    """Claims older than grace_seconds whose heartbeat stopped. The grace leaves alone a
+    claim whose heartbeat is still being opened."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    with sessions() as session:
+        # The open claims' partial index, by its own predicate (see take_due_retries).
+        tokens = session.scalars(
+            select(Message.claim_token)
+            .where(text(OPEN_CLAIM), Message.claimed_at < cutoff)
+            .distinct()
+        ).all()
+    unknown = pending = 0
+    for token in tokens:
+        if token is None:
+            continue
+        verdict = settle_claim(client, claim_keys(prefix, token))
+        if verdict.alive:
+            continue
+        with sessions.begin() as session:
+            stuck = (text(OPEN_CLAIM), Message.claim_token == token)
+            if verdict.record_kept:
+                pending += _set(
+                    session,
+                    and_(*stuck, Message.id.not_in(verdict.sent) if verdict.sent else true()),
+                    status=MessageStatus.PENDING,
+                    claim_token=None,
+                    claimed_at=None,
+                )
+                why = "its worker died after the request may have left; never resent"
+            else:
+                why = "Redis lost the record of what its worker sent; never resent"
+            unknown += _set(
+                session, and_(*stuck), status=MessageStatus.UNKNOWN, last_error_detail=why
+            )
+        log.warning("claim %s settled: its worker is gone", token)
+    return SweepReport(unknown=unknown, pending=pending)
+
+
+def _set(session: Session, condition: object, **values: object) -> int:
+    result = session.execute(
+        update(Message).where(condition).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
+
+
+def redispatch_uncovered(
+    sessions: sessionmaker[Session], client: redis.Redis, prefix: str, batch_size: int
+) -> int:
+    """Dispatch due pending messages again, but only while no task waits in the queue.
+
+    Tasks being run are not counted: with late acks and a prefetch of one, a running task's
+    messages are already claimed (`sending`), so the pending ones are uncovered.
+    """
+    if queued_tasks(client, prefix):
+        return 0
+    now = utcnow()
+    paused = exists().where(
+        Pause.sid == Campaign.sid,
+        Pause.resumed_at.is_(None),
+        or_(Pause.scope == PauseScope.ACCOUNT, Pause.sender == Campaign.sender),
+    )
+    with sessions() as session:
+        rows = session.execute(
+            select(Message.campaign_id, Message.id)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .where(
+                Campaign.status.in_(SENDABLE_CAMPAIGN),
+                ~paused,
+                Message.status == MessageStatus.PENDING,
+                or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+            )
+            .order_by(Message.campaign_id, Message.id)
+        ).all()
+    if rows:
+        log.warning("re-dispatching %s pending message(s) that no task covers", len(rows))
+        dispatch_grouped(((c, m) for c, m in rows), batch_size)
+    return len(rows)
+
+
+def reopen_campaigns_with_pending(sessions: sessionmaker[Session]) -> int:
+    """A campaign completed while a requeue put messages back: running again, so it sends
+    them and completes again."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Campaign)
+            .where(
+                Campaign.status == CampaignStatus.COMPLETED,
+                messages_in(Campaign.id, [MessageStatus.PENDING]) > 0,
+            )
+            .values(status=CampaignStatus.RUNNING, finished_at=None)
+        )
+    return result.rowcount or 0
+
+
+def sweep(
+    sessions: sessionmaker[Session],
+    client: redis.Redis,
+    prefix: str,
+    batch_size: int,
+    grace_seconds: float,
+) -> SweepReport:
+    reopen_campaigns_with_pending(sessions)
+    settled = settle_dead_claims(sessions, client, prefix, grace_seconds)
+    redispatched = redispatch_uncovered(sessions, client, prefix, batch_size)
+    return SweepReport(settled.unknown, settled.pending, redispatched)

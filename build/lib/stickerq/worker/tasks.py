@@ -1,0 +1,81 @@
+"""Celery tasks: a few lines each, calling plain functions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from celery import signals
+
+from stickerq.db import UPGRADE_ADVICE, lacks_schema
+from stickerq.queue import (
+    DISPATCH_DUE_CAMPAIGNS,
+    DISPATCH_DUE_RETRIES,
+    SEND_BATCH,
+    SWEEP,
+    app,
+    dispatch_messages,
+)
+from stickerq.worker import batches, runtime, scheduling, sweeper
+from stickerq.worker.dispatch import dispatch_due_retries
+from stickerq.worker.runtime import current_runtime
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=SEND_BATCH)
+def send_batch(campaign_id: int, message_ids: list[int]) -> None:
+    if not batches.send_batch(current_runtime(), campaign_id, message_ids):
+        dispatch_messages(campaign_id, message_ids, len(message_ids))  # back to the queue
+
+
+@signals.worker_process_shutdown.connect  # a prefork child
+@signals.worker_shutdown.connect  # the worker itself (threads and solo pools run tasks there)
+def _finish_batches(**_: Any) -> None:
+    """A send_batch task returns before its batch is done: a warm shutdown waits for the
+    batches still running here (stopped before their next request) and writes their results."""
+    runtime.shutdown()
+
+
+@contextlib.contextmanager
+def _needs_schema(task: str) -> Iterator[None]:
+    """A periodic task on a database that was never upgraded says so in one line (every few
+    seconds), not with a traceback."""
+    try:
+        yield
+    except Exception as exc:
+        if not lacks_schema(exc):
+            raise
+        log.error("%s skipped: %s", task, UPGRADE_ADVICE)
+
+
+@app.task(name=SWEEP)
+def sweep() -> None:
+    with _needs_schema("sweep"):
+        runtime = current_runtime()
+        settings = runtime.settings
+        sweeper.sweep(
+            runtime.sessions,
+            runtime.redis,
+            settings.redis_prefix,
+            settings.batch_size,
+            grace_seconds=settings.claim_heartbeat_seconds,
+        )
+
+
+@app.task(name=DISPATCH_DUE_RETRIES)
+def dispatch_due() -> None:
+    with _needs_schema("dispatch of due retries"):
+        runtime = current_runtime()
+        dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
+
+
+@app.task(name=DISPATCH_DUE_CAMPAIGNS)
+def dispatch_due_campaigns() -> None:
+    """Start the recurring runs whose time has come, then queue every due scheduled campaign."""
+    with _needs_schema("dispatch of due campaigns"):
+        runtime = current_runtime()
+        scheduling.run_due_schedules(runtime.sessions)
+        scheduling.dispatch_due_campaigns(runtime.sessions, runtime.settings.batch_size)
