@@ -18,6 +18,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) scripts/staged_tree.py -- $(abspath $(VENV))/bin/lint-imports $(CURDIR)/pyproject.toml
+	$(PY) scripts/staged_tree.py -- $(abspath $(VENV))/bin/mypy \
+		--config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache -p stickerq
 
 test: $(VENV)/.installed services lint
 	$(PY) -m pytest

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
+from stickerq.db import rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import Message, utcnow
 from stickerq.states import MessageStatus
@@ -39,7 +40,8 @@ class StatusCallback:
 
 def parse_callback(payload: dict[str, Any]) -> StatusCallback:
     meta = _first_status(payload)
-    extra = payload.get("extra_info") if isinstance(payload.get("extra_info"), dict) else {}
+    extra_info = payload.get("extra_info")
+    extra: dict[str, Any] = extra_info if isinstance(extra_info, dict) else {}
     message_id = payload.get("message_id") or extra.get("message_id") or meta.get("id")
     status = str(payload.get("status") or meta.get("status") or "").lower()
     if not message_id:
@@ -62,32 +64,38 @@ def apply_callback(session: Session, callback: StatusCallback) -> int:
     row = Message.message_id == callback.message_id
     if callback.status == "delivered":
         values: dict[str, Any] = {"delivered_at": func.coalesce(Message.delivered_at, callback.at)}
-        moved = session.execute(
-            update(Message)
-            .where(row, Message.status == MessageStatus.SENT)
-            .values(status=MessageStatus.DELIVERED, **values)
-        ).rowcount
-        return moved or session.execute(update(Message).where(row).values(**values)).rowcount
+        moved = rows_changed(
+            session.execute(
+                update(Message)
+                .where(row, Message.status == MessageStatus.SENT)
+                .values(status=MessageStatus.DELIVERED, **values)
+            )
+        )
+        return moved or rows_changed(session.execute(update(Message).where(row).values(**values)))
     if callback.status == "read":
-        return session.execute(
-            update(Message)
-            .where(row, Message.status.in_((*AFTER_SENT, MessageStatus.READ)))
-            .values(
-                status=MessageStatus.READ,
-                read_at=callback.at,
-                delivered_at=func.coalesce(Message.delivered_at, callback.at),
+        return rows_changed(
+            session.execute(
+                update(Message)
+                .where(row, Message.status.in_((*AFTER_SENT, MessageStatus.READ)))
+                .values(
+                    status=MessageStatus.READ,
+                    read_at=callback.at,
+                    delivered_at=func.coalesce(Message.delivered_at, callback.at),
+                )
             )
-        ).rowcount
+        )
     if callback.status in ("failed", "not-sent"):
-        return session.execute(
-            update(Message)
-            .where(row, Message.status.in_(AFTER_SENT))
-            .values(
-                status=MessageStatus.FAILED,
-                last_error_code=callback.error_code or callback.status,
-                last_error_detail=callback.error_detail or f"callback: {callback.status}",
+        return rows_changed(
+            session.execute(
+                update(Message)
+                .where(row, Message.status.in_(AFTER_SENT))
+                .values(
+                    status=MessageStatus.FAILED,
+                    last_error_code=callback.error_code or callback.status,
+                    last_error_detail=callback.error_detail or f"callback: {callback.status}",
+                )
             )
-        ).rowcount
+        )
     return 0  # `sent`: we knew
 
 

@@ -22,10 +22,11 @@ from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import complete_if_settled
-from stickerq.db import open_sessions
+from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message, utcnow
-from stickerq.pauses import active_pause, campaign_pause_key
+from stickerq.pauses import active_pause, resume_command
 from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
@@ -260,10 +261,10 @@ def resume_campaign(
                 if complete_if_settled(session, campaign_id):
                     status = CampaignStatus.COMPLETED
     if blocking is not None:
-        flag = f"--sender {blocking.sender}" if blocking.sender else f"--account {blocking.sid}"
+        lift = resume_command(blocking.scope, blocking.sid, blocking.sender)
         warnings.append(
             f"{blocking.scope} {blocking.sender or blocking.sid} is still paused after "
-            f"{blocking.code}: nothing goes until `stickerq resume {flag}`"
+            f"{blocking.code}: nothing goes until `{lift}`"
         )
     message = f"campaign {campaign_id} resumed ({status}); {batches} batch(es) dispatched"
     return LifecycleResult(
@@ -283,15 +284,19 @@ def cancel_campaign(
         # Messages before the campaign row: the order a claim locks them in, so the two
         # cannot deadlock. A batch that claimed first keeps its messages (its worker records
         # them); one that comes after finds nothing pending.
-        cancelled = cast(
-            "CursorResult[Any]",
-            session.execute(
-                update(Message)
-                .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
-                .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
-                execution_options={"synchronize_session": False},
-            ),
-        ).rowcount
+        cancelled = rows_changed(
+            cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(Message)
+                    .where(
+                        Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING
+                    )
+                    .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
+                    execution_options={"synchronize_session": False},
+                ),
+            )
+        )
         changed = _transition(
             session, campaign_id, CANCELLABLE, status=CampaignStatus.CANCELLED, finished_at=utcnow()
         )
@@ -340,7 +345,7 @@ def _transition(
             execution_options={"synchronize_session": False},
         ),
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))
 
 
 def _get(session: Session, campaign_id: int, *, lock: bool = False) -> Campaign:

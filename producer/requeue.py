@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
-from stickerq.pauses import describe_pause
+from stickerq.pauses import describe_pause, pauses_in_force, resume_command
 from stickerq.producer.failures import parse_status
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.progress import CampaignNotFound
@@ -92,7 +92,7 @@ def _requeue(
                 f"no campaign {campaign_id}; `stickerq failures` shows each failure's campaign"
             )
         sid, sender, campaign_status = campaign.sid, campaign.sender, campaign.status
-        pauses = _pauses_in_force(session, sid, sender)
+        pauses = pauses_in_force(session, sid, sender)
         matching = session.scalar(
             select(func.count()).where(*_selection(campaign_id, wanted, code))
         )
@@ -201,25 +201,15 @@ def _reopen_if_completed_early(
     return dispatch_campaign(settings, sessions, campaign_id) if reopened else 0
 
 
-def _pauses_in_force(session: Session, sid: str, sender: str) -> Sequence[Pause]:
-    return session.scalars(
-        select(Pause)
-        .where(
-            Pause.sid == sid,
-            Pause.resumed_at.is_(None),
-            (Pause.scope == PauseScope.ACCOUNT) | (Pause.sender == sender),
-        )
-        .order_by(Pause.id)
-    ).all()
-
-
 def _refusal(campaign_id: int, pauses: Sequence[Pause]) -> str:
     held = "; ".join(
         f"{_scope_name(pause)} paused after {pause.code} since "
         f"{pause.paused_at:%Y-%m-%d %H:%M:%S} UTC ({pause.reason})"
         for pause in pauses
     )
-    lift = " and ".join(f"`stickerq resume {_resume_flag(pause)}`" for pause in pauses)
+    lift = " and ".join(
+        f"`{resume_command(pause.scope, pause.sid, pause.sender)}`" for pause in pauses
+    )
     return (
         f"campaign {campaign_id} cannot be requeued while a pause is in force: {held}. "
         "Requeued messages would only wait behind it. Fix the cause (top up the balance, "
@@ -230,11 +220,3 @@ def _refusal(campaign_id: int, pauses: Sequence[Pause]) -> str:
 
 def _scope_name(pause: Pause) -> str:
     return f"account {pause.sid}" if pause.scope == PauseScope.ACCOUNT else f"sender {pause.sender}"
-
-
-def _resume_flag(pause: Pause) -> str:
-    return (
-        f"--account {pause.sid}"
-        if pause.scope == PauseScope.ACCOUNT
-        else f"--sender {pause.sender}"
-    )

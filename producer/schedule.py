@@ -31,7 +31,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.cron import next_run, wall_time_exists
-from stickerq.db import open_sessions
+from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
@@ -210,12 +210,14 @@ def reschedule(
             tz = campaign.timezone
         when = parse_when(at, tz, now_if_past=now_if_past)
         with factory.begin() as session:
-            moved = session.execute(
-                update(Campaign)
-                .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
-                .values(scheduled_at=when.utc, timezone=when.zone),
-                execution_options={"synchronize_session": False},
-            ).rowcount
+            moved = rows_changed(
+                session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
+                    .values(scheduled_at=when.utc, timezone=when.zone),
+                    execution_options={"synchronize_session": False},
+                )
+            )
             status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
     if not moved:
         raise ScheduleError(
@@ -259,12 +261,14 @@ def stop_schedule(
     with _factory(settings, sessions) as factory, factory.begin() as session:
         if session.get(Schedule, schedule_id) is None:
             raise ScheduleError(f"no schedule {schedule_id}: `stickerq schedules list` shows them")
-        stopped = session.execute(
-            update(Schedule)
-            .where(Schedule.id == schedule_id, Schedule.active.is_(True))
-            .values(active=False, next_run_at=None),
-            execution_options={"synchronize_session": False},
-        ).rowcount
+        stopped = rows_changed(
+            session.execute(
+                update(Schedule)
+                .where(Schedule.id == schedule_id, Schedule.active.is_(True))
+                .values(active=False, next_run_at=None),
+                execution_options={"synchronize_session": False},
+            )
+        )
         waiting = session.scalars(
             select(Campaign.id)
             .where(

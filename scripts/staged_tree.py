@@ -4,7 +4,7 @@ In the repository, stickerq.producer, stickerq.worker and stickerq.migrations li
 top-level folders producer/, worker/ and migrations/ (pyproject's package-dir). Tools that
 find a package's modules by walking its folder (import-linter) and runs that must import
 one checkout's code rather than the installed one (benchmarks of an older commit) use this
-layout instead, put first on PYTHONPATH.
+layout instead, put first on PYTHONPATH (and MYPYPATH, for mypy).
 
     python scripts/staged_tree.py [--root CHECKOUT] -- COMMAND ...   # run COMMAND with it
 """
@@ -41,7 +41,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="stickerq-staged-") as folder:
         path = stage(args.root, Path(folder))
         search = os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH")]))
-        env = dict(os.environ, PYTHONPATH=search)
+        env = dict(os.environ, PYTHONPATH=search, MYPYPATH=str(path))
         return subprocess.run(args.command, env=env, cwd=folder).returncode
 
 

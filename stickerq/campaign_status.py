@@ -6,6 +6,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from stickerq.counts import messages_in
+from stickerq.db import rows_changed
 from stickerq.models import Campaign, utcnow
 from stickerq.states import UNSETTLED, CampaignStatus
 
@@ -21,4 +22,4 @@ def complete_if_settled(session: Session, campaign_id: int) -> bool:
         )
         .values(status=CampaignStatus.COMPLETED, finished_at=utcnow())
     )
-    return bool(result.rowcount)
+    return bool(rows_changed(result))

@@ -6,11 +6,13 @@ so these reads cost the same for 20 recipients and for a million.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from stickerq.models import CampaignCount, Message
 from stickerq.states import UNSETTLED
@@ -46,7 +48,7 @@ def campaign_counts(session: Session, campaign_id: int) -> CampaignCounts:
 
 
 def messages_in(
-    campaign_id: ColumnElement[int] | int, statuses: Iterable[str] = UNSETTLED
+    campaign_id: SQLCoreOperations[int] | int, statuses: Iterable[str] = UNSETTLED
 ) -> ColumnElement[int]:
     """A campaign's messages in these statuses, as a scalar subquery (0 when none)."""
     return (
@@ -75,7 +77,7 @@ def counted_from_rows(session: Session, campaign_id: int) -> CampaignCounts:
     return _fold(rows)
 
 
-def _fold(rows: Iterable[Row[tuple[str, str, int, int, int, int]]]) -> CampaignCounts:
+def _fold(rows: Iterable[Sequence[Any]]) -> CampaignCounts:
     """(status, code, messages, attempts, attempted, retries_waiting) rows, added up."""
     counts = CampaignCounts()
     for status, code, messages, attempts, attempted, retries_waiting in rows:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 UPGRADE_ADVICE = "the database has no stickerq tables (or an old schema): run `stickerq db upgrade`"
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """The rows an UPDATE, DELETE or INSERT changed (Session.execute types its result as a
+    plain Result, which has no rowcount)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def lacks_schema(exc: BaseException) -> bool:
@@ -60,17 +70,44 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# One engine (one connection pool) per database and process: a CLI run or a producer call
+# reuses it instead of building and dropping a pool per function. A few are kept, for
+# processes that talk to several databases (tests, benchmarks); the oldest is disposed.
+_ENGINES_KEPT = 8
+_engines: OrderedDict[tuple[int, str], Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+
+
+def shared_engine(url: str) -> Engine:
+    """This process's engine for `url`, made on first use; disposed when the process exits."""
+    key = (os.getpid(), url)  # a forked child makes its own: the parent's pool is not its
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = make_engine(url)
+            while len(_engines) > _ENGINES_KEPT:
+                _drop(*_engines.popitem(last=False))
+        else:
+            _engines.move_to_end(key)
+        return engine
+
+
+def _drop(key: tuple[int, str], engine: Engine) -> None:
+    # An engine inherited through fork shares its sockets with the parent: forget its
+    # connections without closing them.
+    engine.dispose(close=key[0] == os.getpid())
+
+
+@atexit.register
+def _dispose_engines() -> None:
+    with _engines_lock:
+        while _engines:
+            _drop(*_engines.popitem())
+
+
 @contextmanager
 def open_sessions(
     url: str, sessions: sessionmaker[Session] | None = None
 ) -> Iterator[sessionmaker[Session]]:
-    """The caller's session factory if given, else one on a fresh engine that is disposed
-    (its connections closed) at the end."""
-    if sessions is not None:
-        yield sessions
-        return
-    engine = make_engine(url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+    """The caller's session factory if given, else one on this process's engine for `url`."""
+    yield sessions if sessions is not None else make_session_factory(shared_engine(url))

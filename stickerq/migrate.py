@@ -31,14 +31,10 @@ def downgrade(database_url: str, revision: str) -> None:
 
 def current(database_url: str) -> str | None:
     """The revision the database is at (None: never upgraded)."""
-    from stickerq.db import make_engine
+    from stickerq.db import shared_engine
 
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
+    with shared_engine(database_url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def history() -> list[tuple[str, str]]:

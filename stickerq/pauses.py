@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import SQLCoreOperations
 
+from stickerq.db import rows_changed
+from stickerq.keys import account_pause_key, sender_pause_key
 from stickerq.models import Pause, utcnow
 from stickerq.states import PauseScope
 
@@ -28,12 +31,7 @@ class PauseRequest:
 
 def pause_keys(prefix: str, sid: str, sender: str) -> tuple[str, str]:
     """The Redis mirror keys that block a sender: its account's, then its own."""
-    return f"{prefix}pause:account:{sid}", f"{prefix}pause:sender:{sid}:{sender}"
-
-
-def campaign_pause_key(prefix: str, campaign_id: int) -> str:
-    """Set while a campaign is paused or cancelled: its in-flight batches stop at once."""
-    return f"{prefix}pause:campaign:{campaign_id}"
+    return account_pause_key(prefix, sid), sender_pause_key(prefix, sid, sender)
 
 
 def mirror_key(prefix: str, scope: PauseScope, sid: str, sender: str) -> str:
@@ -41,17 +39,32 @@ def mirror_key(prefix: str, scope: PauseScope, sid: str, sender: str) -> str:
     return account_key if scope is PauseScope.ACCOUNT else sender_key
 
 
+def in_force(
+    sid: str | SQLCoreOperations[str], sender: str | SQLCoreOperations[str]
+) -> ColumnElement[bool]:
+    """SQL: the pause rows that hold this sender now, its account's and its own. `sid` and
+    `sender` may be values or columns (Campaign.sid, Campaign.sender)."""
+    return and_(
+        Pause.sid == sid,
+        Pause.resumed_at.is_(None),
+        or_(Pause.scope == PauseScope.ACCOUNT, Pause.sender == sender),
+    )
+
+
 def active_pause(session: Session, sid: str, sender: str) -> Pause | None:
     """The pause that blocks this sender now (its account's or its own), if any."""
-    return session.scalars(
-        select(Pause)
-        .where(
-            Pause.sid == sid,
-            Pause.resumed_at.is_(None),
-            or_(Pause.scope == PauseScope.ACCOUNT, Pause.sender == sender),
-        )
-        .limit(1)
-    ).first()
+    return session.scalars(select(Pause).where(in_force(sid, sender)).limit(1)).first()
+
+
+def pauses_in_force(session: Session, sid: str, sender: str) -> list[Pause]:
+    """Every pause that blocks this sender now, oldest first."""
+    return list(session.scalars(select(Pause).where(in_force(sid, sender)).order_by(Pause.id)))
+
+
+def resume_command(scope: str, sid: str, sender: str) -> str:
+    """The command that lifts a pause (of `scope` "account" or "sender")."""
+    flag = f"--account {sid}" if scope == PauseScope.ACCOUNT else f"--sender {sender}"
+    return f"stickerq resume {flag}"
 
 
 def record_pause(
@@ -103,7 +116,7 @@ def resume(session: Session, sid: str, sender: str | None = None) -> int:
         .where(Pause.sid == sid, Pause.resumed_at.is_(None), condition)
         .values(resumed_at=utcnow())
     )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def restore_mirror(

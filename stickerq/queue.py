@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from celery import Celery
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
+
+from stickerq.keys import queue_key
 
 if TYPE_CHECKING:
     import redis
@@ -46,12 +48,17 @@ def worker_queues() -> list[str]:
 
 
 def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
-    """Every task message waiting in stickerq's queues (for the sweeper and tests)."""
-    return [body for queue in worker_queues() for body in client.lrange(prefix + queue, 0, -1)]
+    """Every task message waiting in stickerq's queues (for the sweeper and tests); the client
+    must return bytes (the default)."""
+    return [
+        cast(bytes, body)
+        for queue in worker_queues()
+        for body in client.lrange(queue_key(prefix, queue), 0, -1)
+    ]
 
 
 def queued_tasks(client: redis.Redis, prefix: str) -> int:
-    return sum(client.llen(prefix + queue) for queue in worker_queues())
+    return sum(client.llen(queue_key(prefix, queue)) for queue in worker_queues())
 
 
 def configure_celery(settings: Settings) -> Celery:
@@ -77,7 +84,10 @@ def configure_celery(settings: Settings) -> Celery:
         # A worker started without -Q (`celery -A stickerq.worker.celery_app worker`)
         # consumes every stickerq queue; each queue has its own exchange and routing key, as
         # Celery makes them for a queue it was not told of.
-        task_queues=[Queue(name, Exchange(name), routing_key=name) for name in worker_queues()],
+        task_queues=[
+            Queue(name, Exchange(name), routing_key=name)  # type: ignore[no-untyped-call]
+            for name in worker_queues()
+        ],
         task_default_queue=QUEUE,
         result_backend=None,
         task_ignore_result=True,

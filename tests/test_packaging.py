@@ -4,6 +4,7 @@ of the user's own called `migrations` cannot shadow ours."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +26,12 @@ def run(*command: str | Path, **kwargs: object) -> subprocess.CompletedProcess[s
 def test_wheel_installs_under_stickerq_and_upgrades_beside_an_unrelated_migrations(
     tmp_path: Path,
 ) -> None:
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", ROOT)
+    source = tmp_path / "source"  # setuptools builds in the source folder: not in ours
+    for name in ("stickerq", "producer", "worker", "migrations"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source)
     (wheel,) = (tmp_path / "dist").glob("stickerq-*.whl")
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"stickerq"}

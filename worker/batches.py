@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from stickerq.campaign_status import complete_if_settled
 from stickerq.errors import ConfigurationError
+from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign
 from stickerq.pauses import (
     PauseRequest,
     active_pause,
-    campaign_pause_key,
     record_pause,
     restore_mirror,
 )
@@ -66,7 +66,7 @@ class RunningBatch:
     heartbeat: concurrent.futures.Future[None]
 
 
-def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> bool:
+def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> bool:
     """The task's work: claim the batch and start it, then return while its requests go out.
 
     A thread of the runtime writes its results, so the worker takes its next batch at once:
@@ -77,20 +77,20 @@ def send_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -
     with runtime.batches.place(campaign_id, ROOM_PATIENCE_SECONDS) as finish_later:
         if finish_later is None:
             return False
-        batch = start_batch(runtime, campaign_id, message_ids)
+        batch = start_batch(runtime, campaign_id, message_pks)
         if batch is not None:
             finish_later(lambda: finish_batch(runtime, batch), batch.sender.halt)
     return True
 
 
-def process_batch(runtime: Runtime, campaign_id: int, message_ids: Sequence[int]) -> BatchOutcome:
+def process_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> BatchOutcome:
     """One batch from claim to settled results, in the calling thread."""
-    batch = start_batch(runtime, campaign_id, message_ids)
+    batch = start_batch(runtime, campaign_id, message_pks)
     return finish_batch(runtime, batch) if batch is not None else BatchOutcome()
 
 
 def start_batch(
-    runtime: Runtime, campaign_id: int, message_ids: Sequence[int]
+    runtime: Runtime, campaign_id: int, message_pks: Sequence[int]
 ) -> RunningBatch | None:
     """Claim the messages and start sending them on the runtime's loop (None: nothing claimed)."""
     keys = new_claim(runtime.settings.redis_prefix)
@@ -98,7 +98,7 @@ def start_batch(
     until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
     heartbeat = runtime.submit(beat_forever(runtime.aredis, keys, ttl))
     try:
-        ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_ids, keys)
+        ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_pks, keys)
     except BaseException:
         heartbeat.cancel()
         raise
@@ -169,7 +169,7 @@ def _flush(
 
 
 def _claim(
-    runtime: Runtime, campaign_id: int, message_ids: Sequence[int], keys: ClaimKeys
+    runtime: Runtime, campaign_id: int, message_pks: Sequence[int], keys: ClaimKeys
 ) -> tuple[SendContext | None, list[ClaimedMessage]]:
     settings = runtime.settings
     with runtime.sessions.begin() as session:
@@ -190,7 +190,7 @@ def _claim(
             )
         if pause is not None:
             return None, []
-        claimed = claim(session, campaign_id, message_ids, keys.token)
+        claimed = claim(session, campaign_id, message_pks, keys.token)
         ctx = SendContext(
             campaign_id=campaign_id,
             sid=campaign.sid,

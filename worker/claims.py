@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     String,
+    Table,
     Update,
     and_,
     any_,
@@ -40,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.types import TypeEngine
 
 from stickerq.models import RETRY_DUE, Attempt, Campaign, Message, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
@@ -86,14 +88,14 @@ class MessageResult:
 
 
 def claim(
-    session: Session, campaign_id: int, message_ids: Sequence[int], token: str
+    session: Session, campaign_id: int, message_pks: Sequence[int], token: str
 ) -> list[ClaimedMessage]:
     """Move the batch's still-pending, due messages to `sending` under this claim token."""
     now = utcnow()
     campaign_sendable = exists().where(
         Campaign.id == campaign_id, Campaign.status.in_(SENDABLE_CAMPAIGN)
     )
-    batch = _locked(Message.id.in_(message_ids))
+    batch = _locked(Message.id.in_(message_pks))
     rows = session.execute(
         update(Message)
         .where(
@@ -176,9 +178,9 @@ def _still_claimed(locked: CTE, token: str | BindParameter[str]) -> ColumnElemen
     )
 
 
-_table = Message.__table__
+_table = cast(Table, Message.__table__)
 # Each result's parameter, the message column it sets, and its type in an array.
-_RESULT_COLUMNS = {
+_RESULT_COLUMNS: dict[str, tuple[str, TypeEngine[Any]]] = {
     "pk": ("id", BigInteger()),
     "status": ("status", String()),
     "total_attempts": ("attempts", Integer()),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import redis
 import redis.asyncio as aioredis
 
+from stickerq.keys import claim_key
+
 # Long enough for a sweeper to run after any outage we would still call an outage.
 SENT_SET_TTL_SECONDS = 7 * 24 * 3600
 SENTINEL = "-"
@@ -38,7 +40,7 @@ def new_claim(prefix: str) -> ClaimKeys:
 
 
 def claim_keys(prefix: str, token: str) -> ClaimKeys:
-    base = f"{prefix}claim:{token}"
+    base = claim_key(prefix, token)
     return ClaimKeys(token=token, alive=base, sent=f"{base}:sent", dead=f"{base}:dead")
 
 

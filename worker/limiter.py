@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from stickerq.keys import bucket_key
 from stickerq.masking import mask_phone
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def burst_tokens(rate_per_second: float) -> float:
 
 def backoff_delay(failures: int, cap: float) -> float:
     """Capped exponential backoff with jitter after `failures` failed tries in a row."""
-    return random.uniform(0.5, 1.0) * min(cap, _FIRST_BACKOFF * 2 ** min(failures - 1, 30))
+    return random.uniform(0.5, 1.0) * min(cap, _FIRST_BACKOFF * 2.0 ** min(failures - 1, 30))
 
 
 def _check_rate(rate_per_second: float) -> None:
@@ -141,7 +142,7 @@ class RateLimiter:
         )
 
     def bucket_key(self, sender: str) -> str:
-        return f"{self._prefix}limit:{sender}"
+        return bucket_key(self._prefix, sender)
 
     async def try_acquire(
         self,

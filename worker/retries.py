@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_result,
     stop_after_attempt,
     wait_random_exponential,
@@ -60,7 +61,14 @@ async def with_quick_retries(
             multiplier=policy.quick_backoff_seconds, max=policy.quick_backoff_seconds * 8
         ),
         retry=retry_if_result(lambda outcome: outcome.action is Action.RETRY),
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=_last_outcome,
         reraise=True,
     )
     return await retrying(first_then_attempt)
+
+
+def _last_outcome(state: RetryCallState) -> Outcome:
+    """The outcome of the last quick attempt, once they are used up."""
+    assert state.outcome is not None  # tenacity calls this after an attempt
+    outcome: Outcome = state.outcome.result()
+    return outcome

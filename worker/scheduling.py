@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts
 from stickerq.cron import next_run
+from stickerq.db import rows_changed
 from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.queue import dispatch_messages
 from stickerq.states import CampaignStatus, MessageStatus
@@ -88,6 +89,8 @@ def run_due_schedules(sessions: sessionmaker[Session]) -> list[int]:
         ).all()
     created = []
     for schedule_id, run_at in due:
+        if run_at is None:  # not due (the query's condition excludes it)
+            continue
         with sessions.begin() as session:
             campaign_id = _start_run(session, schedule_id, run_at, now)
         if campaign_id is not None:
@@ -109,16 +112,18 @@ def _start_run(session: Session, schedule_id: int, run_at: datetime, now: dateti
     following = next_run(schedule.cron, zone, run_at)
     while following <= now:  # skip the runs missed while no beat ran, keep the latest
         latest, following = following, next_run(schedule.cron, zone, following)
-    won = session.execute(
-        update(Schedule)
-        .where(
-            Schedule.id == schedule_id,
-            Schedule.active.is_(True),
-            Schedule.next_run_at == run_at,
+    won = rows_changed(
+        session.execute(
+            update(Schedule)
+            .where(
+                Schedule.id == schedule_id,
+                Schedule.active.is_(True),
+                Schedule.next_run_at == run_at,
+            )
+            .values(next_run_at=following, last_run_at=latest),
+            execution_options={"synchronize_session": False},
         )
-        .values(next_run_at=following, last_run_at=latest),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    )
     if not won:
         return None
     template_id = schedule.template_campaign_id
@@ -154,7 +159,7 @@ def _copy_campaign(session: Session, template: Campaign, schedule: Schedule, at:
     ).where(Message.campaign_id == template.id)
     columns = ["campaign_id", "recipient", "ref", "ref1", "ref2", "status", "attempts"]
     columns += ["delayed_retries", "created_at"]
-    session.execute(insert(Message.__table__).from_select(columns, source))
+    session.execute(insert(Message).from_select(columns, source))
     # Counted: SQLAlchemy gives rowcount -1 for this INSERT ... SELECT on PostgreSQL.
     copied = campaign_counts(session, run.id).messages
     run.recipient_count = copied

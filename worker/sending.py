@@ -16,9 +16,10 @@ from datetime import timedelta
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from stickerq.keys import campaign_pause_key
 from stickerq.masking import mask_phone
 from stickerq.models import utcnow
-from stickerq.pauses import PauseRequest, campaign_pause_key, mirror_key, pause_keys
+from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus
 from stickerq.worker.claims import AttemptRecord, ClaimedMessage, MessageResult
 from stickerq.worker.inflight import ClaimKeys

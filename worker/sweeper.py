@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import and_, exists, or_, select, text, true, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import messages_in
-from stickerq.models import OPEN_CLAIM, Campaign, Message, Pause, utcnow
+from stickerq.db import rows_changed
+from stickerq.models import OPEN_CLAIM, Campaign, Message, utcnow
+from stickerq.pauses import in_force
 from stickerq.queue import dispatch_grouped, queued_tasks
-from stickerq.states import CampaignStatus, MessageStatus, PauseScope
+from stickerq.states import CampaignStatus, MessageStatus
 from stickerq.worker.claims import SENDABLE_CAMPAIGN
 from stickerq.worker.inflight import claim_keys, settle_claim
 
@@ -76,12 +78,12 @@ def settle_dead_claims(
     return SweepReport(unknown=unknown, pending=pending)
 
 
-def _set(session: Session, condition: object, **values: object) -> int:
+def _set(session: Session, condition: ColumnElement[bool], **values: object) -> int:
     result = session.execute(
         update(Message).where(condition).values(**values),
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def redispatch_uncovered(
@@ -95,11 +97,7 @@ def redispatch_uncovered(
     if queued_tasks(client, prefix):
         return 0
     now = utcnow()
-    paused = exists().where(
-        Pause.sid == Campaign.sid,
-        Pause.resumed_at.is_(None),
-        or_(Pause.scope == PauseScope.ACCOUNT, Pause.sender == Campaign.sender),
-    )
+    paused = exists().where(in_force(Campaign.sid, Campaign.sender))
     with sessions() as session:
         rows = session.execute(
             select(Message.campaign_id, Message.id)
@@ -130,7 +128,7 @@ def reopen_campaigns_with_pending(sessions: sessionmaker[Session]) -> int:
             )
             .values(status=CampaignStatus.RUNNING, finished_at=None)
         )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 def sweep(

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name=SEND_BATCH)
-def send_batch(campaign_id: int, message_ids: list[int]) -> None:
-    if not batches.send_batch(current_runtime(), campaign_id, message_ids):
-        dispatch_messages(campaign_id, message_ids, len(message_ids))  # back to the queue
+def send_batch(campaign_id: int, message_pks: list[int]) -> None:
+    if not batches.send_batch(current_runtime(), campaign_id, message_pks):
+        dispatch_messages(campaign_id, message_pks, len(message_pks))  # back to the queue
 
 
 @signals.worker_process_shutdown.connect  # a prefork child

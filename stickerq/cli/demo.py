@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 from rich.console import Console
 
 from stickerq.cli.watch import progress_table, watch_campaign
@@ -57,7 +58,7 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
         database_url=f"sqlite:///{database}",
         redis_prefix=f"stickerq-demo:{os.getpid()}:",
         kaleyra_base_url=sandbox.url,
-        kaleyra_api_key=DEMO_KEY,
+        kaleyra_api_key=SecretStr(DEMO_KEY),
         sender=DEMO_SENDER,
         rate_per_second=400.0,
         quick_attempts=2,

@@ -127,15 +127,13 @@ def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | Non
         console.print("every message is settled")
     else:
         console.print(progress_table(progress))
+        from stickerq.pauses import resume_command
+
         p = progress.pause or {}
-        flag = (
-            f"--account {p.get('sid')}"
-            if p.get("scope") == "account"
-            else f"--sender {p.get('sender')}"
-        )
+        lift = resume_command(p.get("scope", ""), p.get("sid", ""), p.get("sender", ""))
         console.print(
             f"[yellow]campaign cannot go on:[/] {p.get('scope')} paused after {p.get('code')}; "
-            f"lift it with `stickerq resume {flag}`"
+            f"lift it with `{lift}`"
         )
     if not progress.all_settled:
         raise typer.Exit(EXIT_PAUSED)

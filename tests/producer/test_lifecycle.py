@@ -19,8 +19,8 @@ from typer.testing import CliRunner, Result
 
 from stickerq.cli import app
 from stickerq.errors import ServiceUnavailable
+from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message
-from stickerq.pauses import campaign_pause_key
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.lifecycle import (
     CampaignStateError,

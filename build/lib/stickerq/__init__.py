@@ -1,1 +1,0 @@
-"""stickerq: a queue-backed bulk sender for Kaleyra WhatsApp v2 sticker messages."""

@@ -1,3 +1,0 @@
-from stickerq.cli import main
-
-main()
