@@ -35,3 +35,8 @@ def claim_key(prefix: str, token: str) -> str:
 def queue_key(prefix: str, queue: str) -> str:
     """The Redis list of a Celery queue."""
     return prefix + queue
+
+
+def beat_seen_key(prefix: str) -> str:
+    """Present while beat's periodic tasks ran in the last minute (stickerq/beat.py)."""
+    return f"{prefix}beat:seen"

@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from celery import signals
 
+from stickerq.beat import mark_beat_seen
 from stickerq.db import UPGRADE_ADVICE, lacks_schema
 from stickerq.queue import (
     DISPATCH_DUE_CAMPAIGNS,
@@ -69,7 +71,10 @@ def sweep() -> None:
 def dispatch_due() -> None:
     with _needs_schema("dispatch of due retries"):
         runtime = current_runtime()
-        dispatch_due_retries(runtime.sessions, runtime.settings.batch_size)
+        settings = runtime.settings
+        dispatch_due_retries(runtime.sessions, settings.batch_size)
+        with contextlib.suppress(redis.RedisError):  # only a hint for `stickerq status`
+            mark_beat_seen(runtime.redis, settings.redis_prefix, settings.dispatch_interval_seconds)
 
 
 @app.task(name=DISPATCH_DUE_CAMPAIGNS)

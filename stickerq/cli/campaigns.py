@@ -17,7 +17,14 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import EXIT_REJECTED, console, err_console, fail, load_settings
+from stickerq.cli.common import (
+    EXIT_REJECTED,
+    console,
+    err_console,
+    fail,
+    load_settings,
+    warn_if_no_beat,
+)
 from stickerq.errors import StickerqError
 from stickerq.states import CampaignStatus
 
@@ -77,15 +84,17 @@ def list_command(
     from stickerq.db import open_sessions
     from stickerq.producer.lifecycle import list_campaigns
 
+    settings = load_settings()
     try:
-        with open_sessions(load_settings().database_url) as sessions:
+        with open_sessions(settings.database_url) as sessions:
             rows = list_campaigns(sessions, status=status, limit=limit)
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
         print(json.dumps([row.as_dict() for row in rows]))
-        return
-    console.print(_list_table(rows, status, console.width))
+    else:
+        console.print(_list_table(rows, status, console.width))
+    warn_if_no_beat(settings)
 
 
 @campaigns_app.command("show")

@@ -45,6 +45,17 @@ def fail(exc: StickerqError) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn_if_no_beat(settings: Settings) -> None:
+    """A yellow line on stderr when no beat ran lately (see stickerq/beat.py)."""
+    from stickerq.beat import missing_beat
+
+    warning = missing_beat(
+        settings.redis_url, settings.redis_prefix, settings.dispatch_interval_seconds
+    )
+    if warning is not None:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -19,6 +19,7 @@ from stickerq.cli.common import (
     err_console,
     fail,
     load_settings,
+    warn_if_no_beat,
 )
 from stickerq.errors import StickerqError
 
@@ -102,6 +103,7 @@ def send(
             f"({result.duplicates:,} duplicates dropped, {result.invalid_count:,} invalid "
             f"skipped), {done}"
         )
+    warn_if_no_beat(settings)
     if wait:
         _wait(settings, result.campaign_id, as_json, extra=(scheduled or result).as_dict())
 
@@ -170,6 +172,7 @@ def status(
         print(json.dumps(progress.as_dict()))
     else:
         console.print(progress_table(progress))
+    warn_if_no_beat(settings)
 
 
 def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from stickerq.producer import normalising
@@ -46,3 +48,13 @@ def test_no_rows_and_one_short_chunk() -> None:
     assert [phone for _, _, phone in normalising.normalised([("+447911123456", 1)], None)] == [
         "+447911123456"
     ]
+
+
+def test_helpers_that_cannot_run_leave_the_work_to_this_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(normalising, "CHUNK_ROWS", 150)
+    serial = answers(1)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # every helper exits at once
+    assert answers(2) == serial
+    assert "normalising its chunks here" in caplog.text

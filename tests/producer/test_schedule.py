@@ -281,7 +281,7 @@ def test_cli_send_at_prints_when_in_its_zone_and_utc_and_reschedule_moves_it(
 
     sent = runner.invoke(app, [*args, "--at", "2030-12-01T09:00+05:30", "--json"], env=cli_env)
     assert sent.exit_code == 0, sent.output
-    result = json.loads(sent.output)
+    result = json.loads(sent.stdout)
     assert result["status"] == "scheduled" and result["timezone"] == "+05:30"
     assert result["scheduled_at_utc"] == "2030-12-01T03:30:00+00:00"
 
@@ -309,7 +309,7 @@ def test_cli_every_needs_tz_and_schedules_list_and_stop(
     assert made.exit_code == 0, made.output
     assert "schedule 1 repeats it every '30 8 * * 1' in Asia/Kolkata" in flat(made.output)
 
-    listed = json.loads(runner.invoke(app, ["schedules", "list", "--json"], env=cli_env).output)
+    listed = json.loads(runner.invoke(app, ["schedules", "list", "--json"], env=cli_env).stdout)
     assert [(row["schedule_id"], row["every"], row["runs"]) for row in listed] == [
         (1, "30 8 * * 1", 1)
     ]
