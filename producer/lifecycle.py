@@ -14,14 +14,13 @@ import logging
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import CursorResult, case, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.campaign_status import complete_if_settled
+from stickerq.campaign_status import Move, complete_if_settled, move_campaign, starts
 from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
@@ -36,13 +35,6 @@ from stickerq.states import CampaignStatus, MessageStatus
 log = logging.getLogger(__name__)
 
 DEFAULT_PAUSE_REASON = "paused by an operator"
-PAUSABLE = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
-CANCELLABLE = (
-    CampaignStatus.SCHEDULED,
-    CampaignStatus.QUEUED,
-    CampaignStatus.RUNNING,
-    CampaignStatus.PAUSED,
-)
 UTC_ZONE = ZoneInfo("UTC")
 
 
@@ -205,12 +197,10 @@ def pause_campaign(
     reason = reason or DEFAULT_PAUSE_REASON
     warnings: list[str] = []
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
-        changed = _transition(
-            session, campaign_id, PAUSABLE, status=CampaignStatus.PAUSED, pause_reason=reason
-        )
+        changed = move_campaign(session, campaign_id, Move.PAUSE, pause_reason=reason)
         campaign = _get(session, campaign_id, lock=True)
         if not changed and campaign.status != CampaignStatus.PAUSED:
-            raise _refusal(campaign, "paused", (*PAUSABLE, CampaignStatus.PAUSED))
+            raise _refusal(campaign, "paused", (*starts(Move.PAUSE), CampaignStatus.PAUSED))
         # Also on a no-op: a lost key (Redis flushed) is written again.
         _set_key(settings, campaign_id, CampaignStatus.PAUSED, warnings)
         current_reason = campaign.pause_reason
@@ -235,20 +225,12 @@ def resume_campaign(
     warnings: list[str] = []
     with open_sessions(settings.database_url, sessions) as factory:
         with factory.begin() as session:
-            changed = _transition(
-                session,
-                campaign_id,
-                (CampaignStatus.PAUSED,),
-                status=case(
-                    (Campaign.started_at.is_(None), CampaignStatus.QUEUED.value),
-                    else_=CampaignStatus.RUNNING.value,
-                ),
-                pause_reason=None,
-                wa400_streak=0,
+            changed = move_campaign(
+                session, campaign_id, Move.RESUME, pause_reason=None, wa400_streak=0
             )
             campaign = _get(session, campaign_id, lock=True)
-            if not changed and campaign.status not in PAUSABLE:
-                raise _refusal(campaign, "resumed", (CampaignStatus.PAUSED,))
+            if not changed and campaign.status not in starts(Move.PAUSE):
+                raise _refusal(campaign, "resumed", starts(Move.RESUME))
             _delete_key(settings, campaign_id)  # before the commit: see the module docstring
             status = campaign.status
             blocking = active_pause(session, campaign.sid, campaign.sender)
@@ -285,24 +267,18 @@ def cancel_campaign(
         # cannot deadlock. A batch that claimed first keeps its messages (its worker records
         # them); one that comes after finds nothing pending.
         cancelled = rows_changed(
-            cast(
-                "CursorResult[Any]",
-                session.execute(
-                    update(Message)
-                    .where(
-                        Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING
-                    )
-                    .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
-                    execution_options={"synchronize_session": False},
-                ),
+            session.execute(
+                update(Message)
+                .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
+                .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
+                execution_options={"synchronize_session": False},
             )
         )
-        changed = _transition(
-            session, campaign_id, CANCELLABLE, status=CampaignStatus.CANCELLED, finished_at=utcnow()
-        )
+        changed = move_campaign(session, campaign_id, Move.CANCEL, finished_at=utcnow())
         campaign = _get(session, campaign_id, lock=True)
         if not changed and campaign.status != CampaignStatus.CANCELLED:
-            raise _refusal(campaign, "cancelled", CANCELLABLE)  # rolls the messages back too
+            # the refusal rolls the messages back too
+            raise _refusal(campaign, "cancelled", starts(Move.CANCEL))
         _set_key(settings, campaign_id, CampaignStatus.CANCELLED, warnings)
     if changed:
         message = f"campaign {campaign_id} cancelled: {cancelled:,} unsent message(s) cancelled"
@@ -330,22 +306,6 @@ def in_zone(moment: datetime | None, zone: str | None) -> datetime | None:
         return moment.astimezone(zone_named(zone) if zone else UTC_ZONE)
     except ScheduleError:
         return moment.astimezone(UTC_ZONE)
-
-
-def _transition(
-    session: Session, campaign_id: int, allowed: tuple[CampaignStatus, ...], **values: object
-) -> bool:
-    """The one conditional UPDATE: True if the campaign was in an allowed state."""
-    result = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
-            .values(**values),
-            execution_options={"synchronize_session": False},
-        ),
-    )
-    return bool(rows_changed(result))
 
 
 def _get(session: Session, campaign_id: int, *, lock: bool = False) -> Campaign:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
@@ -176,11 +177,7 @@ def _requeue_chunks(
 
 def _reopen(session: Session, campaign_id: int) -> None:
     """A completed campaign runs again, and completes again once its messages settle."""
-    session.execute(
-        update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.COMPLETED)
-        .values(status=CampaignStatus.RUNNING, finished_at=None)
-    )
+    move_campaign(session, campaign_id, Move.REOPEN, finished_at=None)
 
 
 def _reopen_if_completed_early(
@@ -192,12 +189,7 @@ def _reopen_if_completed_early(
         Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING
     )
     with sessions.begin() as session:
-        reopened = session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.COMPLETED, pending)
-            .values(status=CampaignStatus.RUNNING, finished_at=None)
-            .returning(Campaign.id)
-        ).first()
+        reopened = move_campaign(session, campaign_id, Move.REOPEN, pending, finished_at=None)
     return dispatch_campaign(settings, sessions, campaign_id) if reopened else 0
 
 

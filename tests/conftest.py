@@ -4,6 +4,8 @@ test run (and SQLite files), a running sandbox and a real Celery worker."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -92,11 +94,22 @@ def pg_database(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per run (tests/test_migrations.py migrates its own)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "stickerq.db"
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as connection:  # everything in the file itself, not its WAL
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 @pytest.fixture
-def sqlite_database(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'stickerq.db'}"
-    upgrade(url)
-    return url
+def sqlite_database(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated SQLite file of this test's own: a copy of the template."""
+    path = tmp_path / "stickerq.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

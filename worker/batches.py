@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from stickerq.campaign_status import complete_if_settled
+from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.errors import ConfigurationError
 from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign
@@ -26,7 +26,7 @@ from stickerq.pauses import (
     record_pause,
     restore_mirror,
 )
-from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.states import MessageStatus
 from stickerq.worker.claims import (
     ClaimedMessage,
     MessageResult,
@@ -236,16 +236,11 @@ def _count_wa400_run(
         streak = streak + 1 if _is_wa400(result) else 0
     campaign.wa400_streak = streak
     threshold = runtime.settings.wa400_pause_threshold
-    if streak >= threshold and campaign.status in (CampaignStatus.QUEUED, CampaignStatus.RUNNING):
-        session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id)
-            .values(
-                status=CampaignStatus.PAUSED,
-                pause_reason=f"{streak} WA400 (bad payload) answers in a row: check the "
-                "sticker id or link, then `stickerq campaigns resume`",
-            )
-        )
+    reason = (
+        f"{streak} WA400 (bad payload) answers in a row: check the sticker id or link, then "
+        "`stickerq campaigns resume`"
+    )
+    if streak >= threshold and move_campaign(session, campaign_id, Move.PAUSE, pause_reason=reason):
         with contextlib.suppress(redis.RedisError):  # claims read the status anyway
             runtime.redis.set(
                 campaign_pause_key(runtime.settings.redis_prefix, campaign_id), "WA400"

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
+from stickerq.campaign_status import Move, move_campaign
 from stickerq.models import RETRY_DUE, Attempt, Campaign, Message, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
 
@@ -120,11 +121,7 @@ def claim(
         execution_options={"synchronize_session": False},
     ).all()
     if rows:
-        session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.QUEUED)
-            .values(status=CampaignStatus.RUNNING, started_at=now)
-        )
+        move_campaign(session, campaign_id, Move.START, started_at=now)
     return [ClaimedMessage(*row) for row in rows]
 
 

@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import logging
 import math
-import random
 import weakref
 from collections import deque
 from collections.abc import Sequence
@@ -30,13 +29,14 @@ import redis.exceptions
 
 from stickerq.keys import bucket_key
 from stickerq.masking import mask_phone
+from stickerq.worker.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
 
 # Redis cannot answer (down, restarting, loading its data): wait and ask again, grant nothing.
 REDIS_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
-_FIRST_BACKOFF = 0.1  # seconds; doubles per failed try up to max_backoff
+_FIRST_BACKOFF = 0.1  # seconds: the first wait's bound, doubling per failed try up to max_backoff
 # Tokens due this soon are granted in the same round trip and used at their due time.
 LOOK_AHEAD_SECONDS = 0.02
 MAX_TOKENS_PER_ASK = 64
@@ -112,11 +112,6 @@ def burst_tokens(rate_per_second: float) -> float:
     2 - frac(rate) makes the window bound N < rate + burst come out at N <= floor(rate) + 1.
     """
     return min(2.0 - rate_per_second % 1.0, max(1.0, rate_per_second))
-
-
-def backoff_delay(failures: int, cap: float) -> float:
-    """Capped exponential backoff with jitter after `failures` failed tries in a row."""
-    return random.uniform(0.5, 1.0) * min(cap, _FIRST_BACKOFF * 2.0 ** min(failures - 1, 30))
 
 
 def _check_rate(rate_per_second: float) -> None:
@@ -305,7 +300,7 @@ class _Dispenser:
                 )
             except REDIS_UNAVAILABLE as exc:
                 failures += 1
-                delay = backoff_delay(failures, self.limiter.max_backoff)
+                delay = backoff_delay(failures, _FIRST_BACKOFF, self.limiter.max_backoff)
                 log.warning(
                     "rate limiter cannot reach Redis (%s: %s): nothing is sent from %s; "
                     "trying again in %.1fs (failure %d in a row)",

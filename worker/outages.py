@@ -18,8 +18,9 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_delay,
-    wait_random_exponential,
 )
+
+from stickerq.worker.backoff import backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +41,7 @@ def _redis_unreachable(exc: BaseException) -> bool:
 def outage_retry(kind: str, predicate: Callable[[BaseException], bool]) -> Callable[[T], T]:
     return retry(  # type: ignore[return-value]
         retry=retry_if_exception(predicate),
-        wait=wait_random_exponential(multiplier=0.2, max=15),
+        wait=backoff(0.2, 15),
         stop=stop_after_delay(OUTAGE_LIMIT_SECONDS),
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,

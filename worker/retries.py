@@ -11,9 +11,9 @@ from tenacity import (
     RetryCallState,
     retry_if_result,
     stop_after_attempt,
-    wait_random_exponential,
 )
 
+from stickerq.worker.backoff import backoff
 from stickerq.worker.outcomes import Action, Outcome
 
 
@@ -57,9 +57,7 @@ async def with_quick_retries(
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(
-            multiplier=policy.quick_backoff_seconds, max=policy.quick_backoff_seconds * 8
-        ),
+        wait=backoff(policy.quick_backoff_seconds, policy.quick_backoff_seconds * 8),
         retry=retry_if_result(lambda outcome: outcome.action is Action.RETRY),
         retry_error_callback=_last_outcome,
         reraise=True,

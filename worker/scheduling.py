@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.campaign_status import Move, move_campaigns
 from stickerq.counts import campaign_counts
 from stickerq.cron import next_run
 from stickerq.db import rows_changed
@@ -50,13 +51,7 @@ def dispatch_due_campaigns(sessions: sessionmaker[Session], batch_size: int) -> 
     It commits before publishing, so a worker never sees a batch of a still-scheduled campaign.
     """
     with sessions.begin() as session:
-        due = session.scalars(
-            update(Campaign)
-            .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= utcnow())
-            .values(status=CampaignStatus.QUEUED)
-            .returning(Campaign.id),
-            execution_options={"synchronize_session": False},
-        ).all()
+        due = move_campaigns(session, Move.DUE, Campaign.scheduled_at <= utcnow())
     for campaign_id in sorted(due):
         with sessions() as session:
             batches = dispatch_messages(campaign_id, _pending_ids(session, campaign_id), batch_size)

@@ -19,12 +19,13 @@ import redis
 from sqlalchemy import ColumnElement, and_, exists, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.campaign_status import Move, move_campaigns
 from stickerq.counts import messages_in
 from stickerq.db import rows_changed
 from stickerq.models import OPEN_CLAIM, Campaign, Message, utcnow
 from stickerq.pauses import in_force
 from stickerq.queue import dispatch_grouped, queued_tasks
-from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.states import MessageStatus
 from stickerq.worker.claims import SENDABLE_CAMPAIGN
 from stickerq.worker.inflight import claim_keys, settle_claim
 
@@ -120,15 +121,8 @@ def reopen_campaigns_with_pending(sessions: sessionmaker[Session]) -> int:
     """A campaign completed while a requeue put messages back: running again, so it sends
     them and completes again."""
     with sessions.begin() as session:
-        result = session.execute(
-            update(Campaign)
-            .where(
-                Campaign.status == CampaignStatus.COMPLETED,
-                messages_in(Campaign.id, [MessageStatus.PENDING]) > 0,
-            )
-            .values(status=CampaignStatus.RUNNING, finished_at=None)
-        )
-    return rows_changed(result)
+        pending = messages_in(Campaign.id, [MessageStatus.PENDING]) > 0
+        return len(move_campaigns(session, Move.REOPEN, pending, finished_at=None))
 
 
 def sweep(

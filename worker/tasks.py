@@ -44,13 +44,17 @@ def _finish_batches(**_: Any) -> None:
 @contextlib.contextmanager
 def _needs_schema(task: str) -> Iterator[None]:
     """A periodic task on a database that was never upgraded says so in one line (every few
-    seconds), not with a traceback."""
+    seconds), not with a traceback; so does one that met a SQLite file locked by another
+    process (two workers opening a new file at once), which the next beat tries again."""
     try:
         yield
     except Exception as exc:
-        if not lacks_schema(exc):
+        if lacks_schema(exc):
+            log.error("%s skipped: %s", task, UPGRADE_ADVICE)
+        elif "database is locked" in str(exc):
+            log.warning("%s skipped: the SQLite database is locked; trying again", task)
+        else:
             raise
-        log.error("%s skipped: %s", task, UPGRADE_ADVICE)
 
 
 @app.task(name=SWEEP)

@@ -1,4 +1,4 @@
-"""Every answer the sandbox can give, in Kaleyra's words (see kaleyra-sticker-api.md).
+"""Every answer the sandbox can give, in Kaleyra's words (see docs/kaleyra-contract.md).
 
 A scripted outcome names one of `REPLIES` (an answer with a JSON body) or one of
 `TRANSPORT_FAULTS` (no JSON answer at all: an HTML page, a dropped connection, a stall).

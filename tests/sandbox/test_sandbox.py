@@ -45,7 +45,7 @@ VALID_BODY: dict[str, Any] = {
     },
 }
 
-# The contract's sample bodies (kaleyra-sticker-api.md and its seed page), written out here
+# The contract's sample bodies (docs/kaleyra-contract.md), as valid JSON, written out here
 # independently of the sandbox's own table.
 WA401_MSG = "Phone number is not present or does not belong to the account."
 E110_MSG = "Please check your balance, You have a low balance!"

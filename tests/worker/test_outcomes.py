@@ -31,7 +31,7 @@ KEY = "unit-test-key-0c4d2e"
 
 # --- parse_reply -----------------------------------------------------------------------------
 
-# The contract's response rows as valid JSON (kaleyra-sticker-api.md and its seed page).
+# The contract's response rows as valid JSON (docs/kaleyra-contract.md).
 WA401_MSG = "Phone number is not present or does not belong to the account."
 E110_MSG = "Please check your balance, You have a low balance!"
 ACCOUNT_MSG = "API is not available for given customer.Please contact support for more info"
