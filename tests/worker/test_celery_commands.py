@@ -42,9 +42,10 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def inspect(celery: tuple[list[str], dict[str, str]], what: str) -> object:
+    """`celery inspect WHAT` as JSON; None while no worker answered within a second."""
     command, env = celery
     done = subprocess.run(
-        [*command, "inspect", what, "--json", "--timeout", "3"],
+        [*command, "inspect", what, "--json", "--timeout", "1"],
         env=env,
         capture_output=True,
         text=True,
@@ -68,7 +69,7 @@ def test_celery_worker_inspect_and_events_work_on_the_stickerq_settings(
     try:
         pong = wait_until(lambda: inspect(celery, "ping"), timeout=60, interval=0.5)
         assert isinstance(pong, dict) and list(pong.values()) == [{"ok": "pong"}]
-        queues = inspect(celery, "active_queues")
+        queues = wait_until(lambda: inspect(celery, "active_queues"), timeout=30, interval=0.5)
         assert isinstance(queues, dict)
         assert {queue["name"] for queue in next(iter(queues.values()))} == set(worker_queues())
 
