@@ -1,12 +1,14 @@
-"""One `send_batch` task's work, as a plain function: claim, send, write, settle.
+"""One `send_batch` task's work, on the worker process's event loop: claim, send, write,
+settle.
 
 Claim in one short transaction, send with no transaction open, and write the results in bulk
-as they arrive; a pause stops the batch and puts its unsent messages back to `pending`.
+as they arrive; a pause stops the batch and puts its unsent messages back to `pending`. Each
+batch is one coroutine; its database work runs in the runtime's few database threads.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -62,83 +64,104 @@ class RunningBatch:
     ctx: SendContext
     keys: ClaimKeys
     sender: BatchSender
-    sending: concurrent.futures.Future[BatchOutcome]
-    heartbeat: concurrent.futures.Future[None]
+    sending: asyncio.Task[BatchOutcome]
+    heartbeat: asyncio.Task[None]
 
 
-def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> bool:
+async def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> bool:
     """The task's work: claim the batch and start it, then return while its requests go out.
 
-    A thread of the runtime writes its results, so the worker takes its next batch at once:
-    batches overlap and share the process's requests in flight, and a sender waiting for
-    its budget does not hold a worker that another could use. False: this process already
-    runs its share of this campaign's batches, and the batch should go back to the queue.
+    The batch goes on as a task of the process's loop, so the worker takes its next batch at
+    once: batches overlap and share the process's requests in flight, and a sender waiting
+    for its budget does not hold a worker that another could use. False: this process
+    already runs its share of this campaign's batches, and the batch should go back to the
+    queue.
     """
-    with runtime.batches.place(campaign_id, ROOM_PATIENCE_SECONDS) as finish_later:
-        if finish_later is None:
-            return False
-        batch = start_batch(runtime, campaign_id, message_pks)
-        if batch is not None:
-            finish_later(lambda: finish_batch(runtime, batch), batch.sender.halt)
+    room = runtime.batches
+    if not await room.enter(campaign_id, ROOM_PATIENCE_SECONDS):
+        return False
+    try:
+        batch = await start_batch(runtime, campaign_id, message_pks)
+    except BaseException:
+        room.leave(campaign_id)
+        raise
+    if batch is None:
+        room.leave(campaign_id)
+    else:
+        room.hand_over(campaign_id, finish_batch(runtime, batch), batch.sender.halt)
     return True
 
 
 def process_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> BatchOutcome:
-    """One batch from claim to settled results, in the calling thread."""
-    batch = start_batch(runtime, campaign_id, message_pks)
-    return finish_batch(runtime, batch) if batch is not None else BatchOutcome()
+    """One batch from claim to settled results, waited for by the calling thread."""
+
+    async def claim_send_and_write() -> BatchOutcome:
+        batch = await start_batch(runtime, campaign_id, message_pks)
+        return await finish_batch(runtime, batch) if batch is not None else BatchOutcome()
+
+    return runtime.run(claim_send_and_write())
 
 
-def start_batch(
+async def start_batch(
     runtime: Runtime, campaign_id: int, message_pks: Sequence[int]
 ) -> RunningBatch | None:
-    """Claim the messages and start sending them on the runtime's loop (None: nothing claimed)."""
+    """Claim the messages and start sending them (None: nothing claimed)."""
     keys = new_claim(runtime.settings.redis_prefix)
     ttl = runtime.settings.claim_heartbeat_seconds
-    until_redis_is_back(lambda: runtime.run(open_claim(runtime.aredis, keys, ttl)))()
-    heartbeat = runtime.submit(beat_forever(runtime.aredis, keys, ttl))
+    await until_redis_is_back(open_claim)(runtime.aredis, keys, ttl)
+    heartbeat = asyncio.create_task(beat_forever(runtime.aredis, keys, ttl))
     try:
-        ctx, claimed = until_database_is_back(_claim)(runtime, campaign_id, message_pks, keys)
+        ctx, claimed = await runtime.in_database(
+            until_database_is_back(_claim), runtime, campaign_id, message_pks, keys
+        )
     except BaseException:
         heartbeat.cancel()
         raise
     if ctx is None or not claimed:  # a redelivery, say: nothing of ours to keep a record of
         heartbeat.cancel()
-        runtime.run(close_claim(runtime.aredis, keys))
+        await close_claim(runtime.aredis, keys)
         return None
     sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots)
-    return RunningBatch(ctx, keys, sender, runtime.submit(sender.send(claimed)), heartbeat)
+    sending = asyncio.create_task(sender.send(claimed))
+    return RunningBatch(ctx, keys, sender, sending, heartbeat)
 
 
-def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
+async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
     """Write the results as they arrive, then settle the batch and close its claim."""
     ctx, keys, sender = batch.ctx, batch.keys, batch.sender
     written: list[MessageResult] = []
     pause_stored = False
 
-    def flush() -> None:
+    async def flush() -> None:
         nonlocal pause_stored
         results = sender.take_results()
         # Read after the results: the sender sets a pause before it adds the result that
         # caused it, so a parked message is never written without its pause.
         pause = None if pause_stored else sender.outcome.pause
-        until_database_is_back(_flush)(runtime, ctx, keys, results, pause)
+        if results or pause is not None:
+            await runtime.in_database(
+                until_database_is_back(_flush), runtime, ctx, keys, results, pause
+            )
         pause_stored = pause_stored or pause is not None
         written.extend(results)
+        if results:
+            with contextlib.suppress(redis.RedisError):
+                await forget_sent(runtime.aredis, keys, [result.pk for result in results])
 
     try:
         while not batch.sending.done():
             # Write results as they come: what a killed worker leaves `unknown` is then only
             # what was in flight (and the few answers of the last instant).
-            sender.results_ready.wait(timeout=FLUSH_SECONDS)
-            flush()
-            concurrent.futures.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sender.results_ready.wait(), FLUSH_SECONDS)
+            await flush()
+            await asyncio.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
         outcome = batch.sending.result()
-        flush()
-        until_database_is_back(_record)(runtime, ctx, keys, outcome)
+        await flush()
+        await runtime.in_database(until_database_is_back(_record), runtime, ctx, keys, outcome)
     finally:
         batch.heartbeat.cancel()
-    runtime.run(close_claim(runtime.aredis, keys))
+    await close_claim(runtime.aredis, keys)
     outcome.results.extend(written)
     return outcome
 
@@ -151,21 +174,14 @@ def _flush(
     pause: PauseRequest | None,
 ) -> None:
     """Write what finished so far, with the pause it caused (claims read pauses from the
-    database: at once, not when the batch ends), in one transaction. Then drop the results
-    from the claim's record of possible sends: a worker killed now leaves `unknown` only what
-    was really in flight."""
-    if not results and pause is None:
-        return
+    database: at once, not when the batch ends), in one transaction. The caller then drops
+    the results from the claim's record of possible sends: a worker killed now leaves
+    `unknown` only what was really in flight."""
     with runtime.sessions.begin() as session:
         if pause is not None:
             record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
         write_results(session, keys.token, results)
         _count_wa400_run(runtime, session, ctx.campaign_id, results)
-    if not results:
-        return
-    forget = forget_sent(runtime.aredis, keys, [result.pk for result in results])
-    with contextlib.suppress(redis.RedisError):
-        runtime.run(forget)
 
 
 def _claim(

@@ -1,21 +1,23 @@
 """Per-process resources of a worker: one event loop thread, one pooled Kaleyra client,
-one Redis connection pool, one database engine, the slots for requests in flight, and the
-batches still finishing after their task returned.
+one Redis connection pool, one database engine with a few threads for its blocking calls,
+the slots for requests in flight, and the batches still finishing after their task returned.
 
-Celery runs task bodies synchronously; they hand the send coroutine to this process's loop,
-so connections stay open across tasks (keep-alive) instead of one loop per task.
+Celery runs task bodies synchronously; they hand their batch to this process's loop, so
+connections stay open across tasks (keep-alive) instead of one loop per task. Every batch
+is a coroutine of that loop; their database work shares DATABASE_THREADS threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import logging
 import os
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -30,7 +32,12 @@ from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.retries import RetryPolicy
 
 T = TypeVar("T")
+P = ParamSpec("P")
 log = logging.getLogger(__name__)
+
+# Claims and result writes of every batch of the process, one short transaction each: two
+# threads keep one batch's commit from holding up another's claim.
+DATABASE_THREADS = 2
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -60,6 +67,9 @@ class Runtime:
             quick_backoff_seconds=settings.quick_backoff_seconds,
             delays_seconds=tuple(settings.retry_delays_seconds),
         )
+        self._database = concurrent.futures.ThreadPoolExecutor(
+            DATABASE_THREADS, thread_name_prefix="stickerq-db"
+        )
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -86,27 +96,27 @@ class Runtime:
         return client, aredis, RateLimiter(aredis, s.redis_prefix)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on this process's loop and wait for its result."""
-        return self.submit(coro).result()
+        """Run a coroutine on this process's loop and wait for its result (from another
+        thread: a Celery task's)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Start a coroutine on this process's loop; the caller waits on the future."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+    async def in_database(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking database work in one of the process's database threads (on the loop)."""
+        call = functools.partial(work, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._database, call)
 
     def close(self) -> None:
-        # Batches whose task has returned: stop them before their next request, write
-        # their results.
-        self.batches.halt_and_wait(
-            lambda halt: self._loop.call_soon_threadsafe(halt), self.settings.read_timeout + 30
-        )
-
         async def close_async() -> None:
+            # Batches whose task has returned: stop them before their next request, write
+            # their results.
+            await self.batches.halt_and_wait(self.settings.read_timeout + 30)
             await self.client.aclose()
             await self.aredis.aclose()
 
         self.run(close_async())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._database.shutdown()
         self.redis.close()
         self.engine.dispose()
 

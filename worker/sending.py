@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -48,9 +46,9 @@ class SendContext:
 
 @dataclass(slots=True)
 class BatchOutcome:
-    # Appended on the event loop, drained by the Celery thread while the batch runs
-    # (deque appends and pops are atomic), so results reach the database as they come.
-    results: deque[MessageResult] = field(default_factory=deque)
+    # Taken by the batch's writer while the batch runs, so results reach the database as
+    # they come; at the end, every result of the batch.
+    results: list[MessageResult] = field(default_factory=list)
     unsent: list[int] = field(default_factory=list)  # claimed, never tried: release them
     pause: PauseRequest | None = None
 
@@ -90,14 +88,12 @@ class BatchSender:
         )
         self.stop = asyncio.Event()
         self.outcome = BatchOutcome()
-        self.results_ready = threading.Event()  # wakes the thread that writes results
+        self.results_ready = asyncio.Event()  # wakes the batch's writer
 
     def take_results(self) -> list[MessageResult]:
-        """The results finished so far and not yet taken (called from another thread)."""
+        """The results finished so far and not yet taken."""
         self.results_ready.clear()
-        taken = []
-        while self.outcome.results:
-            taken.append(self.outcome.results.popleft())
+        taken, self.outcome.results = self.outcome.results, []
         return taken
 
     async def send(self, claimed: list[ClaimedMessage]) -> BatchOutcome:

@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 @app.task(name=SEND_BATCH)
 def send_batch(campaign_id: int, message_pks: list[int]) -> None:
-    if not batches.send_batch(current_runtime(), campaign_id, message_pks):
+    """Claim the batch and hand it to this process's send loop (see README, "What a task's
+    success means"); a batch this process has no room for goes back to the queue."""
+    runtime = current_runtime()
+    if not runtime.run(batches.send_batch(runtime, campaign_id, message_pks)):
         dispatch_messages(campaign_id, message_pks, len(message_pks))  # back to the queue
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 
 import pytest
@@ -11,63 +11,62 @@ from stickerq.worker.batch_room import BatchRoom
 
 
 def test_a_campaign_with_its_share_running_gives_the_batch_back_after_patience() -> None:
-    room = BatchRoom(total=4, per_campaign=2)
-    with room.place(1, 0.1) as first, room.place(1, 0.1) as second:
-        assert first is not None and second is not None
+    async def scenario() -> None:
+        room = BatchRoom(total=4, per_campaign=2)
+        assert await room.enter(1, 0.1) and await room.enter(1, 0.1)
         started = time.monotonic()
-        with room.place(1, 0.1) as third:
-            assert third is None
+        assert not await room.enter(1, 0.1)
         assert time.monotonic() - started >= 0.1
-        with room.place(2, 0.1) as other_campaign:  # another campaign still has room
-            assert other_campaign is not None
-            assert room.running() == {1: 2, 2: 1}
-    assert room.running() == {}
+        assert await room.enter(2, 0.1)  # another campaign still has room
+        assert room.running() == {1: 2, 2: 1}
+        for campaign_id in (1, 1, 2):
+            room.leave(campaign_id)
+        assert room.running() == {}
+
+    asyncio.run(scenario())
 
 
 def test_a_full_process_takes_a_place_that_frees_within_patience_else_gives_back() -> None:
-    room = BatchRoom(total=2, per_campaign=1)
-    release = threading.Event()
-    entered = threading.Event()
+    async def scenario() -> None:
+        room = BatchRoom(total=2, per_campaign=1)
+        assert await room.enter(1, 0.0) and await room.enter(2, 0.0)
+        assert not await room.enter(3, 0.1)  # full for longer than the patience
+        asyncio.get_running_loop().call_later(0.1, room.leave, 1)
+        started = time.monotonic()
+        assert await room.enter(3, 2.0)  # a place came free in time
+        assert time.monotonic() - started < 1.0  # woken when it was freed, not at patience
+        assert room.running() == {2: 1, 3: 1}
 
-    def holder() -> None:
-        with room.place(1, 0.0), room.place(2, 0.0):
-            entered.set()
-            release.wait()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    entered.wait()
-    with room.place(3, 0.1) as refused:
-        assert refused is None  # full for longer than the patience
-    threading.Timer(0.1, release.set).start()
-    with room.place(3, 2.0) as taken:
-        assert taken is not None  # a place came free in time
-    thread.join(2)
+    asyncio.run(scenario())
 
 
 def test_a_handed_over_place_is_freed_when_finish_returns_and_halt_stops_it() -> None:
-    room = BatchRoom(total=1, per_campaign=1)
-    halted = threading.Event()
-    with room.place(7, 0.0) as finish_later:
-        assert finish_later is not None
-        finish_later(lambda: halted.wait(5), halted.set)
-    assert room.running() == {7: 1}  # the block ended, the batch runs on
-    room.halt_and_wait(lambda halt: halt(), timeout=5)
-    assert halted.is_set()
-    assert room.running() == {}
+    async def scenario() -> None:
+        room = BatchRoom(total=1, per_campaign=1)
+        halted = asyncio.Event()
+        assert await room.enter(7, 0.0)
+        room.hand_over(7, halted.wait(), halted.set)
+        await asyncio.sleep(0)
+        assert room.running() == {7: 1}  # the task returned, the batch runs on
+        await room.halt_and_wait(timeout=5)
+        assert halted.is_set()
+        assert room.running() == {}
+
+    asyncio.run(scenario())
 
 
-def test_a_failing_finish_still_frees_its_place() -> None:
-    room = BatchRoom(total=1, per_campaign=1)
-
-    def broken() -> None:
+def test_a_failing_finish_still_frees_its_place(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken() -> None:
         raise RuntimeError("boom")
 
-    with room.place(1, 0.0) as finish_later:
-        assert finish_later is not None
-        finish_later(broken, lambda: None)
-    with room.place(1, 2.0) as again:
-        assert again is not None
+    async def scenario() -> None:
+        room = BatchRoom(total=1, per_campaign=1)
+        assert await room.enter(1, 0.0)
+        room.hand_over(1, broken(), lambda: None)
+        assert await room.enter(1, 2.0)
+
+    asyncio.run(scenario())
+    assert "a batch failed while finishing" in caplog.text
 
 
 def test_shares_must_fit_the_total() -> None:
