@@ -139,6 +139,10 @@ class Message(Base):
     message_id: Mapped[str | None] = mapped_column(String(128), index=True)
     # The claim that moved it to `sending`: the sweeper asks Redis what that claim sent.
     claim_token: Mapped[str | None] = mapped_column(String(32))
+    # Written before the first request under a claim leaves (worker/leaving.py): equal to
+    # claim_token, the request may have left; otherwise it provably did not. The database's
+    # own evidence, for when Redis lost the claim's record of sends.
+    leaving_claim_token: Mapped[str | None] = mapped_column(String(32))
     last_error_code: Mapped[str | None] = mapped_column(String(32))
     last_http_status: Mapped[int | None] = mapped_column(Integer)
     last_error_detail: Mapped[str | None] = mapped_column(Text)

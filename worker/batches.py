@@ -121,7 +121,9 @@ async def start_batch(
         heartbeat.cancel()
         await close_claim(runtime.aredis, keys)
         return None
-    sender = BatchSender(ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots)
+    sender = BatchSender(
+        ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots, runtime.leaving
+    )
     sending = asyncio.create_task(sender.send(claimed))
     return RunningBatch(ctx, keys, sender, sending, heartbeat)
 

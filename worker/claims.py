@@ -292,3 +292,23 @@ def pending_ids(session: Session, campaign_id: int) -> list[int]:
             .order_by(Message.id)
         )
     )
+
+
+def record_leaving(session: Session, token: str, message_pks: Sequence[int]) -> set[int]:
+    """Before their first request under this claim leaves: the database's evidence that these
+    messages may have left. Returns the ones still ours to send; a sweeper that took the claim
+    for dead has already settled the others, which must not be sent (the row lock orders the
+    two: whichever writes first, the other sees it)."""
+    batch = _locked(Message.id.in_(message_pks))
+    rows = session.execute(
+        update(Message)
+        .where(
+            Message.id == batch.c.id,
+            batch.c.claim_token == token,
+            batch.c.status == MessageStatus.SENDING,
+        )
+        .values(leaving_claim_token=token)
+        .returning(Message.id),
+        execution_options={"synchronize_session": False},
+    ).scalars()
+    return set(rows)

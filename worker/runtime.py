@@ -28,6 +28,7 @@ from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
 from stickerq.worker.batch_room import BatchRoom
 from stickerq.worker.kaleyra import KaleyraClient
+from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.retries import RetryPolicy
 
@@ -74,6 +75,7 @@ class Runtime:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.client, self.aredis, self.limiter = self.run(self._open_async())
+        self.leaving = LeavingRecord(self.sessions, self.in_database)
         self.slots = asyncio.Semaphore(settings.in_flight)
         self.batches = BatchRoom(
             settings.batches_per_process, max(1, settings.batches_per_process - 1)

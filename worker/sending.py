@@ -22,6 +22,7 @@ from stickerq.states import MessageStatus
 from stickerq.worker.claims import AttemptRecord, ClaimedMessage, MessageResult
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
+from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
 from stickerq.worker.retries import RetryPolicy, with_quick_retries
@@ -61,6 +62,7 @@ class _Stopped(Exception):
 class _Progress:
     records: list[AttemptRecord] = field(default_factory=list)
     last_reply: Reply | None = None
+    leaving_recorded: bool = False  # the database knows it may leave under this claim
 
 
 class BatchSender:
@@ -72,8 +74,10 @@ class BatchSender:
         redis: aioredis.Redis,
         claim: ClaimKeys,
         slots: asyncio.Semaphore,
+        leaving: LeavingRecord,
     ) -> None:
         self.ctx = ctx
+        self.leaving = leaving
         self.slots = slots  # the process's requests in flight, shared by its batches
         self.client = client
         self.limiter = limiter
@@ -138,8 +142,12 @@ class BatchSender:
     ) -> Outcome:
         if self.stop.is_set():
             raise _Stopped
+        # The database's evidence that it may leave is written while the token is awaited.
+        leaving = None
+        if not progress.leaving_recorded:
+            leaving = asyncio.ensure_future(self.leaving.may_leave(self.claim.token, message.pk))
         # A wait for a token is neither an attempt nor a failure. The same atomic step
-        # records the message as possibly sent (see worker/inflight.py).
+        # records the message as possibly sent in Redis (see worker/inflight.py).
         granted = await self.limiter.take(
             self.ctx.sender,
             self.ctx.rate_per_second,
@@ -149,8 +157,13 @@ class BatchSender:
             stop=self.stop,
         )
         if not granted:
+            if leaving is not None:
+                leaving.cancel()
             self.stop.set()
             raise _Stopped
+        if leaving is not None:
+            await self._until_recorded(leaving)
+            progress.leaving_recorded = True
         try:
             started_at = utcnow()
             reply = await self.client.send_sticker(request)
@@ -181,6 +194,22 @@ class BatchSender:
                 reply.code or reply.http_status or reply.failure,
             )
         return outcome
+
+    async def _until_recorded(self, leaving: asyncio.Future[bool]) -> None:
+        """Wait for the evidence, holding the granted token and slot; without it, or when a
+        sweeper has settled the claim meanwhile, nothing more of this batch is sent."""
+        try:
+            ours = await leaving
+        except Exception:
+            log.exception("could not record what may leave: the batch stops unsent")
+            ours = False
+        except BaseException:
+            self.slots.release()
+            raise
+        if not ours:
+            self.slots.release()
+            self.stop.set()
+            raise _Stopped
 
     async def _pause(self, request: PauseRequest) -> None:
         """Stop this batch and, through the Redis mirror, every other worker at once."""

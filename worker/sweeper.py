@@ -3,7 +3,8 @@
 0. A campaign completed while a requeue raced it, and has pending messages, runs again.
 1. A claim whose heartbeat stopped (its worker died, or Redis lost it) is settled: messages
    its record says may have left become `unknown`, the others `pending` again (see
-   worker/inflight.py for why that record can be trusted).
+   worker/inflight.py for why that record can be trusted). When Redis lost the record, the
+   database's own evidence says which may have left (worker/leaving.py).
 2. When no task is queued or running, every due `pending` message of a live campaign is
    uncovered (Redis lost its queue, a task was dropped): it is dispatched again. A message
    dispatched twice is claimed once, so this is safe on several hosts at once.
@@ -61,19 +62,25 @@ def settle_dead_claims(
             continue
         with sessions.begin() as session:
             stuck = (text(OPEN_CLAIM), Message.claim_token == token)
+            never_left: ColumnElement[bool]
             if verdict.record_kept:
-                pending += _set(
-                    session,
-                    and_(*stuck, Message.id.not_in(verdict.sent) if verdict.sent else true()),
-                    status=MessageStatus.PENDING,
-                    claim_token=None,
-                    claimed_at=None,
+                never_left = Message.id.not_in(verdict.sent) if verdict.sent else true()
+            else:  # the database's own evidence, written before each request left
+                never_left = or_(
+                    Message.leaving_claim_token.is_(None), Message.leaving_claim_token != token
                 )
-                why = "its worker died after the request may have left; never resent"
-            else:
-                why = "Redis lost the record of what its worker sent; never resent"
+            pending += _set(
+                session,
+                and_(*stuck, never_left),
+                status=MessageStatus.PENDING,
+                claim_token=None,
+                claimed_at=None,
+            )
             unknown += _set(
-                session, and_(*stuck), status=MessageStatus.UNKNOWN, last_error_detail=why
+                session,
+                and_(*stuck),
+                status=MessageStatus.UNKNOWN,
+                last_error_detail="its worker died after the request may have left; never resent",
             )
         log.warning("claim %s settled: its worker is gone", token)
     return SweepReport(unknown=unknown, pending=pending)
