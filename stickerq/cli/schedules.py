@@ -8,7 +8,7 @@ commands because stickerq.cli imports this module while it is being loaded.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,7 @@ from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
     from stickerq.producer.api import EnqueueResult
+    from stickerq.producer.request import CampaignRequest
     from stickerq.producer.schedule import ScheduledCampaign
     from stickerq.settings import Settings
 
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
 def store_for_send(
     settings: Settings,
-    campaign: dict[str, Any],
+    request: CampaignRequest,
     *,
     at: str | None,
     tz: str | None,
@@ -58,13 +59,13 @@ def store_for_send(
             raise ScheduleError(
                 "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
             )
-        scheduled = create_schedule(settings, every=every, tz=tz, **campaign)
+        scheduled = create_schedule(settings, request, every=every, tz=tz)
     elif at is not None:
-        scheduled = schedule_campaign(settings, at=at, tz=tz, now_if_past=now_if_past, **campaign)
+        scheduled = schedule_campaign(settings, request, at=at, tz=tz, now_if_past=now_if_past)
     elif tz is not None or now_if_past:
         raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
     else:
-        return enqueue_campaign(settings, **campaign), None
+        return enqueue_campaign(settings, request), None
     return scheduled.result, scheduled
 
 

@@ -58,25 +58,26 @@ def send(
     ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
+    from stickerq.producer.request import CampaignRequest
     from stickerq.producer.store import RecipientsRejected
 
     settings = load_settings()
-    campaign = {
-        "sticker_id": sticker_id,
-        "sticker_link": sticker_link,
-        "to": to,
-        "to_file": to_file,
-        "sender": sender,
-        "name": name,
-        "ref": ref,
-        "ref1": ref1,
-        "ref2": ref2,
-        "wa_source": wa_source,
-        "skip_invalid": skip_invalid,
-    }
+    request = CampaignRequest(
+        sticker_id=sticker_id,
+        sticker_link=sticker_link,
+        to=to,
+        to_file=to_file,
+        sender=sender,
+        name=name,
+        ref=ref,
+        ref1=ref1,
+        ref2=ref2,
+        wa_source=wa_source,
+        skip_invalid=skip_invalid,
+    )
     try:
         result, scheduled = schedules.store_for_send(
-            settings, campaign, at=at, tz=tz, every=every, now_if_past=now_if_past
+            settings, request, at=at, tz=tz, every=every, now_if_past=now_if_past
         )
     except RecipientsRejected as exc:
         if exc.report.invalid_count:
