@@ -1,13 +1,14 @@
-"""What a caller asks to send (`CampaignRequest`).
+"""What a caller asks for: a campaign to send (`CampaignRequest`) and when (`Timing`).
 
-The typed carrier that `stickerq send` and the HTTP API build from their input. It carries
-the values as given and checks nothing: the spec is validated by producer.spec and the
-recipients by producer.recipients, each in one place.
+The typed carriers that `stickerq send` and the HTTP API build from their input. They carry
+the values as given and check nothing: the spec is validated by producer.spec, the
+recipients by producer.recipients, the times by producer.schedule, each in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 
@@ -26,3 +27,16 @@ class CampaignRequest:
     ref2: str | None = None
     wa_source: str = "api"
     skip_invalid: bool = False  # store the valid recipients and report the rest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """When to send: now (nothing given), once `at`, or at every time the cron `every` fires.
+
+    `tz` is the zone `at` is read in when it has no offset, and the zone of `every`.
+    """
+
+    at: str | datetime | None = None
+    tz: str | None = None
+    every: str | None = None
+    now_if_past: bool = False  # an `at` in the past sends at once instead of being refused

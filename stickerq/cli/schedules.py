@@ -1,5 +1,5 @@
 """`stickerq reschedule` and `stickerq schedules list|stop` (registered by stickerq.cli), and
-what `stickerq send --at/--every` stores.
+how `stickerq send --at/--every` tells when its campaign goes.
 
 A thin shell over producer.schedule; stickerq.cli's helpers are imported inside the
 commands because stickerq.cli imports this module while it is being loaded.
@@ -18,10 +18,7 @@ from stickerq.cli.common import console, fail, load_settings
 from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
-    from stickerq.producer.api import EnqueueResult
-    from stickerq.producer.request import CampaignRequest
     from stickerq.producer.schedule import ScheduledCampaign
-    from stickerq.settings import Settings
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
 
@@ -34,39 +31,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the stickerq app."""
     app.command("reschedule")(reschedule_command)
     app.add_typer(schedules_app, name="schedules")
-
-
-def store_for_send(
-    settings: Settings,
-    request: CampaignRequest,
-    *,
-    at: str | None,
-    tz: str | None,
-    every: str | None,
-    now_if_past: bool,
-) -> tuple[EnqueueResult, ScheduledCampaign | None]:
-    """`send`'s store: dispatched now, scheduled at --at, or recurring --every."""
-    from stickerq.producer.api import enqueue_campaign
-    from stickerq.producer.schedule import ScheduleError, create_schedule, schedule_campaign
-
-    if every is not None:
-        if at is not None:
-            raise ScheduleError(
-                "--at and --every do not go together: the cron expression gives the times "
-                "(the first run is its next time)"
-            )
-        if tz is None:
-            raise ScheduleError(
-                "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
-            )
-        scheduled = create_schedule(settings, request, every=every, tz=tz)
-    elif at is not None:
-        scheduled = schedule_campaign(settings, request, at=at, tz=tz, now_if_past=now_if_past)
-    elif tz is not None or now_if_past:
-        raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
-    else:
-        return enqueue_campaign(settings, request), None
-    return scheduled.result, scheduled
 
 
 def describe(scheduled: ScheduledCampaign) -> str:
