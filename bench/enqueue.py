@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/enqueue.py [--runs 3] [--recipients 1000000] [--flat-sizes 100000]
 
-Each measurement runs `producer.api.enqueue_campaign(settings, to_file=CSV)` in a fresh
-producer process (what `stickerq send --to-file` does, without the CLI's start-up), on an
+Each measurement runs `producer.api.enqueue_campaign(settings, CampaignRequest(to_file=CSV))`
+in a fresh producer process (what `stickerq send --to-file` does, without the CLI's start-up), on an
 empty PostgreSQL database of this run's own, with no worker running: the dispatched batches
 wait in Redis under this run's prefix and are deleted afterwards. Figures: seconds in all and
 split into validate + store (one streamed transaction) and dispatch (publishing the batches);
@@ -48,6 +48,7 @@ def write_csv(path: Path, count: int, refs: bool) -> None:
 def producer_child(csv_path: str, settings_json: str) -> None:
     """Runs in a fresh process: one enqueue_campaign, timed, and this process's peak RSS."""
     import stickerq.producer.api as api
+    from stickerq.producer.request import CampaignRequest
     from stickerq.settings import Settings
 
     settings = Settings(_env_file=None, **json.loads(settings_json))  # type: ignore[call-arg]
@@ -67,7 +68,9 @@ def producer_child(csv_path: str, settings_json: str) -> None:
     api.dispatch_campaign = timed("dispatch", api.dispatch_campaign)
     baseline = _rss()
     started = time.perf_counter()
-    result = api.enqueue_campaign(settings, sticker_id=STICKER_ID, to_file=Path(csv_path))
+    result = api.enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to_file=Path(csv_path))
+    )
     seconds = time.perf_counter() - started
     print(
         json.dumps(

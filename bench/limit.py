@@ -97,6 +97,7 @@ def run_scenario(
     workers: list[Any],
 ) -> dict[str, dict[str, Any]]:
     from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.request import CampaignRequest
 
     sandbox.reset()
     common.wait_for_quiet()
@@ -105,10 +106,12 @@ def run_scenario(
     for n, sender in enumerate(senders):
         campaign_ids[sender] = enqueue_campaign(
             settings,
-            sticker_id=STICKER_ID,
-            to=recipients(count, n * 1_000_000),
-            sender=sender,
-            name=f"limit-{run}-{n}",
+            CampaignRequest(
+                sticker_id=STICKER_ID,
+                to=recipients(count, n * 1_000_000),
+                sender=sender,
+                name=f"limit-{run}-{n}",
+            ),
         ).campaign_id
         available[sender] = time.time()
 

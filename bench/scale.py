@@ -19,13 +19,14 @@ run's line says when it did).
 Per run: `stickerq worker` processes (limiter at 100,000/s: it does not bind) are started
 and warmed once, then each size in --sizes, in order, on those same workers: a CSV of that
 many distinct valid numbers (written before the timed part) enqueued by
-`producer.api.enqueue_campaign(to_file=...)`, timed from just before the call to the
-campaign's `finished_at` (every message settled). The sandbox's request log is cleared
-between sizes (it keeps every request in memory, about 1.3 KB each). Per size: msgs/s, the
-enqueue seconds, msgs/s over the smallest size's msgs/s in the same run, CPU ms per message
-of the workers, PostgreSQL and the sandbox, and the peak RSS of the worker processes during
-that size (VmHWM, reset before each size). Every message's state is counted once at the end
-of its size, and the sandbox must have accepted every recipient exactly once.
+`producer.api.enqueue_campaign(settings, CampaignRequest(to_file=...))`, timed from just
+before the call to the campaign's `finished_at` (every message settled). The sandbox's
+request log is cleared between sizes (it keeps every request in memory, about 1.3 KB each).
+Per size: msgs/s, the enqueue seconds, msgs/s over the smallest size's msgs/s in the same
+run, CPU ms per message of the workers, PostgreSQL and the sandbox, and the peak RSS of the
+worker processes during that size (VmHWM, reset before each size). Every message's state is
+counted once at the end of its size, and the sandbox must have accepted every recipient
+exactly once.
 
 Prints a table per run, then the medians and MET/MISSED for the issue's target (1,000,000
 at >= 0.9 x the msgs/s of 20,000, ratio taken within a run); exits non-zero only on a crash.
@@ -325,6 +326,7 @@ def run_sizes(
     Figures go into `result` as each size ends, so a crash keeps the sizes already done.
     """
     from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.request import CampaignRequest
     from stickerq.queue import app, configure_celery
 
     settings = common.make_settings(
@@ -340,7 +342,9 @@ def run_sizes(
     pids = [w.pid for w in workers]
 
     def enqueue(csv: Path, name: str) -> int:
-        return enqueue_campaign(settings, sticker_id=STICKER_ID, to_file=csv, name=name).campaign_id
+        return enqueue_campaign(
+            settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv, name=name)
+        ).campaign_id
 
     def settle(campaign_id: int, timeout: float) -> float:
         return common.wait_until(

@@ -235,6 +235,7 @@ def run_stickerq(
     sandbox: common.Sandbox, db_url: str, prefix: str, count: int, run: int, args: Any
 ) -> dict[str, Any]:
     from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.request import CampaignRequest
     from stickerq.queue import app, configure_celery
 
     sandbox.reset()
@@ -264,7 +265,7 @@ def run_stickerq(
     def enqueue(numbers: list[str], name: str) -> tuple[int, float, float]:
         started = time.time()
         campaign_id = enqueue_campaign(
-            settings, sticker_id=STICKER_ID, to=",".join(numbers), name=name
+            settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers), name=name)
         ).campaign_id
         return campaign_id, started, time.time()
 

@@ -32,6 +32,7 @@ def measure(batch_size: int, batches: int) -> dict[str, float]:
     from stickerq.db import make_engine, make_session_factory
     from stickerq.models import Message, utcnow
     from stickerq.producer.api import enqueue_campaign
+    from stickerq.producer.request import CampaignRequest
     from stickerq.states import MessageStatus
     from stickerq.worker.claims import AttemptRecord, MessageResult, claim, write_results
 
@@ -39,7 +40,9 @@ def measure(batch_size: int, batches: int) -> dict[str, float]:
     with common.bench_database("writes") as url, common.redis_prefix("writes") as prefix:
         settings = common.make_settings(url, prefix, "http://127.0.0.1:9/")
         recipients = ",".join(f"+9198{10_000_000 + n:08d}" for n in range(batch_size * batches))
-        campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=recipients).campaign_id
+        campaign_id = enqueue_campaign(
+            settings, CampaignRequest(sticker_id=STICKER_ID, to=recipients)
+        ).campaign_id
         common.forget_redis_keys(prefix)  # the dispatched batches: this script claims them
         engine = make_engine(url)
         sessions = make_session_factory(engine)

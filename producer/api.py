@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,6 +12,7 @@ from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.recipients import InvalidRow, RecipientReport, open_recipients
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import validate_spec
 from stickerq.producer.store import store_campaign
 from stickerq.settings import Settings
@@ -47,18 +47,8 @@ class EnqueueResult:
 
 def enqueue_campaign(
     settings: Settings,
+    request: CampaignRequest,
     *,
-    sticker_id: str | None = None,
-    sticker_link: str | None = None,
-    to: str | None = None,
-    to_file: Path | None = None,
-    sender: str | None = None,
-    name: str | None = None,
-    ref: str | None = None,
-    ref1: str | None = None,
-    ref2: str | None = None,
-    wa_source: str = "api",
-    skip_invalid: bool = False,
     sessions: sessionmaker[Session] | None = None,
     status: CampaignStatus = CampaignStatus.QUEUED,
 ) -> EnqueueResult:
@@ -67,21 +57,21 @@ def enqueue_campaign(
     Stored with status `scheduled` (producer.schedule), it is not dispatched: beat does that.
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
     """
-    sender = sender or settings.sender
+    sender = request.sender or settings.sender
     if not sender:
         raise ConfigurationError(
             "no sender number: pass --from +91... or set STICKERQ_SENDER to the business "
             "number registered on your Kaleyra account"
         )
     spec, warnings = validate_spec(
-        name=name or f"campaign {datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
+        name=request.name or f"campaign {datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
         sender=sender,
-        sticker_id=sticker_id,
-        sticker_link=sticker_link,
-        ref=ref,
-        ref1=ref1,
-        ref2=ref2,
-        wa_source=wa_source,
+        sticker_id=request.sticker_id,
+        sticker_link=request.sticker_link,
+        ref=request.ref,
+        ref1=request.ref1,
+        ref2=request.ref2,
+        wa_source=request.wa_source,
         default_region=settings.default_region,
     )
     dispatching = status is CampaignStatus.QUEUED
@@ -90,8 +80,8 @@ def enqueue_campaign(
     report = RecipientReport()
     with open_sessions(settings.database_url, sessions) as factory:
         recipients = open_recipients(
-            to=to,
-            to_file=to_file,
+            to=request.to,
+            to_file=request.to_file,
             default_region=settings.default_region,
             report=report,
             dedupe=False,  # the store drops them with the unique index: flat memory
@@ -102,7 +92,7 @@ def enqueue_campaign(
             settings.kaleyra_sid,
             recipients,
             report,
-            skip_invalid=skip_invalid,
+            skip_invalid=request.skip_invalid,
             status=status,
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -35,6 +34,7 @@ from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
@@ -147,29 +147,26 @@ def parse_when(
 
 def schedule_campaign(
     settings: Settings,
+    request: CampaignRequest,
     *,
     at: str | datetime,
     tz: str | None = None,
     now_if_past: bool = False,
     sessions: sessionmaker[Session] | None = None,
-    **campaign: Any,
 ) -> ScheduledCampaign:
-    """Validate and store a campaign `scheduled` at `at`; beat dispatches it then.
-
-    `campaign` takes enqueue_campaign's keywords (sticker_id, to, to_file, sender, ...).
-    """
+    """Validate and store a campaign `scheduled` at `at`; beat dispatches it then."""
     when = parse_when(at, tz, now_if_past=now_if_past)
-    result, _ = _store_scheduled(settings, sessions, campaign, when)
+    result, _ = _store_scheduled(settings, sessions, request, when)
     return ScheduledCampaign(result, when)
 
 
 def create_schedule(
     settings: Settings,
+    request: CampaignRequest,
     *,
     every: str,
     tz: str,
     sessions: sessionmaker[Session] | None = None,
-    **campaign: Any,
 ) -> ScheduledCampaign:
     """A recurring broadcast: the campaign (first run, and template of the later runs) is
     stored `scheduled` at the cron expression's next time in `tz`."""
@@ -185,7 +182,7 @@ def create_schedule(
         )
     zone = ZoneInfo(tz)
     first = When(next_run(every, zone, utcnow()), tz)
-    result, schedule_id = _store_scheduled(settings, sessions, campaign, first, cron=every)
+    result, schedule_id = _store_scheduled(settings, sessions, request, first, cron=every)
     return ScheduledCampaign(result, first, schedule_id, every)
 
 
@@ -283,7 +280,7 @@ def stop_schedule(
 def _store_scheduled(
     settings: Settings,
     sessions: sessionmaker[Session] | None,
-    campaign: dict[str, Any],
+    request: CampaignRequest,
     when: When,
     *,
     cron: str | None = None,
@@ -308,7 +305,7 @@ def _store_scheduled(
         stamping = sessionmaker(class_=factory.class_, **factory.kw)
         event.listen(stamping, "before_commit", stamp)
         result = enqueue_campaign(
-            settings, sessions=stamping, status=CampaignStatus.SCHEDULED, **campaign
+            settings, request, sessions=stamping, status=CampaignStatus.SCHEDULED
         )
     return result, (made[0] if made else None)
 

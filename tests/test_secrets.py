@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from stickerq.cli import app
 from stickerq.models import Base
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.queue import queued_bodies
 from stickerq.sandbox import SandboxServer
 from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
@@ -36,7 +37,10 @@ def test_api_key_appears_in_no_log_queue_table_or_report(
     recipients = [f"+91981234{n:04d}" for n in range(40)]
     sandbox.script({number: [fault] for number, fault in zip(recipients, FAULTS, strict=False)})
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(recipients), ref="r", ref1="r1", ref2="r2"
+        settings,
+        CampaignRequest(
+            sticker_id=STICKER_ID, to=",".join(recipients), ref="r", ref1="r1", ref2="r2"
+        ),
     ).campaign_id
 
     queued = queued_bodies(redis.Redis.from_url(REDIS_URL), redis_prefix)

@@ -12,6 +12,7 @@ from stickerq.cli.watch import watch_campaign
 from stickerq.db import make_engine, make_session_factory
 from stickerq.models import Campaign
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.settings import Settings
 from tests.conftest import STICKER_ID
 
@@ -37,14 +38,18 @@ def watch(settings: Settings, campaign_id: int) -> str:
 
 
 def test_a_campaign_nobody_claims_gets_the_no_worker_hint_once(settings: Settings) -> None:
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to="+919812345678").campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to="+919812345678")
+    ).campaign_id
     shown = watch(settings, campaign_id)  # no worker runs
     assert shown.count(HINT) == 1
     assert "nothing claimed for" in shown
 
 
 def test_a_campaign_being_sent_gets_no_hint(settings: Settings) -> None:
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to="+919812345678").campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to="+919812345678")
+    ).campaign_id
     engine = make_engine(settings.database_url)
     with make_session_factory(engine).begin() as session:  # as a first claim leaves it
         session.execute(update(Campaign).values(status="running"))

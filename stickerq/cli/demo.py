@@ -24,12 +24,14 @@ from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.queue import check_broker
+from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 
 DEMO_SENDER = "+919000000001"
 UNREGISTERED_SENDER = "+919000000099"
 DEMO_KEY = "demo-sandbox-key"
+DEMO_STICKER = "798123456789012"
 
 
 def demo_recipients(count: int, seed: int = 7) -> str:
@@ -74,19 +76,23 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
         worker = _start_worker(settings)
         main = enqueue_campaign(
             settings,
-            sticker_id="798123456789012",
-            to=demo_recipients(recipients),
-            name="demo: 2,000 stickers",
-            ref="demo",
-            ref1="marketing",
-            ref2="dictionary",
+            CampaignRequest(
+                sticker_id=DEMO_STICKER,
+                to=demo_recipients(recipients),
+                name="demo: 2,000 stickers",
+                ref="demo",
+                ref1="marketing",
+                ref2="dictionary",
+            ),
         )
         stray = enqueue_campaign(
             settings,
-            sticker_id="798123456789012",
-            to=demo_recipients(20, seed=8),
-            sender=UNREGISTERED_SENDER,
-            name="demo: sender not on the account",
+            CampaignRequest(
+                sticker_id=DEMO_STICKER,
+                to=demo_recipients(20, seed=8),
+                sender=UNREGISTERED_SENDER,
+                name="demo: sender not on the account",
+            ),
         )
         with open_sessions(settings.database_url) as sessions:
             for campaign_id in (main.campaign_id, stray.campaign_id):

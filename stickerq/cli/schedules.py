@@ -1,5 +1,5 @@
 """`stickerq reschedule` and `stickerq schedules list|stop` (registered by stickerq.cli), and
-what `stickerq send --at/--every` stores.
+how `stickerq send --at/--every` tells when its campaign goes.
 
 A thin shell over producer.schedule; stickerq.cli's helpers are imported inside the
 commands because stickerq.cli imports this module while it is being loaded.
@@ -8,7 +8,7 @@ commands because stickerq.cli imports this module while it is being loaded.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -18,9 +18,7 @@ from stickerq.cli.common import console, fail, load_settings
 from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
-    from stickerq.producer.api import EnqueueResult
     from stickerq.producer.schedule import ScheduledCampaign
-    from stickerq.settings import Settings
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
 
@@ -33,39 +31,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the stickerq app."""
     app.command("reschedule")(reschedule_command)
     app.add_typer(schedules_app, name="schedules")
-
-
-def store_for_send(
-    settings: Settings,
-    campaign: dict[str, Any],
-    *,
-    at: str | None,
-    tz: str | None,
-    every: str | None,
-    now_if_past: bool,
-) -> tuple[EnqueueResult, ScheduledCampaign | None]:
-    """`send`'s store: dispatched now, scheduled at --at, or recurring --every."""
-    from stickerq.producer.api import enqueue_campaign
-    from stickerq.producer.schedule import ScheduleError, create_schedule, schedule_campaign
-
-    if every is not None:
-        if at is not None:
-            raise ScheduleError(
-                "--at and --every do not go together: the cron expression gives the times "
-                "(the first run is its next time)"
-            )
-        if tz is None:
-            raise ScheduleError(
-                "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
-            )
-        scheduled = create_schedule(settings, every=every, tz=tz, **campaign)
-    elif at is not None:
-        scheduled = schedule_campaign(settings, at=at, tz=tz, now_if_past=now_if_past, **campaign)
-    elif tz is not None or now_if_past:
-        raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
-    else:
-        return enqueue_campaign(settings, **campaign), None
-    return scheduled.result, scheduled
 
 
 def describe(scheduled: ScheduledCampaign) -> str:

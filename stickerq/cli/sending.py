@@ -58,26 +58,27 @@ def send(
     ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
+    from stickerq.producer.request import CampaignRequest, Timing
+    from stickerq.producer.send import send_campaign
     from stickerq.producer.store import RecipientsRejected
 
     settings = load_settings()
-    campaign = {
-        "sticker_id": sticker_id,
-        "sticker_link": sticker_link,
-        "to": to,
-        "to_file": to_file,
-        "sender": sender,
-        "name": name,
-        "ref": ref,
-        "ref1": ref1,
-        "ref2": ref2,
-        "wa_source": wa_source,
-        "skip_invalid": skip_invalid,
-    }
+    request = CampaignRequest(
+        sticker_id=sticker_id,
+        sticker_link=sticker_link,
+        to=to,
+        to_file=to_file,
+        sender=sender,
+        name=name,
+        ref=ref,
+        ref1=ref1,
+        ref2=ref2,
+        wa_source=wa_source,
+        skip_invalid=skip_invalid,
+    )
+    timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
     try:
-        result, scheduled = schedules.store_for_send(
-            settings, campaign, at=at, tz=tz, every=every, now_if_past=now_if_past
-        )
+        result, scheduled = send_campaign(settings, request, timing)
     except RecipientsRejected as exc:
         if exc.report.invalid_count:
             _print_invalid(exc.report.invalid, exc.report.invalid_count)

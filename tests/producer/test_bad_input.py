@@ -16,7 +16,7 @@ import sys
 import time
 import tracemalloc
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from stickerq.producer.recipients import (
     parse_recipient_csv,
     parse_recipient_list,
 )
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import (
     EXCERPT_MAX,
     NAME_MAX,
@@ -678,6 +679,18 @@ def assert_nothing_stored(settings: Settings) -> None:
     assert queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix) == 0
 
 
+def _file(name: str) -> CampaignRequest:
+    return CampaignRequest(sticker_id=STICKER_ID, to_file=NASTY / name)
+
+
+def _listed(to: str) -> CampaignRequest:
+    return CampaignRequest(sticker_id=STICKER_ID, to=to)
+
+
+TO_MOBILE = _listed(IN_MOBILE)  # each spec case adds the field that is wrong
+HUGE = "huge.csv"  # not in nasty/: the test writes it into tmp_path
+
+
 def huge_field_csv(directory: Path) -> Path:
     path = directory / "huge.csv"
     path.write_text(f'phone,ref\n{IN_MOBILE},"{"x" * (csv.field_size_limit() + 1)}"\n')
@@ -687,21 +700,21 @@ def huge_field_csv(directory: Path) -> Path:
 @pytest.mark.parametrize(
     ("campaign", "error", "message"),
     [
-        ({"to_file": NASTY / "formulas.csv"}, RecipientsRejected, "5 invalid recipient(s)"),
-        ({"to_file": NASTY / "unterminated_quote.csv"}, RecipientsRejected, "1 invalid"),
-        ({"to_file": NASTY / "header_only.csv"}, RecipientsRejected, "no valid recipient"),
-        ({"to_file": NASTY / "latin1.csv"}, RecipientFileError, f"line 2: {NOT_UTF8}"),
-        ({"to_file": NASTY / "utf16_bom.csv"}, RecipientFileError, f"line 1: {NOT_UTF8}"),
-        ({"to_file": NASTY / "recipients.zip"}, RecipientFileError, f"line 1: {NOT_UTF8}"),
-        ({"to_file": NASTY / "nul_byte.csv"}, RecipientFileError, "line 3: the file contains"),
-        ({"to_file": "huge"}, RecipientFileError, "line 2: not a valid CSV file (field larger"),
-        ({"to": ",, ,\t,"}, RecipientsRejected, "no valid recipient"),
-        ({"to": f"{IN_MOBILE},=+919812345679"}, RecipientsRejected, "1 invalid recipient(s)"),
-        ({"to": IN_MOBILE, "name": "a\x00b"}, SpecError, "name 'a\\x00b': contains a NUL"),
-        ({"to": IN_MOBILE, "ref": "caf\udce9"}, SpecError, "not UTF-8 text"),
-        ({"to": IN_MOBILE, "sticker_id": "m" * 201}, SpecError, "sticker_id"),
+        (_file("formulas.csv"), RecipientsRejected, "5 invalid recipient(s)"),
+        (_file("unterminated_quote.csv"), RecipientsRejected, "1 invalid"),
+        (_file("header_only.csv"), RecipientsRejected, "no valid recipient"),
+        (_file("latin1.csv"), RecipientFileError, f"line 2: {NOT_UTF8}"),
+        (_file("utf16_bom.csv"), RecipientFileError, f"line 1: {NOT_UTF8}"),
+        (_file("recipients.zip"), RecipientFileError, f"line 1: {NOT_UTF8}"),
+        (_file("nul_byte.csv"), RecipientFileError, "line 3: the file contains"),
+        (_file(HUGE), RecipientFileError, "line 2: not a valid CSV file (field larger"),
+        (_listed(",, ,\t,"), RecipientsRejected, "no valid recipient"),
+        (_listed(f"{IN_MOBILE},=+919812345679"), RecipientsRejected, "1 invalid recipient(s)"),
+        (replace(TO_MOBILE, name="a\x00b"), SpecError, "name 'a\\x00b': contains a NUL"),
+        (replace(TO_MOBILE, ref="caf\udce9"), SpecError, "not UTF-8 text"),
+        (replace(TO_MOBILE, sticker_id="m" * 201), SpecError, "sticker_id"),
         (
-            {"to": IN_MOBILE, "sticker_id": " ", "sender": "=+91", "name": " ", "ref1": "\x00"},
+            CampaignRequest(sticker_id=" ", to=IN_MOBILE, sender="=+91", name=" ", ref1="\x00"),
             SpecError,
             "(4 problems)",
         ),
@@ -713,16 +726,15 @@ def huge_field_csv(directory: Path) -> Path:
 def test_rejected_campaign_raises_a_clear_error_and_stores_nothing(
     bad_input_settings: Settings,
     tmp_path: Path,
-    campaign: dict[str, Any],
+    campaign: CampaignRequest,
     error: type[Exception],
     message: str,
 ) -> None:
-    if campaign.get("to_file") == "huge":
-        campaign = {"to_file": huge_field_csv(tmp_path)}
-    campaign.setdefault("sticker_id", STICKER_ID)
+    if campaign.to_file == NASTY / HUGE:
+        campaign = replace(campaign, to_file=huge_field_csv(tmp_path))
 
     with pytest.raises(error) as caught:
-        enqueue_campaign(bad_input_settings, **campaign)
+        enqueue_campaign(bad_input_settings, campaign)
 
     assert message in str(caught.value)
     assert_nothing_stored(bad_input_settings)
@@ -733,11 +745,13 @@ def test_ten_million_commas_store_nothing_or_the_one_number_at_their_end(
 ) -> None:
     commas = "," * TEN_MILLION
     with pytest.raises(RecipientsRejected, match="no valid recipient"):
-        enqueue_campaign(bad_input_settings, sticker_id=STICKER_ID, to=commas)
+        enqueue_campaign(bad_input_settings, CampaignRequest(sticker_id=STICKER_ID, to=commas))
     assert_nothing_stored(bad_input_settings)
 
     started = time.perf_counter()
-    result = enqueue_campaign(bad_input_settings, sticker_id=STICKER_ID, to=commas + IN_MOBILE)
+    result = enqueue_campaign(
+        bad_input_settings, CampaignRequest(sticker_id=STICKER_ID, to=commas + IN_MOBILE)
+    )
     assert time.perf_counter() - started < 20
     assert (result.recipients, result.invalid_count, result.batches) == (1, 0, 1)
     assert stored_counts(bad_input_settings) == (1, 1)

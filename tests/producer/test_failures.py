@@ -31,6 +31,7 @@ from stickerq.producer.failures import (
     parse_since,
     parse_status,
 )
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.requeue import RequeueRefused, requeue
 from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
@@ -503,7 +504,7 @@ def test_e110_parked_messages_are_listed_then_resume_and_requeue_send_each_exact
     db = Db(settings)
     recipients = [f"+91981235{n:04d}" for n in range(30)]
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(recipients))
     ).campaign_id
 
     def paused_and_still() -> bool:
@@ -549,7 +550,9 @@ def test_unknown_messages_are_listed_with_why_they_are_unknown(
     sandbox.script({A: ["DROP"], B: ["HTML_502"]})
     run_worker(settings)
     db = Db(settings)
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=f"{A},{B},{C}").campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B},{C}")
+    ).campaign_id
     wait_until(lambda: db.settled(campaign_id))
 
     listed = run(settings, "failures", "--status", "unknown", "--campaign", str(campaign_id),

@@ -32,6 +32,7 @@ from stickerq.producer.lifecycle import (
     show_campaign,
 )
 from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.request import CampaignRequest
 from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
@@ -53,7 +54,9 @@ def lc_settings(database_url: str, redis_prefix: str) -> Settings:
 
 def new_campaign(settings: Settings, sessions: sessionmaker[Session], count: int = 12) -> int:
     result = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(RECIPIENTS[:count]), sessions=sessions
+        settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=",".join(RECIPIENTS[:count])),
+        sessions=sessions,
     )
     return result.campaign_id
 
@@ -435,7 +438,9 @@ def _start_campaign(
     sandbox.configure(latency_ms=50)
     run_worker(settings)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(RECIPIENTS), sessions=db.sessions
+        settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=",".join(RECIPIENTS)),
+        sessions=db.sessions,
     ).campaign_id
     wait_until(lambda: sandbox.stats()["requests"] >= 60, timeout=15, interval=0.02)
     return settings, campaign_id

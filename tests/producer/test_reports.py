@@ -29,6 +29,7 @@ from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.export import COLUMNS, export_campaign, guard_cell, unguard_cell
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.reports import campaign_report, iso_utc
+from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until
@@ -455,7 +456,9 @@ def test_report_and_export_match_what_the_sandbox_accepted(
     run_worker(settings)
     db = Db(settings)
 
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to_file=audience).campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to_file=audience)
+    ).campaign_id
     wait_until(lambda: db.settled(campaign_id), timeout=30)
     accepted = {row["recipient"]: row for row in sandbox.accepted()}
     with db.sessions() as session:

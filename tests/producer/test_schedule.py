@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from stickerq.cli import app
 from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.producer.recipients import RecipientFileError
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.schedule import (
     ScheduleError,
     When,
@@ -141,11 +142,9 @@ def test_scheduled_campaign_is_stored_with_its_time_and_zone_and_nothing_publish
     local = at.astimezone(ZoneInfo("Asia/Kolkata")).replace(tzinfo=None)
     scheduled = schedule_campaign(
         schedule_settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B},{A}", ref="spring"),
         at=local.isoformat(),
         tz="Asia/Kolkata",
-        sticker_id=STICKER_ID,
-        to=f"{A},{B},{A}",
-        ref="spring",
         sessions=sessions,
     )
     campaign = campaign_row(sessions, scheduled.campaign_id)
@@ -162,14 +161,16 @@ def test_rejected_recipients_store_nothing_when_scheduling(
 ) -> None:
     with pytest.raises(RecipientsRejected):
         schedule_campaign(
-            schedule_settings, at=in_a_day(), sticker_id=STICKER_ID, to="+91123", sessions=sessions
+            schedule_settings,
+            CampaignRequest(sticker_id=STICKER_ID, to="+91123"),
+            at=in_a_day(),
+            sessions=sessions,
         )
     with pytest.raises(RecipientFileError):
         schedule_campaign(
             schedule_settings,
+            CampaignRequest(sticker_id=STICKER_ID, to_file=Path("/nonexistent.csv")),
             at=in_a_day(),
-            sticker_id=STICKER_ID,
-            to_file=Path("/nonexistent.csv"),
             sessions=sessions,
         )
     with sessions() as session:
@@ -182,10 +183,9 @@ def test_reschedule_moves_a_campaign_only_while_it_is_scheduled(
     first = in_a_day()
     campaign_id = schedule_campaign(
         schedule_settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=A),
         at=first,
         tz="Europe/Berlin",
-        sticker_id=STICKER_ID,
-        to=A,
         sessions=sessions,
     ).campaign_id
     later = first + timedelta(hours=3)
@@ -208,11 +208,9 @@ def test_recurring_schedule_stores_first_run_as_template_and_next_run_after_it(
 ) -> None:
     scheduled = create_schedule(
         schedule_settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B},{C}", name="daily hello"),
         every="0 9 * * *",
         tz="Asia/Kolkata",
-        sticker_id=STICKER_ID,
-        to=f"{A},{B},{C}",
-        name="daily hello",
         sessions=sessions,
     )
     campaign = campaign_row(sessions, scheduled.campaign_id)
@@ -251,7 +249,11 @@ def test_bad_recurring_schedule_is_refused(
 ) -> None:
     with pytest.raises(ScheduleError, match=problem):
         create_schedule(
-            schedule_settings, every=every, tz=tz, sticker_id=STICKER_ID, to=A, sessions=sessions
+            schedule_settings,
+            CampaignRequest(sticker_id=STICKER_ID, to=A),
+            every=every,
+            tz=tz,
+            sessions=sessions,
         )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError, ServiceUnavailable
 from stickerq.models import Campaign, Message
-from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.bulk_insert import INSERT_CHUNK
 from stickerq.producer.recipients import (
     MAX_INVALID_EXAMPLES,
@@ -23,6 +23,7 @@ from stickerq.producer.recipients import (
     RecipientError,
     RecipientFileError,
 )
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import REF_MAX, SpecError
 from stickerq.producer.store import RecipientsRejected
 from stickerq.queue import SEND_BATCH, queued_bodies, send_queue
@@ -73,18 +74,16 @@ def assert_nothing_stored(settings: Settings) -> None:
     assert celery_queued_tasks(redis.Redis.from_url(settings.redis_url), settings.redis_prefix) == 0
 
 
-def enqueue(settings: Settings, **kwargs: object) -> EnqueueResult:
-    kwargs.setdefault("sticker_id", STICKER_ID)
-    return enqueue_campaign(settings, **kwargs)  # type: ignore[arg-type]
-
-
 # --- what a valid campaign stores and publishes -------------------------------------------
 
 
 def test_valid_campaign_is_stored_queued_and_published_one_task_per_batch(
     store_settings: Settings, db: Db
 ) -> None:
-    result = enqueue(store_settings, name="launch", to=f"{A}, {B},{C} ,{D},{E}")
+    result = enqueue_campaign(
+        store_settings,
+        CampaignRequest(sticker_id=STICKER_ID, name="launch", to=f"{A}, {B},{C} ,{D},{E}"),
+    )
 
     assert (result.recipients, result.duplicates, result.invalid_count) == (5, 0, 0)
     assert result.batches == 3  # batch_size 2: 2 + 2 + 1
@@ -126,7 +125,7 @@ def test_valid_campaign_is_stored_queued_and_published_one_task_per_batch(
 
 def test_sticker_link_campaign_stores_the_https_link(store_settings: Settings, db: Db) -> None:
     link = "https://cdn.example.com/stickers/hello.webp"
-    result = enqueue(store_settings, sticker_id=None, sticker_link=link, to=A)
+    result = enqueue_campaign(store_settings, CampaignRequest(sticker_link=link, to=A))
     campaign = db.campaign(result.campaign_id)
     assert (campaign.sticker_id, campaign.sticker_link) == (None, link)
 
@@ -143,7 +142,9 @@ def test_duplicates_in_any_format_are_dropped_and_counted_keeping_the_first(
         "(+91) 98123.45671,again\n"  # B again
         f"{A},third\n",
     )
-    result = enqueue(store_settings, to_file=csv_file)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file)
+    )
 
     assert (result.recipients, result.duplicates, result.invalid_count) == (2, 3, 0)
     assert db.campaign(result.campaign_id).recipient_count == 2
@@ -162,8 +163,15 @@ def test_csv_row_refs_are_stored_and_campaign_defaults_fill_empty_or_missing_cel
         f"{C}, , \n"  # blank cells read as empty
         f"{D}\n",  # short row
     )
-    result = enqueue(
-        store_settings, to_file=csv_file, ref="camp-ref", ref1="camp-ref1", ref2="camp-ref2"
+    result = enqueue_campaign(
+        store_settings,
+        CampaignRequest(
+            sticker_id=STICKER_ID,
+            to_file=csv_file,
+            ref="camp-ref",
+            ref1="camp-ref1",
+            ref2="camp-ref2",
+        ),
     )
 
     messages = {m.recipient: (m.ref, m.ref1, m.ref2) for m in db.messages(result.campaign_id)}
@@ -179,7 +187,9 @@ def test_csv_row_refs_are_stored_and_campaign_defaults_fill_empty_or_missing_cel
 
 
 def test_list_recipients_get_the_campaign_default_refs(store_settings: Settings, db: Db) -> None:
-    result = enqueue(store_settings, to=f"{A},{B}", ref="r", ref2="r2")
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B}", ref="r", ref2="r2")
+    )
     refs = {(m.ref, m.ref1, m.ref2) for m in db.messages(result.campaign_id)}
     assert refs == {("r", None, "r2")}
 
@@ -192,7 +202,9 @@ def test_row_ref_over_255_characters_is_truncated_with_a_warning(
         tmp_path / "r.csv",
         f"phone,ref,ref1,ref2\n{A},{long},{exact},short\n{B},{long},,{long}\n",
     )
-    result = enqueue(store_settings, to_file=csv_file)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file)
+    )
 
     messages = {m.recipient: (m.ref, m.ref1, m.ref2) for m in db.messages(result.campaign_id)}
     assert messages == {A: ("y" * REF_MAX, exact, "short"), B: ("y" * REF_MAX, None, "y" * REF_MAX)}
@@ -202,7 +214,9 @@ def test_row_ref_over_255_characters_is_truncated_with_a_warning(
 def test_campaign_ref_over_255_characters_is_truncated_with_a_warning(
     store_settings: Settings, db: Db
 ) -> None:
-    result = enqueue(store_settings, to=A, ref1="z" * 400)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to=A, ref1="z" * 400)
+    )
 
     campaign = db.campaign(result.campaign_id)
     assert campaign.ref1 == "z" * REF_MAX
@@ -223,7 +237,9 @@ def test_campaign_ref_over_255_characters_is_truncated_with_a_warning(
 def test_wa_source_is_normalised_and_an_unknown_one_becomes_api_with_a_warning(
     store_settings: Settings, db: Db, given: str, stored: str, warned: bool
 ) -> None:
-    result = enqueue(store_settings, to=A, wa_source=given)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to=A, wa_source=given)
+    )
 
     assert db.campaign(result.campaign_id).wa_source == stored
     if warned:
@@ -238,29 +254,29 @@ def test_wa_source_is_normalised_and_an_unknown_one_becomes_api_with_a_warning(
 
 
 @pytest.mark.parametrize(
-    ("sticker", "field", "problem"),
+    ("campaign", "field", "problem"),
     [
-        ({"sticker_id": None}, "sticker", "no sticker given"),
+        (CampaignRequest(to=A), "sticker", "no sticker given"),
         (
-            {"sticker_link": "https://example.com/s.webp"},
+            CampaignRequest(sticker_id=STICKER_ID, sticker_link="https://example.com/s.webp", to=A),
             "sticker",
             "both a media id and a link given",
         ),
         (
-            {"sticker_id": None, "sticker_link": "http://example.com/s.webp"},
+            CampaignRequest(sticker_link="http://example.com/s.webp", to=A),
             "sticker_link",
             "must be https",
         ),
-        ({"sticker_id": None, "sticker_link": "not a url"}, "sticker_link", "not a valid URL"),
-        ({"sticker_id": "   "}, "sticker_id", "the media id is empty"),
+        (CampaignRequest(sticker_link="not a url", to=A), "sticker_link", "not a valid URL"),
+        (CampaignRequest(sticker_id="   ", to=A), "sticker_id", "the media id is empty"),
     ],
     ids=["missing", "both-id-and-link", "http-link", "malformed-link", "blank-id"],
 )
 def test_bad_sticker_is_rejected_naming_the_field_and_nothing_is_stored(
-    store_settings: Settings, sticker: dict[str, str | None], field: str, problem: str
+    store_settings: Settings, campaign: CampaignRequest, field: str, problem: str
 ) -> None:
     with pytest.raises(SpecError) as caught:
-        enqueue(store_settings, to=A, **sticker)
+        enqueue_campaign(store_settings, campaign)
 
     assert [p.field for p in caught.value.problems] == [field]
     assert problem in caught.value.problems[0].problem
@@ -272,7 +288,7 @@ def test_every_spec_problem_is_reported_at_once_and_nothing_is_stored(
     store_settings: Settings,
 ) -> None:
     with pytest.raises(SpecError) as caught:
-        enqueue(store_settings, sticker_id=None, sender="12", name="n" * 201, to=A)
+        enqueue_campaign(store_settings, CampaignRequest(sender="12", name="n" * 201, to=A))
 
     fields = {p.field for p in caught.value.problems}
     assert fields == {"sticker", "sender", "name"}
@@ -285,7 +301,7 @@ def test_missing_sender_is_a_configuration_error_and_nothing_is_stored(
 ) -> None:
     settings = make_settings(database_url, redis_prefix, UNREACHABLE_API, sender=None)
     with pytest.raises(ConfigurationError, match="no sender number"):
-        enqueue(settings, to=A)
+        enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=A))
     assert_nothing_stored(settings)
 
 
@@ -293,7 +309,9 @@ def test_invalid_numbers_reject_the_whole_campaign_with_line_and_reason(
     store_settings: Settings,
 ) -> None:
     with pytest.raises(RecipientsRejected) as caught:
-        enqueue(store_settings, to=f"{A},+91123,{B},{A},abc,{C}")
+        enqueue_campaign(
+            store_settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},+91123,{B},{A},abc,{C}")
+        )
 
     report = caught.value.report
     assert report.invalid == [
@@ -318,7 +336,7 @@ def test_invalid_rows_after_a_bulk_insert_chunk_still_store_nothing(
     csv_file = write_csv(tmp_path / "r.csv", "\n".join(lines) + "\n")
 
     with pytest.raises(RecipientsRejected) as caught:
-        enqueue(store_settings, to_file=csv_file)
+        enqueue_campaign(store_settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file))
 
     report = caught.value.report
     assert [(row.line, row.value) for row in report.invalid] == [
@@ -337,7 +355,9 @@ def test_skip_invalid_stores_the_valid_rows_and_reports_the_rest_with_lines(
         tmp_path / "r.csv",
         f"phone,ref\n{A},a\n12345,x\n{B},b\n,orphan ref\n{A},dup\n+999123456789,y\n",
     )
-    result = enqueue(store_settings, to_file=csv_file, skip_invalid=True)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file, skip_invalid=True)
+    )
 
     assert (result.recipients, result.duplicates, result.invalid_count) == (2, 1, 3)
     assert [(row.line, row.value) for row in result.invalid] == [
@@ -365,12 +385,14 @@ def test_more_invalid_rows_than_can_be_listed_are_counted_with_a_warning(
     to = ",".join([A, *(["12"] * invalid), B])
 
     with pytest.raises(RecipientsRejected) as caught:
-        enqueue(store_settings, to=to)
+        enqueue_campaign(store_settings, CampaignRequest(sticker_id=STICKER_ID, to=to))
     assert caught.value.report.invalid_count == invalid
     assert len(caught.value.report.invalid) == MAX_INVALID_EXAMPLES
     assert_nothing_stored(store_settings)
 
-    result = enqueue(store_settings, to=to, skip_invalid=True)
+    result = enqueue_campaign(
+        store_settings, CampaignRequest(sticker_id=STICKER_ID, to=to, skip_invalid=True)
+    )
     assert (result.recipients, result.invalid_count) == (2, invalid)
     assert len(result.invalid) == MAX_INVALID_EXAMPLES
     assert result.invalid[-1].line == MAX_INVALID_EXAMPLES + 1
@@ -382,25 +404,34 @@ def test_more_invalid_rows_than_can_be_listed_are_counted_with_a_warning(
 
 def test_no_valid_recipient_is_rejected_even_with_skip_invalid(store_settings: Settings) -> None:
     with pytest.raises(RecipientsRejected, match="no valid recipient"):
-        enqueue(store_settings, to="12345,abc", skip_invalid=True)
+        enqueue_campaign(
+            store_settings,
+            CampaignRequest(sticker_id=STICKER_ID, to="12345,abc", skip_invalid=True),
+        )
     assert_nothing_stored(store_settings)
 
 
 @pytest.mark.parametrize(
-    ("recipients", "message"),
+    ("campaign", "message"),
     [
-        ({"to": A, "to_file": Path("/nonexistent.csv")}, "give only one"),
-        ({}, "no recipients"),
-        ({"to": "  "}, "no recipients"),
-        ({"to_file": Path("/nonexistent/r.csv")}, "no such file"),
+        (
+            CampaignRequest(sticker_id=STICKER_ID, to=A, to_file=Path("/nonexistent.csv")),
+            "give only one",
+        ),
+        (CampaignRequest(sticker_id=STICKER_ID), "no recipients"),
+        (CampaignRequest(sticker_id=STICKER_ID, to="  "), "no recipients"),
+        (
+            CampaignRequest(sticker_id=STICKER_ID, to_file=Path("/nonexistent/r.csv")),
+            "no such file",
+        ),
     ],
     ids=["list-and-file", "none", "blank-list", "missing-file"],
 )
 def test_unusable_recipient_source_is_rejected_and_nothing_is_stored(
-    store_settings: Settings, recipients: dict[str, object], message: str
+    store_settings: Settings, campaign: CampaignRequest, message: str
 ) -> None:
     with pytest.raises(RecipientError, match=message):
-        enqueue(store_settings, **recipients)
+        enqueue_campaign(store_settings, campaign)
     assert_nothing_stored(store_settings)
 
 
@@ -442,7 +473,7 @@ def test_malformed_csv_is_rejected_with_file_and_line_and_nothing_is_stored(
     csv_file.write_bytes(content)
 
     with pytest.raises(RecipientFileError) as caught:
-        enqueue(store_settings, to_file=csv_file)
+        enqueue_campaign(store_settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file))
 
     assert str(caught.value).startswith(str(csv_file))
     assert message in str(caught.value)
@@ -458,7 +489,7 @@ def test_redis_down_raises_service_unavailable_and_stores_nothing(
     with pytest.raises(
         ServiceUnavailable, match=r"Redis is not reachable at redis://127\.0\.0\.1:1"
     ):
-        enqueue(settings, to=f"{A},{B}")
+        enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B}"))
     assert stored_counts(settings) == (0, 0)
 
 
@@ -476,7 +507,9 @@ def test_100k_row_csv_is_stored_in_one_go_and_published_in_batches(
         handle.writelines(f"+9198{n:08d},order-{n}\n" for n in range(rows))
         handle.write("+919800000000,dup\n")
 
-    result = enqueue(settings, to_file=csv_file)  # how fast: bench/enqueue.py, not a test
+    result = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to_file=csv_file)
+    )  # how fast: bench/enqueue.py, not a test
 
     assert (result.recipients, result.duplicates, result.invalid_count) == (rows, 1, 0)
     assert result.batches == rows // 500

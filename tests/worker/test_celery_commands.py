@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.queue import SEND_BATCH, worker_queues
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
@@ -74,7 +75,10 @@ def test_celery_worker_inspect_and_events_work_on_the_stickerq_settings(
         assert {queue["name"] for queue in next(iter(queues.values()))} == set(worker_queues())
 
         campaign_id = enqueue_campaign(
-            settings, sticker_id=STICKER_ID, to=",".join(f"+91981234{n:04d}" for n in range(5))
+            settings,
+            CampaignRequest(
+                sticker_id=STICKER_ID, to=",".join(f"+91981234{n:04d}" for n in range(5))
+            ),
         ).campaign_id
         db = Db(settings)
         wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)

@@ -13,6 +13,7 @@ from collections import Counter
 import redis
 
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.requeue import requeue
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
@@ -57,11 +58,9 @@ def assert_nothing_lost_nothing_twice(db: Db, campaign_id: int, sandbox: Sandbox
 def enqueue(settings: Settings, count: int) -> int:
     return enqueue_campaign(
         settings,
-        sticker_id=STICKER_ID,
-        to=",".join(audience(count)),
-        ref="fault",
-        ref1="r1",
-        ref2="r2",
+        CampaignRequest(
+            sticker_id=STICKER_ID, to=",".join(audience(count)), ref="fault", ref1="r1", ref2="r2"
+        ),
     ).campaign_id
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
@@ -84,7 +85,9 @@ def test_two_worker_processes_share_one_limit_per_sender(
     logs = [spawn_worker(settings, "--concurrency", "1") for _ in range(2)]
     wait_until(lambda: all("ready." in log.read_text() for log in logs), timeout=60)
     recipients = ",".join(f"+91981234{n:04d}" for n in range(250))
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=recipients).campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=recipients)
+    ).campaign_id
 
     wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)
     arrivals = [row["at"] for row in httpx.get(f"{sandbox_process}/_sandbox/requests").json()]
@@ -116,7 +119,9 @@ def test_a_wait_for_the_senders_budget_is_never_an_attempt_a_retry_or_a_failure(
     db = Db(settings)
     spawn_worker(settings, "--concurrency", "1", "--beat")
     recipients = [f"+91981234{n:04d}" for n in range(30)]
-    result = enqueue_campaign(settings, sticker_id=STICKER_ID, to=",".join(recipients))
+    result = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(recipients))
+    )
     campaign_id = result.campaign_id
 
     def sent_count() -> int:

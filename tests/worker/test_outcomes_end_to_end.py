@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus, PauseScope
@@ -39,11 +40,13 @@ OUTCOME_ROWS = {
 def send_one(settings: Settings, recipient: str = RECIPIENT) -> int:
     result = enqueue_campaign(
         settings,
-        sticker_id=STICKER_ID,
-        to=recipient,
-        ref="customer1",
-        ref1="marketing",
-        ref2="dictionary",
+        CampaignRequest(
+            sticker_id=STICKER_ID,
+            to=recipient,
+            ref="customer1",
+            ref1="marketing",
+            ref2="dictionary",
+        ),
     )
     return result.campaign_id
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from stickerq.pauses import pause_keys
 from stickerq.producer.api import dispatch_campaign, enqueue_campaign
 from stickerq.producer.operations import resume_sending
+from stickerq.producer.request import CampaignRequest
 from stickerq.queue import app as celery_app
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
@@ -34,7 +35,9 @@ def test_wa500_then_accepted_is_sent_with_every_attempt_recorded(
     sandbox.script({RECIPIENT: ["WA500", "WA500", "WA202"]})
     run_worker(settings)
     db = Db(settings)
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=RECIPIENT).campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=RECIPIENT)
+    ).campaign_id
     wait_until(lambda: db.settled(campaign_id))
     message = db.message(campaign_id, RECIPIENT)
     assert message.status == MessageStatus.SENT
@@ -53,7 +56,9 @@ def test_wa500_exhausted_after_quick_and_delayed_retries_fails(
     sandbox.script({RECIPIENT: ["WA500"] * 10})
     run_worker(settings)
     db = Db(settings)
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=RECIPIENT).campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=RECIPIENT)
+    ).campaign_id
 
     def failed() -> bool:
         celery_app.send_task("stickerq.dispatch_due")  # what beat does every few seconds
@@ -79,7 +84,7 @@ def test_e110_parks_pauses_account_and_nothing_more_is_sent_until_resumed(
     db = Db(settings)
     recipients = numbers(60)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(recipients))
     ).campaign_id
 
     wait_until(lambda: db.active_pauses() and not _sending(db, campaign_id))
@@ -126,7 +131,7 @@ def test_redelivered_batches_send_nothing_twice(
     db = Db(settings)
     recipients = numbers(120)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(recipients))
     ).campaign_id
     dispatch_campaign(settings, db.sessions, campaign_id)  # every batch published twice
     run_worker(settings)
@@ -156,7 +161,7 @@ def test_a_run_of_wa400s_auto_pauses_the_campaign_with_the_reason(
     run_worker(settings)
     db = Db(settings)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(recipients)
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(recipients))
     ).campaign_id
 
     wait_until(lambda: db.campaign(campaign_id).status == "paused")
@@ -177,7 +182,7 @@ def test_a_claim_never_lifts_a_pause_mirror_the_database_does_not_hold_yet(
     claimed meanwhile must leave it (deleting it let sends leak past the pause)."""
     db = Db(settings)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(numbers(5))
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers(5)))
     ).campaign_id
     client = redis.Redis.from_url(settings.redis_url)
     account_key, _ = pause_keys(settings.redis_prefix, settings.kaleyra_sid, "")
@@ -203,7 +208,7 @@ def test_a_parked_message_is_never_committed_without_its_pause(
     settings = settings.model_copy(update={"sender": "+919000000077"})  # not on the account
     db = Db(settings)
     campaign_id = enqueue_campaign(
-        settings, sticker_id=STICKER_ID, to=",".join(numbers(3))
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers(3)))
     ).campaign_id
     after_each_commit: list[tuple[int, int]] = []
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.cron import next_run
 from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.schedule import create_schedule, schedule_campaign
 from stickerq.queue import SEND_BATCH, configure_celery, queued_bodies
 from stickerq.sandbox import SandboxServer
@@ -61,10 +62,9 @@ def due_campaign(settings: Settings, sessions: sessionmaker[Session], to: list[s
     """A campaign scheduled for a moment already past (--now-if-past makes it now)."""
     return schedule_campaign(
         settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=",".join(to)),
         at=utcnow() - timedelta(minutes=1),
         now_if_past=True,
-        sticker_id=STICKER_ID,
-        to=",".join(to),
         sessions=sessions,
     ).campaign_id
 
@@ -100,9 +100,8 @@ def test_due_campaign_is_queued_and_published_once_and_a_future_one_waits(
     due = due_campaign(beat_settings, sessions, numbers(0, 3))
     future = schedule_campaign(
         beat_settings,
+        CampaignRequest(sticker_id=STICKER_ID, to=numbers(10, 1)[0]),
         at=utcnow() + timedelta(hours=1),
-        sticker_id=STICKER_ID,
-        to=numbers(10, 1)[0],
         sessions=sessions,
     ).campaign_id
 
@@ -136,13 +135,15 @@ def make_schedule(settings: Settings, sessions: sessionmaker[Session], next_run_
     """A daily schedule whose next run is made due at `next_run_at`; (schedule, template)."""
     made = create_schedule(
         settings,
+        CampaignRequest(
+            sticker_id=STICKER_ID,
+            to=",".join(numbers(0, 3)),
+            ref="daily",
+            ref2="v2",
+            name="morning sticker",
+        ),
         every="0 9 * * *",
         tz="Asia/Kolkata",
-        sticker_id=STICKER_ID,
-        to=",".join(numbers(0, 3)),
-        ref="daily",
-        ref2="v2",
-        name="morning sticker",
         sessions=sessions,
     )
     with sessions.begin() as session:
@@ -290,7 +291,7 @@ def test_beat_sends_a_scheduled_campaign_within_seconds_of_its_time(
     at = (utcnow() + timedelta(seconds=3)).replace(microsecond=0)
     to = numbers(0, 5)
     campaign_id = schedule_campaign(
-        settings, at=at, tz="Asia/Kolkata", sticker_id=STICKER_ID, to=",".join(to)
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(to)), at=at, tz="Asia/Kolkata"
     ).campaign_id
     db = Db(settings)
     assert db.campaign(campaign_id).status == CampaignStatus.SCHEDULED
@@ -318,7 +319,7 @@ def test_two_beats_at_once_never_dispatch_a_campaign_twice(
     at = utcnow() + timedelta(seconds=2)
     campaigns = [
         schedule_campaign(
-            settings, at=at, sticker_id=STICKER_ID, to=",".join(numbers(10 * n, 7))
+            settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers(10 * n, 7))), at=at
         ).campaign_id
         for n in range(4)
     ]

@@ -1,0 +1,42 @@
+"""What a caller asks for: a campaign to send (`CampaignRequest`) and when (`Timing`).
+
+The typed carriers that `stickerq send` and the HTTP API build from their input. They carry
+the values as given and check nothing: the spec is validated by producer.spec, the
+recipients by producer.recipients, the times by producer.schedule, each in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignRequest:
+    """One sticker to a list of recipients, from one sender, with the campaign's refs."""
+
+    sticker_id: str | None = None  # an uploaded media id, or ...
+    sticker_link: str | None = None  # ... an https URL of the WebP: exactly one of the two
+    to: str | None = None  # comma-separated E.164 numbers, or ...
+    to_file: Path | None = None  # ... a CSV with a phone column (+ ref, ref1, ref2)
+    sender: str | None = None  # the business number; None: settings.sender
+    name: str | None = None  # None: "campaign <UTC time>"
+    ref: str | None = None  # defaults for the rows that carry no ref of their own
+    ref1: str | None = None
+    ref2: str | None = None
+    wa_source: str = "api"
+    skip_invalid: bool = False  # store the valid recipients and report the rest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """When to send: now (nothing given), once `at`, or at every time the cron `every` fires.
+
+    `tz` is the zone `at` is read in when it has no offset, and the zone of `every`.
+    """
+
+    at: str | datetime | None = None
+    tz: str | None = None
+    every: str | None = None
+    now_if_past: bool = False  # an `at` in the past sends at once instead of being refused

@@ -1,0 +1,60 @@
+"""What `stickerq send` (and the HTTP API) does: a campaign sent now, at a time, or recurring.
+
+The one place that reads a `Timing` and picks the store: enqueue_campaign (dispatched now),
+schedule_campaign (`scheduled` at `at`) or create_schedule (a run at every `every` time).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.producer.request import CampaignRequest, Timing
+from stickerq.producer.schedule import (
+    ScheduledCampaign,
+    ScheduleError,
+    create_schedule,
+    schedule_campaign,
+)
+from stickerq.settings import Settings
+
+
+def send_campaign(
+    settings: Settings,
+    request: CampaignRequest,
+    timing: Timing = Timing(),
+    *,
+    sessions: sessionmaker[Session] | None = None,
+) -> tuple[EnqueueResult, ScheduledCampaign | None]:
+    """Store the campaign and dispatch it now, or leave it scheduled for beat.
+
+    Returns what was stored, and when it goes if it was scheduled (None: dispatched now).
+    A timing that mixes its options wrongly raises ScheduleError before anything is read.
+    """
+    if timing.every is not None:
+        if timing.at is not None:
+            raise ScheduleError(
+                "--at and --every do not go together: the cron expression gives the times "
+                "(the first run is its next time)"
+            )
+        if timing.tz is None:
+            raise ScheduleError(
+                "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
+            )
+        scheduled = create_schedule(
+            settings, request, every=timing.every, tz=timing.tz, sessions=sessions
+        )
+    elif timing.at is not None:
+        scheduled = schedule_campaign(
+            settings,
+            request,
+            at=timing.at,
+            tz=timing.tz,
+            now_if_past=timing.now_if_past,
+            sessions=sessions,
+        )
+    elif timing.tz is not None or timing.now_if_past:
+        raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
+    else:
+        return enqueue_campaign(settings, request, sessions=sessions), None
+    return scheduled.result, scheduled
