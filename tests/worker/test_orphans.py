@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stickerq.settings import Settings
+from stickerq.worker.parent_death import POLL_SECONDS
 from tests.conftest import make_settings, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -90,3 +91,46 @@ def test_sigkill_of_the_main_process_leaves_no_child(
     except AssertionError:
         left = live_group_members(worker.pid)
         pytest.fail(f"{command}: still running 10 s after SIGKILL of its main process: {left}")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_a_child_whose_worker_died_before_it_started_exits_at_once() -> None:
+    # pid 1 stands for the worker: this process's parent is another, as if re-parented
+    done = run_python(
+        "from stickerq.worker.parent_death import end_with_parent\n"
+        "end_with_parent(1)\n"
+        "print('still running')"
+    )
+    assert done.returncode == 1 and "still running" not in done.stdout
+
+
+def test_without_prctl_a_thread_ends_the_child_when_its_parent_dies(
+    own_group: list[subprocess.Popen[bytes]],
+) -> None:
+    """Off Linux: the parent forks a child that watches it, then exits."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, time\n"
+            "from stickerq.worker import parent_death\n"
+            "def no_prctl(sig): raise OSError('not Linux')\n"
+            "parent_death.set_pdeathsig = no_prctl\n"
+            "parent = os.getpid()\n"
+            "if os.fork() == 0:\n"
+            "    parent_death.end_with_parent(parent)\n"
+            "    time.sleep(60)\n"
+            "else:\n"
+            "    time.sleep(2)\n",
+        ],
+        start_new_session=True,
+    )
+    own_group.append(parent)
+    wait_until(lambda: len(live_group_members(parent.pid)) == 2, timeout=20)
+    parent.wait(timeout=20)
+    wait_until(lambda: not live_group_members(parent.pid), timeout=3 * POLL_SECONDS)
