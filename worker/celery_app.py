@@ -14,6 +14,7 @@ from celery import Celery
 from stickerq.queue import app, configure_celery
 from stickerq.settings import Settings
 from stickerq.worker import runtime
+from stickerq.worker.parent_death import end_children_with_worker
 from stickerq.worker.quiet_logs import quiet_periodic_tasks
 
 __all__ = ["app", "start"]
@@ -24,6 +25,7 @@ def start(settings: Settings) -> Celery:
     configure_celery(settings)
     quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
     runtime.configure(settings)
+    end_children_with_worker()
     return app
 
 
