@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
@@ -46,7 +47,9 @@ def test_batches_at_once_run_on_one_loop_and_the_few_database_threads(
     sandbox.configure(latency_ms=300)  # the batches overlap for a while
     settings = settings.model_copy(update={"batch_size": 10, "batches_per_process": 4})
     recipients = ",".join(f"+91981234{n:04d}" for n in range(30))
-    campaign_id = enqueue_campaign(settings, sticker_id=STICKER_ID, to=recipients).campaign_id
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=recipients)
+    ).campaign_id
     db = Db(settings)
     pks = [message.id for message in db.messages(campaign_id)]
     before = set(threading.enumerate())
