@@ -21,7 +21,7 @@ import logging
 import math
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -187,6 +187,7 @@ class RateLimiter:
         mark: tuple[str, str] | None = None,
         slots: asyncio.Semaphore | None = None,
         stop: asyncio.Event | None = None,
+        slot_held: Callable[[], None] | None = None,
     ) -> bool:
         """Wait for one token; False at once when a block key exists (or the marker set is lost),
         and False, with no token taken, once `stop` is set before it reached Redis.
@@ -196,7 +197,9 @@ class RateLimiter:
         is asked for, so a granted token is used at once, and belongs to the caller on True:
         release it when the request is done. At most WAITING_PER_SENDER requests of one
         sender hold a slot while they wait for a token, so a throttled sender cannot crowd
-        out another. Waiting is never an error; while Redis is unreachable this keeps trying
+        out another. `slot_held()` is called once the slot is held, before the token is asked
+        for: work that must be done before the request leaves can overlap the wait for the
+        token. Waiting is never an error; while Redis is unreachable this keeps trying
         with backoff and grants nothing. Concurrent calls with the same sender, block keys and
         marker set share their round trips to Redis.
         """
@@ -216,6 +219,8 @@ class RateLimiter:
             try:
                 if stop is not None and stop.is_set():  # set while this waited for its turn
                     return False
+                if slot_held is not None:
+                    slot_held()
                 dispenser = state.dispensers.get(key)
                 if dispenser is None:
                     dispenser = state.dispensers[key] = _Dispenser(self, key, state.dispensers)

@@ -142,10 +142,17 @@ class BatchSender:
     ) -> Outcome:
         if self.stop.is_set():
             raise _Stopped
-        # The database's evidence that it may leave is written while the token is awaited.
-        leaving = None
-        if not progress.leaving_recorded:
-            leaving = asyncio.ensure_future(self.leaving.may_leave(self.claim.token, message.pk))
+        leaving: asyncio.Future[bool] | None = None
+
+        def record_leaving() -> None:
+            # Once it holds an in-flight slot: the database's evidence that it may leave is
+            # written while the token is awaited (worker/leaving.py).
+            nonlocal leaving
+            if not progress.leaving_recorded:
+                leaving = asyncio.ensure_future(
+                    self.leaving.may_leave(self.claim.token, message.pk)
+                )
+
         # A wait for a token is neither an attempt nor a failure. The same atomic step
         # records the message as possibly sent in Redis (see worker/inflight.py).
         granted = await self.limiter.take(
@@ -155,6 +162,7 @@ class BatchSender:
             mark=(self.claim.sent, str(message.pk)),
             slots=self.slots,
             stop=self.stop,
+            slot_held=record_leaving,
         )
         if not granted:
             if leaving is not None:

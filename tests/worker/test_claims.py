@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,10 +20,12 @@ from stickerq.worker.claims import (
     AttemptRecord,
     MessageResult,
     claim,
+    record_leaving,
     release,
     take_due_retries,
     write_results,
 )
+from stickerq.worker.sweeper import settle_dead_claims
 
 
 def stored_campaign(sessions: sessionmaker[Session], count: int = 200) -> tuple[int, list[int]]:
@@ -132,3 +135,46 @@ def test_a_due_retry_is_handed_to_one_dispatcher_only(sessions: sessionmaker[Ses
         second = take_due_retries(session)
     assert first == [(campaign_id, ids[0]), (campaign_id, ids[1])]
     assert second == []
+
+
+def test_leaving_is_recorded_only_while_the_claim_is_ours(sessions: sessionmaker[Session]) -> None:
+    campaign_id, ids = stored_campaign(sessions, count=10)
+    claimed = claim_in_own_session(sessions, campaign_id, ids, token="T1")
+    with sessions.begin() as session:
+        assert record_leaving(session, "T1", claimed[:3]) == set(claimed[:3])
+        assert record_leaving(session, "T-other", claimed[3:5]) == set()
+    # A sweeper took the claim for dead and settled the rest: they must not be sent.
+    with sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(claimed[3:]))
+            .values(status=MessageStatus.PENDING, claim_token=None)
+        )
+    with sessions.begin() as session:
+        assert record_leaving(session, "T1", claimed[3:]) == set()
+        marked = session.scalars(
+            select(Message.id).where(Message.leaving_claim_token == "T1")
+        ).all()
+    assert sorted(marked) == sorted(claimed[:3])
+
+
+def test_a_dead_claim_whose_redis_record_was_lost_is_settled_by_the_database_evidence(
+    sessions: sessionmaker[Session], redis_url: str, redis_prefix: str
+) -> None:
+    """No heartbeat and no record of sends in Redis (a host died with its Redis): only the
+    messages whose leaving was recorded may have left; the others go back to `pending`."""
+    campaign_id, ids = stored_campaign(sessions, count=10)
+    claimed = claim_in_own_session(sessions, campaign_id, ids, token="T1")
+    with sessions.begin() as session:
+        record_leaving(session, "T1", claimed[:4])
+    report = settle_dead_claims(
+        sessions, redis.Redis.from_url(redis_url), redis_prefix, grace_seconds=0
+    )
+    assert (report.unknown, report.pending) == (4, 6)
+    with sessions() as session:
+        statuses = {
+            pk: status for pk, status in session.execute(select(Message.id, Message.status))
+        }
+    assert {pk for pk, status in statuses.items() if status == MessageStatus.UNKNOWN} == set(
+        claimed[:4]
+    )
