@@ -78,17 +78,6 @@ class ScheduledCampaign:
     def campaign_id(self) -> int:
         return self.result.campaign_id
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            **self.result.as_dict(),
-            "status": CampaignStatus.SCHEDULED.value,
-            "scheduled_at_utc": self.when.utc.isoformat(),
-            "scheduled_at_local": self.when.local.isoformat(),
-            "timezone": self.when.zone,
-            "schedule_id": self.schedule_id,
-            "every": self.cron,
-        }
-
 
 def zone_named(name: str) -> tzinfo:
     """An IANA zone (`Asia/Kolkata`, `UTC`) or a fixed offset (`+05:30`)."""

@@ -32,6 +32,7 @@ from stickerq.producer.schedule import (
     zone_named,
 )
 from stickerq.producer.store import RecipientsRejected
+from stickerq.producer.views.sending import ScheduledView
 from stickerq.queue import queued_tasks as tasks_in_queues
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
@@ -154,7 +155,8 @@ def test_scheduled_campaign_is_stored_with_its_time_and_zone_and_nothing_publish
     assert campaign.recipient_count == 2 and campaign.schedule_id is None
     assert (scheduled.result.batches, scheduled.result.duplicates) == (0, 1)
     assert queued_tasks(schedule_settings) == 0
-    assert scheduled.as_dict()["scheduled_at_utc"] == at.isoformat()
+    shown = ScheduledView.of_scheduled(scheduled).model_dump(mode="json")
+    assert shown["scheduled_at_utc"] == at.isoformat()
 
 
 def test_rejected_recipients_store_nothing_when_scheduling(
