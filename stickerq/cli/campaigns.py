@@ -6,7 +6,6 @@ commands because stickerq.cli imports this module while it is being loaded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -83,6 +82,8 @@ def list_command(
     """List campaigns, newest first; with --status scheduled, in the order they will go."""
     from stickerq.db import open_sessions
     from stickerq.producer.lifecycle import list_campaigns
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignView
 
     settings = load_settings()
     try:
@@ -91,7 +92,7 @@ def list_command(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps([row.as_dict() for row in rows]))
+        print(to_json([CampaignView.of_summary(row) for row in rows]))
     else:
         console.print(_list_table(rows, status, console.width))
     warn_if_no_beat(settings)
@@ -103,6 +104,8 @@ def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
     from stickerq.producer.lifecycle import show_campaign
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignDetailsView
 
     try:
         with open_sessions(load_settings().database_url) as sessions:
@@ -110,7 +113,7 @@ def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(details.as_dict()))
+        print(to_json(CampaignDetailsView.of_details(details)))
         return
     console.print(_details_table(details))
     console.print(progress_table(details.progress))
@@ -169,12 +172,15 @@ def _act(
     as_json: bool,
     settings: Settings | None = None,
 ) -> None:
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import LifecycleView
+
     try:
         result = action(settings or load_settings())
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.as_dict()))
+        print(to_json(LifecycleView.of(result)))
         return
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -229,8 +229,8 @@ def test_recurring_schedule_stores_first_run_as_template_and_next_run_after_it(
     assert schedule.next_run_at - campaign.scheduled_at == timedelta(days=1)
     assert queued_tasks(schedule_settings) == 0
 
-    [row] = list_schedules(schedule_settings, sessions)
-    assert row["every"] == "0 9 * * *" and row["runs"] == 1 and row["active"] is True
+    [(row, runs)] = list_schedules(schedule_settings, sessions)
+    assert row.cron == "0 9 * * *" and runs == 1 and row.active is True
     assert stop_schedule(schedule_settings, schedule.id, sessions) == (True, [campaign.id])
     assert stop_schedule(schedule_settings, schedule.id, sessions) == (False, [campaign.id])
     with pytest.raises(ScheduleError, match="no schedule 999"):
