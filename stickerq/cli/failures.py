@@ -8,7 +8,6 @@ inside the commands because stickerq.cli imports this module while it is being l
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from stickerq.masking import mask_phone
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from stickerq.producer.failures import FailureRow, SummaryRow
+    from stickerq.producer.failures import FailureFilters, FailureRow, SummaryRow
 
 messages_app = typer.Typer(help="Look up single messages and their attempts.", no_args_is_help=True)
 
@@ -125,7 +124,7 @@ def failures(
             truncated = bool(limit) and total > limit
             show = _shown(show_numbers)
             if as_json:
-                _print_failures_json(filters.as_dict(), summary, total, truncated, rows, show)
+                _print_failures_json(filters, summary, total, truncated, rows, show)
                 return
             _print_failures(summary, total, truncated, rows, show)
     except StickerqError as exc:
@@ -133,7 +132,7 @@ def failures(
 
 
 def _print_failures_json(
-    filters: dict[str, object],
+    filters: FailureFilters,
     summary: list[SummaryRow],
     total: int,
     truncated: bool,
@@ -141,17 +140,23 @@ def _print_failures_json(
     show: Callable[[str], str],
 ) -> None:
     """One JSON object, the rows streamed: a listing of millions does not sit in memory."""
-    head = {
-        "filters": filters,
-        "summary": [row.as_dict() for row in summary],
-        "total": total,
-        "truncated": truncated,
-    }
-    out = sys.stdout
-    out.write(json.dumps(head)[:-1] + ', "rows": [')
-    for index, row in enumerate(rows):
-        out.write((", " if index else "") + json.dumps(row.as_dict(show(row.recipient))))
-    out.write("]}\n")
+    from stickerq.producer.views.base import write_streamed
+    from stickerq.producer.views.failures import (
+        FailureCountView,
+        FailureFiltersView,
+        FailureRowView,
+        FailuresView,
+    )
+
+    head = FailuresView(
+        filters=FailureFiltersView.of(filters),
+        summary=[FailureCountView.of(row) for row in summary],
+        total=total,
+        truncated=truncated,
+        rows=[],
+    )
+    views = (FailureRowView.of(row, recipient=show(row.recipient)) for row in rows)
+    write_streamed(sys.stdout, head, views)
 
 
 def _print_failures(
@@ -202,6 +207,8 @@ def show_message(
     """The whole history of a message: every attempt with its time, HTTP status, code and
     latency. A recipient of several campaigns shows one history per campaign."""
     from stickerq.producer.failures import message_history
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.failures import HistoryView, MessageHistoryView
 
     try:
         with _session() as session:
@@ -210,7 +217,8 @@ def show_message(
         raise fail(exc) from None
     show = _shown(show_numbers)
     if as_json:
-        print(json.dumps({"messages": [h.as_dict(show(h.recipient)) for h in histories]}))
+        messages = [MessageHistoryView.of_history(h, show(h.recipient)) for h in histories]
+        print(to_json(HistoryView(messages=messages)))
         return
     for history in histories:
         refs = ", ".join(f"{name}={value}" for name, value in zip(
@@ -260,6 +268,8 @@ def requeue(
     repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
     from stickerq.producer.requeue import requeue as requeue_messages
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.failures import RequeueView
 
     try:
         result = requeue_messages(
@@ -268,7 +278,7 @@ def requeue(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.as_dict()))
+        print(to_json(RequeueView.of(result)))
         return
     chosen = f"{result.status}" + (f" {result.code}" if result.code else "")
     if result.dry_run:
