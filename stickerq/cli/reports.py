@@ -73,7 +73,7 @@ def export(
 
     Formula-safe: a cell starting with = + - @ (or tab, CR, LF) gets a leading ' so that no
     spreadsheet runs it. Recipients are E.164, so they are written '+919812345678; programs
-    reading the file back drop that one leading ' (see docs/json.md).
+    reading the file back drop that one leading ' (see docs/export.md).
     """
     from stickerq.db import open_sessions
     from stickerq.producer.export import export_campaign
