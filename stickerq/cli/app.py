@@ -49,7 +49,9 @@ def _options(
 
 
 @app.command()
-def config(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
+) -> None:
     """Print the settings in force (STICKERQ_* variables, .env, defaults): where the database
     is, which Redis and prefix, which account; the api-key only as set or not."""
     from stickerq.producer.views.base import to_json

@@ -37,11 +37,12 @@ campaigns_app = typer.Typer(
     help="List, inspect, pause, resume and cancel campaigns.", no_args_is_help=True
 )
 
-# The --json keys are part of the interface (scripts, the HTTP API): documented here, stable.
+# The --json keys are part of the interface (scripts, the HTTP API): stable, described in
+# producer/views/campaigns.py and docs/json.md (tests/test_json_docs.py: each is named here).
 SUMMARY_KEYS = (
     "campaign_id, name, status, sender, recipients, scheduled_at_utc, scheduled_at_local "
     "(in the campaign's zone), timezone, created_at, pause_reason; times are ISO 8601 with "
-    "their offset, or null"
+    "their offset, or null (docs/json.md)"
 )
 ListJson = Annotated[
     bool, typer.Option("--json", help=f"print a JSON list of objects with the keys: {SUMMARY_KEYS}")
@@ -52,7 +53,8 @@ ShowJson = Annotated[
         "--json",
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
-        "progress: {by_status, by_code, retries_waiting, attempts, retried, pause, settled}",
+        "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
+        "sender, code, since, reason}, settled}",
     ),
 ]
 ResultJson = Annotated[
@@ -60,7 +62,8 @@ ResultJson = Annotated[
     typer.Option(
         "--json",
         help="print one JSON object with the keys: campaign_id, action, status (after), changed "
-        "(false: it already was so), message, batches (dispatched), cancelled_messages, warnings",
+        "(false: it already was so), message, batches (dispatched), cancelled_messages, warnings "
+        "(docs/json.md)",
     ),
 ]
 

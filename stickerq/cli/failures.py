@@ -32,7 +32,8 @@ messages_app = typer.Typer(help="Look up single messages and their attempts.", n
 ShowNumbers = Annotated[
     bool, typer.Option("--show-numbers", help="show recipients in full (masked by default)")
 ]
-# The --json keys are part of the interface (scripts, the HTTP API): documented here, stable.
+# The --json keys are part of the interface (scripts, the HTTP API): stable, described in
+# producer/views/failures.py and docs/json.md (tests/test_json_docs.py: each is named here).
 FailuresJson = Annotated[
     bool,
     typer.Option(
@@ -40,7 +41,7 @@ FailuresJson = Annotated[
         help="print one JSON object with the keys: filters {campaign_id, status, code, since}, "
         "summary [{status, code, count}], total, truncated, rows [{campaign_id, recipient, "
         "status, code, http_status, message, why_unknown, attempts, last_attempt_at}]; times "
-        "are ISO 8601 with their offset, or null",
+        "are ISO 8601 with their offset, or null (docs/json.md)",
     ),
 ]
 HistoryJson = Annotated[
@@ -51,7 +52,7 @@ HistoryJson = Annotated[
         "recipient, status, message_id, ref, ref1, ref2, last_error_code, last_error_detail, "
         "created_at, sent_at, delivered_at, read_at, next_attempt_at, attempts [{number, "
         "started_at, http_status, code, action, latency_ms, detail}]}]; times are ISO 8601 "
-        "with their offset, or null",
+        "with their offset, or null (docs/json.md)",
     ),
 ]
 RequeueJson = Annotated[
@@ -60,7 +61,7 @@ RequeueJson = Annotated[
         "--json",
         help="print one JSON object with the keys: campaign_id, status, code, dry_run, requeued "
         "(moved, or would be), batches (dispatched), pauses_lifted, pauses [{scope, sid, "
-        "sender, code, since, reason}] (in force when it began), campaign_status",
+        "sender, code, since, reason}] (in force when it began), campaign_status (docs/json.md)",
     ),
 ]
 

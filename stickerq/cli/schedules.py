@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON (docs/json.md)")]
 AT_HELP = "ISO 8601 with its offset (2026-12-01T09:00+05:30), or without one and with --tz"
 TZ_HELP = "IANA zone of --at / --every (e.g. Asia/Kolkata)"
 
@@ -109,7 +109,7 @@ def list_command(as_json: JsonOption = False) -> None:
     """Every recurring schedule: its cron, zone, next run (its zone and UTC) and runs so far.
 
     --json prints a list of objects with the keys: schedule_id, name, every, timezone, active,
-    next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs.
+    next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs (docs/json.md).
     """
     from stickerq.producer.schedule import list_schedules
     from stickerq.producer.views.base import to_json

@@ -50,7 +50,9 @@ def send(
         help="show progress until every message is settled (exit 0), or a pause holds the "
         "rest (exit 3)",
     ),
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the result as JSON (docs/json.md)")
+    ] = False,
     at: str | None = typer.Option(None, help=f"send at this time: {schedules.AT_HELP}"),
     tz: str | None = typer.Option(None, help=schedules.TZ_HELP),
     now_if_past: bool = typer.Option(False, help="an --at in the past sends at once"),
@@ -166,7 +168,7 @@ def _print_invalid(rows: list, count: int) -> None:
 
 def status(
     campaign_id: int,
-    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
     """Counts of a campaign's messages by status and by error code."""
     from stickerq.cli.watch import progress_table
@@ -188,7 +190,9 @@ def status(
     warn_if_no_beat(settings)
 
 
-def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def pauses(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
+) -> None:
     """List the account and sender pauses in force."""
     from stickerq.producer.operations import list_active_pauses
     from stickerq.producer.views.base import to_json
