@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test services lint
+.PHONY: demo test services lint json-docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(VENV)/.installed
 
 test: $(VENV)/.installed services lint
 	$(PY) -m pytest
+
+# docs/json.md from the models in producer/views/ (tests/test_json_docs.py checks it is current)
+json-docs: $(VENV)/.installed
+	$(PY) -m stickerq.cli.json_docs docs/json.md
 
 demo: $(VENV)/.installed
 	bash scripts/ensure-services.sh redis

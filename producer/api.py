@@ -31,19 +31,6 @@ class EnqueueResult:
     warnings: list[str] = field(default_factory=list)
     batches: int = 0
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "recipients": self.recipients,
-            "duplicates": self.duplicates,
-            "invalid_count": self.invalid_count,
-            "invalid": [
-                {"line": row.line, "value": row.value, "reason": row.reason} for row in self.invalid
-            ],
-            "warnings": self.warnings,
-            "batches": self.batches,
-        }
-
 
 def enqueue_campaign(
     settings: Settings,

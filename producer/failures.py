@@ -93,23 +93,12 @@ class FailureFilters:
             )
         return conditions
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "status": str(self.status) if self.status else None,
-            "code": self.code,
-            "since": self.since.isoformat() if self.since else None,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class SummaryRow:
     status: str
     code: str | None
     count: int
-
-    def as_dict(self) -> dict[str, object]:
-        return {"status": self.status, "code": self.code, "count": self.count}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,19 +121,6 @@ class FailureRow:
     def why_unknown(self) -> str | None:
         """For an `unknown` message: why we cannot tell whether it went out."""
         return self.detail if self.status == MessageStatus.UNKNOWN else None
-
-    def as_dict(self, recipient: str) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "recipient": recipient,
-            "status": self.status,
-            "code": self.code,
-            "http_status": self.http_status,
-            "message": self.message,
-            "why_unknown": self.why_unknown,
-            "attempts": self.attempts,
-            "last_attempt_at": _iso(self.last_attempt_at),
-        }
 
 
 def failure_summary(session: Session, filters: FailureFilters) -> list[SummaryRow]:
@@ -194,17 +170,6 @@ class AttemptView:
     latency_ms: float | None
     detail: str | None
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "number": self.number,
-            "started_at": _iso(self.started_at),
-            "http_status": self.http_status,
-            "code": self.code,
-            "action": self.action,
-            "latency_ms": self.latency_ms,
-            "detail": self.detail,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class MessageHistory:
@@ -224,27 +189,6 @@ class MessageHistory:
     read_at: datetime | None
     next_attempt_at: datetime | None
     attempts: list[AttemptView] = field(default_factory=list)
-
-    def as_dict(self, recipient: str) -> dict[str, object]:
-        ref, ref1, ref2 = self.refs
-        return {
-            "campaign_id": self.campaign_id,
-            "campaign_name": self.campaign_name,
-            "recipient": recipient,
-            "status": self.status,
-            "message_id": self.message_id,
-            "ref": ref,
-            "ref1": ref1,
-            "ref2": ref2,
-            "last_error_code": self.last_error_code,
-            "last_error_detail": self.last_error_detail,
-            "created_at": _iso(self.created_at),
-            "sent_at": _iso(self.sent_at),
-            "delivered_at": _iso(self.delivered_at),
-            "read_at": _iso(self.read_at),
-            "next_attempt_at": _iso(self.next_attempt_at),
-            "attempts": [attempt.as_dict() for attempt in self.attempts],
-        }
 
 
 def message_history(session: Session, recipient_or_message_id: str) -> list[MessageHistory]:
@@ -313,7 +257,3 @@ def _as_recipient(text: str) -> str | None:
         return normalise_phone(candidate, None)
     except InvalidPhone:
         return None
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

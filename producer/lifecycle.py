@@ -64,20 +64,6 @@ class CampaignSummary:
     def scheduled_local(self) -> datetime | None:
         return in_zone(self.scheduled_at, self.timezone)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "name": self.name,
-            "status": self.status,
-            "sender": self.sender,
-            "recipients": self.recipients,
-            "scheduled_at_utc": _iso(self.scheduled_at),
-            "scheduled_at_local": _iso(self.scheduled_local),
-            "timezone": self.timezone,
-            "created_at": _iso(self.created_at),
-            "pause_reason": self.pause_reason,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CampaignDetails:
@@ -96,31 +82,6 @@ class CampaignDetails:
     schedule_id: int | None
     progress: CampaignProgress
 
-    def as_dict(self) -> dict[str, object]:
-        p = self.progress
-        return {
-            **self.summary.as_dict(),
-            "sid": self.sid,
-            "sticker_id": self.sticker_id,
-            "sticker_link": self.sticker_link,
-            "wa_source": self.wa_source,
-            "ref": self.ref,
-            "ref1": self.ref1,
-            "ref2": self.ref2,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "schedule_id": self.schedule_id,
-            "progress": {
-                "by_status": p.by_status,
-                "by_code": p.by_code,
-                "retries_waiting": p.retries_waiting,
-                "attempts": p.attempts,
-                "retried": p.retried,
-                "pause": p.pause,
-                "settled": p.all_settled,
-            },
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class LifecycleResult:
@@ -134,18 +95,6 @@ class LifecycleResult:
     batches: int = 0
     cancelled_messages: int = 0
     warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "action": self.action,
-            "status": self.status,
-            "changed": self.changed,
-            "message": self.message,
-            "batches": self.batches,
-            "cancelled_messages": self.cancelled_messages,
-            "warnings": self.warnings,
-        }
 
 
 def list_campaigns(
@@ -342,10 +291,6 @@ def _summary(campaign: Campaign) -> CampaignSummary:
         created_at=campaign.created_at,
         pause_reason=campaign.pause_reason,
     )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
 
 
 def _redis(settings: Settings) -> redis.Redis:

@@ -51,22 +51,6 @@ class CampaignProgress:
         """A pause holds the rest: nothing more will go until an operator resumes."""
         return self.pause is not None and self.count(MessageStatus.SENDING) == 0
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "name": self.name,
-            "status": self.status,
-            "sender": self.sender,
-            "recipients": self.recipients,
-            "by_status": self.by_status,
-            "by_code": self.by_code,
-            "retries_waiting": self.retries_waiting,
-            "attempts": self.attempts,
-            "retried": self.retried,
-            "pause": self.pause,
-            "settled": self.all_settled,
-        }
-
 
 def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
     campaign = session.get(Campaign, campaign_id)

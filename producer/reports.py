@@ -2,15 +2,15 @@
 delivered/read counts from callbacks, and a breakdown by ref, ref1 or ref2.
 
 Every number is an SQL aggregate (COUNT / MIN / MAX ... GROUP BY): a report on a million
-recipients reads a handful of rows, never the messages themselves. `as_dict()` is the
-`stickerq report --json` document described in docs/json.md.
+recipients reads a handful of rows, never the messages themselves. `stickerq report --json`
+prints it as producer.views.reports.ReportView.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -70,14 +70,9 @@ class RefGroup:
     def succeeded(self) -> int:
         return sum(self.by_status.get(status, 0) for status in SUCCEEDED)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "recipients": self.recipients,
-            "by_status": self.by_status,
-            "succeeded": self.succeeded,
-            "success_rate": _rate(self.succeeded, self.recipients),
-        }
+    @property
+    def success_rate(self) -> float | None:
+        return _rate(self.succeeded, self.recipients)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +84,6 @@ class Breakdown:
     group_count: int  # distinct values, NULL counted as one
     groups: list[RefGroup]
     other: RefGroup | None  # value None; recipients and by_status summed over the rest
-
-    def as_dict(self) -> dict[str, Any]:
-        other = None
-        if self.other is not None:
-            other = {"groups": self.group_count - len(self.groups), **self.other.as_dict()}
-            del other["value"]
-        return {
-            "by": self.by,
-            "top": self.top,
-            "group_count": self.group_count,
-            "groups": [group.as_dict() for group in self.groups],
-            "other": other,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,31 +116,6 @@ class CampaignReport:
     @property
     def success_rate(self) -> float | None:
         return _rate(self.succeeded, self.recipients)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "campaign_id": self.campaign_id,
-            "name": self.name,
-            "status": self.status,
-            "sender": self.sender,
-            "recipients": self.recipients,
-            "by_status": self.by_status,
-            "by_code": self.by_code,
-            "succeeded": self.succeeded,
-            "success_rate": self.success_rate,
-            "attempts": self.attempts,
-            "sent": self.sent,
-            "delivered": self.delivered,
-            "read": self.read,
-            "created_at": iso_utc(self.created_at),
-            "started_at": iso_utc(self.started_at),
-            "finished_at": iso_utc(self.finished_at),
-            "first_sent_at": iso_utc(self.first_sent_at),
-            "last_sent_at": iso_utc(self.last_sent_at),
-            "duration_seconds": self.duration_seconds,
-            "send_rate_per_second": self.send_rate,
-            "breakdown": self.breakdown.as_dict() if self.breakdown else None,
-        }
 
 
 def campaign_report(

@@ -46,19 +46,6 @@ class RequeueResult:
     pauses: list[dict[str, str]] = field(default_factory=list)
     campaign_status: str = ""
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "campaign_id": self.campaign_id,
-            "status": self.status,
-            "code": self.code,
-            "dry_run": self.dry_run,
-            "requeued": self.requeued,
-            "batches": self.batches,
-            "pauses_lifted": self.pauses_lifted,
-            "pauses": self.pauses,
-            "campaign_status": self.campaign_status,
-        }
-
 
 def requeue(
     settings: Settings,

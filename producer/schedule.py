@@ -78,17 +78,6 @@ class ScheduledCampaign:
     def campaign_id(self) -> int:
         return self.result.campaign_id
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            **self.result.as_dict(),
-            "status": CampaignStatus.SCHEDULED.value,
-            "scheduled_at_utc": self.when.utc.isoformat(),
-            "scheduled_at_local": self.when.local.isoformat(),
-            "timezone": self.when.zone,
-            "schedule_id": self.schedule_id,
-            "every": self.cron,
-        }
-
 
 def zone_named(name: str) -> tzinfo:
     """An IANA zone (`Asia/Kolkata`, `UTC`) or a fixed offset (`+05:30`)."""
@@ -226,28 +215,14 @@ def reschedule(
 
 def list_schedules(
     settings: Settings, sessions: sessionmaker[Session] | None = None
-) -> list[dict[str, object]]:
-    """Every recurring schedule with its next run (UTC and its zone) and runs so far."""
+) -> list[tuple[Schedule, int]]:
+    """Every recurring schedule, and the runs (campaigns) it has made so far."""
     runs = (
         select(func.count(Campaign.id)).where(Campaign.schedule_id == Schedule.id)
     ).scalar_subquery()
     with _factory(settings, sessions) as factory, factory() as session:
         rows = session.execute(select(Schedule, runs).order_by(Schedule.id)).all()
-    return [
-        {
-            "schedule_id": s.id,
-            "name": s.name,
-            "every": s.cron,
-            "timezone": s.timezone,
-            "active": s.active,
-            "next_run_utc": _iso(s.next_run_at),
-            "next_run_local": _iso(s.next_run_at, s.timezone),
-            "last_run_utc": _iso(s.last_run_at),
-            "template_campaign_id": s.template_campaign_id,
-            "runs": count,
-        }
-        for s, count in rows
-    ]
+    return [(schedule, count) for schedule, count in rows]
 
 
 def stop_schedule(
@@ -397,9 +372,3 @@ def _clock(moment: datetime) -> str:
 
 def _shown(at: str | datetime) -> str:
     return at if isinstance(at, str) else at.isoformat()
-
-
-def _iso(moment: datetime | None, zone: str | None = None) -> str | None:
-    if moment is None:
-        return None
-    return (moment.astimezone(zone_named(zone)) if zone else moment).isoformat()

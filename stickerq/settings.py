@@ -34,23 +34,39 @@ class Settings(BaseSettings):
     )
 
     # One file per user, wherever a command runs (`stickerq config` says where).
-    database_url: str = Field(default_factory=default_database_url)
-    redis_url: str = "redis://localhost:6379/0"
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLite for one host (default: a file in the user's data folder), "
+        "postgresql://user@host/db for production",
+    )
+    redis_url: str = Field(
+        default="redis://localhost:6379/0", description="broker, limiter and pause mirror"
+    )
     # Every Redis key (queues, limiter buckets, pause mirrors) starts with this, so that
     # several deployments or test runs can share one Redis.
-    redis_prefix: str = "stickerq:"
+    redis_prefix: str = Field(default="stickerq:", description="prefix of every Redis key")
 
-    kaleyra_sid: str = "HXAP16XXXXXX97IN"
-    kaleyra_api_key: SecretStr = SecretStr("")
-    kaleyra_pod: Literal["in", "ap", "eu"] = "in"
-    kaleyra_base_url: str | None = None
-    sender: str | None = None
+    kaleyra_sid: str = Field(default="HXAP16XXXXXX97IN", description="Kaleyra account SID")
+    kaleyra_api_key: SecretStr = Field(
+        default=SecretStr(""), description="the api-key: never logged, stored or shown"
+    )
+    kaleyra_pod: Literal["in", "ap", "eu"] = Field(
+        default="in", description="the pod: https://api.<pod>.kaleyra.io"
+    )
+    kaleyra_base_url: str | None = Field(
+        default=None, description="overrides the pod (the sandbox, a proxy)"
+    )
+    sender: str | None = Field(default=None, description="default business number, E.164")
     default_region: str | None = Field(
         default=None, description="Region (e.g. IN) for recipient numbers written without +"
     )
 
-    rate_per_second: float = Field(default=80.0, gt=0)
-    batch_size: int = Field(default=200, ge=1, le=5000)
+    rate_per_second: float = Field(
+        default=80.0, gt=0, description="messages per second per sender, across all workers"
+    )
+    batch_size: int = Field(
+        default=200, ge=1, le=5000, description="message ids per send_batch task"
+    )
     # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (README.md, Performance)
     in_flight: int = Field(default=150, ge=1, description="concurrent requests per worker process")
     batches_per_process: int = Field(
@@ -58,21 +74,29 @@ class Settings(BaseSettings):
         ge=1,
         description="batches a worker process sends at once (their requests share in_flight)",
     )
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    connect_timeout: float = Field(default=5.0, description="seconds to connect to Kaleyra")
+    read_timeout: float = Field(default=30.0, description="seconds to wait for Kaleyra's answer")
 
     quick_attempts: int = Field(default=3, ge=1, description="WA500 attempts inside one send")
-    quick_backoff_seconds: float = 0.5
+    quick_backoff_seconds: float = Field(
+        default=0.5, description="backoff between quick attempts: from this up to 8x, full jitter"
+    )
     retry_delays_seconds: list[float] = Field(
         default=[300.0, 600.0, 900.0], description="durable WA500 retries after the quick ones"
     )
-    connect_retry_seconds: float = 5.0
+    connect_retry_seconds: float = Field(
+        default=5.0,
+        description="seconds before a message whose request never left (no connection) goes again",
+    )
     dispatch_interval_seconds: float = Field(
         default=2.0, description="how often beat dispatches due retries and due campaigns"
     )
-    sweep_interval_seconds: float = 15.0
-    # A claim whose heartbeat is this old is taken for dead by the sweeper.
-    claim_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    sweep_interval_seconds: float = Field(
+        default=15.0, description="how often the sweeper settles dead claims"
+    )
+    claim_heartbeat_seconds: float = Field(
+        default=30.0, gt=0, description="a claim whose heartbeat is this old is taken for dead"
+    )
     wa400_pause_threshold: int = Field(
         default=20, ge=1, description="WA400s in a row that auto-pause a campaign"
     )

@@ -49,23 +49,22 @@ def _options(
 
 
 @app.command()
-def config(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
+) -> None:
     """Print the settings in force (STICKERQ_* variables, .env, defaults): where the database
     is, which Redis and prefix, which account; the api-key only as set or not."""
-    from stickerq.masking import redact_url
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.config import config_view
 
-    settings = load_settings()
-    shown: dict[str, object] = settings.model_dump(mode="json")
-    shown["kaleyra_api_key"] = "(set)" if settings.kaleyra_api_key.get_secret_value() else None
-    shown["database_url"] = redact_url(settings.database_url)
-    shown["redis_url"] = redact_url(settings.redis_url)
+    shown = config_view(load_settings())
     if as_json:
-        print(json.dumps(shown))
+        print(to_json(shown))
         return
     table = Table(title="stickerq settings")
     table.add_column("variable")
     table.add_column("value")
-    for name, value in shown.items():
+    for name, value in shown.model_dump(mode="json").items():
         text = "-" if value is None else value if isinstance(value, str) else json.dumps(value)
         table.add_row(f"STICKERQ_{name.upper()}", escape(text))
     console.print(table)

@@ -6,7 +6,6 @@ commands because stickerq.cli imports this module while it is being loaded.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -38,11 +37,12 @@ campaigns_app = typer.Typer(
     help="List, inspect, pause, resume and cancel campaigns.", no_args_is_help=True
 )
 
-# The --json keys are part of the interface (scripts, the HTTP API): documented here, stable.
+# The --json keys are part of the interface (scripts, the HTTP API): stable, described in
+# producer/views/campaigns.py and docs/json.md (tests/test_json_docs.py: each is named here).
 SUMMARY_KEYS = (
     "campaign_id, name, status, sender, recipients, scheduled_at_utc, scheduled_at_local "
     "(in the campaign's zone), timezone, created_at, pause_reason; times are ISO 8601 with "
-    "their offset, or null"
+    "their offset, or null (docs/json.md)"
 )
 ListJson = Annotated[
     bool, typer.Option("--json", help=f"print a JSON list of objects with the keys: {SUMMARY_KEYS}")
@@ -53,7 +53,8 @@ ShowJson = Annotated[
         "--json",
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
-        "progress: {by_status, by_code, retries_waiting, attempts, retried, pause, settled}",
+        "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
+        "sender, code, since, reason}, settled}",
     ),
 ]
 ResultJson = Annotated[
@@ -61,7 +62,8 @@ ResultJson = Annotated[
     typer.Option(
         "--json",
         help="print one JSON object with the keys: campaign_id, action, status (after), changed "
-        "(false: it already was so), message, batches (dispatched), cancelled_messages, warnings",
+        "(false: it already was so), message, batches (dispatched), cancelled_messages, warnings "
+        "(docs/json.md)",
     ),
 ]
 
@@ -83,6 +85,8 @@ def list_command(
     """List campaigns, newest first; with --status scheduled, in the order they will go."""
     from stickerq.db import open_sessions
     from stickerq.producer.lifecycle import list_campaigns
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignView
 
     settings = load_settings()
     try:
@@ -91,7 +95,7 @@ def list_command(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps([row.as_dict() for row in rows]))
+        print(to_json([CampaignView.of_summary(row) for row in rows]))
     else:
         console.print(_list_table(rows, status, console.width))
     warn_if_no_beat(settings)
@@ -103,6 +107,8 @@ def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
     from stickerq.producer.lifecycle import show_campaign
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignDetailsView
 
     try:
         with open_sessions(load_settings().database_url) as sessions:
@@ -110,7 +116,7 @@ def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(details.as_dict()))
+        print(to_json(CampaignDetailsView.of_details(details)))
         return
     console.print(_details_table(details))
     console.print(progress_table(details.progress))
@@ -169,12 +175,15 @@ def _act(
     as_json: bool,
     settings: Settings | None = None,
 ) -> None:
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import LifecycleView
+
     try:
         result = action(settings or load_settings())
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.as_dict()))
+        print(to_json(LifecycleView.of(result)))
         return
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")

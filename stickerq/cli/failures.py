@@ -8,7 +8,6 @@ inside the commands because stickerq.cli imports this module while it is being l
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -26,14 +25,15 @@ from stickerq.masking import mask_phone
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from stickerq.producer.failures import FailureRow, SummaryRow
+    from stickerq.producer.failures import FailureFilters, FailureRow, SummaryRow
 
 messages_app = typer.Typer(help="Look up single messages and their attempts.", no_args_is_help=True)
 
 ShowNumbers = Annotated[
     bool, typer.Option("--show-numbers", help="show recipients in full (masked by default)")
 ]
-# The --json keys are part of the interface (scripts, the HTTP API): documented here, stable.
+# The --json keys are part of the interface (scripts, the HTTP API): stable, described in
+# producer/views/failures.py and docs/json.md (tests/test_json_docs.py: each is named here).
 FailuresJson = Annotated[
     bool,
     typer.Option(
@@ -41,7 +41,7 @@ FailuresJson = Annotated[
         help="print one JSON object with the keys: filters {campaign_id, status, code, since}, "
         "summary [{status, code, count}], total, truncated, rows [{campaign_id, recipient, "
         "status, code, http_status, message, why_unknown, attempts, last_attempt_at}]; times "
-        "are ISO 8601 with their offset, or null",
+        "are ISO 8601 with their offset, or null (docs/json.md)",
     ),
 ]
 HistoryJson = Annotated[
@@ -52,7 +52,7 @@ HistoryJson = Annotated[
         "recipient, status, message_id, ref, ref1, ref2, last_error_code, last_error_detail, "
         "created_at, sent_at, delivered_at, read_at, next_attempt_at, attempts [{number, "
         "started_at, http_status, code, action, latency_ms, detail}]}]; times are ISO 8601 "
-        "with their offset, or null",
+        "with their offset, or null (docs/json.md)",
     ),
 ]
 RequeueJson = Annotated[
@@ -61,7 +61,7 @@ RequeueJson = Annotated[
         "--json",
         help="print one JSON object with the keys: campaign_id, status, code, dry_run, requeued "
         "(moved, or would be), batches (dispatched), pauses_lifted, pauses [{scope, sid, "
-        "sender, code, since, reason}] (in force when it began), campaign_status",
+        "sender, code, since, reason}] (in force when it began), campaign_status (docs/json.md)",
     ),
 ]
 
@@ -125,7 +125,7 @@ def failures(
             truncated = bool(limit) and total > limit
             show = _shown(show_numbers)
             if as_json:
-                _print_failures_json(filters.as_dict(), summary, total, truncated, rows, show)
+                _print_failures_json(filters, summary, total, truncated, rows, show)
                 return
             _print_failures(summary, total, truncated, rows, show)
     except StickerqError as exc:
@@ -133,7 +133,7 @@ def failures(
 
 
 def _print_failures_json(
-    filters: dict[str, object],
+    filters: FailureFilters,
     summary: list[SummaryRow],
     total: int,
     truncated: bool,
@@ -141,17 +141,23 @@ def _print_failures_json(
     show: Callable[[str], str],
 ) -> None:
     """One JSON object, the rows streamed: a listing of millions does not sit in memory."""
-    head = {
-        "filters": filters,
-        "summary": [row.as_dict() for row in summary],
-        "total": total,
-        "truncated": truncated,
-    }
-    out = sys.stdout
-    out.write(json.dumps(head)[:-1] + ', "rows": [')
-    for index, row in enumerate(rows):
-        out.write((", " if index else "") + json.dumps(row.as_dict(show(row.recipient))))
-    out.write("]}\n")
+    from stickerq.producer.views.base import write_streamed
+    from stickerq.producer.views.failures import (
+        FailureCountView,
+        FailureFiltersView,
+        FailureRowView,
+        FailuresView,
+    )
+
+    head = FailuresView(
+        filters=FailureFiltersView.of(filters),
+        summary=[FailureCountView.of(row) for row in summary],
+        total=total,
+        truncated=truncated,
+        rows=[],
+    )
+    views = (FailureRowView.of(row, recipient=show(row.recipient)) for row in rows)
+    write_streamed(sys.stdout, head, views)
 
 
 def _print_failures(
@@ -202,6 +208,8 @@ def show_message(
     """The whole history of a message: every attempt with its time, HTTP status, code and
     latency. A recipient of several campaigns shows one history per campaign."""
     from stickerq.producer.failures import message_history
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.failures import HistoryView, MessageHistoryView
 
     try:
         with _session() as session:
@@ -210,7 +218,8 @@ def show_message(
         raise fail(exc) from None
     show = _shown(show_numbers)
     if as_json:
-        print(json.dumps({"messages": [h.as_dict(show(h.recipient)) for h in histories]}))
+        messages = [MessageHistoryView.of_history(h, show(h.recipient)) for h in histories]
+        print(to_json(HistoryView(messages=messages)))
         return
     for history in histories:
         refs = ", ".join(f"{name}={value}" for name, value in zip(
@@ -260,6 +269,8 @@ def requeue(
     repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
     from stickerq.producer.requeue import requeue as requeue_messages
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.failures import RequeueView
 
     try:
         result = requeue_messages(
@@ -268,7 +279,7 @@ def requeue(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.as_dict()))
+        print(to_json(RequeueView.of(result)))
         return
     chosen = f"{result.status}" + (f" {result.code}" if result.code else "")
     if result.dry_run:

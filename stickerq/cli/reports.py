@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -39,6 +38,8 @@ def report(
     from stickerq.db import open_sessions
     from stickerq.errors import StickerqError
     from stickerq.producer.reports import REF_COLUMNS, campaign_report
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.reports import ReportView
 
     if by is not None and by not in REF_COLUMNS:
         err_console.print(f"[red]error:[/] --by {by!r}: choose one of {', '.join(REF_COLUMNS)}")
@@ -54,7 +55,7 @@ def report(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(result.as_dict()))
+        print(to_json(ReportView.of_report(result)))
         return
     console.print(report_table(result))
     if result.breakdown is not None:
@@ -72,7 +73,7 @@ def export(
 
     Formula-safe: a cell starting with = + - @ (or tab, CR, LF) gets a leading ' so that no
     spreadsheet runs it. Recipients are E.164, so they are written '+919812345678; programs
-    reading the file back drop that one leading ' (see docs/json.md).
+    reading the file back drop that one leading ' (see docs/export.md).
     """
     from stickerq.db import open_sessions
     from stickerq.producer.export import export_campaign

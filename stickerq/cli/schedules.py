@@ -7,7 +7,6 @@ commands because stickerq.cli imports this module while it is being loaded.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON (docs/json.md)")]
 AT_HELP = "ISO 8601 with its offset (2026-12-01T09:00+05:30), or without one and with --tz"
 TZ_HELP = "IANA zone of --at / --every (e.g. Asia/Kolkata)"
 
@@ -57,22 +56,15 @@ def reschedule_command(
 ) -> None:
     """Move a scheduled campaign to another time (until beat has dispatched it)."""
     from stickerq.producer.schedule import reschedule
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.schedules import RescheduleView
 
     try:
         when = reschedule(load_settings(), campaign_id, at, tz, now_if_past=now_if_past)
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "campaign_id": campaign_id,
-                    "scheduled_at_utc": when.utc.isoformat(),
-                    "scheduled_at_local": when.local.isoformat(),
-                    "timezone": when.zone,
-                }
-            )
-        )
+        print(to_json(RescheduleView.of_when(campaign_id, when)))
         return
     console.print(f"campaign {campaign_id} rescheduled for {when.describe()}")
 
@@ -82,16 +74,18 @@ def list_command(as_json: JsonOption = False) -> None:
     """Every recurring schedule: its cron, zone, next run (its zone and UTC) and runs so far.
 
     --json prints a list of objects with the keys: schedule_id, name, every, timezone, active,
-    next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs.
+    next_run_utc, next_run_local, last_run_utc, template_campaign_id, runs (docs/json.md).
     """
     from stickerq.producer.schedule import list_schedules
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.schedules import ScheduleView
 
     try:
-        rows = list_schedules(load_settings())
+        rows = [ScheduleView.of_schedule(*row) for row in list_schedules(load_settings())]
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(rows))
+        print(to_json(rows))
         return
     table = Table(title=f"schedules ({len(rows)})")
     for column in ("id", "name", "every", "zone", "active", "next run (its zone)"):
@@ -100,12 +94,12 @@ def list_command(as_json: JsonOption = False) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            *(escape(str(row[key])) for key in ("schedule_id", "name", "every", "timezone")),
-            "yes" if row["active"] else "stopped",
-            _shown(row["next_run_local"]),
-            _shown(row["next_run_utc"]),
-            str(row["runs"]),
-            str(row["template_campaign_id"]),
+            *(escape(str(value)) for value in (row.schedule_id, row.name, row.every, row.timezone)),
+            "yes" if row.active else "stopped",
+            _shown(row.next_run_local),
+            _shown(row.next_run_utc),
+            str(row.runs),
+            str(row.template_campaign_id),
         )
     console.print(table)
 

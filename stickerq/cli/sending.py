@@ -3,7 +3,6 @@ senders."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +23,8 @@ from stickerq.cli.common import (
 from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
+    from stickerq.producer.api import EnqueueResult
+    from stickerq.producer.schedule import ScheduledCampaign
     from stickerq.settings import Settings
 
 
@@ -49,7 +50,9 @@ def send(
         help="show progress until every message is settled (exit 0), or a pause holds the "
         "rest (exit 3)",
     ),
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the result as JSON (docs/json.md)")
+    ] = False,
     at: str | None = typer.Option(None, help=f"send at this time: {schedules.AT_HELP}"),
     tz: str | None = typer.Option(None, help=schedules.TZ_HELP),
     now_if_past: bool = typer.Option(False, help="an --at in the past sends at once"),
@@ -89,7 +92,10 @@ def send(
     if scheduled is not None:
         done = schedules.describe(scheduled)
     if as_json and not wait:
-        print(json.dumps((scheduled or result).as_dict()))
+        from stickerq.producer.views.base import to_json
+        from stickerq.producer.views.sending import send_view
+
+        print(to_json(send_view(result, scheduled)))
     elif as_json:
         err_console.print(
             f"campaign {result.campaign_id}: {result.recipients:,} recipients, {done}"
@@ -106,13 +112,20 @@ def send(
         )
     warn_if_no_beat(settings)
     if wait:
-        _wait(settings, result.campaign_id, as_json, extra=(scheduled or result).as_dict())
+        _wait(settings, result, scheduled, as_json)
 
 
-def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | None = None) -> None:
+def _wait(
+    settings: Settings,
+    result: EnqueueResult,
+    scheduled: ScheduledCampaign | None,
+    as_json: bool,
+) -> None:
     from stickerq.cli.watch import progress_table, watch_campaign
     from stickerq.db import open_sessions
     from stickerq.masking import redact_url
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.sending import send_view
 
     hint = (
         "is a worker running (`stickerq worker --beat`) on the same Redis and prefix as this "
@@ -121,10 +134,10 @@ def _wait(settings: Settings, campaign_id: int, as_json: bool, extra: dict | Non
     )
     with open_sessions(settings.database_url) as sessions:
         progress = watch_campaign(
-            sessions, campaign_id, err_console if as_json else console, no_worker_hint=hint
+            sessions, result.campaign_id, err_console if as_json else console, no_worker_hint=hint
         )
     if as_json:
-        print(json.dumps({**(extra or {}), "progress": progress.as_dict()}))
+        print(to_json(send_view(result, scheduled, progress)))
     elif progress.all_settled:
         console.print(progress_table(progress))
         console.print("every message is settled")
@@ -156,12 +169,14 @@ def _print_invalid(rows: list, count: int) -> None:
 
 def status(
     campaign_id: int,
-    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
     """Counts of a campaign's messages by status and by error code."""
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
     from stickerq.producer.progress import campaign_progress
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.sending import ProgressView
 
     settings = load_settings()
     try:
@@ -170,19 +185,23 @@ def status(
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
-        print(json.dumps(progress.as_dict()))
+        print(to_json(ProgressView.of_progress(progress)))
     else:
         console.print(progress_table(progress))
     warn_if_no_beat(settings)
 
 
-def pauses(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def pauses(
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
+) -> None:
     """List the account and sender pauses in force."""
     from stickerq.producer.operations import list_active_pauses
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.sending import PauseView
 
     rows = list_active_pauses(load_settings())
     if as_json:
-        print(json.dumps(rows))
+        print(to_json([PauseView.model_validate(row) for row in rows]))
         return
     if not rows:
         console.print("no pause in force: every account and sender may send")

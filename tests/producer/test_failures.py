@@ -33,6 +33,7 @@ from stickerq.producer.failures import (
 )
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.requeue import RequeueRefused, requeue
+from stickerq.producer.views.failures import FailureRowView
 from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
@@ -208,7 +209,8 @@ def test_unknown_rows_say_why_and_others_carry_kaleyras_message(
     assert found[first, E].message is None
     assert found[first, A].message == "low balance"
     assert found[first, A].why_unknown is None
-    assert found[second, B].as_dict(mask_phone(B)) == {
+    shown = FailureRowView.of(found[second, B], recipient=mask_phone(B))
+    assert shown.model_dump(mode="json") == {
         "campaign_id": second,
         "recipient": "+91******0001",
         "status": "unknown",

@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import redis
@@ -383,11 +382,11 @@ def test_list_scheduled_shows_when_each_goes_in_its_zone_and_in_utc(
     rows = list_campaigns(sessions, status="scheduled", limit=50)
 
     assert [row.campaign_id for row in rows] == [sooner, later]  # in the order they will go
-    assert [row.as_dict()["scheduled_at_utc"] for row in rows] == [
-        "2030-06-01T04:00:00+00:00", "2031-01-15T14:00:00+00:00",
+    assert [f"{row.scheduled_at:%Y-%m-%dT%H:%M%z}" for row in rows] == [
+        "2030-06-01T04:00+0000", "2031-01-15T14:00+0000",
     ]  # fmt: skip
-    assert [row.as_dict()["scheduled_at_local"] for row in rows] == [
-        "2030-06-01T09:30:00+05:30", "2031-01-15T09:00:00-05:00",
+    assert [f"{row.scheduled_local:%Y-%m-%dT%H:%M%z}" for row in rows] == [
+        "2030-06-01T09:30+0530", "2031-01-15T09:00-0500",
     ]  # fmt: skip
     assert [row.timezone for row in rows] == ["Asia/Kolkata", "America/New_York"]
     assert queued not in [row.campaign_id for row in rows]
@@ -400,17 +399,16 @@ def test_show_gives_the_campaign_fields_and_its_message_counts(
     set_messages(sessions, campaign_id, "sent", "sent", "failed")
     pause_campaign(lc_settings, campaign_id, "checking", sessions=sessions)
 
-    document = show_campaign(sessions, campaign_id).as_dict()
+    details = show_campaign(sessions, campaign_id)
 
-    assert document["campaign_id"] == campaign_id
-    assert (document["status"], document["pause_reason"]) == ("paused", "checking")
-    assert (document["sticker_id"], document["sender"]) == (STICKER_ID, lc_settings.sender)
-    assert document["recipients"] == 5
-    assert document["scheduled_at_utc"] is None
-    progress: Any = document["progress"]
-    assert progress["by_status"] == {"sent": 2, "failed": 1, "pending": 2}
-    assert progress["settled"] is False
-    json.dumps(document)  # every value is JSON-ready
+    summary, progress = details.summary, details.progress
+    assert summary.campaign_id == campaign_id
+    assert (summary.status, summary.pause_reason) == ("paused", "checking")
+    assert (details.sticker_id, summary.sender) == (STICKER_ID, lc_settings.sender)
+    assert summary.recipients == 5
+    assert summary.scheduled_at is None
+    assert progress.by_status == {"sent": 2, "failed": 1, "pending": 2}
+    assert progress.all_settled is False
 
 
 # --- end to end: a real worker and the sandbox ------------------------------------------------

@@ -33,6 +33,7 @@ from stickerq.producer.schedule import (
     zone_named,
 )
 from stickerq.producer.store import RecipientsRejected
+from stickerq.producer.views.sending import ScheduledView
 from stickerq.queue import queued_tasks as tasks_in_queues
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
@@ -153,7 +154,8 @@ def test_scheduled_campaign_is_stored_with_its_time_and_zone_and_nothing_publish
     assert campaign.recipient_count == 2 and campaign.schedule_id is None
     assert (scheduled.result.batches, scheduled.result.duplicates) == (0, 1)
     assert queued_tasks(schedule_settings) == 0
-    assert scheduled.as_dict()["scheduled_at_utc"] == at.isoformat()
+    shown = ScheduledView.of_scheduled(scheduled).model_dump(mode="json")
+    assert shown["scheduled_at_utc"] == at.isoformat()
 
 
 def test_rejected_recipients_store_nothing_when_scheduling(
@@ -225,8 +227,8 @@ def test_recurring_schedule_stores_first_run_as_template_and_next_run_after_it(
     assert schedule.next_run_at - campaign.scheduled_at == timedelta(days=1)
     assert queued_tasks(schedule_settings) == 0
 
-    [row] = list_schedules(schedule_settings, sessions)
-    assert row["every"] == "0 9 * * *" and row["runs"] == 1 and row["active"] is True
+    [(row, runs)] = list_schedules(schedule_settings, sessions)
+    assert row.cron == "0 9 * * *" and runs == 1 and row.active is True
     assert stop_schedule(schedule_settings, schedule.id, sessions) == (True, [campaign.id])
     assert stop_schedule(schedule_settings, schedule.id, sessions) == (False, [campaign.id])
     with pytest.raises(ScheduleError, match="no schedule 999"):

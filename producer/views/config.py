@@ -1,0 +1,56 @@
+"""The JSON of `config`: every setting in force, by its name in Settings, without secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, create_model
+from pydantic.fields import FieldInfo
+
+from stickerq.masking import redact_url
+from stickerq.producer.views.base import View
+from stickerq.settings import Settings
+
+API_KEY = "(set)"  # what `config` shows for an api-key that is set: never the key
+
+
+def _shown(info: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A setting as a required key (`config` prints every one), its default in its words."""
+    about = info.description or ""
+    if info.default_factory is None:
+        default = info.default
+        about += f"; default `{default if isinstance(default, str) else json.dumps(default)}`"
+    typed = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return typed, Field(description=about)
+
+
+_API_KEY_SHOWN = (
+    Literal["(set)"] | None,
+    Field(description=f"`{API_KEY}` when one is set, else null: never the key itself"),
+)
+
+
+def _fields() -> dict[str, Any]:
+    return {
+        name: _API_KEY_SHOWN if name == "kaleyra_api_key" else _shown(info)
+        for name, info in Settings.model_fields.items()
+    }
+
+
+# Made from Settings: a new setting is in `config --json`, and in its schema, at once.
+ConfigView = create_model(
+    "ConfigView",
+    __base__=View,
+    __doc__="The settings in force (STICKERQ_* variables, .env, defaults); URLs without their "
+    "passwords.",
+    **_fields(),
+)
+
+
+def config_view(settings: Settings) -> View:
+    shown = settings.model_dump(mode="json")
+    shown["kaleyra_api_key"] = API_KEY if settings.kaleyra_api_key.get_secret_value() else None
+    shown["database_url"] = redact_url(settings.database_url)
+    shown["redis_url"] = redact_url(settings.redis_url)
+    return ConfigView.model_validate(shown)
