@@ -7,9 +7,10 @@ the claim's token in `messages.leaving_claim_token` too (claims.record_leaving).
 Redis record lost, the sweeper makes `unknown` only the messages so marked: the ones holding
 one of the process's in-flight slots at the fault, or answered and not yet written.
 
-Marks of every batch of the process are gathered for GATHER_SECONDS and written in one
-transaction, while the requests wait for their tokens: a mark costs a fraction of a
-statement, and a request waits for it only when its token came sooner.
+Marks of every batch of the process are gathered for GATHER_SECONDS (and while the previous
+write runs) and written in one transaction, in a thread of their own, while the requests
+wait for their tokens: a mark costs a fraction of a statement, and a request waits for it
+only when its token came sooner.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from stickerq.worker.claims import record_leaving
 from stickerq.worker.outages import until_database_is_back
 
 log = logging.getLogger(__name__)
 
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = 0.002
 
 # Runs blocking work in one of the runtime's database threads.
 InDatabase = Callable[..., Awaitable[Any]]
 
 
 class LeavingRecord:
-    def __init__(self, sessions: sessionmaker[Session], in_database: InDatabase) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: Engine, in_database: InDatabase) -> None:
+        self.engine = engine
         self.in_database = in_database
         self._asked: defaultdict[str, dict[int, asyncio.Future[bool]]] = defaultdict(dict)
         self._writer: asyncio.Task[None] | None = None
@@ -56,7 +57,7 @@ class LeavingRecord:
             asked, self._asked = self._asked, defaultdict(dict)
             wanted = {token: list(futures) for token, futures in asked.items()}
             try:
-                ours = await self.in_database(_record_all, self.sessions, wanted)
+                ours = await self.in_database(_record_all, self.engine, wanted)
             except Exception as exc:
                 for futures in asked.values():
                     for future in futures.values():
@@ -70,8 +71,6 @@ class LeavingRecord:
 
 
 @until_database_is_back
-def _record_all(
-    sessions: sessionmaker[Session], wanted: dict[str, list[int]]
-) -> dict[str, set[int]]:
-    with sessions.begin() as session:
-        return {token: record_leaving(session, token, pks) for token, pks in wanted.items()}
+def _record_all(engine: Engine, wanted: dict[str, list[int]]) -> dict[str, set[int]]:
+    with engine.begin() as connection:
+        return {token: record_leaving(connection, token, pks) for token, pks in wanted.items()}

@@ -37,8 +37,16 @@ P = ParamSpec("P")
 log = logging.getLogger(__name__)
 
 # Claims and result writes of every batch of the process, one short transaction each: two
-# threads keep one batch's commit from holding up another's claim.
+# threads keep one batch's commit from holding up another's claim. The evidence of what may
+# leave (worker/leaving.py) has a thread of its own: every request waits for it.
 DATABASE_THREADS = 2
+
+
+async def in_thread(
+    executor: concurrent.futures.Executor, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    call = functools.partial(work, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -71,11 +79,14 @@ class Runtime:
         self._database = concurrent.futures.ThreadPoolExecutor(
             DATABASE_THREADS, thread_name_prefix="stickerq-db"
         )
+        self._leaving = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="stickerq-leaving"
+        )
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.client, self.aredis, self.limiter = self.run(self._open_async())
-        self.leaving = LeavingRecord(self.sessions, self.in_database)
+        self.leaving = LeavingRecord(self.engine, functools.partial(in_thread, self._leaving))
         self.slots = asyncio.Semaphore(settings.in_flight)
         self.batches = BatchRoom(
             settings.batches_per_process, max(1, settings.batches_per_process - 1)
@@ -104,8 +115,7 @@ class Runtime:
 
     async def in_database(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking database work in one of the process's database threads (on the loop)."""
-        call = functools.partial(work, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._database, call)
+        return await in_thread(self._database, work, *args, **kwargs)
 
     def close(self) -> None:
         async def close_async() -> None:
@@ -119,6 +129,7 @@ class Runtime:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._database.shutdown()
+        self._leaving.shutdown()
         self.redis.close()
         self.engine.dispose()
 

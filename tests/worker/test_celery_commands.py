@@ -1,15 +1,17 @@
 """Celery's own commands on the app that configures itself from the STICKERQ_* settings:
-`celery -A stickerq.worker.celery_app worker|inspect|events`, as real processes."""
+`celery -A stickerq.worker.celery_app worker|inspect|events|flower`, as real processes."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from stickerq.producer.api import enqueue_campaign
@@ -57,6 +59,21 @@ def inspect(celery: tuple[list[str], dict[str, str]], what: str) -> object:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def workers_flower_sees(port: int) -> list[str] | None:
+    """The worker names Flower's API lists (it asks the workers through the broker)."""
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=5)
+    except httpx.HTTPError:
+        return None
+    return sorted(answer.json()) if answer.status_code == 200 and answer.json() else None
+
+
 def test_celery_worker_inspect_and_events_work_on_the_stickerq_settings(
     settings: Settings, celery: tuple[list[str], dict[str, str]], tmp_path: Path
 ) -> None:
@@ -67,9 +84,19 @@ def test_celery_worker_inspect_and_events_work_on_the_stickerq_settings(
         tmp_path / "w.log",
     )
     events = start([*command, "events", "--dump"], env, tmp_path / "events.log")
+    flower_port = free_port()
+    flower = start(
+        [*command, "flower", f"--port={flower_port}", "--address=127.0.0.1"],
+        env | {"FLOWER_UNAUTHENTICATED_API": "true"},
+        tmp_path / "flower.log",
+    )
     try:
         pong = wait_until(lambda: inspect(celery, "ping"), timeout=60, interval=0.5)
         assert isinstance(pong, dict) and list(pong.values()) == [{"ok": "pong"}]
+        flower_workers = wait_until(
+            lambda: workers_flower_sees(flower_port), timeout=60, interval=0.5
+        )
+        assert isinstance(flower_workers, list) and flower_workers[0].startswith("probe@")
         queues = wait_until(lambda: inspect(celery, "active_queues"), timeout=30, interval=0.5)
         assert isinstance(queues, dict)
         assert {queue["name"] for queue in next(iter(queues.values()))} == set(worker_queues())
@@ -87,9 +114,9 @@ def test_celery_worker_inspect_and_events_work_on_the_stickerq_settings(
         succeeded = f"task succeeded: {SEND_BATCH}"
         wait_until(lambda: succeeded in (tmp_path / "events.log").read_text(), timeout=20)
     finally:
-        for process in (events, worker):
+        for process in (flower, events, worker):
             process.terminate()
-        for process in (events, worker):
+        for process in (flower, events, worker):
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

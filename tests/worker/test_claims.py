@@ -141,8 +141,8 @@ def test_leaving_is_recorded_only_while_the_claim_is_ours(sessions: sessionmaker
     campaign_id, ids = stored_campaign(sessions, count=10)
     claimed = claim_in_own_session(sessions, campaign_id, ids, token="T1")
     with sessions.begin() as session:
-        assert record_leaving(session, "T1", claimed[:3]) == set(claimed[:3])
-        assert record_leaving(session, "T-other", claimed[3:5]) == set()
+        assert record_leaving(session.connection(), "T1", claimed[:3]) == set(claimed[:3])
+        assert record_leaving(session.connection(), "T-other", claimed[3:5]) == set()
     # A sweeper took the claim for dead and settled the rest: they must not be sent.
     with sessions.begin() as session:
         session.execute(
@@ -151,7 +151,7 @@ def test_leaving_is_recorded_only_while_the_claim_is_ours(sessions: sessionmaker
             .values(status=MessageStatus.PENDING, claim_token=None)
         )
     with sessions.begin() as session:
-        assert record_leaving(session, "T1", claimed[3:]) == set()
+        assert record_leaving(session.connection(), "T1", claimed[3:]) == set()
         marked = session.scalars(
             select(Message.id).where(Message.leaving_claim_token == "T1")
         ).all()
@@ -166,7 +166,7 @@ def test_a_dead_claim_whose_redis_record_was_lost_is_settled_by_the_database_evi
     campaign_id, ids = stored_campaign(sessions, count=10)
     claimed = claim_in_own_session(sessions, campaign_id, ids, token="T1")
     with sessions.begin() as session:
-        record_leaving(session, "T1", claimed[:4])
+        record_leaving(session.connection(), "T1", claimed[:4])
     report = settle_dead_claims(
         sessions, redis.Redis.from_url(redis_url), redis_prefix, grace_seconds=0
     )

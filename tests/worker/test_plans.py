@@ -200,7 +200,9 @@ def send_path(
     steps["due retries"] = (probe.take(), 10)
 
     with sessions.begin() as session:
-        assert record_leaving(session, "T-plans", claimed[190:195]) == set(claimed[190:195])
+        assert record_leaving(session.connection(), "T-plans", claimed[190:195]) == set(
+            claimed[190:195]
+        )
     steps["record leaving"] = (probe.take(), 5)
 
     # 10 messages stay `sending` under T-plans, a claim nobody keeps a record of in Redis:

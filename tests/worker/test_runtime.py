@@ -43,7 +43,8 @@ def test_batches_at_once_run_on_one_loop_and_the_few_database_threads(
     settings: Settings, sandbox: SandboxServer
 ) -> None:
     """A batch is a coroutine, not a thread: three batches sending at once add no thread to
-    the runtime's loop and its DATABASE_THREADS, and every message still settles."""
+    the runtime's loop, its DATABASE_THREADS and its thread for the evidence of what may
+    leave, and every message still settles."""
     sandbox.configure(latency_ms=300)  # the batches overlap for a while
     settings = settings.model_copy(update={"batch_size": 10, "batches_per_process": 4})
     recipients = ",".join(f"+91981234{n:04d}" for n in range(30))
@@ -62,7 +63,7 @@ def test_batches_at_once_run_on_one_loop_and_the_few_database_threads(
             )
         assert worker_runtime.batches.running() == {campaign_id: 3}
         added = set(threading.enumerate()) - before
-        assert len(added) <= 1 + DATABASE_THREADS, sorted(thread.name for thread in added)
+        assert len(added) <= 2 + DATABASE_THREADS, sorted(thread.name for thread in added)
         wait_until(lambda: db.settled(campaign_id), timeout=30)
     finally:
         runtime.shutdown()
