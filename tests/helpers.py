@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import func, select
 
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.db import make_engine, make_session_factory, open_sessions
-from stickerq.models import Attempt, Campaign, Message, Pause
+from stickerq.models import Attempt, Campaign, Message, Pause, utcnow
 from stickerq.settings import Settings
 from stickerq.states import UNSETTLED
 
@@ -53,6 +55,21 @@ class Db:
     def settled(self, campaign_id: int) -> bool:
         """Every message left pending/sending (pending ones with a due time still count)."""
         return all(m.status not in UNSETTLED for m in self.messages(campaign_id))
+
+    def unsettled(self, campaign_id: int) -> str:
+        """What keeps a campaign from settling, for a failure message: its status and its
+        unsettled messages by status, due time and claim."""
+        now = utcnow()
+        left = Counter(
+            (
+                m.status,
+                "due later" if m.next_attempt_at and m.next_attempt_at > now else "due",
+                "claimed" if m.claim_token else "unclaimed",
+            )
+            for m in self.messages(campaign_id)
+            if m.status in UNSETTLED
+        )
+        return f"campaign {self.campaign(campaign_id).status}, messages {dict(left)}"
 
     def assert_counters_exact(self, campaign_id: int) -> None:
         """The counters progress reads equal a full count of the campaign's messages."""
