@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from collections import Counter
 
+import pytest
 import redis
 
 from stickerq.producer.api import enqueue_campaign
@@ -93,6 +94,7 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     db.close()
 
 
+@pytest.mark.timeout(330)  # the wait for the stall below
 def test_warm_shutdown_stops_before_the_next_request_and_writes_every_result(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
 ) -> None:
