@@ -6,8 +6,8 @@ holding a sentinel). The limiter script adds a message to `sent:T` in the same a
 that grants its token, and refuses when `sent:T` is gone (Redis lost its state) or `dead:T`
 exists. The sweeper settles a claim whose heartbeat stopped by first writing `dead:T`
 (atomically with reading `sent:T`), so the set it reads is final: messages in it may have
-left (`unknown`), the others provably did not (`pending`). A lost set proves nothing, so then
-every message of the claim is `unknown`.
+left (`unknown`), the others provably did not (`pending`). A lost set proves nothing by itself:
+then the database's own evidence decides (worker/leaving.py).
 """
 
 from __future__ import annotations
