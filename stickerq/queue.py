@@ -43,8 +43,12 @@ def send_queue(campaign_id: int) -> str:
     return f"{QUEUE}.send.{campaign_id % SEND_SHARDS}"
 
 
+def send_queues() -> list[str]:
+    return [f"{QUEUE}.send.{shard}" for shard in range(SEND_SHARDS)]
+
+
 def worker_queues() -> list[str]:
-    return [QUEUE, *(f"{QUEUE}.send.{shard}" for shard in range(SEND_SHARDS))]
+    return [QUEUE, *send_queues()]
 
 
 def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
@@ -58,7 +62,10 @@ def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
 
 
 def queued_tasks(client: redis.Redis, prefix: str) -> int:
-    return sum(client.llen(queue_key(prefix, queue)) for queue in worker_queues())
+    """The `send_batch` tasks waiting in the send queues. Beat's periodic tasks wait in a
+    queue of their own and cover no message: counting them, the sweeper that runs beside
+    them saw a queue that was never empty and re-dispatched nothing for minutes."""
+    return sum(client.llen(queue_key(prefix, queue)) for queue in send_queues())
 
 
 def configure_celery(settings: Settings) -> Celery:

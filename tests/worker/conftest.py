@@ -37,8 +37,11 @@ class Workers:
 
     def start(self, settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         log = (self.tmp_path / f"worker-{len(self.processes)}.log").open("wb")
+        # STICKERQ_TEST_WORKER_LOGLEVEL=DEBUG keeps Celery's own account of every task in
+        # the log under the test's tmp_path (pytest --basetemp=DIR keeps it)
+        loglevel = ["--loglevel", os.environ.get("STICKERQ_TEST_WORKER_LOGLEVEL", "INFO")]
         process = subprocess.Popen(
-            [sys.executable, "-m", "stickerq", "worker", "--concurrency", "1", *args],
+            [sys.executable, "-m", "stickerq", "worker", "--concurrency", "1", *loglevel, *args],
             env={**os.environ, **settings.as_environment()},
             stdout=log,
             stderr=subprocess.STDOUT,

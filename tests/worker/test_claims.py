@@ -15,6 +15,7 @@ from stickerq.models import Campaign, Message, utcnow
 from stickerq.producer.recipients import RecipientReport, parse_recipient_list
 from stickerq.producer.spec import validate_spec
 from stickerq.producer.store import store_campaign
+from stickerq.queue import QUEUE, SWEEP, app, configure_celery, queued_tasks
 from stickerq.states import CampaignStatus, MessageStatus
 from stickerq.worker.claims import (
     AttemptRecord,
@@ -25,7 +26,8 @@ from stickerq.worker.claims import (
     take_due_retries,
     write_results,
 )
-from stickerq.worker.sweeper import settle_dead_claims
+from stickerq.worker.sweeper import redispatch_uncovered, settle_dead_claims
+from tests.conftest import make_settings
 
 
 def stored_campaign(sessions: sessionmaker[Session], count: int = 200) -> tuple[int, list[int]]:
@@ -178,3 +180,20 @@ def test_a_dead_claim_whose_redis_record_was_lost_is_settled_by_the_database_evi
     assert {pk for pk, status in statuses.items() if status == MessageStatus.UNKNOWN} == set(
         claimed[:4]
     )
+
+
+def test_pending_messages_are_redispatched_while_beat_tasks_wait_but_not_while_a_batch_does(
+    sessions: sessionmaker[Session], database_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    """Beat's periodic tasks wait beside the sweep that runs among them and cover no
+    message: they must not hold back the re-dispatch of what no send_batch task covers."""
+    configure_celery(make_settings(database_url, redis_prefix, "http://127.0.0.1:9"))
+    client = redis.Redis.from_url(redis_url)
+    stored_campaign(sessions, count=10)
+    app.send_task(SWEEP, queue=QUEUE)  # what beat left queued beside this sweep
+
+    assert redispatch_uncovered(sessions, client, redis_prefix, batch_size=4) == 10
+    assert queued_tasks(client, redis_prefix) == 3  # 4 + 4 + 2
+
+    # Those tasks now cover the pending messages: nothing more goes out.
+    assert redispatch_uncovered(sessions, client, redis_prefix, batch_size=4) == 0

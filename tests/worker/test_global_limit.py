@@ -92,7 +92,10 @@ def test_two_worker_processes_share_one_limit_per_sender(
     wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)
     arrivals = [row["at"] for row in httpx.get(f"{sandbox_process}/_sandbox/requests").json()]
     assert len(arrivals) == 250
-    assert max_in_any_second(arrivals) <= LIMIT * 1.05 + 1
+    # The limiter keeps every window of its grants at or below LIMIT + 1; arrivals carry the
+    # machine's scheduling jitter as well (a request due at t leaves late while its worker
+    # waits for a core), hence the margin. A limit per process would show 2 x LIMIT.
+    assert max_in_any_second(arrivals) <= LIMIT * 1.1 + 1
     span = max(arrivals) - min(arrivals)
     assert 250 / span >= LIMIT * 0.9  # the budget was used, not just respected
     for log in logs:  # both processes took part
