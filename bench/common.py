@@ -70,6 +70,10 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         [str(IMPORT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     env["PYTHONWARNINGS"] = "ignore:::celery.platforms"  # celery warns when run as root
+    # `python -m stickerq` puts the working directory first on sys.path: run from another
+    # checkout, its stickerq/ would win over this tree's while stickerq.worker still came
+    # from the installed one (a mix of two commits).
+    env["PYTHONSAFEPATH"] = "1"
     env.update(extra or {})
     return env
 

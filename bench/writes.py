@@ -6,8 +6,8 @@ and write its results.
 
 On a PostgreSQL database of this run's own, one campaign of batch-size x batches recipients
 is enqueued; then, batch after batch, this process claims it (`worker.claims.claim`),
-records the leaving of its messages in groups of --leaving-group (`worker.claims.
-record_leaving`: what a worker process gathers in 5 ms at ~1,000 msgs/s) and writes a sent
+records the leaving of its messages in groups of --leaving-group (`worker.leaving.
+MarkWriter`: what a worker process gathers in 5 ms at ~1,000 msgs/s) and writes a sent
 result with one attempt per message (`worker.claims.write_results`), each in its own
 transaction, as a worker does. Figures: this process's CPU time (what the worker
 would spend) and wall time per message, medians over the batches after the first 3, then
@@ -42,9 +42,9 @@ def measure(batch_size: int, batches: int, leaving_group: int) -> dict[str, floa
         AttemptRecord,
         MessageResult,
         claim,
-        record_leaving,
         write_results,
     )
+    from stickerq.worker.leaving import MarkWriter
 
     timings: dict[str, list[float]] = {
         "claim_cpu": [],
@@ -60,8 +60,9 @@ def measure(batch_size: int, batches: int, leaving_group: int) -> dict[str, floa
             settings, CampaignRequest(sticker_id=STICKER_ID, to=recipients)
         ).campaign_id
         common.forget_redis_keys(prefix)  # the dispatched batches: this script claims them
-        engine = make_engine(url)
+        engine = make_engine(url, pool_pre_ping=False)  # as a worker's runtime makes it
         sessions = make_session_factory(engine)
+        marks = MarkWriter(engine)  # as a worker's leaving thread writes them
         with sessions() as session:
             ids = list(session.scalars(select(Message.id).order_by(Message.id)))
         for number in range(batches):
@@ -74,8 +75,7 @@ def measure(batch_size: int, batches: int, leaving_group: int) -> dict[str, floa
             started, wall_started = time.process_time(), time.perf_counter()
             pks = [message.pk for message in claimed]
             for start in range(0, len(pks), leaving_group):
-                with engine.begin() as connection:  # as worker/leaving.py writes it
-                    record_leaving(connection, token, pks[start : start + leaving_group])
+                marks.write({token: pks[start : start + leaving_group]})
             timings["leaving_cpu"].append(time.process_time() - started)
             timings["leaving_wall"].append(time.perf_counter() - wall_started)
             now = utcnow()
@@ -96,6 +96,7 @@ def measure(batch_size: int, batches: int, leaving_group: int) -> dict[str, floa
                 write_results(session, token, results)
             timings["write_cpu"].append(time.process_time() - started)
             timings["write_wall"].append(time.perf_counter() - wall_started)
+        marks.close()
         engine.dispose()
     return {
         name: median(values[WARM_BATCHES:]) * 1000 / batch_size for name, values in timings.items()

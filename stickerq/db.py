@@ -46,7 +46,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # read-then-write atomic against other worker processes.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # A short-lived command checks a pooled connection before using it; a worker, whose every
+    # statement runs under outages.until_database_is_back, passes pool_pre_ping=False and
+    # spares a round trip per transaction (a lost connection fails once, then the whole
+    # pool is invalidated and the call tried again).
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
 
 
 def _make_folder_of(sqlite_url: str) -> None:

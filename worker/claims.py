@@ -310,7 +310,7 @@ def _leaving_statement(rows: ColumnElement[bool]) -> Update:
 
 
 # One text for any number of messages on PostgreSQL (an array), so psycopg prepares it once.
-_record_leaving_pg = _leaving_statement(
+RECORD_LEAVING_PG = _leaving_statement(
     _table.c.id == any_(bindparam("pks", type_=ARRAY(BigInteger())))
 )
 _record_leaving = _leaving_statement(_table.c.id.in_(bindparam("pks", expanding=True)))
@@ -322,6 +322,6 @@ def record_leaving(connection: Connection, token: str, message_pks: Sequence[int
     for dead has already settled the others, which must not be sent (the row lock orders the
     two: whichever writes first, the other sees it). On a Connection, not a Session: it runs
     hundreds of times a second, and the ORM's session would cost more than the statement."""
-    statement = _record_leaving_pg if connection.dialect.name == "postgresql" else _record_leaving
+    statement = RECORD_LEAVING_PG if connection.dialect.name == "postgresql" else _record_leaving
     rows = connection.execute(statement, {"pks": list(message_pks), "token": token})
     return set(rows.scalars())

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tenacity import (
@@ -29,7 +30,8 @@ OUTAGE_LIMIT_SECONDS = 30 * 60  # then the task fails and the sweeper takes over
 
 
 def _database_unreachable(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) or (
+    # psycopg's own: the leaving thread's connection (worker/leaving.py)
+    return isinstance(exc, OperationalError | psycopg.OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 

@@ -68,7 +68,7 @@ class Runtime:
             )
         self.settings = settings
         self.pid = os.getpid()
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, pool_pre_ping=False)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.policy = RetryPolicy(
@@ -130,6 +130,7 @@ class Runtime:
         self._thread.join(timeout=5)
         self._database.shutdown()
         self._leaving.shutdown()
+        self.leaving.close()
         self.redis.close()
         self.engine.dispose()
 

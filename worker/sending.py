@@ -149,9 +149,7 @@ class BatchSender:
             # written while the token is awaited (worker/leaving.py).
             nonlocal leaving
             if not progress.leaving_recorded:
-                leaving = asyncio.ensure_future(
-                    self.leaving.may_leave(self.claim.token, message.pk)
-                )
+                leaving = self.leaving.may_leave(self.claim.token, message.pk)
 
         # A wait for a token is neither an attempt nor a failure. The same atomic step
         # records the message as possibly sent in Redis (see worker/inflight.py).
