@@ -59,8 +59,12 @@ def send(
     every: str | None = typer.Option(
         None, help="recurring: a cron expression read in --tz, e.g. '0 9 * * 1'"
     ),
+    idempotency_key: str | None = typer.Option(
+        None, help="a retry with the same key and options prints the first campaign, sends nothing"
+    ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
+    from stickerq.producer.idempotency import send_campaign_once
     from stickerq.producer.request import CampaignRequest, Timing
     from stickerq.producer.send import send_campaign
     from stickerq.producer.store import RecipientsRejected
@@ -81,7 +85,17 @@ def send(
     )
     timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
     try:
-        result, scheduled = send_campaign(settings, request, timing)
+        if idempotency_key is None:
+            result, scheduled = send_campaign(settings, request, timing)
+        else:
+            once = send_campaign_once(settings, idempotency_key, request, timing)
+            if once.result is None:
+                console.print(
+                    f"campaign [bold]{once.campaign_id}[/]: already made with this idempotency "
+                    "key; nothing sent again"
+                )
+                return
+            result, scheduled = once.result, once.scheduled
     except RecipientsRejected as exc:
         if exc.report.invalid_count:
             _print_invalid(exc.report.invalid, exc.report.invalid_count)
