@@ -90,10 +90,7 @@ def send(
         else:
             once = send_campaign_once(settings, idempotency_key, request, timing)
             if once.result is None:
-                console.print(
-                    f"campaign [bold]{once.campaign_id}[/]: already made with this idempotency "
-                    "key; nothing sent again"
-                )
+                _print_replayed(settings, once.campaign_id, as_json)
                 return
             result, scheduled = once.result, once.scheduled
     except RecipientsRejected as exc:
@@ -167,6 +164,23 @@ def _wait(
         )
     if not progress.all_settled:
         raise typer.Exit(EXIT_PAUSED)
+
+
+def _print_replayed(settings: Settings, campaign_id: int, as_json: bool) -> None:
+    """A retried --idempotency-key: the campaign the first send made (`campaigns show`)."""
+    if not as_json:
+        console.print(
+            f"campaign [bold]{campaign_id}[/]: already made with this idempotency key; "
+            "nothing sent again"
+        )
+        return
+    from stickerq.db import open_sessions
+    from stickerq.producer.lifecycle import show_campaign
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignDetailsView
+
+    with open_sessions(settings.database_url) as sessions:
+        print(to_json(CampaignDetailsView.of_details(show_campaign(sessions, campaign_id))))
 
 
 def _print_invalid(rows: list, count: int) -> None:

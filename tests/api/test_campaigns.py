@@ -188,3 +188,18 @@ def test_health_needs_no_token_and_readyz_checks_the_schema(
     answer = TestClient(create_app(empty)).get("/readyz")
     assert answer.status_code == 503
     assert answer.json()["checks"]["migrations"].startswith("at none")
+
+
+def test_an_unexpected_error_is_a_500_problem_without_details(redis_prefix: str) -> None:
+    url = "postgresql+psycopg://stickerq:hunter2-secret@127.0.0.1:1/nowhere"
+    settings = make_settings(url, redis_prefix, "http://x", api_tokens=TOKEN)
+    answer = TestClient(create_app(settings), raise_server_exceptions=False).get(
+        "/campaigns", headers=WRITE
+    )
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "type": "about:blank#internal_error",
+        "title": "internal error",
+        "status": 500,
+        "code": "internal_error",
+    }
