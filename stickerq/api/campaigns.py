@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stickerq.api.auth import require_token
 from stickerq.api.problems import Problem
@@ -29,6 +29,8 @@ PAGE_LIMIT = 50
 
 class CampaignBody(BaseModel):
     """What `stickerq send` takes, as JSON."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not ignored
 
     sticker_id: str | None = None
     sticker_link: str | None = None

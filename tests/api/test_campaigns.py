@@ -203,3 +203,27 @@ def test_an_unexpected_error_is_a_500_problem_without_details(redis_prefix: str)
         "status": 500,
         "code": "internal_error",
     }
+
+
+def test_an_unknown_field_is_refused_not_ignored(client: TestClient) -> None:
+    answer = client.post("/campaigns", json={**BODY, "to": "+919812345670"}, headers=WRITE)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["location"] == "body.to"
+    assert _count(client.database_url, Campaign) == 0  # type: ignore[attr-defined]
+
+
+def test_readyz_names_redis_when_it_is_down(sqlite_database: str, redis_prefix: str) -> None:
+    settings = make_settings(
+        sqlite_database, redis_prefix, "http://x", redis_url="redis://127.0.0.1:1/0"
+    )
+    answer = TestClient(create_app(settings)).get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"] == {"database": "ok", "redis": "unreachable", "migrations": "ok"}
+
+
+def test_openapi_is_served_at_docs(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/campaigns", "/campaigns/{campaign_id}", "/campaigns/{campaign_id}/cancel"} <= set(
+        paths
+    )
