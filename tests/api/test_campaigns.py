@@ -227,3 +227,14 @@ def test_openapi_is_served_at_docs(client: TestClient) -> None:
     assert {"/campaigns", "/campaigns/{campaign_id}", "/campaigns/{campaign_id}/cancel"} <= set(
         paths
     )
+
+
+def test_scheduled_at_and_every_go_as_the_clis_at_and_every(client: TestClient) -> None:
+    later = {**BODY, "scheduled_at": "2099-01-01T09:00", "tz": "Asia/Kolkata"}
+    answer = client.post("/campaigns", json=later, headers=WRITE)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "scheduled"
+    assert answer.json()["scheduled_at_utc"].startswith("2099-01-01T03:30:00")
+    weekly = client.post("/campaigns", json={**BODY, "every": "0 9 * * 1"}, headers=WRITE)
+    assert weekly.status_code == 422
+    assert "--tz" in weekly.json()["detail"]
