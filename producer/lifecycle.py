@@ -98,7 +98,7 @@ class LifecycleResult:
 
 
 def list_campaigns(
-    sessions: sessionmaker[Session], *, status: str | None = None, limit: int
+    sessions: sessionmaker[Session], *, status: str | None = None, limit: int, offset: int = 0
 ) -> list[CampaignSummary]:
     """Up to `limit` campaigns, newest first; scheduled campaigns (status="scheduled") in the
     order they will go."""
@@ -113,7 +113,8 @@ def list_campaigns(
     else:
         query = query.order_by(Campaign.id.desc())
     with sessions() as session:
-        return [_summary(c) for c in session.scalars(query.limit(max(limit, 1)))]
+        page = query.limit(max(limit, 1)).offset(max(offset, 0))
+        return [_summary(c) for c in session.scalars(page)]
 
 
 def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> CampaignDetails:

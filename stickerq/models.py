@@ -242,3 +242,15 @@ class Pause(Base):
             postgresql_where=text("resumed_at IS NULL"),
         ),
     )
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key: the campaign its first request made, and that body's hash."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    # null while the first request is being stored: the key is reserved before the campaign
+    campaign_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("campaigns.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     wa400_pause_threshold: int = Field(
         default=20, ge=1, description="WA400s in a row that auto-pause a campaign"
     )
+    api_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="bearer tokens of the HTTP API, comma-separated; TOKEN:ro is read-only",
+    )
 
     @property
     def kaleyra_url(self) -> str:
@@ -111,7 +115,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if value is None:
                 continue
-            if name == "kaleyra_api_key":
-                value = self.kaleyra_api_key.get_secret_value()
+            if name in ("kaleyra_api_key", "api_tokens"):
+                value = getattr(self, name).get_secret_value()
             env[f"STICKERQ_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         return env

@@ -561,3 +561,17 @@ def test_help_loads_neither_the_database_nor_the_queue_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_send_with_an_idempotency_key_twice_makes_one_campaign(cli_settings: Settings) -> None:
+    args = ("send", "--sticker-id", STICKER_ID, "--to", RECIPIENTS[0], "--idempotency-key", "k1")
+    first = run(cli_settings, *args, "--json")
+    again = run(cli_settings, *args, "--json")
+    other = run(cli_settings, *args[:-3], RECIPIENTS[1], *args[-2:])
+
+    assert_clean_exit(first, 0)
+    assert_clean_exit(again, 0)
+    assert json.loads(again.stdout)["campaign_id"] == json.loads(first.stdout)["campaign_id"]
+    assert_clean_exit(other, 2)
+    assert "different request" in other.output
+    assert stored_counts(cli_settings) == (1, 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-DOMAIN_AND_INTERFACES = {"cli", "producer", "worker"}
+DOMAIN_AND_INTERFACES = {"api", "cli", "producer", "worker"}
 
 
 def contracts() -> list[dict]:

@@ -13,6 +13,7 @@ from stickerq.producer.views.base import View
 from stickerq.settings import Settings
 
 API_KEY = "(set)"  # what `config` shows for an api-key that is set: never the key
+SECRETS = ("kaleyra_api_key", "api_tokens")  # shown as API_KEY or null, never their value
 
 
 def _shown(info: FieldInfo) -> tuple[Any, FieldInfo]:
@@ -33,7 +34,7 @@ _API_KEY_SHOWN = (
 
 def _fields() -> dict[str, Any]:
     return {
-        name: _API_KEY_SHOWN if name == "kaleyra_api_key" else _shown(info)
+        name: _API_KEY_SHOWN if name in SECRETS else _shown(info)
         for name, info in Settings.model_fields.items()
     }
 
@@ -50,7 +51,8 @@ ConfigView = create_model(
 
 def config_view(settings: Settings) -> View:
     shown = settings.model_dump(mode="json")
-    shown["kaleyra_api_key"] = API_KEY if settings.kaleyra_api_key.get_secret_value() else None
+    for name in SECRETS:
+        shown[name] = API_KEY if getattr(settings, name).get_secret_value() else None
     shown["database_url"] = redact_url(settings.database_url)
     shown["redis_url"] = redact_url(settings.redis_url)
     return ConfigView.model_validate(shown)

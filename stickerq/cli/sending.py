@@ -59,8 +59,12 @@ def send(
     every: str | None = typer.Option(
         None, help="recurring: a cron expression read in --tz, e.g. '0 9 * * 1'"
     ),
+    idempotency_key: str | None = typer.Option(
+        None, help="a retry with the same key and options prints the first campaign, sends nothing"
+    ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
+    from stickerq.producer.idempotency import send_campaign_once
     from stickerq.producer.request import CampaignRequest, Timing
     from stickerq.producer.send import send_campaign
     from stickerq.producer.store import RecipientsRejected
@@ -81,7 +85,14 @@ def send(
     )
     timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
     try:
-        result, scheduled = send_campaign(settings, request, timing)
+        if idempotency_key is None:
+            result, scheduled = send_campaign(settings, request, timing)
+        else:
+            once = send_campaign_once(settings, idempotency_key, request, timing)
+            if once.result is None:
+                _print_replayed(settings, once.campaign_id, as_json)
+                return
+            result, scheduled = once.result, once.scheduled
     except RecipientsRejected as exc:
         if exc.report.invalid_count:
             _print_invalid(exc.report.invalid, exc.report.invalid_count)
@@ -153,6 +164,23 @@ def _wait(
         )
     if not progress.all_settled:
         raise typer.Exit(EXIT_PAUSED)
+
+
+def _print_replayed(settings: Settings, campaign_id: int, as_json: bool) -> None:
+    """A retried --idempotency-key: the campaign the first send made (`campaigns show`)."""
+    if not as_json:
+        console.print(
+            f"campaign [bold]{campaign_id}[/]: already made with this idempotency key; "
+            "nothing sent again"
+        )
+        return
+    from stickerq.db import open_sessions
+    from stickerq.producer.lifecycle import show_campaign
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.campaigns import CampaignDetailsView
+
+    with open_sessions(settings.database_url) as sessions:
+        print(to_json(CampaignDetailsView.of_details(show_campaign(sessions, campaign_id))))
 
 
 def _print_invalid(rows: list, count: int) -> None:

@@ -10,7 +10,7 @@ from stickerq.errors import StickerqError
 
 
 def register(app: typer.Typer) -> None:
-    for command in (worker, beat, sandbox, demo):
+    for command in (worker, beat, api, sandbox, demo):
         app.command()(command)
 
 
@@ -83,3 +83,22 @@ def demo(
         run_demo(console, recipients=recipients, keep=keep)
     except StickerqError as exc:
         raise fail(exc) from None
+
+
+def api(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs); tokens from STICKERQ_API_TOKENS."""
+    import uvicorn
+
+    from stickerq.api import create_app
+
+    settings = load_settings()
+    setup_logging("info")
+    if not settings.api_tokens.get_secret_value().strip():
+        console.print(
+            "[yellow]warning:[/] STICKERQ_API_TOKENS is empty: every route but health answers 401"
+        )
+    console.print(f"HTTP API on http://{host}:{port} (OpenAPI at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port)

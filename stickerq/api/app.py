@@ -1,0 +1,20 @@
+"""create_app: the FastAPI application, its routes, auth and problem documents."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from stickerq.api import campaigns, health, problems
+from stickerq.api.auth import parse_tokens
+from stickerq.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API on these settings; OpenAPI at /docs."""
+    app = FastAPI(title="stickerq", summary="bulk Kaleyra WhatsApp sticker campaigns")
+    app.state.settings = settings
+    app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(campaigns.router)
+    return app

@@ -1,0 +1,65 @@
+"""Errors as RFC 9457 problem documents with a stable `code`; never a traceback or SQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An answer other than success: status, a stable code, and what is wrong in words."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra: Any):
+        super().__init__(title)
+        self.status, self.code, self.title, self.detail, self.extra = (
+            status,
+            code,
+            title,
+            detail,
+            extra,
+        )
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str = "", **extra: Any
+) -> JSONResponse:
+    body = {"type": f"about:blank#{code}", "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error, expected or not, as a problem document."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
+            for e in exc.errors()
+        ]
+        return problem_response(422, "invalid_request", "the request is not valid", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, f"http_{exc.status_code}", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return problem_response(500, "internal_error", "internal error")
