@@ -3,6 +3,7 @@ stickerq commands and resolve to the settings each set-up needs (no Docker engin
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -10,11 +11,12 @@ import pytest
 import typer.main
 import yaml
 
+from stickerq.api import create_app
 from stickerq.cli import app
 from stickerq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-STICKERQ_SERVICES = ("migrate", "worker", "beat")
+STICKERQ_SERVICES = ("migrate", "worker", "beat", "api")
 
 
 def load_compose(*overrides: str) -> dict:
@@ -65,7 +67,7 @@ def parse_cli(args: list[str]) -> tuple[str, object]:
 
 def test_compose_has_every_service_of_the_design() -> None:
     services = load_compose()["services"]
-    assert {"redis", "postgres", "migrate", "worker", "beat"} <= set(services)
+    assert {"redis", "postgres", "migrate", "worker", "beat", "api"} <= set(services)
     assert "sandbox" not in services
     assert "sandbox" in load_compose("docker-compose.sandbox.yml")["services"]
 
@@ -80,6 +82,7 @@ def test_compose_commands_are_real_stickerq_commands() -> None:
             command_name, _ = parse_cli(service["command"])
             checked.append((name, command_name))
     assert sorted(checked) == [
+        ("api", "api"),
         ("beat", "beat"),
         ("migrate", "upgrade"),
         ("sandbox", "sandbox"),
@@ -127,3 +130,20 @@ def test_sandbox_override_points_every_stickerq_service_at_the_sandbox(
         assert settings.sender in sandbox.params["sender"]
     assert "sandbox" in services["worker"]["depends_on"]
     assert "migrate" in services["worker"]["depends_on"]  # the base file's, kept
+
+
+def test_long_running_services_have_health_checks_that_can_pass() -> None:
+    services = load_compose()["services"]
+    for name in ("redis", "postgres", "worker", "api"):
+        assert services[name]["healthcheck"]["test"], name
+    # the API's check asks its own /readyz, on the port its command listens on
+    _, api = parse_cli(services["api"]["command"])
+    check = " ".join(services["api"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{api.params['port']}/readyz" in check
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert app.url_path_for("readyz") == "/readyz"
+    # the worker's check pings its own node through the app Celery's commands load
+    check = services["worker"]["healthcheck"]["test"][1]
+    assert "-A stickerq.worker.celery_app inspect ping" in check
+    assert "-d celery@$$HOSTNAME" in check  # $$: compose passes one $ to the shell
+    assert importlib.util.find_spec("stickerq.worker.celery_app") is not None
