@@ -84,7 +84,8 @@ def beat(loglevel: str = "INFO") -> None:
     setup_logging(settings, loglevel)
     from stickerq.worker.celery_app import start
 
-    start(settings).start(["beat", f"--loglevel={loglevel}"])
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # JSON lines: no banner
+    start(settings).start([*quiet, "beat", f"--loglevel={loglevel}"])
 
 
 def demo(
