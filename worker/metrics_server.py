@@ -17,7 +17,6 @@ from celery import signals
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-from stickerq.errors import ConfigurationError
 from stickerq.metrics import MULTIPROC_DIR, authorized, multiprocess_mode, process_metrics
 from stickerq.settings import Settings
 
@@ -66,14 +65,17 @@ def serve_when_ready(settings: Settings) -> None:
     signals.worker_ready.disconnect(dispatch_uid=__name__)
     if settings.worker_metrics_port is None:
         return
-    if not multiprocess_mode():
-        raise ConfigurationError(
-            f"the worker's metrics need {MULTIPROC_DIR} set to an empty folder before it "
-            "starts (`stickerq worker --metrics-port` sets it; with `celery -A "
-            f"stickerq.worker.celery_app worker`, export {MULTIPROC_DIR} yourself)"
-        )
 
     def start(**_: Any) -> None:
+        # Checked here, in a worker only: beat, sharing the worker's environment, never serves.
+        if not multiprocess_mode():
+            log.error(
+                "worker metrics not served: %s must name an empty folder before the worker "
+                "starts (`stickerq worker --metrics-port` sets it; with `celery -A "
+                "stickerq.worker.celery_app worker`, export it yourself)",
+                MULTIPROC_DIR,
+            )
+            return
         try:
             server = serve(settings)
         except OSError as exc:
