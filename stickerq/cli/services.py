@@ -127,6 +127,7 @@ def _use_multiprocess_metrics() -> None:
     is imported. A folder given in the environment is emptied of an older run's files."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
         for old in Path(given).glob("*.db"):
             old.unlink()
     else:
