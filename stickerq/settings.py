@@ -104,6 +104,24 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="bearer tokens of the HTTP API, comma-separated; TOKEN:ro is read-only",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="log lines of the worker, the API and the CLI: readable text, or one JSON "
+        "object a line",
+    )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="bearer token /metrics asks for (API and worker); empty: /metrics is open",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="the worker serves Prometheus /metrics on this port (`worker --metrics-port`)",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="address the worker's /metrics listens on"
+    )
 
     @property
     def kaleyra_url(self) -> str:
@@ -115,7 +133,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if value is None:
                 continue
-            if name in ("kaleyra_api_key", "api_tokens"):
+            if isinstance(getattr(self, name), SecretStr):
                 value = getattr(self, name).get_secret_value()
             env[f"STICKERQ_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from stickerq.cli import app
+from stickerq.logs import make_formatter, secrets_of
 from stickerq.models import Base
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.request import CampaignRequest
@@ -25,15 +27,17 @@ from tests.helpers import Db
 FAULTS = ["WA500", "WA400", "HTML_502", "DROP", "UNKNOWN_CODE", "NO_MESSAGE_ID"]
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 def test_api_key_appears_in_no_log_queue_table_or_report(
     sqlite_database: str,
     redis_prefix: str,
     sandbox: SandboxServer,
     spawn_worker: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
+    log_format: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = make_settings(sqlite_database, redis_prefix, sandbox.url)
+    settings = make_settings(sqlite_database, redis_prefix, sandbox.url, log_format=log_format)
     recipients = [f"+91981234{n:04d}" for n in range(40)]
     sandbox.script({number: [fault] for number, fault in zip(recipients, FAULTS, strict=False)})
     campaign_id = enqueue_campaign(
@@ -78,8 +82,38 @@ def test_api_key_appears_in_no_log_queue_table_or_report(
     assert "+91******0001" in everything["worker log"]
     # and the run really did something worth grepping
     assert "send_batch" in everything["worker log"]
-    assert "sent" in everything["report"] and "failed" in everything["report"]
+    if log_format == "json":  # every line a JSON object, the masked number in its field
+        lines = [json.loads(line) for line in worker_log.read_text().splitlines() if line]
+        about = [line for line in lines if line.get("recipient") == "+91******0001"]
+        assert about and about[0]["campaign_id"] == campaign_id
+        assert isinstance(about[0]["message_pk"], int)
     db.close()
+
+
+def test_log_lines_in_both_formats_redact_every_secret_of_the_settings() -> None:
+    settings = make_settings(
+        "sqlite://",
+        "p:",
+        "http://127.0.0.1:9",
+        api_tokens="rw-token-aaaa,ro-token-bbbb:ro",
+        metrics_token="metrics-cccc",
+    )
+    secrets = [TEST_API_KEY, "rw-token-aaaa", "ro-token-bbbb", "metrics-cccc"]
+    assert set(secrets) <= set(secrets_of(settings))
+    try:
+        raise ValueError(f"bad key {TEST_API_KEY}")
+    except ValueError:
+        record = logging.LogRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, "POST %s %s", None, sys.exc_info()
+        )
+    record.args = ("/callbacks/kaleyra/rw-token-aaaa", "ro-token-bbbb metrics-cccc")
+    for log_format in ("text", "json"):
+        line = make_formatter(log_format, secrets_of(settings)).format(record)  # type: ignore[arg-type]
+        assert not any(secret in line for secret in secrets), line
+        assert "/callbacks/kaleyra/***" in line
+        assert "ValueError" in line
+    parsed = json.loads(make_formatter("json", secrets_of(settings)).format(record))
+    assert parsed["logger"] == "uvicorn.access" and "bad key ***" in parsed["exception"]
 
 
 PRODUCT = [

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.errors import ConfigurationError
 from stickerq.keys import campaign_pause_key
+from stickerq.logs import ids
+from stickerq.metrics import CLAIMS_IN_FLIGHT
 from stickerq.models import Campaign
 from stickerq.pauses import (
     PauseRequest,
@@ -46,6 +48,7 @@ from stickerq.worker.inflight import (
 )
 from stickerq.worker.outages import until_database_is_back, until_redis_is_back
 from stickerq.worker.runtime import Runtime
+from stickerq.worker.send_metrics import record_results
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ async def start_batch(
         ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots, runtime.leaving
     )
     sending = asyncio.create_task(sender.send(claimed))
+    CLAIMS_IN_FLIGHT.inc()  # down again when finish_batch ends
     return RunningBatch(ctx, keys, sender, sending, heartbeat)
 
 
@@ -146,6 +150,7 @@ async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
             )
         pause_stored = pause_stored or pause is not None
         written.extend(results)
+        record_results(results)
         if results:
             with contextlib.suppress(redis.RedisError):
                 await forget_sent(runtime.aredis, keys, [result.pk for result in results])
@@ -163,6 +168,7 @@ async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
         await runtime.in_database(until_database_is_back(_record), runtime, ctx, keys, outcome)
     finally:
         batch.heartbeat.cancel()
+        CLAIMS_IN_FLIGHT.dec()
     await close_claim(runtime.aredis, keys)
     outcome.results.extend(written)
     return outcome
@@ -193,7 +199,9 @@ def _claim(
     with runtime.sessions.begin() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
-            log.warning("campaign %s does not exist; batch dropped", campaign_id)
+            log.warning(
+                "campaign %s does not exist; batch dropped", campaign_id, extra=ids(campaign_id)
+            )
             return None, []
         if campaign.sid != settings.kaleyra_sid:
             raise ConfigurationError(
@@ -263,7 +271,12 @@ def _count_wa400_run(
             runtime.redis.set(
                 campaign_pause_key(runtime.settings.redis_prefix, campaign_id), "WA400"
             )
-        log.warning("campaign %s paused after %s WA400s in a row", campaign_id, streak)
+        log.warning(
+            "campaign %s paused after %s WA400s in a row",
+            campaign_id,
+            streak,
+            extra=ids(campaign_id, code="WA400"),
+        )
 
 
 def _is_wa400(result: MessageResult) -> bool:

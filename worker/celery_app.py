@@ -9,11 +9,14 @@ with settings of their own.
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery, signals
+
+from stickerq.logs import setup_logging
 from stickerq.queue import app, configure_celery
 from stickerq.settings import Settings
-from stickerq.worker import runtime
+from stickerq.worker import metrics_server, runtime
 from stickerq.worker.parent_death import end_children_with_worker
 from stickerq.worker.quiet_logs import quiet_periodic_tasks
 
@@ -26,6 +29,14 @@ def start(settings: Settings) -> Celery:
     quiet_periodic_tasks(entry["task"] for entry in app.conf.beat_schedule.values())
     runtime.configure(settings)
     end_children_with_worker()
+    metrics_server.serve_when_ready(settings)
+
+    def log_in_our_format(loglevel: str | int | None = None, **_: Any) -> None:
+        setup_logging(settings, loglevel)  # in place of Celery's own setup (text or JSON)
+
+    # start() runs again with other settings (the CLI's): the last settings are the ones used
+    signals.setup_logging.disconnect(dispatch_uid=__name__)
+    signals.setup_logging.connect(log_in_our_format, weak=False, dispatch_uid=__name__)
     return app
 
 

@@ -23,6 +23,7 @@ from stickerq.campaign_status import Move, move_campaigns
 from stickerq.counts import campaign_counts
 from stickerq.cron import next_run
 from stickerq.db import rows_changed
+from stickerq.logs import ids
 from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.queue import dispatch_messages
 from stickerq.states import CampaignStatus, MessageStatus
@@ -55,7 +56,12 @@ def dispatch_due_campaigns(sessions: sessionmaker[Session], batch_size: int) -> 
     for campaign_id in sorted(due):
         with sessions() as session:
             batches = dispatch_messages(campaign_id, _pending_ids(session, campaign_id), batch_size)
-        log.info("scheduled campaign %s dispatched: %s batches", campaign_id, batches)
+        log.info(
+            "scheduled campaign %s dispatched: %s batches",
+            campaign_id,
+            batches,
+            extra=ids(campaign_id),
+        )
     return sorted(due)
 
 
@@ -158,5 +164,12 @@ def _copy_campaign(session: Session, template: Campaign, schedule: Schedule, at:
     # Counted: SQLAlchemy gives rowcount -1 for this INSERT ... SELECT on PostgreSQL.
     copied = campaign_counts(session, run.id).messages
     run.recipient_count = copied
-    log.info("schedule %s: run campaign %s at %s, %s recipients", schedule.id, run.id, at, copied)
+    log.info(
+        "schedule %s: run campaign %s at %s, %s recipients",
+        schedule.id,
+        run.id,
+        at,
+        copied,
+        extra=ids(run.id),
+    )
     return run.id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,7 +16,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from stickerq.keys import campaign_pause_key
+from stickerq.logs import ids
 from stickerq.masking import mask_phone
+from stickerq.metrics import LIMITER_WAIT_SECONDS
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus
@@ -132,7 +135,11 @@ class BatchSender:
                 return
             outcome = Outcome(Action.RETRY, reason="stopped by a pause between attempts")
         except Exception as exc:  # a bug of ours must not leave the message `sending`
-            log.exception("message %s: unexpected error while sending", message.pk)
+            log.exception(
+                "message %s: unexpected error while sending",
+                message.pk,
+                extra=ids(self.ctx.campaign_id, message.pk),
+            )
             outcome = Outcome(Action.UNKNOWN, reason=f"internal error: {type(exc).__name__}")
         self.outcome.results.append(self._result(message, outcome, progress))
         self.results_ready.set()
@@ -153,6 +160,7 @@ class BatchSender:
 
         # A wait for a token is neither an attempt nor a failure. The same atomic step
         # records the message as possibly sent in Redis (see worker/inflight.py).
+        asked_at = time.perf_counter()
         granted = await self.limiter.take(
             self.ctx.sender,
             self.ctx.rate_per_second,
@@ -167,6 +175,7 @@ class BatchSender:
                 leaving.cancel()
             self.stop.set()
             raise _Stopped
+        LIMITER_WAIT_SECONDS.observe(time.perf_counter() - asked_at)
         if leaving is not None:
             await self._until_recorded(leaving)
             progress.leaving_recorded = True
@@ -192,12 +201,20 @@ class BatchSender:
         if outcome.pause is not None:
             await self._pause(PauseRequest(outcome.pause, reply.code or "?", outcome.reason))
         if outcome.action is not Action.SENT:
+            recipient = mask_phone(message.recipient)
             log.info(
                 "message %s to %s: %s (%s)",
                 message.pk,
-                mask_phone(message.recipient),
+                recipient,
                 outcome.action,
                 reply.code or reply.http_status or reply.failure,
+                extra=ids(
+                    self.ctx.campaign_id,
+                    message.pk,
+                    recipient=recipient,
+                    code=reply.code,
+                    action=outcome.action,
+                ),
             )
         return outcome
 
@@ -227,7 +244,13 @@ class BatchSender:
                 await self.redis.set(key, request.code)
             except RedisError:  # the database pause (written after the batch) still holds
                 log.warning("could not mirror the pause in Redis; other workers see it later")
-            log.warning("pausing %s of %s: %s", request.scope, self.ctx.sid, request.code)
+            log.warning(
+                "pausing %s of %s: %s",
+                request.scope,
+                self.ctx.sid,
+                request.code,
+                extra=ids(self.ctx.campaign_id, code=request.code),
+            )
 
     def _result(
         self, message: ClaimedMessage, outcome: Outcome, progress: _Progress

@@ -6,7 +6,6 @@ so `stickerq --help` and a read-only command start without loading what they do 
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import typer
@@ -30,10 +29,15 @@ def load_settings() -> Settings:
     from stickerq.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except Exception as exc:  # pydantic's ValidationError on a bad STICKERQ_* value
         err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_REJECTED) from None
+    if settings.log_format == "json":  # a command's log records too (text: Python's default)
+        from stickerq.logs import setup_logging
+
+        setup_logging(settings)
+    return settings
 
 
 def fail(exc: StickerqError) -> typer.Exit:
@@ -56,7 +60,8 @@ def warn_if_no_beat(settings: Settings) -> None:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def setup_logging(settings: Settings, level: str) -> None:
+    """Logging of the long-running commands: text or JSON (STICKERQ_LOG_FORMAT), no secret."""
+    from stickerq import logs
+
+    logs.setup_logging(settings, level)

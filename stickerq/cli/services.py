@@ -3,6 +3,12 @@ them all."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import typer
 
 from stickerq.cli.common import console, fail, load_settings, setup_logging
@@ -46,13 +52,20 @@ def worker(
     concurrency: int = typer.Option(2, help="worker processes"),
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
     loglevel: str = "INFO",
-    quiet: bool = typer.Option(False, help="no start-up banner"),
+    quiet: bool = typer.Option(False, help="no start-up banner (none with JSON logs)"),
     events: bool = typer.Option(False, help="send task events (for Flower, `celery events`)"),
+    metrics_port: int | None = typer.Option(
+        None, help="serve Prometheus /metrics on this port (STICKERQ_WORKER_METRICS_PORT)"
+    ),
 ) -> None:
     """Run a Celery worker that sends the queued batches (the same as `celery -A
     stickerq.worker.celery_app worker`, with the queues and settings filled in)."""
     settings = load_settings()
-    setup_logging(loglevel)
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    setup_logging(settings, loglevel)
+    if settings.worker_metrics_port is not None:
+        _use_multiprocess_metrics()
     from stickerq.worker.celery_app import start
 
     celery_app = start(settings)
@@ -60,16 +73,19 @@ def worker(
     argv += ["--without-gossip", "--without-mingle"] + (["--task-events"] if events else [])
     if beat:
         argv += ["--beat"]
+    # JSON lines only: Celery's banner is text
+    quiet = quiet or settings.log_format == "json"
     celery_app.start((["--quiet"] if quiet else []) + argv)
 
 
 def beat(loglevel: str = "INFO") -> None:
     """Run the beat scheduler alone (dispatches due retries and scheduled campaigns)."""
     settings = load_settings()
-    setup_logging(loglevel)
+    setup_logging(settings, loglevel)
     from stickerq.worker.celery_app import start
 
-    start(settings).start(["beat", f"--loglevel={loglevel}"])
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # JSON lines: no banner
+    start(settings).start([*quiet, "beat", f"--loglevel={loglevel}"])
 
 
 def demo(
@@ -95,10 +111,32 @@ def api(
     from stickerq.api import create_app
 
     settings = load_settings()
-    setup_logging("info")
+    setup_logging(settings, "info")
     if not settings.api_tokens.get_secret_value().strip():
         console.print(
             "[yellow]warning:[/] STICKERQ_API_TOKENS is empty: every route but health answers 401"
         )
     console.print(f"HTTP API on http://{host}:{port} (OpenAPI at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port)
+    # log_config=None: uvicorn's lines go through our handler (text or JSON, no secret)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+def _use_multiprocess_metrics() -> None:
+    """Every pool process of the worker counts into files of one folder, which the main
+    process adds up on each scrape: PROMETHEUS_MULTIPROC_DIR, set before prometheus_client
+    is imported. A folder given in the environment is emptied of an older run's files."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for old in Path(given).glob("*.db"):
+            old.unlink()
+    else:
+        folder = tempfile.mkdtemp(prefix="stickerq-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        parent = os.getpid()
+
+        def remove_folder() -> None:
+            if os.getpid() == parent:  # not a pool process that ends before the worker
+                shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(remove_folder)
