@@ -1,0 +1,78 @@
+"""What the dashboard shows, read through the producer's functions (the CLI's and the API's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stickerq.db import open_sessions
+from stickerq.masking import mask_phone
+from stickerq.producer import lifecycle
+from stickerq.producer.failures import (
+    FAILURE_STATUSES,
+    FailureFilters,
+    FailureRow,
+    SummaryRow,
+    failure_rows,
+    failure_summary,
+)
+from stickerq.producer.operations import list_active_pauses
+from stickerq.producer.pace import Pace, PaceTracker
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.settings import Settings
+from stickerq.states import MessageStatus
+
+CAMPAIGNS_SHOWN = 20
+FAILURES_SHOWN = 10  # latest failed messages listed per campaign
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCard:
+    details: lifecycle.CampaignDetails
+    pace: Pace
+    failures: list[SummaryRow] = field(default_factory=list)
+    failed_messages: list[FailureRow] = field(default_factory=list)
+
+    @property
+    def percent(self) -> float:
+        progress = self.details.progress
+        return 100.0 * progress.settled / progress.recipients if progress.recipients else 100.0
+
+    @property
+    def counts(self) -> list[tuple[str, int]]:
+        """Every message status with its count, in the state machine's order."""
+        by_status = self.details.progress.by_status
+        return [(status.value, by_status.get(status, 0)) for status in MessageStatus]
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    campaigns: list[CampaignCard]
+    pauses: list[dict[str, str]]
+
+
+def read_board(settings: Settings, pace: PaceTracker) -> Board:
+    """The newest campaigns with their progress, pace and failures, and the pauses in force."""
+    cards = []
+    with open_sessions(settings.database_url) as sessions:
+        summaries = lifecycle.list_campaigns(sessions, limit=CAMPAIGNS_SHOWN)
+        for summary in summaries:
+            try:
+                details = lifecycle.show_campaign(sessions, summary.campaign_id)
+            except CampaignNotFound:
+                continue  # deleted between the list and now
+            progress = details.progress
+            card_pace = pace.observe(progress, details.started_at, details.finished_at)
+            summary_rows: list[SummaryRow] = []
+            rows: list[FailureRow] = []
+            if progress.count(*FAILURE_STATUSES):
+                filters = FailureFilters(campaign_id=summary.campaign_id)
+                with sessions() as session:
+                    summary_rows = failure_summary(session, filters)
+                    rows = list(failure_rows(session, filters, limit=FAILURES_SHOWN))
+            cards.append(CampaignCard(details, card_pace, summary_rows, rows))
+    return Board(cards, list_active_pauses(settings))
+
+
+def masked(recipient: str) -> str:
+    """Recipients are personal data: shown masked, as `stickerq failures` does by default."""
+    return mask_phone(recipient)
