@@ -9,11 +9,10 @@ from stickerq.masking import mask_phone
 from stickerq.producer import lifecycle
 from stickerq.producer.failures import (
     FAILURE_STATUSES,
-    FailureFilters,
     FailureRow,
     SummaryRow,
-    failure_rows,
-    failure_summary,
+    campaign_failure_summary,
+    failure_examples,
 )
 from stickerq.producer.operations import list_active_pauses
 from stickerq.producer.pace import Pace, PaceTracker
@@ -22,7 +21,7 @@ from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 
 CAMPAIGNS_SHOWN = 20
-FAILURES_SHOWN = 10  # latest failed messages listed per campaign
+EXAMPLES_SHOWN = 5  # failed messages listed per campaign and failure status
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +62,16 @@ def read_board(settings: Settings, pace: PaceTracker) -> Board:
             progress = details.progress
             card_pace = pace.observe(progress, details.started_at, details.finished_at)
             summary_rows: list[SummaryRow] = []
-            rows: list[FailureRow] = []
-            if progress.count(*FAILURE_STATUSES):
-                filters = FailureFilters(campaign_id=summary.campaign_id)
+            examples: list[FailureRow] = []
+            if progress.count(*FAILURE_STATUSES):  # every read here is bounded: it runs each poll
                 with sessions() as session:
-                    summary_rows = failure_summary(session, filters)
-                    rows = list(failure_rows(session, filters, limit=FAILURES_SHOWN))
-            cards.append(CampaignCard(details, card_pace, summary_rows, rows))
+                    summary_rows = campaign_failure_summary(session, summary.campaign_id)
+                    for status in FAILURE_STATUSES:
+                        if progress.count(status):
+                            examples += failure_examples(
+                                session, summary.campaign_id, status, EXAMPLES_SHOWN
+                            )
+            cards.append(CampaignCard(details, card_pace, summary_rows, examples))
     return Board(cards, list_active_pauses(settings))
 
 
