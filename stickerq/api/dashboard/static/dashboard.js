@@ -23,7 +23,7 @@
   }
 
   async function refresh() {
-    if (busy) return;
+    if (busy || document.hidden) return;  // a background tab costs the server nothing
     busy = true;
     try {
       const answer = await fetch("/dashboard/board", {
