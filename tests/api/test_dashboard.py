@@ -269,3 +269,16 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     assert client.post("/logout").status_code == 403  # no CSRF value
     assert client.post("/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_an_active_campaign_older_than_the_newest_twenty_is_still_shown(
+    client: TestClient, settings: Settings
+) -> None:
+    oldest = _campaign(client, name="old but running")
+    for n in range(20):
+        made = _campaign(client, name=f"newer {n}")
+        client.post(f"/campaigns/{made}/cancel", headers=WRITE)
+    _log_in(client)
+    board = client.get("/dashboard/board").text
+    assert board.count("<article") == 21
+    assert f'data-campaign="{oldest}" data-status="queued"' in board

@@ -7,12 +7,13 @@ answers JSON (`message`, `warnings`) or a problem document; the page's script sh
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from stickerq.api.dashboard.board import read_board
+from stickerq.api.dashboard.board import BoardReader
 from stickerq.api.dashboard.sessions import (
     LOGIN_COOKIE,
     Sessions,
@@ -28,12 +29,12 @@ from stickerq.api.problems import Problem
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.producer import lifecycle
 from stickerq.producer.operations import resume_sending
-from stickerq.producer.pace import PaceTracker
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.requeue import requeue
 from stickerq.settings import Settings
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 # A strict policy: our own script and style only, no inline code, no framing (clickjacking).
 SECURITY_HEADERS = {
@@ -54,19 +55,13 @@ def _settings(request: Request) -> Settings:
 
 
 def _sessions(request: Request) -> Sessions:
-    """One per app, made from its tokens on first use."""
-    state = request.app.state
-    if getattr(state, "dashboard_sessions", None) is None:
-        state.dashboard_sessions = Sessions(state.tokens)
-        state.dashboard_pace = PaceTracker()
-    sessions: Sessions = state.dashboard_sessions
+    sessions: Sessions = request.app.state.dashboard_sessions
     return sessions
 
 
-def _pace(request: Request) -> PaceTracker:
-    _sessions(request)
-    pace: PaceTracker = request.app.state.dashboard_pace
-    return pace
+def _board(request: Request) -> BoardReader:
+    board: BoardReader = request.app.state.dashboard_board
+    return board
 
 
 def _html(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -96,19 +91,21 @@ def page(request: Request) -> Response:
     who = _sessions(request).viewer(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    board = read_board(_settings(request), _pace(request))
+    board = _board(request).read()
     return _html(request, "page.html", viewer=who, board=board)
 
 
 @router.get("/dashboard/board", response_class=HTMLResponse)
 def board_fragment(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
     """The live part of the page, polled by its script."""
-    board = read_board(_settings(request), _pace(request))
+    board = _board(request).read()
     return _html(request, "board.html", viewer=who, board=board)
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
+    if _sessions(request).viewer(request) is not None:
+        return RedirectResponse("/", status_code=303)
     return _login_page(request)
 
 
@@ -141,45 +138,51 @@ def logout(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Respons
     return response
 
 
+def _run(request: Request, action: Callable[[], T], campaign_id: int | None = None) -> T:
+    """Call a producer function for a button: its refusals become problem documents, and
+    the next poll reads the board afresh."""
+    try:
+        return action()
+    except CampaignNotFound:
+        raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
+    except ServiceUnavailable as exc:
+        detail = str(exc)
+        raise Problem(
+            503, "service_unavailable", "a service stickerq needs is down", detail
+        ) from None
+    except lifecycle.CampaignStateError as exc:
+        raise Problem(409, "campaign_state", "not allowed in this state", str(exc)) from None
+    except StickerqError as exc:
+        raise Problem(409, "refused", "refused", str(exc)) from None
+    finally:
+        _board(request).invalidate()
+
+
 def _done(message: str, warnings: list[str] | None = None) -> JSONResponse:
     return JSONResponse({"message": message, "warnings": warnings or []})
 
 
-def _act(campaign_id: int, action: Callable[[], lifecycle.LifecycleResult]) -> JSONResponse:
-    try:
-        result = action()
-    except CampaignNotFound:
-        raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
-    except StickerqError as exc:
-        raise _refused(exc) from None
+def _changed(result: lifecycle.LifecycleResult) -> JSONResponse:
     return _done(result.message, result.warnings)
-
-
-def _refused(exc: StickerqError) -> Problem:
-    if isinstance(exc, ServiceUnavailable):
-        return Problem(503, "service_unavailable", "a service stickerq needs is down", str(exc))
-    if isinstance(exc, lifecycle.CampaignStateError):
-        return Problem(409, "campaign_state", "not allowed in this state", str(exc))
-    return Problem(409, "refused", "refused", str(exc))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/pause")
 def pause(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
-    settings = _settings(request)
-    reason = "paused from the dashboard"
-    return _act(campaign_id, lambda: lifecycle.pause_campaign(settings, campaign_id, reason))
+    settings, reason = _settings(request), "paused from the dashboard"
+    action = partial(lifecycle.pause_campaign, settings, campaign_id, reason)
+    return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/resume")
 def resume(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
-    settings = _settings(request)
-    return _act(campaign_id, lambda: lifecycle.resume_campaign(settings, campaign_id))
+    action = partial(lifecycle.resume_campaign, _settings(request), campaign_id)
+    return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/cancel")
 def cancel(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
-    settings = _settings(request)
-    return _act(campaign_id, lambda: lifecycle.cancel_campaign(settings, campaign_id))
+    action = partial(lifecycle.cancel_campaign, _settings(request), campaign_id)
+    return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/pauses/resume")
@@ -190,10 +193,8 @@ def lift_pause(
     sender: Annotated[str, Form()] = "",
 ) -> Response:
     """Lift an account pause (no sender) or a sender's, as `stickerq resume`."""
-    try:
-        lifted, batches = resume_sending(_settings(request), account=sid, sender=sender or None)
-    except StickerqError as exc:
-        raise _refused(exc) from None
+    action = partial(resume_sending, _settings(request), account=sid, sender=sender or None)
+    lifted, batches = _run(request, action)
     who = f"sender {sender}" if sender else f"account {sid}"
     return _done(f"{who}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
 
@@ -208,12 +209,9 @@ def requeue_failures(
     resume: Annotated[bool, Form()] = False,
 ) -> Response:
     """Move a campaign's parked, failed or unknown messages back to pending, as `requeue`."""
-    try:
-        result = requeue(_settings(request), campaign_id, status, code=code or None, resume=resume)
-    except CampaignNotFound:
-        raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
-    except StickerqError as exc:
-        raise _refused(exc) from None
+    settings = _settings(request)
+    action = partial(requeue, settings, campaign_id, status, code=code or None, resume=resume)
+    result = _run(request, action, campaign_id)
     chosen = result.status + (f" {result.code}" if result.code else "")
     message = (
         f"campaign {campaign_id}: {result.requeued:,} {chosen} message(s) requeued, "

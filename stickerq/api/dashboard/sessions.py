@@ -82,7 +82,10 @@ def check_csrf(expected: str, given: str | None) -> None:
     """403 unless the form carried the session's CSRF value."""
     if not expected or not given or not hmac.compare_digest(expected, given):
         raise Problem(
-            403, "csrf_failed", "the form is stale or was not sent by the dashboard", "reload"
+            403,
+            "csrf_failed",
+            "the form is stale or was not sent by the dashboard",
+            "reload the page and try again",
         )
 
 
