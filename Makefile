@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test services lint json-docs
+.PHONY: demo test services browser lint json-docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 services:
 	bash scripts/ensure-services.sh
 
+# Debian's chromium + chromedriver for the dashboard's browser test (apt-get, or says how)
+browser:
+	bash scripts/ensure-chromium.sh
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -21,7 +25,7 @@ lint: $(VENV)/.installed
 	$(PY) scripts/staged_tree.py -- $(abspath $(VENV))/bin/mypy \
 		--config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache -p stickerq
 
-test: $(VENV)/.installed services lint
+test: $(VENV)/.installed services browser lint
 	$(PY) -m pytest
 
 # docs/json.md from the models in producer/views/ (tests/test_json_docs.py checks it is current)

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from stickerq.errors import StickerqError
-from stickerq.models import Attempt, Campaign, Message, utcnow
+from stickerq.models import Attempt, Campaign, CampaignCount, Message, utcnow
 from stickerq.producer.spec import InvalidPhone, normalise_phone
 from stickerq.states import MessageStatus
 
@@ -130,9 +130,41 @@ def failure_summary(session: Session, filters: FailureFilters) -> list[SummaryRo
         .where(*filters.conditions())
         .group_by(Message.status, Message.last_error_code)
     ).all()
+    return _in_order([SummaryRow(status, code, count) for status, code, count in rows])
+
+
+def campaign_failure_summary(session: Session, campaign_id: int) -> list[SummaryRow]:
+    """failure_summary of one whole campaign, read from its counters (stickerq/counts.py):
+    a few rows however many messages failed, cheap enough to poll every second."""
+    rows = session.execute(
+        select(CampaignCount.status, CampaignCount.code, func.sum(CampaignCount.messages))
+        .where(
+            CampaignCount.campaign_id == campaign_id,
+            CampaignCount.status.in_(FAILURE_STATUSES),
+        )
+        .group_by(CampaignCount.status, CampaignCount.code)
+    ).all()
+    return _in_order(
+        [SummaryRow(status, code or None, int(count)) for status, code, count in rows if count]
+    )
+
+
+def _in_order(summary: list[SummaryRow]) -> list[SummaryRow]:
+    """Statuses in FAILURE_STATUSES order, then the biggest count first."""
     order: dict[str, int] = {status: index for index, status in enumerate(FAILURE_STATUSES)}
-    summary = [SummaryRow(status, code, count) for status, code, count in rows]
     return sorted(summary, key=lambda row: (order.get(row.status, 99), -row.count, row.code or ""))
+
+
+_ROW_COLUMNS = (  # a FailureRow's fields, in order
+    Message.campaign_id,
+    Message.recipient,
+    Message.status,
+    Message.last_error_code,
+    Message.last_http_status,
+    Message.last_error_detail,
+    Message.attempts,
+    Message.last_attempt_at,
+)
 
 
 def failure_rows(
@@ -140,16 +172,7 @@ def failure_rows(
 ) -> Iterator[FailureRow]:
     """The matching messages, oldest first, streamed from the database."""
     query = (
-        select(
-            Message.campaign_id,
-            Message.recipient,
-            Message.status,
-            Message.last_error_code,
-            Message.last_http_status,
-            Message.last_error_detail,
-            Message.attempts,
-            Message.last_attempt_at,
-        )
+        select(*_ROW_COLUMNS)
         .where(*filters.conditions())
         .order_by(Message.campaign_id, Message.id)
         .execution_options(yield_per=1000)
@@ -158,6 +181,20 @@ def failure_rows(
         query = query.limit(limit)
     for row in session.execute(query):
         yield FailureRow(*row)
+
+
+def failure_examples(
+    session: Session, campaign_id: int, status: MessageStatus, limit: int
+) -> list[FailureRow]:
+    """Up to `limit` of the campaign's messages in this failure status, in no set order: read
+    through the (campaign, status) index and stopped at `limit`, so it costs the same for
+    ten failures or a million (failure_rows lists them all, oldest first)."""
+    query = (
+        select(*_ROW_COLUMNS)
+        .where(Message.campaign_id == campaign_id, Message.status == status)
+        .limit(limit)
+    )
+    return [FailureRow(*row) for row in session.execute(query)]
 
 
 @dataclass(frozen=True, slots=True)

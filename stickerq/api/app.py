@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from stickerq.api import campaigns, health, metrics, problems
+from stickerq.api import campaigns, dashboard, health, metrics, problems
 from stickerq.api.auth import parse_tokens
 from stickerq.settings import Settings
 
@@ -18,4 +18,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(campaigns.router)
     metrics.install(app, settings)
+    dashboard.install(app)
     return app
