@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import AppSettings, json_answer, problem_of
+from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
@@ -32,12 +32,19 @@ router = APIRouter(
 )
 
 PAGE_LIMIT = 50
-CHANGES = problem_responses(403, 404, 409)
+CHANGES = problem_responses(400, 403, 404, 409)
 
 _BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": CampaignBody.model_json_schema()},
+        "application/json": {
+            "schema": CampaignBody.model_json_schema(),
+            "example": {
+                "sticker_id": "798123456789012",
+                "recipients": ["+919812345678", "+919812345679"],
+                "ref": "customer1",
+            },
+        },
         "multipart/form-data": {"schema": form_schema()},
     },
 }
@@ -137,12 +144,12 @@ def list_campaigns(
 
 
 @router.get("/{campaign_id}", response_model=CampaignDetailsView, responses=problem_responses(404))
-def show_campaign(campaign_id: int, settings: AppSettings) -> Any:
+def show_campaign(campaign_id: CampaignId, settings: AppSettings) -> Any:
     """The campaign, its counts by status and code, its rate and ETA, the pause holding it."""
     return json_answer(details(settings, campaign_id))
 
 
-def _act(settings: Settings, campaign_id: int, action: Any, *args: Any) -> Any:
+def _act(settings: Settings, campaign_id: CampaignId, action: Any, *args: Any) -> Any:
     try:
         result = action(settings, campaign_id, *args)
     except StickerqError as exc:
@@ -155,18 +162,18 @@ class PauseBody(BaseModel):
 
 
 @router.post("/{campaign_id}/pause", response_model=LifecycleView, responses=CHANGES)
-def pause(campaign_id: int, settings: AppSettings, body: PauseBody | None = None) -> Any:
+def pause(campaign_id: CampaignId, settings: AppSettings, body: PauseBody | None = None) -> Any:
     """As `stickerq campaigns pause`: nothing new of it goes out."""
     return _act(settings, campaign_id, lifecycle.pause_campaign, body.reason if body else None)
 
 
 @router.post("/{campaign_id}/resume", response_model=LifecycleView, responses=CHANGES)
-def resume(campaign_id: int, settings: AppSettings) -> Any:
+def resume(campaign_id: CampaignId, settings: AppSettings) -> Any:
     """As `stickerq campaigns resume`: dispatch what is left."""
     return _act(settings, campaign_id, lifecycle.resume_campaign)
 
 
 @router.post("/{campaign_id}/cancel", response_model=LifecycleView, responses=CHANGES)
-def cancel(campaign_id: int, settings: AppSettings) -> Any:
+def cancel(campaign_id: CampaignId, settings: AppSettings) -> Any:
     """As `stickerq campaigns cancel --yes`: its unsent messages are cancelled."""
     return _act(settings, campaign_id, lifecycle.cancel_campaign)

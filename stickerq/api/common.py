@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -23,6 +23,8 @@ from stickerq.settings import Settings
 
 # Query and path text: a NUL cannot be stored or compared by PostgreSQL.
 NO_NUL = r"^[^\x00]*$"
+BIGINT_MAX = 2**63 - 1  # our ids are bigints: a larger number is no id, not a 500
+CampaignId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the campaign's id")]
 
 
 def _settings(request: Request) -> Settings:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer, problem_of, shown
+from stickerq.api.common import NO_NUL, AppSettings, CampaignId, json_answer, problem_of, shown
 from stickerq.api.problems import problem_responses
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
@@ -30,7 +30,7 @@ ShowNumbers = Annotated[
 
 @router.get("/campaigns/{campaign_id}/messages", response_model=MessagePageView)
 def campaign_messages(
-    campaign_id: int,
+    campaign_id: CampaignId,
     settings: AppSettings,
     status: MessageStatus | None = None,
     code: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import AppSettings, json_answer, problem_of
+from stickerq.api.common import BIGINT_MAX, AppSettings, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer.operations import list_active_pauses, resume_sending
@@ -24,7 +24,7 @@ router = APIRouter(
     dependencies=[Depends(require_token)],
     responses=problem_responses(401),
 )
-CHANGES = problem_responses(403, 409, 422, 503)
+CHANGES = problem_responses(400, 403, 409, 422, 503)
 
 
 class RequeueBody(BaseModel):
@@ -32,7 +32,7 @@ class RequeueBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    campaign_id: int
+    campaign_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)]
     status: Annotated[
         Literal["parked", "failed", "unknown"],
         Field(description="the messages to send again (`stickerq failures` lists them)"),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import AppSettings, json_answer, problem_of
+from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
@@ -28,7 +28,7 @@ router = APIRouter(
 
 @router.get("/report", response_model=ReportView)
 def report(
-    campaign_id: int,
+    campaign_id: CampaignId,
     settings: AppSettings,
     by: Annotated[RefColumn | None, Query(description="break down by ref, ref1 or ref2")] = None,
     top: Annotated[int, Query(ge=1, le=1000, description="groups listed (rest: other)")] = (
@@ -49,7 +49,7 @@ def report(
     response_class=StreamingResponse,
     responses={200: {"description": "docs/export.md", "content": {"text/csv": {}}}},
 )
-def export(campaign_id: int, settings: AppSettings) -> StreamingResponse:
+def export(campaign_id: CampaignId, settings: AppSettings) -> StreamingResponse:
     """One CSV row per recipient (as `stickerq export`; docs/export.md): streamed from the
     database in constant memory, every cell safe to open in a spreadsheet."""
     stack = ExitStack()
