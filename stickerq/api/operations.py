@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import BIGINT_MAX, AppSettings, json_answer, problem_of
+from stickerq.api.common import BIGINT_MAX, NO_NUL, AppSettings, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer.operations import list_active_pauses, resume_sending
@@ -37,9 +37,9 @@ class RequeueBody(BaseModel):
         Literal["parked", "failed", "unknown"],
         Field(description="the messages to send again (`stickerq failures` lists them)"),
     ]
-    code: Annotated[str | None, Field(max_length=32, description="only this last error code")] = (
-        None
-    )
+    code: Annotated[
+        str | None, Field(max_length=32, pattern=NO_NUL, description="only this last error code")
+    ] = None
     dry_run: Annotated[bool, Field(description="count, change nothing")] = False
     resume: Annotated[bool, Field(description="lift the account/sender pause first")] = False
 
@@ -49,8 +49,12 @@ class ResumeBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    account: Annotated[str | None, Field(max_length=64, description="an account (SID)")] = None
-    sender: Annotated[str | None, Field(max_length=20, description="a sender number")] = None
+    account: Annotated[
+        str | None, Field(max_length=64, pattern=NO_NUL, description="an account (SID)")
+    ] = None
+    sender: Annotated[
+        str | None, Field(max_length=20, pattern=NO_NUL, description="a sender number")
+    ] = None
 
 
 @router.post("/requeue", response_model=RequeueView, responses=problem_responses(404) | CHANGES)

@@ -245,3 +245,21 @@ def test_a_read_only_token_cannot_requeue_or_lift_a_pause(
             answer = client.post(path, json=body, headers=READ)
             assert (answer.status_code, answer.json()["code"]) == (403, "read_only_token"), path
     assert len(client.get("/pauses", headers=READ).json()) == 1
+
+
+def test_a_nul_character_is_a_422_not_a_database_error(client: TestClient, campaign: int) -> None:
+    """PostgreSQL refuses NUL in text: every field that reaches a query says so first."""
+    for path, body in (
+        ("/requeue", {"campaign_id": campaign, "status": "parked", "code": "E1\x0010"}),
+        ("/pauses/resume", {"sender": "+91\x00"}),
+        ("/pauses/resume", {"account": "SID\x00"}),
+    ):
+        answer = client.post(path, json=body, headers=WRITE)
+        assert (answer.status_code, answer.json()["code"]) == (422, "invalid_request"), path
+    for path, params in (
+        (f"/campaigns/{campaign}/messages", {"code": "E1\x0010"}),
+        (f"/campaigns/{campaign}/messages", {"cursor": "\x00"}),
+        ("/messages/mid%00", {}),
+    ):
+        answer = client.get(path, params=params, headers=READ)
+        assert answer.status_code == 422, path
