@@ -71,7 +71,10 @@ def details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
     response_model=CampaignDetailsView,
     openapi_extra={"requestBody": _BODY},
     responses={
-        200: {"description": "a retry of an Idempotency-Key: the campaign it first made"},
+        200: {
+            "model": CampaignDetailsView,
+            "description": "a retry of an Idempotency-Key: the campaign it first made",
+        },
         **problem_responses(400, 403, 409, 415),
     },
 )
