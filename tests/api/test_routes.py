@@ -74,6 +74,23 @@ def test_messages_are_paged_by_an_opaque_cursor_that_inserts_do_not_shift(
     assert seen == sorted(seen)
 
 
+def test_a_message_leaving_the_filter_between_pages_makes_none_skipped(
+    client: TestClient, campaign: int, sessions: sessionmaker[Session]
+) -> None:
+    """An offset would skip the second parked message once the first is requeued; the
+    cursor starts after the last pk seen."""
+    path, params = f"/campaigns/{campaign}/messages", {"status": "parked", "limit": 1}
+    first = client.get(path, params=params, headers=READ).json()
+    with sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.id == first["messages"][0]["message_pk"])
+            .values(status=MessageStatus.PENDING)
+        )
+    second = client.get(path, params={**params, "cursor": first["next_cursor"]}, headers=READ)
+    assert [m["recipient"] for m in second.json()["messages"]] == [mask_phone(NUMBERS[1])]
+
+
 def test_messages_filter_by_status_and_code_and_show_numbers_on_request(
     client: TestClient, campaign: int
 ) -> None:
