@@ -14,7 +14,8 @@ scientific notation). Programs reading the file back drop that one `'` with `ung
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Sequence
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -106,20 +107,55 @@ def export_campaign(session: Session, campaign_id: int, out: TextIO) -> int:
 
     Raises CampaignNotFound before writing anything when the campaign does not exist.
     """
+    rows = export_rows(session, campaign_id)
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    written = 0
+    for row in rows:
+        writer.writerow(row)
+        written += 1
+    return written
+
+
+def export_chunks(
+    session: Session, campaign_id: int, *, rows_per_chunk: int = ROWS_PER_FETCH
+) -> Iterator[str]:
+    """The export as CSV text: the header, then `rows_per_chunk` rows a piece (what an HTTP
+    response streams). Raises CampaignNotFound at the call, before any text."""
+    rows = export_rows(session, campaign_id)
+    return _chunks(rows, rows_per_chunk)
+
+
+def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
+    """Each recipient's cells, formatted and guarded, streamed off a server-side cursor.
+    Raises CampaignNotFound at the call when the campaign does not exist."""
     if session.get(Campaign, campaign_id) is None:
         raise CampaignNotFound(
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    rows: Iterable[Sequence[Any]] = session.execute(
+    selected: Iterable[Sequence[Any]] = session.execute(
         select(*_SELECTED)
         .where(Message.campaign_id == campaign_id)
         .order_by(Message.id)
         .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
     )
-    written = 0
-    for row in rows:
-        writer.writerow([format_(value) for format_, value in zip(_FORMAT, row, strict=True)])
-        written += 1
-    return written
+    return ([f(value) for f, value in zip(_FORMAT, row, strict=True)] for row in selected)
+
+
+def _chunks(rows: Iterator[list[str]], rows_per_chunk: int) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for index, row in enumerate(rows, start=1):
+        writer.writerow(row)
+        if index % rows_per_chunk == 0:
+            yield _drain(buffer)
+    if buffer.tell():
+        yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text

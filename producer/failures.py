@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from stickerq.errors import StickerqError
 from stickerq.models import Attempt, Campaign, CampaignCount, Message, utcnow
-from stickerq.producer.spec import InvalidPhone, normalise_phone
+from stickerq.producer.spec import InvalidPhone, excerpt, normalise_phone
 from stickerq.states import MessageStatus
 
 # The statuses an operator looks at and may requeue, in the order they are listed.
@@ -235,17 +235,36 @@ def message_history(session: Session, recipient_or_message_id: str) -> list[Mess
     matches = [Message.message_id == wanted]
     if (recipient := _as_recipient(wanted)) is not None:
         matches.append(Message.recipient == recipient)
-    rows = session.execute(
-        select(Message, Campaign.name)
-        .join(Campaign, Campaign.id == Message.campaign_id)
-        .where(or_(*matches))
-        .order_by(Message.campaign_id, Message.id)
-    ).all()
-    if not rows:
+    histories = _histories(session, or_(*matches))
+    if not histories:
         raise MessageNotFound(
             f"no message to {wanted!r} and none with that message_id; give the recipient in "
             "E.164 (+919812345678) or the message_id Kaleyra returned"
         )
+    return histories
+
+
+def message_history_by_id(session: Session, message_id: str) -> list[MessageHistory]:
+    """The message with that Kaleyra message_id (one, unless Kaleyra repeated an id), with
+    all its attempts; raises MessageNotFound."""
+    histories = _histories(session, Message.message_id == message_id.strip())
+    if not histories:
+        raise MessageNotFound(
+            f"no message has the message_id {excerpt(message_id)!r}: give the id Kaleyra "
+            "returned when it accepted the message"
+        )
+    return histories
+
+
+def _histories(session: Session, condition: ColumnElement[bool]) -> list[MessageHistory]:
+    rows = session.execute(
+        select(Message, Campaign.name)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(condition)
+        .order_by(Message.campaign_id, Message.id)
+    ).all()
+    if not rows:
+        return []
     attempts: dict[int, list[AttemptView]] = {message.id: [] for message, _ in rows}
     for attempt in session.execute(
         select(

@@ -1,9 +1,16 @@
 """Idempotency-Key: a request retried with the same key returns the campaign it first made.
 
 The key is reserved (inserted, campaign_id null) before anything is stored: the primary key
-lets one of several concurrent requests win. The winner stores and dispatches the campaign,
-then writes its id on the key; if storing fails the reservation is deleted, so nothing is
-half-stored and a corrected retry may use the key. A loser waits for the winner's id.
+lets one of several concurrent requests win. The winner stores the campaign, and the store's
+own transaction writes the campaign's id on the key just before it commits: a campaign is
+never committed without its key, whenever the process dies. If storing fails the reservation
+is deleted, so nothing is half-stored and a corrected retry may use the key. A loser waits
+for the winner's id.
+
+A reservation still without a campaign after RESERVATION_EXPIRY_SECONDS belongs to a request
+that died before its store committed (nothing was stored under it): the next request with
+the key takes it over. Should the first request still be alive after all, its commit finds
+its reservation gone and stores nothing, so a key never makes two campaigns.
 """
 
 from __future__ import annotations
@@ -12,15 +19,15 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.db import open_sessions
+from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError
-from stickerq.models import IdempotencyKey
+from stickerq.models import Campaign, IdempotencyKey, utcnow
 from stickerq.producer.api import EnqueueResult
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.schedule import ScheduledCampaign
@@ -28,6 +35,8 @@ from stickerq.producer.send import send_campaign
 from stickerq.settings import Settings
 
 WAIT_FOR_WINNER_SECONDS = 30.0  # a loser waits this long for the first request to be stored
+# Far above the time a store takes (a million recipients: under a minute here).
+RESERVATION_EXPIRY_SECONDS = 600.0
 MAX_KEY_LENGTH = 255
 
 
@@ -67,43 +76,108 @@ def send_campaign_once(
     timing: Timing = Timing(),
     *,
     sessions: sessionmaker[Session] | None = None,
+    wait_seconds: float = WAIT_FOR_WINNER_SECONDS,
+    expiry_seconds: float = RESERVATION_EXPIRY_SECONDS,
 ) -> IdempotentSend:
     """send_campaign, unless a request with this key already made a campaign: then that one.
 
-    Raises IdempotencyConflict when the key was used with a different request.
+    Raises IdempotencyConflict when the key was used with a different request, or its first
+    request is still being stored after `wait_seconds`.
     """
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise IdempotencyConflict(f"an idempotency key is 1 to {MAX_KEY_LENGTH} characters")
+    if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+        raise IdempotencyConflict(
+            f"an idempotency key is 1 to {MAX_KEY_LENGTH} characters, without NUL"
+        )
     sha = request_sha256(request, timing)
     with open_sessions(settings.database_url, sessions) as factory:
-        if not _reserve(factory, key, sha):
-            return IdempotentSend(_wait_for_winner(factory, key, sha), created=False)
+        reserved = _reserve(factory, key, sha, timedelta(seconds=expiry_seconds))
+        if reserved is None:
+            campaign_id = _wait_for_winner(factory, key, sha, wait_seconds, expiry_seconds)
+            return IdempotentSend(campaign_id, created=False)
         try:
-            result, scheduled = send_campaign(settings, request, timing, sessions=factory)
-        except BaseException:
-            with factory.begin() as session:
-                session.execute(delete(IdempotencyKey).where(IdempotencyKey.key == key))
-            raise
-        with factory.begin() as session:
-            session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.key == key)
-                .values(campaign_id=result.campaign_id)
+            result, scheduled = send_campaign(
+                settings, request, timing, sessions=stamping_sessions(factory, key, reserved)
             )
+        except BaseException:
+            _give_back(factory, key, reserved)
+            raise
     return IdempotentSend(result.campaign_id, created=True, result=result, scheduled=scheduled)
 
 
-def _reserve(sessions: sessionmaker[Session], key: str, sha: str) -> bool:
+def _reserve(
+    sessions: sessionmaker[Session], key: str, sha: str, expiry: timedelta
+) -> datetime | None:
+    """Reserve the key, or take over an expired reservation; returns the reservation's time
+    (what tells it from a later one), None when another request holds the key."""
+    now = utcnow()
     try:
         with sessions.begin() as session:
-            session.add(IdempotencyKey(key=key, request_sha256=sha))
+            session.add(IdempotencyKey(key=key, request_sha256=sha, created_at=now))
+        return now
     except IntegrityError:
-        return False
-    return True
+        pass
+    with sessions.begin() as session:
+        taken = session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.key == key,
+                IdempotencyKey.campaign_id.is_(None),
+                IdempotencyKey.created_at < now - expiry,
+            )
+            .values(request_sha256=sha, created_at=now)
+        )
+        return now if rows_changed(taken) else None
 
 
-def _wait_for_winner(sessions: sessionmaker[Session], key: str, sha: str) -> int:
-    deadline = time.monotonic() + WAIT_FOR_WINNER_SECONDS
+def stamping_sessions(
+    factory: sessionmaker[Session], key: str, reserved: datetime
+) -> sessionmaker[Session]:
+    """`factory`'s sessions, whose transaction that stores a campaign also writes its id on
+    the key reserved at `reserved`, or fails (nothing stored) if that reservation is gone."""
+    stamping = sessionmaker(class_=factory.class_, **factory.kw)
+    stamped: list[int] = []
+
+    def stamp(session: Session) -> None:
+        if stamped:
+            return
+        made = [row.id for row in session.identity_map.values() if isinstance(row, Campaign)]
+        if not made:
+            return
+        written = session.execute(
+            update(IdempotencyKey)
+            .where(
+                IdempotencyKey.key == key,
+                IdempotencyKey.campaign_id.is_(None),
+                IdempotencyKey.created_at == reserved,
+            )
+            .values(campaign_id=made[0])
+        )
+        if not rows_changed(written):
+            raise IdempotencyConflict(
+                f"the reservation of idempotency key {key!r} expired and a retry took it "
+                "over; this request stored nothing"
+            )
+        stamped.append(made[0])
+
+    event.listen(stamping, "before_commit", stamp)
+    return stamping
+
+
+def _give_back(sessions: sessionmaker[Session], key: str, reserved: datetime) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.key == key,
+                IdempotencyKey.campaign_id.is_(None),
+                IdempotencyKey.created_at == reserved,
+            )
+        )
+
+
+def _wait_for_winner(
+    sessions: sessionmaker[Session], key: str, sha: str, wait_seconds: float, expiry: float
+) -> int:
+    deadline = time.monotonic() + wait_seconds
     while True:
         with sessions() as session:
             row = session.execute(
@@ -123,6 +197,7 @@ def _wait_for_winner(sessions: sessionmaker[Session], key: str, sha: str) -> int
             )
         if time.monotonic() > deadline:
             raise IdempotencyConflict(
-                f"the first request with key {key!r} is still being stored; retry later"
+                f"the first request with key {key!r} is still being stored; retry later (a "
+                f"request that died before storing frees its key after {expiry:.0f} s)"
             )
         time.sleep(0.05)

@@ -26,7 +26,13 @@ from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.pauses import active_pause, resume_command
-from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
+from stickerq.producer.progress import (
+    CampaignNotFound,
+    CampaignProgress,
+    Pace,
+    campaign_pace,
+    campaign_progress,
+)
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.settings import Settings
@@ -81,6 +87,7 @@ class CampaignDetails:
     finished_at: datetime | None
     schedule_id: int | None
     progress: CampaignProgress
+    pace: Pace
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,7 @@ def list_campaigns(
 def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> CampaignDetails:
     with sessions() as session:
         campaign = _get(session, campaign_id)
+        progress = campaign_progress(session, campaign_id)
         return CampaignDetails(
             summary=_summary(campaign),
             sid=campaign.sid,
@@ -132,7 +140,8 @@ def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> Campaign
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             schedule_id=campaign.schedule_id,
-            progress=campaign_progress(session, campaign_id),
+            progress=progress,
+            pace=campaign_pace(progress, campaign.started_at, campaign.finished_at),
         )
 
 

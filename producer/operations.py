@@ -6,11 +6,16 @@ import redis
 from sqlalchemy import select
 
 from stickerq.db import open_sessions
+from stickerq.errors import StickerqError
 from stickerq.models import Campaign
 from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
-from stickerq.producer.queue import dispatch_campaign
+from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
+
+
+class ResumeTargetError(StickerqError):
+    """Neither or both of an account and a sender given: which pause to lift is unclear."""
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
@@ -21,7 +26,17 @@ def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
 def resume_sending(
     settings: Settings, *, account: str | None = None, sender: str | None = None
 ) -> tuple[int, int]:
-    """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches)."""
+    """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
+
+    Exactly one of the two is given. Redis is checked first: without it the pause's mirror
+    could not be lifted, nor the work that waited dispatched.
+    """
+    if (account is None) == (sender is None):
+        raise ResumeTargetError(
+            "give exactly one of --account SID or --sender +91... (the HTTP API: `account` "
+            "or `sender`): which pause to lift"
+        )
+    check_broker(settings)
     sid = account or settings.kaleyra_sid
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:

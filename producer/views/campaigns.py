@@ -12,6 +12,7 @@ from stickerq.states import CampaignStatus
 
 if TYPE_CHECKING:
     from stickerq.producer.lifecycle import CampaignDetails, CampaignSummary
+    from stickerq.producer.progress import Pace
 
 Ref = Annotated[str | None, Field(description="sent to Kaleyra with every message (none: null)")]
 
@@ -34,6 +35,30 @@ class CampaignView(CampaignHeadView):
         )
 
 
+class PaceView(View):
+    """How fast the campaign goes, from its counters: an average since it started."""
+
+    rate_per_second: Annotated[
+        float | None,
+        Field(
+            description="messages settled (cancelled ones aside) per second since it started, "
+            "paused time included; null before any settled"
+        ),
+    ]
+    remaining: Annotated[int, Field(description="messages not yet settled (pending, sending)")]
+    eta_at: Annotated[
+        Time | None,
+        Field(
+            description="when the rest is done at that rate; null when done, not queued or "
+            "running, held by an account or sender pause, or without a rate"
+        ),
+    ]
+
+    @classmethod
+    def of_pace(cls, pace: Pace) -> Self:
+        return cls.of(pace, rate_per_second=pace.rate, eta_at=pace.eta)
+
+
 class CampaignDetailsView(CampaignView):
     """`campaigns show`: every field of a campaign and where its messages stand."""
 
@@ -48,6 +73,7 @@ class CampaignDetailsView(CampaignView):
     finished_at: Annotated[Time | None, Field(description="all settled, or cancelled")]
     schedule_id: Annotated[int | None, Field(description="the recurring schedule that made it")]
     progress: Annotated[MessageCountsView, Field(description="where its messages stand")]
+    pace: Annotated[PaceView, Field(description="its rate and ETA")]
 
     @classmethod
     def of_details(cls, details: CampaignDetails) -> Self:
@@ -56,6 +82,7 @@ class CampaignDetailsView(CampaignView):
             details,
             **dict(summary),
             progress=MessageCountsView.of_progress(details.progress),
+            pace=PaceView.of_pace(details.pace),
         )
 
 

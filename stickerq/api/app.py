@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from stickerq.api import campaigns, dashboard, health, metrics, problems
+from stickerq.api import (
+    campaigns,
+    dashboard,
+    health,
+    messages,
+    metrics,
+    operations,
+    problems,
+    reports,
+)
 from stickerq.api.auth import parse_tokens
 from stickerq.settings import Settings
 
@@ -17,6 +26,9 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(campaigns.router)
+    app.include_router(messages.router)
+    app.include_router(reports.router)
+    app.include_router(operations.router)
     metrics.install(app, settings)
     dashboard.install(app)
     return app

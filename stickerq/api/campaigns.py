@@ -1,174 +1,182 @@
-"""/campaigns: create (with Idempotency-Key), list, show, pause, resume, cancel."""
+"""/campaigns: create (JSON or a CSV upload, with Idempotency-Key), list, show, pause,
+resume, cancel."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.problems import Problem
+from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
+from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
-from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.errors import StickerqError
 from stickerq.producer import lifecycle
-from stickerq.producer.idempotency import IdempotencyConflict, send_campaign_once
-from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.idempotency import MAX_KEY_LENGTH, send_campaign_once
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.send import send_campaign
-from stickerq.producer.store import RecipientsRejected
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
 from stickerq.settings import Settings
+from stickerq.states import CampaignStatus
 
-router = APIRouter(prefix="/campaigns", tags=["campaigns"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    prefix="/campaigns",
+    tags=["campaigns"],
+    dependencies=[Depends(require_token)],
+    responses=problem_responses(401, 422, 503),
+)
 
 PAGE_LIMIT = 50
+CHANGES = problem_responses(400, 403, 404, 409)
+
+_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": CampaignBody.model_json_schema(),
+            "example": {
+                "sticker_id": "798123456789012",
+                "recipients": ["+919812345678", "+919812345679"],
+                "ref": "customer1",
+            },
+        },
+        "multipart/form-data": {"schema": form_schema()},
+    },
+}
 
 
-class CampaignBody(BaseModel):
-    """What `stickerq send` takes, as JSON."""
-
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not ignored
-
-    sticker_id: str | None = None
-    sticker_link: str | None = None
-    recipients: list[str] | str = Field(description="E.164 numbers: a list or comma-separated")
-    sender: str | None = None
-    name: str | None = None
-    ref: str | None = None
-    ref1: str | None = None
-    ref2: str | None = None
-    wa_source: str = "api"
-    skip_invalid: bool = False
-    scheduled_at: datetime | str | None = Field(default=None, description="like send --at")
-    tz: str | None = None
-    every: str | None = Field(default=None, description="a cron expression read in tz")
-    now_if_past: bool = False
-
-    def request(self) -> CampaignRequest:
-        to = self.recipients if isinstance(self.recipients, str) else ",".join(self.recipients)
-        fields = self.model_dump(exclude={"recipients", "scheduled_at", "tz", "every"})
-        fields.pop("now_if_past")
-        return CampaignRequest(to=to, **fields)
-
-    def timing(self) -> Timing:
-        return Timing(
-            at=self.scheduled_at, tz=self.tz, every=self.every, now_if_past=self.now_if_past
-        )
+class CampaignPage(BaseModel):
+    campaigns: list[CampaignView]
+    limit: int
+    offset: int
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _json(content: BaseModel | dict[str, Any], status: int = 200) -> JSONResponse:
-    """The same JSON as the CLI's --json (producer.views)."""
-    if isinstance(content, BaseModel):
-        content = content.model_dump(mode="json")
-    return JSONResponse(content, status_code=status)
-
-
-def _details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
+def details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
+    """`campaigns show --json`; a 404 problem for an unknown id."""
     try:
         with open_sessions(settings.database_url) as sessions:
             return CampaignDetailsView.of_details(lifecycle.show_campaign(sessions, campaign_id))
-    except CampaignNotFound:
-        raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
+    except StickerqError as exc:
+        raise problem_of(exc) from None
 
 
-def _refused(exc: StickerqError) -> Problem:
-    if isinstance(exc, RecipientsRejected):
-        invalid = [
-            {"line": row.line, "value": row.value, "reason": row.reason}
-            for row in exc.report.invalid
-        ]
-        return Problem(
-            422,
-            "invalid_recipients",
-            "recipients refused: nothing was stored",
-            str(exc),
-            invalid_count=exc.report.invalid_count,
-            invalid=invalid,
-        )
-    if isinstance(exc, IdempotencyConflict):
-        return Problem(409, "idempotency_conflict", "idempotency key conflict", str(exc))
-    if isinstance(exc, ServiceUnavailable):
-        return Problem(503, "service_unavailable", "a service stickerq needs is down")
-    if isinstance(exc, lifecycle.CampaignStateError):
-        return Problem(409, "campaign_state", "not allowed in this state", str(exc))
-    return Problem(422, "invalid_campaign", "the campaign is not valid", str(exc))
-
-
-@router.post("", status_code=201)
-def create_campaign(
-    body: CampaignBody,
+@router.post(
+    "",
+    status_code=201,
+    response_model=CampaignDetailsView,
+    openapi_extra={"requestBody": _BODY},
+    responses={
+        200: {
+            "model": CampaignDetailsView,
+            "description": "a retry of an Idempotency-Key: the campaign it first made",
+        },
+        **problem_responses(400, 403, 409, 415),
+    },
+)
+async def create_campaign(
     request: Request,
-    idempotency_key: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    """Validate, store and dispatch (or schedule) a campaign; 200 for a retried key."""
-    settings = _settings(request)
+    settings: AppSettings,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[^\x00]*$")
+    ] = None,
+) -> Any:
+    """Validate, store and dispatch (or schedule) a campaign: a JSON body, or a multipart
+    form with the recipients as a CSV file (`recipients`) and the other fields beside it.
+    A retried Idempotency-Key answers 200 with the campaign its first request made."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        async with uploaded(request) as (fields, path, filename):
+            campaign = fields.request(to_file=path)
+            return await run_in_threadpool(
+                _create, settings, campaign, fields.timing(), idempotency_key, (path, filename)
+            )
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            "not a content type this route takes",
+            "send application/json, or multipart/form-data with the CSV as `recipients`",
+        )
+    body = json_body(await request.body())
+    campaign = body.request(to=body.joined())
+    return await run_in_threadpool(_create, settings, campaign, body.timing(), idempotency_key)
+
+
+def _create(
+    settings: Settings,
+    campaign: CampaignRequest,
+    timing: Timing,
+    key: str | None,
+    upload: tuple[Path, str] | None = None,
+) -> Any:
     try:
-        if idempotency_key is None:
-            result, _ = send_campaign(settings, body.request(), body.timing())
+        if key is None:
+            result, _ = send_campaign(settings, campaign, timing)
             campaign_id, created = result.campaign_id, True
         else:
-            once = send_campaign_once(settings, idempotency_key, body.request(), body.timing())
+            once = send_campaign_once(settings, key, campaign, timing)
             campaign_id, created = once.campaign_id, once.created
     except StickerqError as exc:
-        raise _refused(exc) from None
-    return _json(_details(settings, campaign_id), 201 if created else 200)
+        problem = problem_of(exc)
+        if upload is not None:  # the client's name for its file, not our temporary path
+            problem.detail = problem.detail.replace(str(upload[0]), upload[1])
+        raise problem from None
+    return json_answer(details(settings, campaign_id), 201 if created else 200)
 
 
-@router.get("")
+@router.get("", response_model=CampaignPage)
 def list_campaigns(
-    request: Request,
-    status: str | None = None,
+    settings: AppSettings,
+    status: CampaignStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE_LIMIT,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> JSONResponse:
-    settings = _settings(request)
+) -> Any:
+    """Campaigns, newest first (with status=scheduled, in the order they will go)."""
     try:
         with open_sessions(settings.database_url) as sessions:
             rows = lifecycle.list_campaigns(sessions, status=status, limit=limit, offset=offset)
-    except lifecycle.UnknownCampaignStatus as exc:
-        raise Problem(422, "unknown_status", "unknown campaign status", str(exc)) from None
-    views = [CampaignView.of_summary(r).model_dump(mode="json") for r in rows]
-    return _json({"campaigns": views, "limit": limit, "offset": offset})
+    except StickerqError as exc:
+        raise problem_of(exc) from None
+    views = [CampaignView.of_summary(row) for row in rows]
+    return json_answer(CampaignPage(campaigns=views, limit=limit, offset=offset))
 
 
-@router.get("/{campaign_id}")
-def show_campaign(campaign_id: int, request: Request) -> JSONResponse:
-    return _json(_details(_settings(request), campaign_id))
+@router.get("/{campaign_id}", response_model=CampaignDetailsView, responses=problem_responses(404))
+def show_campaign(campaign_id: CampaignId, settings: AppSettings) -> Any:
+    """The campaign, its counts by status and code, its rate and ETA, the pause holding it."""
+    return json_answer(details(settings, campaign_id))
 
 
-def _act(request: Request, campaign_id: int, action: Any, *args: Any) -> JSONResponse:
-    settings = _settings(request)
+def _act(settings: Settings, campaign_id: CampaignId, action: Any, *args: Any) -> Any:
     try:
         result = action(settings, campaign_id, *args)
-    except CampaignNotFound:
-        raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
     except StickerqError as exc:
-        raise _refused(exc) from None
-    return _json(LifecycleView.of(result))
+        raise problem_of(exc) from None
+    return json_answer(LifecycleView.of(result))
 
 
 class PauseBody(BaseModel):
     reason: str | None = None
 
 
-@router.post("/{campaign_id}/pause")
-def pause(campaign_id: int, request: Request, body: PauseBody | None = None) -> JSONResponse:
-    return _act(request, campaign_id, lifecycle.pause_campaign, body.reason if body else None)
+@router.post("/{campaign_id}/pause", response_model=LifecycleView, responses=CHANGES)
+def pause(campaign_id: CampaignId, settings: AppSettings, body: PauseBody | None = None) -> Any:
+    """As `stickerq campaigns pause`: nothing new of it goes out."""
+    return _act(settings, campaign_id, lifecycle.pause_campaign, body.reason if body else None)
 
 
-@router.post("/{campaign_id}/resume")
-def resume(campaign_id: int, request: Request) -> JSONResponse:
-    return _act(request, campaign_id, lifecycle.resume_campaign)
+@router.post("/{campaign_id}/resume", response_model=LifecycleView, responses=CHANGES)
+def resume(campaign_id: CampaignId, settings: AppSettings) -> Any:
+    """As `stickerq campaigns resume`: dispatch what is left."""
+    return _act(settings, campaign_id, lifecycle.resume_campaign)
 
 
-@router.post("/{campaign_id}/cancel")
-def cancel(campaign_id: int, request: Request) -> JSONResponse:
-    return _act(request, campaign_id, lifecycle.cancel_campaign)
+@router.post("/{campaign_id}/cancel", response_model=LifecycleView, responses=CHANGES)
+def cancel(campaign_id: CampaignId, settings: AppSettings) -> Any:
+    """As `stickerq campaigns cancel --yes`: its unsent messages are cancelled."""
+    return _act(settings, campaign_id, lifecycle.cancel_campaign)

@@ -8,11 +8,49 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDocument(BaseModel):
+    """What every error answers (RFC 9457), for the OpenAPI schema; some carry more keys
+    (`invalid` rows, validation `errors`, readiness `checks`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="about:blank#CODE")
+    title: str = Field(description="what is wrong, in a few words")
+    status: int = Field(description="the HTTP status")
+    code: str = Field(description="stable: what a program tests")
+    detail: str | None = Field(default=None, description="what is wrong and how to fix it")
+
+
+_MEANINGS = {
+    400: "the body cannot be read",
+    401: "no valid bearer token",
+    403: "a read-only token cannot change anything",
+    404: "not found",
+    409: "conflicts with the current state",
+    415: "not a content type this route takes",
+    422: "the request is not valid",
+    503: "a service stickerq needs is unreachable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: these statuses answer a problem document."""
+    schema = ProblemDocument.model_json_schema()
+    return {
+        status: {
+            "description": _MEANINGS[status],
+            "content": {MEDIA_TYPE: {"schema": schema}},
+        }
+        for status in statuses
+    }
 
 
 class Problem(Exception):

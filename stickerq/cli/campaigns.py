@@ -54,7 +54,7 @@ ShowJson = Annotated[
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
-        "sender, code, since, reason}, settled}",
+        "sender, code, since, reason}, settled} and pace: {rate_per_second, remaining, eta_at}",
     ),
 ]
 ResultJson = Annotated[
@@ -259,6 +259,8 @@ def _details_table(details: CampaignDetails) -> Table:
         ("started", _utc(details.started_at)),
         ("finished", _utc(details.finished_at)),
         ("schedule", str(details.schedule_id) if details.schedule_id else None),
+        ("rate", f"{details.pace.rate:,.1f} msg/s" if details.pace.rate else None),
+        ("ETA", _utc(details.pace.eta) if details.pace.eta else None),
     ]  # fmt: skip
     for name, value in fields:
         if value:

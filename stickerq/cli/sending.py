@@ -13,7 +13,6 @@ from rich.table import Table
 from stickerq.cli import schedules
 from stickerq.cli.common import (
     EXIT_PAUSED,
-    EXIT_REJECTED,
     console,
     err_console,
     fail,
@@ -250,9 +249,6 @@ def resume(
     """Lift an account or sender pause and dispatch the work that waited for it."""
     from stickerq.producer.operations import resume_sending
 
-    if (account is None) == (sender is None):
-        err_console.print("[red]error:[/] give exactly one of --account SID or --sender +91...")
-        raise typer.Exit(EXIT_REJECTED)
     try:
         lifted, batches = resume_sending(load_settings(), account=account, sender=sender)
     except StickerqError as exc:

@@ -1,0 +1,86 @@
+"""What the API's routes share: the settings, JSON answers, and errors as problems."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from stickerq.api.problems import Problem
+from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.masking import mask_phone
+from stickerq.producer import lifecycle
+from stickerq.producer.failures import FilterError, MessageNotFound
+from stickerq.producer.idempotency import IdempotencyConflict
+from stickerq.producer.operations import ResumeTargetError
+from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.recipients import RecipientFileError
+from stickerq.producer.requeue import RequeueRefused
+from stickerq.producer.store import RecipientsRejected
+from stickerq.settings import Settings
+
+# Query and path text: a NUL cannot be stored or compared by PostgreSQL.
+NO_NUL = r"^[^\x00]*$"
+BIGINT_MAX = 2**63 - 1  # our ids are bigints: a larger number is no id, not a 500
+CampaignId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the campaign's id")]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+def json_answer(content: BaseModel | list[BaseModel] | dict[str, Any], status: int = 200) -> Any:
+    """The same JSON as the CLI's --json (producer.views)."""
+    if isinstance(content, BaseModel):
+        return JSONResponse(content.model_dump(mode="json"), status_code=status)
+    if isinstance(content, list):
+        items = [item.model_dump(mode="json") for item in content]
+        return JSONResponse(items, status_code=status)
+    return JSONResponse(content, status_code=status)
+
+
+def shown(show_numbers: bool) -> Any:
+    """Recipients in full, or masked (`+91******5678`) as the CLI shows them by default."""
+    return (lambda number: number) if show_numbers else mask_phone
+
+
+def problem_of(exc: StickerqError) -> Problem:
+    """The problem document for a refusal of the producer's."""
+    if isinstance(exc, RecipientsRejected):
+        invalid = [
+            {"line": row.line, "value": row.value, "reason": row.reason}
+            for row in exc.report.invalid
+        ]
+        return Problem(
+            422,
+            "invalid_recipients",
+            "recipients refused: nothing was stored",
+            str(exc),
+            invalid_count=exc.report.invalid_count,
+            invalid=invalid,
+        )
+    if isinstance(exc, CampaignNotFound):
+        return Problem(404, "campaign_not_found", "no such campaign", str(exc))
+    if isinstance(exc, MessageNotFound):
+        return Problem(404, "message_not_found", "no such message", str(exc))
+    if isinstance(exc, IdempotencyConflict):
+        return Problem(409, "idempotency_conflict", "idempotency key conflict", str(exc))
+    if isinstance(exc, ServiceUnavailable):
+        return Problem(503, "service_unavailable", "a service stickerq needs is down")
+    if isinstance(exc, lifecycle.CampaignStateError):
+        return Problem(409, "campaign_state", "not allowed in this state", str(exc))
+    if isinstance(exc, RequeueRefused):
+        return Problem(409, "requeue_refused", "the messages cannot go out now", str(exc))
+    if isinstance(exc, RecipientFileError):
+        return Problem(422, "invalid_recipients_file", "the recipients file is unusable", str(exc))
+    if isinstance(exc, lifecycle.UnknownCampaignStatus):
+        return Problem(422, "unknown_status", "unknown campaign status", str(exc))
+    if isinstance(exc, FilterError | ResumeTargetError):
+        return Problem(422, "invalid_request", "the request is not valid", str(exc))
+    return Problem(422, "invalid_campaign", "the campaign is not valid", str(exc))
