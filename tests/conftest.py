@@ -30,6 +30,13 @@ from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 from stickerq.worker import runtime
 
+# pytest-xdist gives its workers COLUMNS=80 and LINES=24. rich fixes a console's width from
+# COLUMNS when the console is made (at import), while the CLI tests give each command a width
+# of its own: the workers must not carry one.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from collections import Counter
 
+import pytest
 import redis
 
 from stickerq.producer.api import enqueue_campaign
@@ -21,6 +22,8 @@ from stickerq.states import MessageStatus
 from tests.conftest import REDIS_URL, STICKER_ID, wait_until
 from tests.helpers import Db
 from tests.worker.conftest import Workers
+
+pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
 
 TERMINAL = {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.PARKED, MessageStatus.UNKNOWN}
 

@@ -19,6 +19,8 @@ from stickerq.states import MessageStatus
 from tests.conftest import SENDER, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
 
+pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
+
 LIMIT = 50
 
 

@@ -30,6 +30,8 @@ from tests.helpers import Db
 from tests.worker.conftest import Workers
 from tests.worker.test_faults import assert_nothing_lost_nothing_twice, enqueue, sent_count
 
+pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
+
 LATENCY_SECONDS = 0.1
 RECIPIENTS = 3000
 # A commit that waits for a slow disk holds answers back a little longer than the flush.

@@ -81,6 +81,7 @@ def check_rate(stamps: list[float], start: float, end: float, rate: float) -> tu
     return busiest, mean
 
 
+@pytest.mark.serial  # counts grants per second
 def test_concurrent_takers_stay_within_rate_in_every_second(redis_url: str, redis_prefix: str):
     rate, duration = 50.0, 3.0
 
@@ -99,6 +100,7 @@ def test_concurrent_takers_stay_within_rate_in_every_second(redis_url: str, redi
     check_rate(stamps, start, start + duration, rate)
 
 
+@pytest.mark.serial  # counts grants per second
 def test_bucket_after_idle_holds_no_second_of_tokens(redis_url: str, redis_prefix: str):
     # A full bucket plus its refill would give 2 * rate - 1 in the second after the pause.
     rate = 20.0
@@ -141,6 +143,7 @@ def _process_takes(
     return asyncio.run(main())
 
 
+@pytest.mark.serial  # counts grants per second
 def test_processes_share_one_limit_per_sender(redis_url: str, redis_prefix: str):
     rate, duration = 60.0, 3.0
     start_at = time.time() + 2.5  # time for the spawned interpreters to import
@@ -154,6 +157,7 @@ def test_processes_share_one_limit_per_sender(redis_url: str, redis_prefix: str)
     check_rate(merged, start_at, start_at + duration, rate)
 
 
+@pytest.mark.serial  # counts grants per second
 def test_second_sender_keeps_its_own_rate_while_first_is_saturated(
     redis_url: str, redis_prefix: str
 ):

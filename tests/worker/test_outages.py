@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
@@ -15,6 +17,8 @@ from tests.helpers import Db
 from tests.relay import TcpRelay
 from tests.worker.conftest import Workers
 from tests.worker.test_faults import assert_nothing_lost_nothing_twice, enqueue, sent_count
+
+pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
 
 
 def test_redis_outage_mid_campaign_pauses_sending_and_nothing_fails(
