@@ -26,13 +26,8 @@ from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.pauses import active_pause, resume_command
-from stickerq.producer.progress import (
-    CampaignNotFound,
-    CampaignProgress,
-    Pace,
-    campaign_pace,
-    campaign_progress,
-)
+from stickerq.producer.pace import Pace, campaign_pace
+from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.settings import Settings

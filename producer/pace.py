@@ -1,9 +1,10 @@
-"""A campaign's pace: messages settled per second lately, and when the rest will have gone.
+"""A campaign's pace: messages settled per second, and when the rest will have gone.
 
-Measured from successive reads of its counters (producer/progress.py), never by counting its
-messages, so a poll costs the same for a campaign of a million. A tracker keeps a few seconds
-of (time, settled) samples per campaign in this process: whoever polls (the dashboard, the API)
-feeds it, and the first poll of a campaign has no pace yet.
+Read from the campaign's counters (producer/progress.py), never by counting its messages, so
+it costs the same for a campaign of a million. One read gives the average since the campaign
+started (`campaign_pace`: `campaigns show`, the API). A poller that reads again and again (the
+dashboard) keeps a `PaceTracker`, whose rate is over the last seconds of its reads and is the
+average until its reads span a second.
 """
 
 from __future__ import annotations
@@ -13,25 +14,52 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from stickerq.producer.progress import CampaignProgress
-from stickerq.states import CampaignStatus
+from stickerq.models import utcnow
+from stickerq.producer.progress import GOING, CampaignProgress
+from stickerq.states import CampaignStatus, MessageStatus
 
-MOVING = frozenset({CampaignStatus.QUEUED, CampaignStatus.RUNNING})
 FINISHED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
-MIN_SPAN_SECONDS = 1.0  # samples closer than this give a pace too noisy to show
-MAX_TRACKED = 1000  # campaigns; beyond it the ones not polled for a while are forgotten
+MIN_SPAN_SECONDS = 1.0  # reads closer than this give a rate too noisy to show
+MAX_TRACKED = 1000  # campaigns; beyond it the ones not read for a while are forgotten
 
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    rate: float | None  # messages settled per second (None: not measured yet)
-    eta_seconds: float | None  # until every message is settled (None: not moving, or no rate)
+    """How fast a campaign goes, and when the rest is done at that rate."""
+
+    rate: float | None  # messages settled per second; None: not started, nothing settled yet
+    remaining: int  # messages not yet settled (pending or sending)
+    eta: datetime | None  # None: done, not going (paused, held by a pause...) or no rate
+
+
+def campaign_pace(
+    progress: CampaignProgress,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    now: datetime | None = None,
+) -> Pace:
+    """The average since the campaign started (to its finish), counting any time it was
+    paused; cancelled messages are not counted as done."""
+    now = now or utcnow()
+    done = progress.settled - progress.count(MessageStatus.CANCELLED)
+    rate = None
+    if started_at is not None and done > 0:
+        elapsed = ((finished_at or now) - started_at).total_seconds()
+        rate = done / elapsed if elapsed > 0 else None
+    return _at_rate(progress, rate, now)
+
+
+def _at_rate(progress: CampaignProgress, rate: float | None, now: datetime) -> Pace:
+    remaining = max(progress.recipients - progress.settled, 0)
+    going = progress.status in GOING and progress.pause is None
+    eta = now + timedelta(seconds=remaining / rate) if rate and remaining and going else None
+    return Pace(rate, remaining, eta)
 
 
 class PaceTracker:
-    """Samples of each campaign's settled count over the last `window_seconds`; thread-safe."""
+    """Each campaign's settled count over the last `window_seconds` of reads; thread-safe."""
 
     def __init__(
         self, window_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
@@ -46,22 +74,18 @@ class PaceTracker:
         progress: CampaignProgress,
         started_at: datetime | None = None,
         finished_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> Pace:
-        """Record where the campaign stands now and return its pace.
-
-        A finished campaign's rate is its average from start to finish; a moving one's is
-        over the window, and its ETA is what is left at that rate."""
+        """Record where the campaign stands now and return its pace: over the window while it
+        moves, its average before the window spans a second and once it has finished."""
+        now = now or utcnow()
         if progress.status in FINISHED:
             self._forget(progress.campaign_id)
-            return Pace(_average(progress.settled, started_at, finished_at), None)
+            return campaign_pace(progress, started_at, finished_at, now)
         rate = self._windowed(progress.campaign_id, progress.settled)
-        left = max(progress.recipients - progress.settled, 0)
-        eta = None
-        if progress.status in MOVING and rate:
-            eta = left / rate
-        elif progress.status in MOVING and left == 0:
-            eta = 0.0
-        return Pace(rate, eta)
+        if rate is None:
+            return campaign_pace(progress, started_at, finished_at, now)
+        return _at_rate(progress, rate, now)
 
     def _windowed(self, campaign_id: int, settled: int) -> float | None:
         now = self._clock()
@@ -92,9 +116,3 @@ class PaceTracker:
         ]
         for campaign_id in stale:
             del self._samples[campaign_id]
-
-
-def _average(settled: int, started_at: datetime | None, finished_at: datetime | None) -> float:
-    if started_at is None or finished_at is None or finished_at <= started_at:
-        return 0.0
-    return settled / (finished_at - started_at).total_seconds()

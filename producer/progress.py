@@ -7,13 +7,12 @@ poll every second costs the same for a campaign of a million.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, utcnow
+from stickerq.models import Campaign
 from stickerq.pauses import active_pause, describe_pause
 from stickerq.states import SETTLED, CampaignStatus, MessageStatus
 
@@ -77,34 +76,3 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         retried=counts.attempts - counts.attempted,
         pause=describe_pause(pause) if pause else None,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Pace:
-    """How fast a campaign goes: its messages settled (cancelled ones aside) per second since
-    it started, counting any time it was paused, and when the rest is done at that rate."""
-
-    rate: float | None  # None: not started, or nothing settled yet
-    remaining: int  # messages not yet settled (pending or sending)
-    eta: datetime | None  # None: done, not going (paused, held by a pause...) or no rate
-
-
-def campaign_pace(
-    progress: CampaignProgress,
-    started_at: datetime | None,
-    finished_at: datetime | None,
-    now: datetime | None = None,
-) -> Pace:
-    """Read from the counters `progress` already holds: no row is counted."""
-    now = now or utcnow()
-    done = progress.settled - progress.count(MessageStatus.CANCELLED)
-    remaining = max(progress.recipients - progress.settled, 0)
-    rate = None
-    if started_at is not None and done > 0:
-        elapsed = ((finished_at or now) - started_at).total_seconds()
-        rate = done / elapsed if elapsed > 0 else None
-    going = progress.status in GOING and progress.pause is None
-    eta = None
-    if rate and remaining and going:
-        eta = now + timedelta(seconds=remaining / rate)
-    return Pace(rate, remaining, eta)

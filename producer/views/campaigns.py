@@ -12,7 +12,7 @@ from stickerq.states import CampaignStatus
 
 if TYPE_CHECKING:
     from stickerq.producer.lifecycle import CampaignDetails, CampaignSummary
-    from stickerq.producer.progress import Pace
+    from stickerq.producer.pace import Pace
 
 Ref = Annotated[str | None, Field(description="sent to Kaleyra with every message (none: null)")]
 

@@ -23,6 +23,13 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def _until(moment: datetime | None) -> str:
+    """How long from now until `moment` (an ETA)."""
+    if moment is None:
+        return NOTHING
+    return _duration(max((moment - datetime.now(UTC)).total_seconds(), 0.0))
+
+
 def _rate(rate: float | None) -> str:
     return NOTHING if rate is None else f"{rate:,.1f} msg/s"
 
@@ -41,5 +48,5 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_environment.filters.update(duration=_duration, rate=_rate, when=_when, masked=masked)
+_environment.filters.update(until=_until, rate=_rate, when=_when, masked=masked)
 templates = Jinja2Templates(env=_environment)
