@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="bearer tokens of the HTTP API, comma-separated; TOKEN:ro is read-only",
     )
+    callback_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="the secret in the callback URL given to Kaleyra "
+        "(/callbacks/kaleyra/<secret>); unset, the API takes no callbacks",
+    )
+    callback_basic_auth: SecretStr = Field(
+        default=SecretStr(""),
+        description="USER:PASSWORD that callbacks must also carry as HTTP basic auth "
+        "(Kaleyra's callback profiles can send it); unset, none is asked",
+    )
 
     @property
     def kaleyra_url(self) -> str:
@@ -115,7 +125,7 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if value is None:
                 continue
-            if name in ("kaleyra_api_key", "api_tokens"):
+            if isinstance(getattr(self, name), SecretStr):
                 value = getattr(self, name).get_secret_value()
             env[f"STICKERQ_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
         return env

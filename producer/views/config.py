@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, SecretStr, create_model
 from pydantic.fields import FieldInfo
 
 from stickerq.masking import redact_url
@@ -13,7 +13,11 @@ from stickerq.producer.views.base import View
 from stickerq.settings import Settings
 
 API_KEY = "(set)"  # what `config` shows for an api-key that is set: never the key
-SECRETS = ("kaleyra_api_key", "api_tokens")  # shown as API_KEY or null, never their value
+# Every SecretStr setting (api-key, API tokens, callback secret): shown as API_KEY or null,
+# never its value.
+SECRETS = tuple(
+    name for name, info in Settings.model_fields.items() if info.annotation is SecretStr
+)
 
 
 def _shown(info: FieldInfo) -> tuple[Any, FieldInfo]:
