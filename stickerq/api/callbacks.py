@@ -58,10 +58,16 @@ class SecretRedactor(logging.Filter):
         self.secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg, record.args = message.replace(self.secret, REDACTED), None
+        # the arguments keep their shape: uvicorn's access formatter unpacks them
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redacted(arg) for arg in record.args)
+        record.msg = self._redacted(record.msg)
         return True
+
+    def _redacted(self, value: object) -> object:
+        if isinstance(value, str) and self.secret in value:
+            return value.replace(self.secret, REDACTED)
+        return value
 
 
 @asynccontextmanager
@@ -81,7 +87,9 @@ def install(app: FastAPI) -> None:
     secret = settings.callback_secret.get_secret_value()
     if secret:
         for name in LOGGERS:
-            logging.getLogger(name).addFilter(SecretRedactor(secret))
+            logger = logging.getLogger(name)
+            if not any(getattr(f, "secret", None) == secret for f in logger.filters):
+                logger.addFilter(SecretRedactor(secret))
     app.include_router(router)
 
 

@@ -108,23 +108,23 @@ def test_callbacks_acknowledged_while_the_database_is_down_are_all_stored(
     relayed = pg_database.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
     assert relayed != pg_database
     answers: list[tuple[int, float]] = []
-    with served(create_app(settings_for(relayed, redis_prefix))) as api_url:
-        with httpx.Client(base_url=api_url, timeout=60) as client:
-            assert client.post(URL, json=callback("M0", "delivered")).status_code == 200
+    app = create_app(settings_for(relayed, redis_prefix))
+    with served(app) as api_url, httpx.Client(base_url=api_url, timeout=60) as client:
+        assert client.post(URL, json=callback("M0", "delivered")).status_code == 200
 
-            def post(n: int) -> None:
-                answer = client.post(URL, json=callback(f"M{n}", "read"))
-                answers.append((answer.status_code, time.monotonic()))
+        def post(n: int) -> None:
+            answer = client.post(URL, json=callback(f"M{n}", "read"))
+            answers.append((answer.status_code, time.monotonic()))
 
-            relay.cut()
-            with ThreadPoolExecutor(max_workers=20) as pool:
-                futures = [pool.submit(post, n) for n in range(40)]
-                time.sleep(1.5)
-                assert answers == []  # nobody is told "stored" while it is not
-                restored_at = time.monotonic()
-                relay.restore()
-                for future in futures:
-                    future.result()
+        relay.cut()
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            futures = [pool.submit(post, n) for n in range(40)]
+            time.sleep(1.5)
+            assert answers == []  # nobody is told "stored" while it is not
+            restored_at = time.monotonic()
+            relay.restore()
+            for future in futures:
+                future.result()
     relay.cut()
     assert [status for status, _ in answers] == [200] * 40
     assert all(at >= restored_at for _, at in answers)
