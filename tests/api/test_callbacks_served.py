@@ -13,10 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from stickerq.api import callbacks as callbacks_module
 from stickerq.api import create_app
 from stickerq.db import open_sessions
 from stickerq.models import Message, UnknownCallback
@@ -129,3 +132,21 @@ def test_callbacks_acknowledged_while_the_database_is_down_are_all_stored(
     assert [status for status, _ in answers] == [200] * 40
     assert all(at >= restored_at for _, at in answers)
     assert statuses(pg_database) == {"read:": 40}
+
+
+def test_a_callback_not_stored_in_time_is_a_503_and_is_still_written_later(
+    pg_database: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(callbacks_module, "WRITE_TIMEOUT_SECONDS", 0.3)
+    sent_messages(pg_database, count=1)
+    relay = TcpRelay("127.0.0.1", 5432).start()
+    relayed = pg_database.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    app = create_app(settings_for(relayed, redis_prefix))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        relay.cut()
+        answer = client.post(URL, json=callback("M0", "read"))
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "callbacks_not_written"
+        relay.restore()  # Kaleyra would try again; the first one lands meanwhile
+        wait_until(lambda: statuses(pg_database) == {"read:": 1}, timeout=15)
+    relay.cut()
