@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -187,6 +188,8 @@ def one_run(args: argparse.Namespace, url: str, prefix: str) -> dict[str, Any]:
         common.wait_until(lambda: _answers(base + "/healthz"), 30, alive=[api], what="API up")
         asyncio.run(flat_out(target, warm, 16, 30.0, acked))
         common.wait_for_quiet()
+        gc.collect()
+        gc.freeze()  # this caller's own full collections must not stall the timed part
         meter = common.CpuMeter({"api": [api.pid]})
         with common.profiled([api.pid], args.profile, args.profile_format):
             rate_figures = asyncio.run(at_rate(target, rated, args.rate, acked))

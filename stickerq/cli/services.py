@@ -3,6 +3,7 @@ them all."""
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 import typer
@@ -136,7 +137,12 @@ def api(
         )
     console.print(f"HTTP API on http://{host}:{port} (OpenAPI at /docs)")
     _print_callback_url(settings, f"http://{host}:{port}")
-    uvicorn.run(create_app(settings), host=host, port=port)
+    app = create_app(settings)
+    # What the imports built stays out of every later full collection: scanning it stalled
+    # the callback receiver for ~100 ms at a time (bench/callbacks.py; the sandbox does the same).
+    gc.collect()
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port)
 
 
 def _print_callback_url(settings: Settings, base_url: str) -> None:
