@@ -201,3 +201,17 @@ def test_the_secret_is_redacted_from_the_access_log_and_200s_are_not_logged(
         access.removeHandler(handler)
     line = '127.0.0.1:5000 - "POST /callbacks/kaleyra/*** HTTP/1.1" 503 Service Unavailable\n'
     assert out.getvalue() == line
+
+
+def test_callbacks_url_prints_the_url_to_give_kaleyra(
+    sqlite_database: str, redis_prefix: str
+) -> None:
+    runner = CliRunner()
+    env = settings_for(sqlite_database, redis_prefix).as_environment()
+    shown = runner.invoke(cli_app, ["callbacks", "url", "https://hooks.example.com/"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.strip() == f"https://hooks.example.com/callbacks/kaleyra/{SECRET}"
+    env["STICKERQ_CALLBACK_SECRET"] = ""
+    unset = runner.invoke(cli_app, ["callbacks", "url"], env=env)
+    assert unset.exit_code == 2
+    assert "STICKERQ_CALLBACK_SECRET is not set" in unset.output
