@@ -4,23 +4,20 @@ the database went away meanwhile."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from stickerq.api import callbacks as callbacks_module
 from stickerq.api import create_app
+from stickerq.api.served import ServedApi
 from stickerq.db import open_sessions
 from stickerq.models import Message, UnknownCallback
 from stickerq.producer.api import enqueue_campaign
@@ -34,21 +31,9 @@ from tests.producer.test_callbacks import callback
 from tests.relay import TcpRelay
 
 
-@contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """The app behind uvicorn on a loopback port, in a thread; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=10)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+def served(app: FastAPI) -> ServedApi:
+    """The app behind uvicorn on a loopback port, in a thread."""
+    return ServedApi(app)
 
 
 def statuses(database_url: str, campaign_id: int | None = None) -> Counter[str]:
@@ -63,7 +48,8 @@ def test_the_sandbox_calls_back_a_served_api_and_messages_reach_read(
     pg_database: str, redis_prefix: str, run_worker: Callable[[Settings], None]
 ) -> None:
     settings = settings_for(pg_database, redis_prefix)
-    with served(create_app(settings)) as api_url:
+    with served(create_app(settings)) as api:
+        api_url = api.url
         config = SandboxConfig(
             api_key=TEST_API_KEY,
             senders=frozenset({SENDER}),
@@ -112,7 +98,7 @@ def test_callbacks_acknowledged_while_the_database_is_down_are_all_stored(
     assert relayed != pg_database
     answers: list[tuple[int, float]] = []
     app = create_app(settings_for(relayed, redis_prefix))
-    with served(app) as api_url, httpx.Client(base_url=api_url, timeout=60) as client:
+    with served(app) as api, httpx.Client(base_url=api.url, timeout=60) as client:
         assert client.post(URL, json=callback("M0", "delivered")).status_code == 200
 
         def post(n: int) -> None:
