@@ -76,6 +76,7 @@ def test_callbacks_out_of_order_and_duplicated_end_as_if_in_order(client: TestCl
         callback("M0", "delivered", 1_800_000_030),
         callback("M0", "delivered", 1_800_000_030),  # duplicate
         callback("M0", "read", 1_800_000_090),  # a later read: read_at stays the first
+        callback("M0", "read", 1_800_000_045),  # an earlier one: read_at, not delivered_at
         callback("M1", "delivered", 1_800_000_030),
         callback("M1", "delivered", 1_800_000_030),
     ):
@@ -85,7 +86,7 @@ def test_callbacks_out_of_order_and_duplicated_end_as_if_in_order(client: TestCl
     read = message(database_url, "M0")
     assert read.status == MessageStatus.READ
     assert read.delivered_at.timestamp() == 1_800_000_030
-    assert read.read_at.timestamp() == 1_800_000_060
+    assert read.read_at.timestamp() == 1_800_000_045
     delivered = message(database_url, "M1")
     assert delivered.status == MessageStatus.DELIVERED
     assert delivered.delivered_at.timestamp() == 1_800_000_030
@@ -215,3 +216,13 @@ def test_callbacks_url_prints_the_url_to_give_kaleyra(
     unset = runner.invoke(cli_app, ["callbacks", "url"], env=env)
     assert unset.exit_code == 2
     assert "STICKERQ_CALLBACK_SECRET is not set" in unset.output
+
+
+def test_config_shows_the_callback_secret_as_set_never_its_value(
+    sqlite_database: str, redis_prefix: str
+) -> None:
+    settings = settings_for(sqlite_database, redis_prefix, callback_basic_auth="kaleyra:pw-93")
+    shown = CliRunner().invoke(cli_app, ["config", "--json"], env=settings.as_environment())
+    assert shown.exit_code == 0, shown.output
+    assert SECRET not in shown.stdout and "pw-93" not in shown.stdout
+    assert '"callback_secret": "(set)"' in shown.stdout
