@@ -33,6 +33,7 @@ from stickerq.settings import Settings
 PATH = "/callbacks/kaleyra"
 PREFIX = PATH + "/"
 MAX_BODY_BYTES = 1 << 20
+MIN_SECRET_LENGTH = 16  # `openssl rand -hex 24` gives 48
 WRITE_TIMEOUT_SECONDS = 15.0  # past it a 503: Kaleyra tries again, and the first still lands
 MAX_CALLBACKS = 1_000  # per request (Kaleyra sends one; a list is accepted)
 REDACTED = "***"
@@ -48,10 +49,19 @@ def callback_url(settings: Settings, base_url: str) -> str:
     return f"{base_url.rstrip('/')}{PATH}/{settings.callback_secret.get_secret_value()}"
 
 
-def masked_callback_url(settings: Settings, base_url: str) -> str:
-    """The same URL with the secret hidden but for its first 4 characters."""
+def masked_callback_url(base_url: str) -> str:
+    """The same URL with the secret hidden."""
+    return f"{base_url.rstrip('/')}{PATH}/{REDACTED}"
+
+
+def secret_problem(settings: Settings) -> str | None:
+    """What is wrong with STICKERQ_CALLBACK_SECRET, or None when it can be used."""
     secret = settings.callback_secret.get_secret_value()
-    return f"{base_url.rstrip('/')}{PATH}/{secret[:4]}{REDACTED}"
+    if not secret:
+        return "set STICKERQ_CALLBACK_SECRET and give Kaleyra the URL `stickerq api` prints"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"STICKERQ_CALLBACK_SECRET is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 class SecretRedactor(logging.Filter):
@@ -96,7 +106,7 @@ def install(app: FastAPI) -> None:
     """Add the callback route, and keep its secret out of the logs."""
     settings: Settings = app.state.settings
     secret = settings.callback_secret.get_secret_value()
-    if secret:
+    if secret_problem(settings) is None:
         for name in LOGGERS:
             logger = logging.getLogger(name)
             if not any(getattr(f, "secret", None) == secret for f in logger.filters):
@@ -133,14 +143,10 @@ async def receive_callbacks(state: State, secret: str, authorization: str, body:
 
 
 def _check_caller(settings: Settings, given: str, authorization: str) -> None:
+    problem = secret_problem(settings)
+    if problem is not None:
+        raise Problem(503, "callbacks_not_configured", "this server takes no callbacks", problem)
     secret = settings.callback_secret.get_secret_value()
-    if not secret:
-        raise Problem(
-            503,
-            "callbacks_not_configured",
-            "this server takes no callbacks",
-            "set STICKERQ_CALLBACK_SECRET and give Kaleyra the URL `stickerq api` prints",
-        )
     if not hmac.compare_digest(secret.encode(), given.encode()):
         raise Problem(404, "not_found", "no such callback URL")
     basic = settings.callback_basic_auth.get_secret_value()

@@ -97,13 +97,14 @@ def url(
     ] = "https://stickerq.example.com",
 ) -> None:
     """Print the callback URL to give Kaleyra (it holds STICKERQ_CALLBACK_SECRET)."""
-    from stickerq.api.callbacks import callback_url
+    from stickerq.api.callbacks import callback_url, secret_problem
 
     settings = load_settings()
-    if not settings.callback_secret.get_secret_value():
+    problem = secret_problem(settings)
+    if problem is not None:
         err_console.print(
-            "[red]error:[/] STICKERQ_CALLBACK_SECRET is not set: set it (e.g. to "
-            "`openssl rand -hex 24`) in the API's environment, then run this again"
+            f"[red]error:[/] {problem}: set it (e.g. to `openssl rand -hex 24`) in the API's "
+            "environment, then run this again"
         )
         raise typer.Exit(2)
     print(callback_url(settings, base_url))

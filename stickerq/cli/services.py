@@ -152,16 +152,18 @@ def api(
 def _print_callback_url(settings: Settings, base_url: str) -> None:
     """The URL to give Kaleyra, on the terminal only: printed, never logged (a service's
     captured output is a log, so there it is masked; `stickerq callbacks url` shows it)."""
-    from stickerq.api.callbacks import callback_url, masked_callback_url
+    from stickerq.api.callbacks import callback_url, masked_callback_url, secret_problem
 
-    if not settings.callback_secret.get_secret_value():
+    problem = secret_problem(settings)
+    if problem is not None:
         console.print(
-            "[yellow]warning:[/] STICKERQ_CALLBACK_SECRET is empty: Kaleyra's status callbacks "
-            "are refused (503)"
+            f"[yellow]warning:[/] Kaleyra's status callbacks are refused (503): {problem}"
         )
         return
-    shown = callback_url if console.is_terminal else masked_callback_url
+    shown = (
+        callback_url(settings, base_url) if console.is_terminal else masked_callback_url(base_url)
+    )
     console.print(
-        f"Kaleyra callback URL: {shown(settings, base_url)} (behind your public https "
-        "address; `stickerq callbacks url` prints it)"
+        f"Kaleyra callback URL: {shown} (behind your public https address; "
+        "`stickerq callbacks url` prints it)"
     )
