@@ -254,3 +254,25 @@ class IdempotencyKey(Base):
     # null while the first request is being stored: the key is reserved before the campaign
     campaign_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("campaigns.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UnknownCallback(Base):
+    """A status callback whose message_id matched no message: kept for inspection.
+
+    Early ones (Kaleyra answered faster than the worker wrote the message_id) are applied
+    and deleted when their message appears (producer/callbacks.py, `apply_unknown`); the rest
+    stay: messages sent by another system on the same Kaleyra account, say.
+    """
+
+    __tablename__ = "unknown_callbacks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the callback's own timestamp
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    ref: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

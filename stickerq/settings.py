@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     worker_metrics_host: str = Field(
         default="127.0.0.1", description="address the worker's /metrics listens on"
     )
+    callback_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="the secret in the callback URL given to Kaleyra "
+        "(/callbacks/kaleyra/<secret>); unset, the API takes no callbacks",
+    )
+    callback_basic_auth: SecretStr = Field(
+        default=SecretStr(""),
+        description="USER:PASSWORD that callbacks must also carry as HTTP basic auth "
+        "(Kaleyra's callback profiles can send it); unset, none is asked",
+    )
 
     @property
     def kaleyra_url(self) -> str:

@@ -147,3 +147,26 @@ def test_long_running_services_have_health_checks_that_can_pass() -> None:
     assert "-A stickerq.worker.celery_app inspect ping" in check
     assert "-d celery@$$HOSTNAME" in check  # $$: compose passes one $ to the shell
     assert importlib.util.find_spec("stickerq.worker.celery_app") is not None
+
+
+def test_the_sandbox_calls_back_the_api_at_the_url_of_the_apis_own_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = load_compose("docker-compose.sandbox.yml")["services"]
+    _, sandbox = parse_cli(services["sandbox"]["command"])
+    _, api = parse_cli(services["api"]["command"])
+    settings = service_settings(services["api"], {}, monkeypatch)
+    secret = settings.callback_secret.get_secret_value()
+    assert sandbox.params["callback_url"] == (
+        f"http://api:{api.params['port']}/callbacks/kaleyra/{secret}"
+    )
+    assert "api" in services and "sandbox" in services
+
+
+def test_the_worker_serves_its_metrics_to_a_scraper_beside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = load_compose()["services"]["worker"]
+    _, command = parse_cli(worker["command"])
+    assert command.params["metrics_port"] == 9108
+    assert service_settings(worker, {}, monkeypatch).worker_metrics_host == "0.0.0.0"

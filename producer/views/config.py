@@ -13,7 +13,8 @@ from stickerq.producer.views.base import View
 from stickerq.settings import Settings
 
 API_KEY = "(set)"  # what `config` shows for an api-key that is set: never the key
-# Every SecretStr setting: shown as API_KEY or null, never its value.
+# Every SecretStr setting (api-key, API tokens, callback secret): shown as API_KEY or null,
+# never its value.
 SECRETS = tuple(
     name for name, info in Settings.model_fields.items() if info.annotation is SecretStr
 )

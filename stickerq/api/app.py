@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from stickerq.api import (
+    callbacks,
     campaigns,
     dashboard,
     health,
@@ -31,4 +32,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     metrics.install(app, settings)
     dashboard.install(app)
+    callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token
     return app

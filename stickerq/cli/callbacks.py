@@ -1,12 +1,19 @@
-"""`stickerq callbacks apply FILE`: record Kaleyra status callbacks (delivered, read, failed)."""
+"""`stickerq callbacks apply|unknown|url`: Kaleyra status callbacks (delivered, read, failed).
+
+The HTTP API receives them as they come (POST /callbacks/kaleyra/<secret>); `apply` records
+a file of them with the same function; `unknown` lists those that matched no message.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from stickerq.cli.common import console, err_console, fail, load_settings
 
@@ -26,7 +33,7 @@ def apply(
 ) -> None:
     """Record callbacks received by your webhook: delivered/read times, Meta's error codes."""
     from stickerq.db import open_sessions
-    from stickerq.producer.callbacks import CallbackError, apply_callback, parse_callback
+    from stickerq.producer.callbacks import CallbackError, apply_callbacks, parse_callback
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     try:
@@ -34,19 +41,73 @@ def apply(
     except ValueError as exc:
         err_console.print(f"[red]error:[/] {source} is not JSON or JSON lines ({exc})")
         raise typer.Exit(2) from None
-    applied = skipped = 0
+    callbacks, skipped = [], 0
+    for payload in payloads:
+        try:
+            callbacks.append(parse_callback(payload))
+        except CallbackError as exc:
+            if len(payloads) == 1:
+                raise fail(exc) from None
+            skipped += 1
     with open_sessions(load_settings().database_url) as sessions, sessions.begin() as session:
-        for payload in payloads:
-            try:
-                applied += apply_callback(session, parse_callback(payload))
-            except CallbackError as exc:
-                if len(payloads) == 1:
-                    raise fail(exc) from None
-                skipped += 1
+        applied = apply_callbacks(session, callbacks)
     console.print(
-        f"{applied} message(s) updated, {len(payloads) - applied - skipped} unchanged, "
+        f"{applied.changed} message(s) updated, "
+        f"{len(callbacks) - applied.changed - applied.unknown} unchanged, "
+        f"{applied.unknown} for no known message (`stickerq callbacks unknown`), "
         f"{skipped} not understood"
     )
+
+
+@callbacks_app.command("unknown")
+def unknown(
+    limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (docs/json.md)")] = False,
+) -> None:
+    """Callbacks whose message_id matched no message (sent by another system, or too early)."""
+    from stickerq.db import open_sessions
+    from stickerq.producer.unknown_callbacks import list_unknown
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.callbacks import UnknownCallbackView
+
+    with open_sessions(load_settings().database_url) as sessions, sessions() as session:
+        views = [UnknownCallbackView.of(row) for row in list_unknown(session, limit)]
+    if as_json:
+        print(to_json(views))
+        return
+    if not views:
+        console.print("no unknown callbacks")
+        return
+    table = Table("received", "message_id", "status", "code", "ref", "ref1", "ref2")
+    for view in views:
+        table.add_row(
+            view.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(view.message_id),
+            view.status,
+            escape(view.error_code or ""),
+            *(escape(value or "") for value in (view.ref, view.ref1, view.ref2)),
+        )
+    console.print(table)
+
+
+@callbacks_app.command("url")
+def url(
+    base_url: Annotated[
+        str, typer.Argument(help="the public https address Kaleyra reaches the API at")
+    ] = "https://stickerq.example.com",
+) -> None:
+    """Print the callback URL to give Kaleyra (it holds STICKERQ_CALLBACK_SECRET)."""
+    from stickerq.api.callbacks import callback_url, secret_problem
+
+    settings = load_settings()
+    problem = secret_problem(settings)
+    if problem is not None:
+        err_console.print(
+            f"[red]error:[/] {problem}: set it (e.g. to `openssl rand -hex 24`) in the API's "
+            "environment, then run this again"
+        )
+        raise typer.Exit(2)
+    print(callback_url(settings, base_url))
 
 
 def _payloads(text: str) -> list[dict]:

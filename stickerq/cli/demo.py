@@ -3,12 +3,15 @@
 Starts the sandbox (with a few WA500s) and a real worker with beat, enqueues 2,000
 recipients plus a small campaign from a sender the account does not have (WA401: parked,
 sender paused), shows live progress and prints the report; then stops what it started.
+The HTTP API runs too, and the sandbox calls it back as Kaleyra would (sent, delivered, read,
+some failed with 131047; duplicated and out of order), so the messages go on to read.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -18,13 +21,18 @@ import redis
 from pydantic import SecretStr
 from rich.console import Console
 
+from stickerq.api import create_app
+from stickerq.api.callbacks import callback_url
+from stickerq.api.served import ServedApi
 from stickerq.cli.watch import progress_table, watch_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable
 from stickerq.migrate import upgrade
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.progress import campaign_progress
 from stickerq.producer.queue import check_broker
 from stickerq.producer.request import CampaignRequest
+from stickerq.producer.unknown_callbacks import list_unknown
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 
@@ -32,6 +40,14 @@ DEMO_SENDER = "+919000000001"
 UNREGISTERED_SENDER = "+919000000099"
 DEMO_KEY = "demo-sandbox-key"
 DEMO_STICKER = "798123456789012"
+# The sandbox's status callbacks: a few duplicated, shuffled, or failed outside the window.
+DEMO_CALLBACKS = {
+    "callback_delay_ms": 200,
+    "callback_duplicate_rate": 0.05,
+    "callback_reorder_rate": 0.2,
+    "callback_failed_rate": 0.03,
+}
+CALLBACKS_SETTLE_SECONDS = 60
 
 
 def demo_recipients(count: int, seed: int = 7) -> str:
@@ -67,12 +83,18 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
         quick_backoff_seconds=0.05,
         retry_delays_seconds=[1.0, 2.0],  # seconds instead of minutes, for the demo
         dispatch_interval_seconds=1.0,
+        callback_secret=SecretStr(secrets.token_hex(16)),
     )
-    worker = None
+    worker = api = None
     try:
         check_broker(settings)
         upgrade(settings.database_url)
-        console.print(f"sandbox at {sandbox.url}; database {database.name}; starting a worker")
+        api = ServedApi(create_app(settings)).start()
+        sandbox.configure(callback_url=callback_url(settings, api.url), **DEMO_CALLBACKS)
+        console.print(
+            f"sandbox at {sandbox.url} (calling back the API at {api.url}); "
+            f"database {database.name}; starting a worker"
+        )
         worker = _start_worker(settings)
         main = enqueue_campaign(
             settings,
@@ -98,6 +120,7 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
             for campaign_id in (main.campaign_id, stray.campaign_id):
                 progress = watch_campaign(sessions, campaign_id, console, timeout_seconds=300)
                 console.print(progress_table(progress))
+        _wait_for_callbacks(console, sandbox, settings, main.campaign_id)
         stats = sandbox.stats()
         repeats = sum(1 for count in stats["accepted"].values() if count > 1)
         console.print(
@@ -109,10 +132,38 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
             worker.terminate()
             worker.wait(timeout=30)
         sandbox.stop()
+        if api is not None:
+            api.stop()
         _forget_redis_keys(settings)
         if not keep:
             for leftover in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
                 leftover.unlink(missing_ok=True)
+
+
+def _wait_for_callbacks(
+    console: Console, sandbox: SandboxServer, settings: Settings, campaign_id: int
+) -> None:
+    """Until the sandbox has posted every status callback and the early ones (before their
+    message_id was written) are applied; then the main campaign's counts."""
+    deadline = time.monotonic() + CALLBACKS_SETTLE_SECONDS
+    with (
+        open_sessions(settings.database_url) as sessions,
+        console.status("status callbacks coming in (sent, delivered, read)..."),
+    ):
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                waiting = list_unknown(session, limit=1)
+            if not waiting and not sandbox.callbacks()["pending"]:
+                break
+            time.sleep(0.5)
+    posted = sandbox.callbacks()
+    with open_sessions(settings.database_url) as sessions, sessions() as session:
+        progress = campaign_progress(session, campaign_id)
+    console.print(
+        f"status callbacks: {posted['posted']:,} posted to the API (a few duplicated or out of "
+        f"order), {posted['gave_up']} given up"
+    )
+    console.print(progress_table(progress))
 
 
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_origin
 
 from stickerq.producer.views.base import json_schema
+from stickerq.producer.views.callbacks import UnknownCallbackView
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
 from stickerq.producer.views.config import ConfigView
 from stickerq.producer.views.failures import FailuresView, HistoryView, RequeueView
@@ -110,6 +111,13 @@ COMMANDS = (
         "stickerq schedules list --json",
         list[ScheduleView],
         "Every recurring schedule, stopped ones included, in the order they were made.",
+    ),
+    JsonCommand(
+        "callbacks unknown --json",
+        "stickerq callbacks unknown [--limit N] --json",
+        list[UnknownCallbackView],
+        "Status callbacks whose message_id matched no message, newest first. One that came "
+        "before its message_id was written is applied (and leaves this list) once it is.",
     ),
     JsonCommand(
         "report --json",

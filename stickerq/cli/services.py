@@ -4,15 +4,21 @@ them all."""
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from stickerq.cli.common import console, fail, load_settings, setup_logging
 from stickerq.errors import StickerqError
+
+if TYPE_CHECKING:
+    from stickerq.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -30,20 +36,49 @@ def sandbox(
     wa500_rate: float = typer.Option(0.0, help="fraction of sends answered WA500"),
     balance: int | None = typer.Option(None, help="answer E110 after this many accepted sends"),
     seed: int | None = typer.Option(None, help="seed of the random WA500s"),
+    callback_url: str | None = typer.Option(
+        None, help="POST each accepted send's status callbacks here (the URL `stickerq api` prints)"
+    ),
+    callback_status: list[str] = typer.Option(
+        ["sent", "delivered", "read"], help="statuses called back, in order (repeatable)"
+    ),
+    callback_delay_ms: float = typer.Option(0.0, help="waited before each callback"),
+    callback_duplicate_rate: float = typer.Option(0.0, help="fraction of callbacks posted twice"),
+    callback_reorder_rate: float = typer.Option(
+        0.0, help="fraction of messages whose callbacks come in a shuffled order"
+    ),
+    callback_failed_rate: float = typer.Option(
+        0.0, help="fraction of messages called back failed (131047, outside the 24-hour window)"
+    ),
 ) -> None:
     """Run the Kaleyra-compatible sandbox API (with fault injection)."""
-    from stickerq.sandbox import SandboxConfig, run_sandbox
+    from stickerq.sandbox import SandboxConfig, SandboxConfigError, run_sandbox
+    from stickerq.sandbox.config import changed_config
 
-    config = SandboxConfig(
-        sid=sid,
-        api_key=api_key,
-        senders=frozenset(sender),
-        latency_ms=latency_ms,
-        wa500_rate=wa500_rate,
-        balance=balance,
-        seed=seed,
-    )
+    try:
+        config = changed_config(
+            SandboxConfig(),
+            {
+                "sid": sid,
+                "api_key": api_key,
+                "senders": sender,
+                "latency_ms": latency_ms,
+                "wa500_rate": wa500_rate,
+                "balance": balance,
+                "seed": seed,
+                "callback_url": callback_url,
+                "callback_statuses": callback_status,
+                "callback_delay_ms": callback_delay_ms,
+                "callback_duplicate_rate": callback_duplicate_rate,
+                "callback_reorder_rate": callback_reorder_rate,
+                "callback_failed_rate": callback_failed_rate,
+            },
+        )
+    except SandboxConfigError as exc:
+        raise fail(exc) from None
     console.print(f"sandbox on http://{host}:{port} (sid {sid}, senders {', '.join(sender)})")
+    if callback_url:
+        console.print("status callbacks go to the callback URL given (--callback-url)")
     run_sandbox(config, host=host, port=port)
 
 
@@ -116,9 +151,38 @@ def api(
         console.print(
             "[yellow]warning:[/] STICKERQ_API_TOKENS is empty: every route but health answers 401"
         )
-    console.print(f"HTTP API on http://{host}:{port} (OpenAPI at /docs)")
+    console.print(f"HTTP API on http://{host}:{port} (dashboard at /, OpenAPI at /docs)")
+    _print_callback_url(settings, f"http://{host}:{port}")
+    app = create_app(settings)
+    # What the imports built stays out of every later full collection: scanning it stalled
+    # the callback receiver for ~100 ms at a time (bench/callbacks.py; the sandbox does the same).
+    gc.collect()
+    gc.freeze()
+    # The callback writer's thread and the event loop share the GIL: hand it over every 1 ms
+    # rather than 5, so that an answer does not wait behind a batch being written.
+    sys.setswitchinterval(0.001)
     # log_config=None: uvicorn's lines go through our handler (text or JSON, no secret)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None)
+
+
+def _print_callback_url(settings: Settings, base_url: str) -> None:
+    """The URL to give Kaleyra, on the terminal only: printed, never logged (a service's
+    captured output is a log, so there it is masked; `stickerq callbacks url` shows it)."""
+    from stickerq.api.callbacks import callback_url, masked_callback_url, secret_problem
+
+    problem = secret_problem(settings)
+    if problem is not None:
+        console.print(
+            f"[yellow]warning:[/] Kaleyra's status callbacks are refused (503): {problem}"
+        )
+        return
+    shown = (
+        callback_url(settings, base_url) if console.is_terminal else masked_callback_url(base_url)
+    )
+    console.print(
+        f"Kaleyra callback URL: {shown} (behind your public https address; "
+        "`stickerq callbacks url` prints it)"
+    )
 
 
 def _use_multiprocess_metrics() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from stickerq.sandbox.callbacks import CallbackPoster
 from stickerq.sandbox.config import SandboxConfig, SandboxConfigError, public_view
 from stickerq.sandbox.payload import StickerSend, parse_sticker_send
 from stickerq.sandbox.replies import (
@@ -29,6 +30,7 @@ from stickerq.sandbox.replies import (
 from stickerq.sandbox.state import SandboxState, ScriptError
 
 STATE = web.AppKey("state", SandboxState)
+CALLBACKS = web.AppKey("callbacks", CallbackPoster)
 SEND_PATH = "/v2/{sid}/whatsapp/{phone_number}/messages"
 API_KEY_HEADER = "api-key"
 BACKLOG = 1024  # a benchmark opens hundreds of connections at once
@@ -143,7 +145,14 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         message_id=message_id,
         send=send,
     )
+    _call_back(request, message_id, send)
     return _reply_response(reply, message_id)
+
+
+def _call_back(request: web.Request, message_id: str | None, send: StickerSend | None) -> None:
+    """An accepted send gets its status callbacks, when a callback_url is configured."""
+    if message_id is not None and send is not None:
+        request.app[CALLBACKS].accepted(request.app[STATE].config, message_id, send)
 
 
 async def _answer_after_stall(
@@ -163,6 +172,7 @@ async def _answer_after_stall(
             message_id=message_id,
             send=send,
         )
+        _call_back(request, message_id, send)
     else:
         state.record_answer(entry, outcome=TIMEOUT, http_status=None, code=None)
     return response
@@ -213,9 +223,15 @@ async def show_requests(request: web.Request) -> web.Response:
     return _json_response(request.app[STATE].request_log())
 
 
+async def show_callbacks(request: web.Request) -> web.Response:
+    """`GET /_sandbox/callbacks`: status callbacks posted, refused, retried, given up, pending."""
+    return _json_response(request.app[CALLBACKS].stats())
+
+
 async def reset(request: web.Request) -> web.Response:
     """`POST /_sandbox/reset`: clear logs, counters and scripts."""
     request.app[STATE].reset()
+    request.app[CALLBACKS].reset(request.app[STATE].config.seed)
     return _json_response({"ok": True})
 
 
@@ -228,6 +244,7 @@ def build_app(config: SandboxConfig) -> web.Application:
     """The sandbox as an aiohttp application with its own state."""
     app = web.Application()
     app[STATE] = SandboxState(config)
+    app[CALLBACKS] = CallbackPoster(config.seed)
     app.router.add_post(SEND_PATH, send_message)
     app.router.add_post("/_sandbox/script", add_script)
     app.router.add_post("/_sandbox/config", change_config)
@@ -235,9 +252,15 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/_sandbox/stats", show_stats)
     app.router.add_get("/_sandbox/accepted", show_accepted)
     app.router.add_get("/_sandbox/requests", show_requests)
+    app.router.add_get("/_sandbox/callbacks", show_callbacks)
     app.router.add_post("/_sandbox/reset", reset)
     app.router.add_get("/health", health)
+    app.on_cleanup.append(_close_callbacks)
     return app
+
+
+async def _close_callbacks(app: web.Application) -> None:
+    await app[CALLBACKS].close()
 
 
 def run_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8077) -> None:

@@ -29,6 +29,14 @@ class SandboxConfig:
     balance: int | None = None  # after this many accepted sends, answer E110 to every send
     seed: int | None = None  # for the random WA500s
     timeout_seconds: float = 60.0  # how long a TIMEOUT scripted outcome stalls before answering
+    # Status callbacks, as Kaleyra's callback profile sends them (sandbox/callbacks.py): each
+    # accepted send gets one POST per status, to this URL (None: no callbacks).
+    callback_url: str | None = None
+    callback_statuses: tuple[str, ...] = ("sent", "delivered", "read")
+    callback_delay_ms: float = 0.0  # waited before each callback
+    callback_duplicate_rate: float = 0.0  # fraction of callbacks posted twice
+    callback_reorder_rate: float = 0.0  # fraction of messages whose callbacks come shuffled
+    callback_failed_rate: float = 0.0  # fraction of messages called back sent, failed (131047)
 
 
 def _string(name: str, value: Any) -> str:
@@ -63,15 +71,46 @@ def _senders(name: str, value: Any) -> frozenset[str]:
     return frozenset(numbers)
 
 
+CALLBACK_STATUSES = frozenset({"sent", "delivered", "read", "failed", "not-sent"})
+
+
+def _optional_url(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise SandboxConfigError(f"{name} must be null or an http(s) URL, got {value!r}")
+    return value
+
+
+def _statuses(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise SandboxConfigError(f"{name} must be a list of statuses, got {value!r}")
+    statuses = tuple(value)
+    unknown = sorted(set(statuses) - CALLBACK_STATUSES, key=str)
+    if unknown:
+        raise SandboxConfigError(f"{name}: unknown {unknown}; known: {sorted(CALLBACK_STATUSES)}")
+    return statuses
+
+
+def _rate(name: str, value: Any) -> float:
+    return _number(name, value, upper=1.0)
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sid": _string,
     "api_key": _string,
     "senders": _senders,
     "latency_ms": _number,
-    "wa500_rate": lambda name, value: _number(name, value, upper=1.0),
+    "wa500_rate": _rate,
     "balance": _optional_int,
     "seed": _optional_int,
     "timeout_seconds": _number,
+    "callback_url": _optional_url,
+    "callback_statuses": _statuses,
+    "callback_delay_ms": _number,
+    "callback_duplicate_rate": _rate,
+    "callback_reorder_rate": _rate,
+    "callback_failed_rate": _rate,
 }
 
 

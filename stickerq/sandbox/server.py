@@ -133,6 +133,10 @@ class SandboxServer:
         """Every send request, in order of arrival, with its answer."""
         return self._call("GET", "/_sandbox/requests")
 
+    def callbacks(self) -> dict[str, int]:
+        """Status callbacks `posted` (2xx), `refused` (4xx), `retried`, `gave_up`, `pending`."""
+        return self._call("GET", "/_sandbox/callbacks")
+
     def reset(self) -> None:
         """Clear logs, counters and scripts."""
         self._call("POST", "/_sandbox/reset")

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from stickerq.cli import app
-from stickerq.models import Campaign, Message
-from stickerq.producer.callbacks import CallbackError, apply_callback, parse_callback
+from stickerq.models import Campaign, Message, UnknownCallback, utcnow
+from stickerq.producer.callbacks import (
+    CallbackError,
+    apply_callback,
+    apply_callbacks,
+    parse_callback,
+)
 from stickerq.producer.reports import campaign_report
+from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
 
@@ -115,3 +122,19 @@ def test_cli_applies_json_lines_and_reports_what_it_did(
     assert result.exit_code == 0, result.output
     assert "2 message(s) updated" in result.output and "1 not understood" in result.output
     assert status_of(sessions, "M2").status == MessageStatus.READ
+
+
+def test_an_early_callback_is_kept_then_applied_once_its_message_id_is_written(
+    sessions: sessionmaker[Session], sent_messages: int
+) -> None:
+    with sessions.begin() as session:
+        applied = apply_callbacks(session, [parse_callback(callback("LATE", "read"))])
+    assert (applied.changed, applied.unknown) == (0, 1)
+    with sessions.begin() as session:
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 0
+        session.execute(update(Message).where(Message.message_id == "M0").values(message_id="LATE"))
+    with sessions.begin() as session:
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 1
+    assert status_of(sessions, "LATE").status == MessageStatus.READ
+    with sessions() as session:
+        assert session.scalars(select(UnknownCallback)).all() == []
