@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stickerq.api.problems import Problem, problem_response
+from stickerq.api.problems import Problem, problem_response, problem_responses
 from stickerq.db import make_session_factory, shared_engine
 from stickerq.metrics import count_callback
 from stickerq.producer.callback_writer import CallbacksNotWritten, CallbackWriter
@@ -179,7 +179,14 @@ def _payloads(raw: bytes) -> list[Any]:
     return items
 
 
-@router.post(PATH + "/{secret}", summary="Kaleyra's status callback (sent, delivered, read...)")
+@router.post(
+    PATH + "/{secret}",
+    summary="Kaleyra's status callback (sent, delivered, read...)",
+    responses={
+        200: {"description": "stored (or kept as an unknown message_id)"},
+        **problem_responses(400, 401, 404, 422, 503),
+    },
+)
 async def kaleyra_callback(secret: str, request: Request) -> Response:
     """Record a status callback; 200 once it is in the database. An unknown message_id is
     kept for inspection (`stickerq callbacks unknown`), not refused. (Served by

@@ -18,6 +18,7 @@ from stickerq.api import create_app
 from tests.api.conftest import BODY, TOKEN, WRITE
 from tests.conftest import make_settings
 
+CALLBACK_SECRET = "schema-test-callback-secret"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -35,7 +36,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 def app_database(sqlite_database: str, redis_prefix: str) -> None:
     """A migrated database with campaign 1 in it (generated ids mostly find none: 404)."""
     APP.state.settings = make_settings(
-        sqlite_database, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN
+        sqlite_database,
+        redis_prefix,
+        "http://127.0.0.1:9",
+        api_tokens=TOKEN,
+        callback_secret=CALLBACK_SECRET,  # unset, every callback is a 503 (a server error)
     )
     assert TestClient(APP).post("/campaigns", json=BODY, headers=WRITE).status_code == 201
 
