@@ -430,6 +430,7 @@ def summarise(runs: list[dict[str, Any]], args: Any) -> None:
         f"  msgs/s polled {fmt(polled)}, unpolled {fmt(unpolled)}, polled / unpolled "
         f"{fmt(median([ratio(f['polled_rate'], f.get('unpolled_rate')) for f in runs]), '.2f')}"
         f" (median of per-run ratios); processes not ours under load {others:.2f} cores"
+        + (" (NOISY: figures not comparable)" if others > common.NOISY_CORES else "")
     )
     p99 = med("load", "campaign", "p99")
     print_targets(
