@@ -104,14 +104,17 @@ def bench_database(tag: str) -> Iterator[str]:
             f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc}); start it or set "
             "STICKERQ_BENCH_PG_URL"
         ) from None
-    admin.execute(f'CREATE DATABASE "{name}"')
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         upgrade(url)
         yield url
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        # A connection of its own: another job may have restarted PostgreSQL meanwhile,
+        # which ends every connection opened before (the database would stay behind).
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=30) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
