@@ -5,6 +5,7 @@ test says so. Internal addresses are refused before any request, redirects inclu
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import trustme
 
 from stickerq.producer.sticker_links import MAX_REDIRECTS, allowed_hosts, check_sticker_link
 from stickerq.producer.stickers import StickerRejected, WebpInfo
@@ -43,6 +45,10 @@ class StickerServer:
 
 @pytest.fixture
 def server() -> Iterator[StickerServer]:
+    yield from _serve()
+
+
+def _serve(tls: ssl.SSLContext | None = None) -> Iterator[StickerServer]:
     state = StickerServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -62,6 +68,8 @@ def server() -> Iterator[StickerServer]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     state.port = httpd.server_address[1]
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -209,3 +217,35 @@ def test_an_unreachable_or_unknown_host_is_refused() -> None:
         port = unused.getsockname()[1]
     [closed] = problems(f"http://sticker.test:{port}/s.webp")
     assert closed.startswith("not reachable: ConnectError")
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[StickerServer]:
+    """The server over https, with a certificate for sticker.test from a test CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("sticker.test").configure_cert(context)
+    yield from _serve(context)
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_name(
+    tls_server: StickerServer, ca: trustme.CA
+) -> None:
+    tls_server.routes["/s.webp"] = Route()
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    link = f"https://sticker.test:{tls_server.port}/s.webp"
+    info = check_sticker_link(link, allow_hosts=ALLOWED, resolve=LOCAL, verify=trusted)
+    assert info == WebpInfo(512, 512, False)
+    # The same address under a name the certificate does not hold: refused, not trusted.
+    other = Resolver({"other.test": "127.0.0.1"})
+    with pytest.raises(StickerRejected, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+        check_sticker_link(
+            f"https://other.test:{tls_server.port}/s.webp",
+            allow_hosts=frozenset({"other.test"}), resolve=other, verify=trusted,
+        )  # fmt: skip
+    assert [path for path, _ in tls_server.seen] == ["/s.webp"]
