@@ -243,7 +243,7 @@ def test_https_goes_to_the_checked_address_and_verifies_the_name(
     assert info == WebpInfo(512, 512, False)
     # The same address under a name the certificate does not hold: refused, not trusted.
     other = Resolver({"other.test": "127.0.0.1"})
-    with pytest.raises(StickerRejected, match="CERTIFICATE_VERIFY_FAILED|certificate"):
+    with pytest.raises(StickerRejected, match="CERTIFICATE_VERIFY_FAILED"):
         check_sticker_link(
             f"https://other.test:{tls_server.port}/s.webp",
             allow_hosts=frozenset({"other.test"}), resolve=other, verify=trusted,
