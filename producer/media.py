@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from stickerq.errors import ConfigurationError, StickerqError
+from stickerq.errors import ConfigurationError, ServiceUnavailable, StickerqError
 from stickerq.producer.spec import InvalidPhone, normalise_phone
 from stickerq.producer.stickers import WEBP_TYPE, check_sticker_file
 from stickerq.settings import Settings
@@ -24,7 +24,11 @@ DETAIL_MAX = 200
 
 
 class MediaUploadFailed(StickerqError):
-    """Kaleyra could not be reached, refused the upload, or answered without a media id."""
+    """Kaleyra refused the upload, or answered without a media id."""
+
+
+class KaleyraUnreachable(MediaUploadFailed, ServiceUnavailable):
+    """No answer from Kaleyra (the CLI exits 1, as for any service out of reach)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ def upload_media(
                 data={"type": WEBP_TYPE},
             )
     except httpx.HTTPError as exc:  # str(exc) names the URL at most, never a header
-        raise MediaUploadFailed(
+        raise KaleyraUnreachable(
             f"cannot upload to {settings.kaleyra_url}: {type(exc).__name__}: {exc}; "
             "check STICKERQ_KALEYRA_POD / STICKERQ_KALEYRA_BASE_URL and the network"
         ) from None

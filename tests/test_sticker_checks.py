@@ -124,3 +124,13 @@ def test_no_check_stores_a_link_without_fetching_it(settings: Settings) -> None:
     stored = run(settings, "send", "--sticker-link", link, "--to", A, "--no-check")
     assert_clean_exit(stored, 0)
     assert stored_counts(settings) == (1, 1)
+
+
+def test_media_upload_exits_1_when_kaleyra_cannot_be_reached(
+    pg_database: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    nowhere = make_settings(pg_database, redis_prefix, "http://127.0.0.1:9")
+    result = run(nowhere, "media", "upload", str(sticker(tmp_path)))
+    assert_clean_exit(result, 1)
+    assert "cannot upload to http://127.0.0.1:9: ConnectError" in result.output
+    assert TEST_API_KEY not in result.output
