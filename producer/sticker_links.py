@@ -50,7 +50,7 @@ Resolver = Callable[..., list[Any]]  # socket.getaddrinfo's signature
 
 
 class _Refused(Exception):
-    """One reason the link cannot be used; becomes a StickerRejected."""
+    """The reasons (its args) the link cannot be used; becomes a StickerRejected."""
 
 
 def allowed_hosts(setting: str | None) -> frozenset[str]:
@@ -92,21 +92,13 @@ def check_sticker_link(
     try:
         with httpx.Client(trust_env=False, follow_redirects=False, verify=verify) as client:
             for _ in range(MAX_REDIRECTS + 1):
-                next_url = _fetch(client, url, allow_hosts, resolve, deadline)
-                if isinstance(next_url, WebpInfo):
-                    return next_url
-                url = next_url
+                found = _fetch(client, url, allow_hosts, resolve, deadline)
+                if isinstance(found, WebpInfo):
+                    return found
+                url = found  # a redirect: the next hop is checked like the first
     except _Refused as exc:
-        raise StickerRejected(shown, [str(exc)]) from None
-    except _Problems as exc:
-        raise StickerRejected(shown, exc.problems) from None
+        raise StickerRejected(shown, [str(reason) for reason in exc.args]) from None
     raise StickerRejected(shown, [f"more than {MAX_REDIRECTS} redirects: link the file itself"])
-
-
-class _Problems(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(problems)
-        self.problems = problems
 
 
 def _shown(url: httpx.URL) -> str:
@@ -182,7 +174,7 @@ def _fetch(
     info = read_webp_header(head)
     problems += rule_problems(info, size)
     if problems:
-        raise _Problems(problems)
+        raise _Refused(*problems)
     assert info is not None  # rule_problems refuses a missing header
     return info
 
