@@ -14,6 +14,7 @@ from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.recipients import InvalidRow, RecipientReport, open_recipients
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import validate_spec
+from stickerq.producer.sticker_links import allowed_hosts, check_sticker_link
 from stickerq.producer.store import store_campaign
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
@@ -60,7 +61,12 @@ def enqueue_campaign(
         ref2=request.ref2,
         wa_source=request.wa_source,
         default_region=settings.default_region,
+        http_hosts=allowed_hosts(settings.sticker_check_allow_hosts),
     )
+    if spec.sticker.link is not None and not request.no_check:
+        check_sticker_link(
+            spec.sticker.link, allow_hosts=allowed_hosts(settings.sticker_check_allow_hosts)
+        )
     dispatching = status is CampaignStatus.QUEUED
     if dispatching:
         check_broker(settings)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from stickerq.models import Campaign, Message
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.reports import iso_utc
+from stickerq.producer.window import OUTSIDE_WINDOW
 
 COLUMNS = (
     "recipient",
@@ -40,6 +41,7 @@ COLUMNS = (
     "sent_at",
     "delivered_at",
     "read_at",
+    "outside_window",  # derived from error_code: `yes` for 131047 (producer/window.py)
 )
 _SELECTED = (
     Message.recipient,
@@ -56,6 +58,7 @@ _SELECTED = (
     Message.delivered_at,
     Message.read_at,
 )
+_ERROR_CODE = COLUMNS.index("error_code")
 ROWS_PER_FETCH = 2_000
 # Full-width = + - @ too: cheap insurance where an input method or locale folds them to ASCII.
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20")
@@ -139,7 +142,13 @@ def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
         .order_by(Message.id)
         .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)
     )
-    return ([f(value) for f, value in zip(_FORMAT, row, strict=True)] for row in selected)
+    return (_cells(row) for row in selected)
+
+
+def _cells(row: Sequence[Any]) -> list[str]:
+    cells = [f(value) for f, value in zip(_FORMAT, row, strict=True)]
+    cells.append("yes" if row[_ERROR_CODE] == OUTSIDE_WINDOW else "")
+    return cells
 
 
 def _chunks(rows: Iterator[list[str]], rows_per_chunk: int) -> Iterator[str]:

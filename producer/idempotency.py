@@ -55,6 +55,8 @@ class IdempotentSend:
 def request_sha256(request: CampaignRequest, timing: Timing) -> str:
     """A hash of the request as the producer reads it (a CSV by its contents, not its path)."""
     fields = {**asdict(request), **{f"timing_{k}": v for k, v in asdict(timing).items()}}
+    if not fields["no_check"]:  # a key stored before --no-check existed keeps its hash
+        del fields["no_check"]
     if request.to_file is not None:
         digest = hashlib.sha256()
         with request.to_file.open("rb") as handle:

@@ -14,6 +14,7 @@ from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign
 from stickerq.pauses import active_pause, describe_pause
+from stickerq.producer.window import outside_window
 from stickerq.states import SETTLED, CampaignStatus, MessageStatus
 
 # While a campaign is in one of these its messages go out, so an ETA means something.
@@ -48,6 +49,11 @@ class CampaignProgress:
     @property
     def all_settled(self) -> bool:
         return self.settled >= self.recipients
+
+    @property
+    def outside_window(self) -> int:
+        """Messages that came back 131047: only a template message can reach them."""
+        return outside_window(self.by_code)
 
     @property
     def blocked(self) -> bool:

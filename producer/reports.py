@@ -17,6 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from stickerq.models import Campaign, Message
 from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.window import outside_window
 from stickerq.states import MessageStatus
 
 RefColumn = Literal["ref", "ref1", "ref2"]
@@ -116,6 +117,11 @@ class CampaignReport:
     @property
     def success_rate(self) -> float | None:
         return _rate(self.succeeded, self.recipients)
+
+    @property
+    def outside_window(self) -> int:
+        """Messages that came back 131047: only a template message can reach them."""
+        return outside_window(self.by_code)
 
 
 def campaign_report(

@@ -27,6 +27,7 @@ class CampaignRequest:
     ref2: str | None = None
     wa_source: str = "api"
     skip_invalid: bool = False  # store the valid recipients and report the rest
+    no_check: bool = False  # store a sticker_link without fetching it first (sticker_links.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

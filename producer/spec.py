@@ -7,6 +7,7 @@ every recipient is; `producer.recipients` re-exports it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import phonenumbers
@@ -49,6 +50,9 @@ _PLUS_AND_DIGITS = re.compile(r"\+?\d+")
 # databases refuse both, so they are caught here rather than as a failed INSERT.
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _HTTP_URL = TypeAdapter(HttpUrl)
+# A media id cannot be fetched to check it, only its shape: Meta's are digits, the sandbox's
+# and other providers' carry letters and a few separators; never spaces, slashes or quotes.
+_MEDIA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=-]*")
 
 NO_COUNTRY_CODE = (
     "no country code: write the number as +<country code><number> "
@@ -168,11 +172,17 @@ class Sticker(BaseModel):
                 "the media id is {length} characters long",
                 {"length": len(value)},
             )
+        if "://" in value:
+            raise PydanticCustomError("sticker_id_is_link", "a link, not a media id")
+        if not _MEDIA_ID.fullmatch(value):
+            raise PydanticCustomError(
+                "sticker_id_shape", "not the shape of a media id (letters, digits, . _ : = -)"
+            )
         return value
 
     @field_validator("link")
     @classmethod
-    def _link_is_https(cls, value: str | None) -> str | None:
+    def _link_is_https(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         value = value.strip()
@@ -180,7 +190,11 @@ class Sticker(BaseModel):
             url = _HTTP_URL.validate_python(value)
         except ValidationError:
             raise PydanticCustomError("sticker_link_malformed", "not a valid URL") from None
-        if url.scheme != "https":
+        http_hosts = (info.context or {}).get("http_hosts", ())
+        local = url.scheme == "http" and (
+            (url.host or "").lower() in http_hosts or f"{url.host}:{url.port}" in http_hosts
+        )
+        if url.scheme != "https" and not local:
             raise PydanticCustomError(
                 "sticker_link_not_https",
                 "the link must be https, not {scheme}",
@@ -268,6 +282,8 @@ _FIXES = {
     "sticker_id_empty": "give the media id returned by the media upload, or a link instead",
     "sticker_id_too_long": f"a media id is at most {STICKER_ID_MAX} characters: check you "
     "pasted the id the media upload returned",
+    "sticker_id_is_link": "give a link with --sticker-link (sticker_link), not as a media id",
+    "sticker_id_shape": "give the media id `stickerq media upload` printed, as it printed it",
     "sticker_link_malformed": "give a full URL such as https://example.com/sticker.webp",
     "sticker_link_not_https": "serve the sticker over https, or upload it and use its media id",
     "wa_source_unknown": f"use one of: {_KNOWN_SOURCES}",
@@ -322,8 +338,12 @@ def validate_spec(
     ref2: str | None = None,
     wa_source: str | None = "api",
     default_region: str | None = None,
+    http_hosts: Collection[str] = (),
 ) -> ValidatedSpec:
-    """Check and normalise a campaign spec; raises SpecError listing every problem at once."""
+    """Check and normalise a campaign spec; raises SpecError listing every problem at once.
+
+    `http_hosts` may be linked over plain http (STICKERQ_STICKER_CHECK_ALLOW_HOSTS: tests).
+    """
     problems: list[SpecProblem] = []
     warnings: list[str] = []
     try:
@@ -355,7 +375,8 @@ def validate_spec(
         **refs,
     }
     try:
-        spec = CampaignSpec.model_validate(data, context={"default_region": region})
+        context = {"default_region": region, "http_hosts": http_hosts}
+        spec = CampaignSpec.model_validate(data, context=context)
     except ValidationError as exc:
         problems += [_problem(error) for error in exc.errors(include_url=False)]
     if problems:

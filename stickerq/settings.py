@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         "(Kaleyra's callback profiles can send it); unset, none is asked",
     )
 
+    sticker_check_allow_hosts: str = Field(
+        default="",
+        description="hosts (comma-separated, `host` or `host:port`) that `send --sticker-link` "
+        "may check although they are internal, over http too: tests and local demos only",
+    )
+
     @property
     def kaleyra_url(self) -> str:
         return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")

@@ -56,6 +56,7 @@ SUBCOMMANDS = [
     ["campaigns", "pause"],
     ["campaigns", "resume"],
     ["campaigns", "cancel"],
+    ["media", "upload"],
 ]
 
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from stickerq.producer.reports import RefColumn
 from stickerq.producer.views.base import Attempts, ByCode, UtcTime, View
-from stickerq.producer.views.sending import CampaignHeadView
+from stickerq.producer.views.sending import CampaignHeadView, OutsideWindowView
 from stickerq.states import MessageStatus
 
 if TYPE_CHECKING:
@@ -105,6 +105,9 @@ class ReportView(CampaignHeadView):
         ),
     ]
     breakdown: Annotated[BreakdownView | None, Field(description="null unless --by is given")]
+    outside_window: Annotated[
+        OutsideWindowView, Field(description="messages that came back 131047")
+    ]
 
     @classmethod
     def of_report(cls, report: CampaignReport) -> Self:
@@ -113,4 +116,5 @@ class ReportView(CampaignHeadView):
             report,
             send_rate_per_second=report.send_rate,
             breakdown=BreakdownView.of_breakdown(breakdown) if breakdown else None,
+            outside_window=OutsideWindowView.of_count(report.outside_window),
         )

@@ -17,6 +17,7 @@ from stickerq.producer.views.base import (
     Warnings,
     Zone,
 )
+from stickerq.producer.window import ADVICE
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 
 if TYPE_CHECKING:
@@ -89,6 +90,26 @@ class CampaignHeadView(View):
     recipients: Recipients
 
 
+class OutsideWindowView(View):
+    """The messages that came back 131047: outside the recipient's 24-hour window."""
+
+    messages: Annotated[
+        int,
+        Field(
+            description="messages whose latest error is Meta's 131047 (re-engagement "
+            "required): a sticker is not a template, WhatsApp delivers it only within 24 "
+            "hours of the recipient's last message"
+        ),
+    ]
+    advice: Annotated[
+        str | None, Field(description="what reaches them (a template message); null when none")
+    ]
+
+    @classmethod
+    def of_count(cls, count: int) -> Self:
+        return cls(messages=count, advice=ADVICE if count else None)
+
+
 class MessageCountsView(View):
     """Where a campaign's messages stand, read from its counters (cheap to poll)."""
 
@@ -101,10 +122,17 @@ class MessageCountsView(View):
     retried: Annotated[int, Field(description="attempts beyond each message's first (WA500s)")]
     pause: Annotated[PauseView | None, Field(description="the pause holding its sender, if any")]
     settled: Annotated[bool, Field(description="every message is final: no more will go")]
+    outside_window: Annotated[
+        OutsideWindowView, Field(description="messages that came back 131047")
+    ]
 
     @classmethod
     def of_progress(cls, progress: CampaignProgress) -> Self:
-        return cls.of(progress, settled=progress.all_settled)
+        return cls.of(
+            progress,
+            settled=progress.all_settled,
+            outside_window=OutsideWindowView.of_count(progress.outside_window),
+        )
 
 
 class ProgressView(MessageCountsView, CampaignHeadView):

@@ -18,6 +18,7 @@ from stickerq.producer.operations import ResumeTargetError
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.recipients import RecipientFileError
 from stickerq.producer.requeue import RequeueRefused
+from stickerq.producer.stickers import StickerRejected
 from stickerq.producer.store import RecipientsRejected
 from stickerq.settings import Settings
 
@@ -64,6 +65,14 @@ def problem_of(exc: StickerqError) -> Problem:
             str(exc),
             invalid_count=exc.report.invalid_count,
             invalid=invalid,
+        )
+    if isinstance(exc, StickerRejected):
+        return Problem(
+            422,
+            "sticker_refused",
+            "WhatsApp would refuse this sticker: nothing was stored",
+            str(exc),
+            problems=exc.problems,
         )
     if isinstance(exc, CampaignNotFound):
         return Problem(404, "campaign_not_found", "no such campaign", str(exc))

@@ -39,6 +39,10 @@ class CampaignFields(BaseModel):
     ref2: str | None = None
     wa_source: str = "api"
     skip_invalid: bool = False
+    no_check: bool = Field(
+        default=False,
+        description="like send --no-check: store a sticker_link without fetching it first",
+    )
     scheduled_at: datetime | str | None = Field(default=None, description="like send --at")
     tz: str | None = None
     every: str | None = Field(default=None, description="a cron expression read in tz")

@@ -20,6 +20,7 @@ from stickerq.cli import (
     campaigns,
     database,
     failures,
+    media,
     reports,
     schedules,
     sending,
@@ -70,7 +71,9 @@ def config(
     console.print(table)
 
 
-for _module in (sending, campaigns, failures, reports, callbacks, schedules, services, database):
+for _module in (
+    sending, campaigns, failures, reports, callbacks, schedules, services, database, media
+):  # fmt: skip
     _module.register(app)
 
 

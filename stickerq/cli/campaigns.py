@@ -54,7 +54,8 @@ ShowJson = Annotated[
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
-        "sender, code, since, reason}, settled} and pace: {rate_per_second, remaining, eta_at}",
+        "sender, code, since, reason}, settled, outside_window {messages, advice}} and pace: "
+        "{rate_per_second, remaining, eta_at}",
     ),
 ]
 ResultJson = Annotated[

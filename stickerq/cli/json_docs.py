@@ -21,6 +21,7 @@ from stickerq.producer.views.callbacks import UnknownCallbackView
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
 from stickerq.producer.views.config import ConfigView
 from stickerq.producer.views.failures import FailuresView, HistoryView, RequeueView
+from stickerq.producer.views.media import MediaUploadView
 from stickerq.producer.views.reports import ReportView
 from stickerq.producer.views.schedules import RescheduleView, ScheduleView
 from stickerq.producer.views.sending import PauseView, ProgressView, SendOutput, WaitedSendOutput
@@ -80,6 +81,14 @@ COMMANDS = (
         ConfigView,
         "The settings in force, one key per setting (its variable is `STICKERQ_` and the key "
         "in capitals). The api-key is never shown, nor the passwords in the URLs.",
+    ),
+    JsonCommand(
+        "media upload --json",
+        "stickerq media upload FILE [--from SENDER] --json",
+        MediaUploadView,
+        "A sticker file checked (WebP, 512 x 512, at most 100 KB static or 500 KB animated) and "
+        "uploaded: its media id, for `send --sticker-id`. A file that breaks a rule prints "
+        "nothing on stdout (exit 2): every broken rule goes to stderr.",
     ),
     JsonCommand(
         "campaigns list --json",
@@ -199,7 +208,8 @@ REPORT_EXAMPLE = """\
               "by_status": {"pending": 0, "sending": 0, "sent": 33, "delivered": 0, "read": 0,
                             "parked": 0, "failed": 2, "unknown": 2, "cancelled": 0},
               "succeeded": 33, "success_rate": 0.892}
-  }
+  },
+  "outside_window": {"messages": 0, "advice": null}
 }
 """
 

@@ -69,7 +69,8 @@ def export(
     ],
 ) -> None:
     """Write one CSV row per recipient: recipient, message_id, ref, ref1, ref2, status,
-    error_code, attempts and timestamps (ISO 8601 UTC), streamed in constant memory.
+    error_code, attempts, timestamps (ISO 8601 UTC) and outside_window (131047: only a
+    template message reaches them), streamed in constant memory.
 
     Formula-safe: a cell starting with = + - @ (or tab, CR, LF) gets a leading ' so that no
     spreadsheet runs it. Recipients are E.164, so they are written '+919812345678; programs
@@ -131,6 +132,7 @@ def _share(part: int, whole: int, of: str) -> str:
 def report_table(result: CampaignReport) -> Table:
     """The report as one rich table: statuses, codes, then rates and times."""
     from stickerq.producer.reports import CODE_MEANINGS
+    from stickerq.producer.window import LABEL, describe
 
     table = Table(title=f"campaign {result.campaign_id}: {escape(result.name)} ({result.status})")
     table.add_column("")
@@ -151,6 +153,10 @@ def report_table(result: CampaignReport) -> Table:
                   _share(result.delivered, result.sent, "sent"))  # fmt: skip
     table.add_row("read (callbacks)", f"{result.read:,}", _share(result.read, result.sent, "sent"))
     table.add_row("API attempts", f"{result.attempts:,}", "")
+    if result.outside_window:
+        table.add_row(f"[yellow]{LABEL}", f"{result.outside_window:,}",
+                      _share(result.outside_window, result.recipients, "recipients"))  # fmt: skip
+        table.caption = describe(result.outside_window)
     table.add_section()
     rate = "—" if result.send_rate is None else f"{result.send_rate:,.1f} msg/s"
     table.add_row("send rate", rate, "")

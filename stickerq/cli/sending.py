@@ -44,6 +44,9 @@ def send(
     ref2: str | None = None,
     wa_source: str = typer.Option("api", help="api, clevertap, zoho, ... (others become api)"),
     skip_invalid: bool = typer.Option(False, help="store the valid rows, report the rest"),
+    no_check: bool = typer.Option(
+        False, help="store a --sticker-link without fetching it (WebP, 512x512, size) first"
+    ),
     wait: bool = typer.Option(
         False,
         help="show progress until every message is settled (exit 0), or a pause holds the "
@@ -81,6 +84,7 @@ def send(
         ref2=ref2,
         wa_source=wa_source,
         skip_invalid=skip_invalid,
+        no_check=no_check,
     )
     timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
     try:

@@ -50,6 +50,9 @@ def sandbox(
     callback_failed_rate: float = typer.Option(
         0.0, help="fraction of messages called back failed (131047, outside the 24-hour window)"
     ),
+    known_media_only: bool = typer.Option(
+        False, help="answer WA400 to a sticker id not uploaded here (`stickerq media upload`)"
+    ),
 ) -> None:
     """Run the Kaleyra-compatible sandbox API (with fault injection)."""
     from stickerq.sandbox import SandboxConfig, SandboxConfigError, run_sandbox
@@ -72,6 +75,7 @@ def sandbox(
                 "callback_duplicate_rate": callback_duplicate_rate,
                 "callback_reorder_rate": callback_reorder_rate,
                 "callback_failed_rate": callback_failed_rate,
+                "known_media_only": known_media_only,
             },
         )
     except SandboxConfigError as exc:

@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.producer.progress import CampaignProgress, campaign_progress
+from stickerq.producer.window import LABEL, describe
 from stickerq.states import CampaignStatus, MessageStatus
 
 
@@ -109,9 +110,16 @@ def progress_table(progress: CampaignProgress) -> Table:
     table.add_row("WA500 retries", f"{progress.retried:,}")
     if progress.retries_waiting:
         table.add_row("retries due later", f"{progress.retries_waiting:,}")
+    if progress.outside_window:
+        table.add_section()
+        table.add_row(f"[yellow]{LABEL}", f"{progress.outside_window:,}")
+    captions = []
+    if progress.outside_window:
+        captions.append(describe(progress.outside_window))
     if progress.pause:
         p = progress.pause
         who = p["sender"] or p["sid"]
         reason = p["reason"].split(" | ")[0]
-        table.caption = f"paused: {p['scope']} {who} after {p['code']} ({escape(reason)})"
+        captions.append(f"paused: {p['scope']} {who} after {p['code']} ({escape(reason)})")
+    table.caption = "\n".join(captions) or None
     return table

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from stickerq.sandbox import media
 from stickerq.sandbox.callbacks import CallbackPoster
 from stickerq.sandbox.config import SandboxConfig, SandboxConfigError, public_view
 from stickerq.sandbox.payload import StickerSend, parse_sticker_send
@@ -87,7 +88,7 @@ def _decide(
     if request.match_info["phone_number"] not in config.senders:
         return "WA401", None
     send = parse_sticker_send(body) if _is_json_request(request) else None
-    if send is None:
+    if send is None or media.unknown_media(body, state):
         return "WA400", None
     return state.choose(send.recipient), send
 
@@ -235,6 +236,16 @@ async def reset(request: web.Request) -> web.Response:
     return _json_response({"ok": True})
 
 
+async def upload_media(request: web.Request) -> web.Response:
+    """`POST /v2/{sid}/whatsapp/{phone_number}/media`: a media id for an uploaded file."""
+    return await media.upload_media(request, request.app[STATE])
+
+
+async def serve_media(request: web.Request) -> web.Response:
+    """`GET /_sandbox/media/{media_id}`: an uploaded file, over plain http."""
+    return media.serve_media(request, request.app[STATE])
+
+
 async def health(request: web.Request) -> web.Response:
     """`GET /health`."""
     return _json_response({"ok": True})
@@ -246,6 +257,8 @@ def build_app(config: SandboxConfig) -> web.Application:
     app[STATE] = SandboxState(config)
     app[CALLBACKS] = CallbackPoster(config.seed)
     app.router.add_post(SEND_PATH, send_message)
+    app.router.add_post(media.MEDIA_PATH, upload_media)
+    app.router.add_get(media.SERVED_PATH, serve_media)
     app.router.add_post("/_sandbox/script", add_script)
     app.router.add_post("/_sandbox/config", change_config)
     app.router.add_get("/_sandbox/config", show_config)

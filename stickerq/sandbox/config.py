@@ -37,6 +37,8 @@ class SandboxConfig:
     callback_duplicate_rate: float = 0.0  # fraction of callbacks posted twice
     callback_reorder_rate: float = 0.0  # fraction of messages whose callbacks come shuffled
     callback_failed_rate: float = 0.0  # fraction of messages called back sent, failed (131047)
+    # Sends whose sticker id was not uploaded here (sandbox/media.py) are answered WA400.
+    known_media_only: bool = False
 
 
 def _string(name: str, value: Any) -> str:
@@ -92,6 +94,12 @@ def _statuses(name: str, value: Any) -> tuple[str, ...]:
     return statuses
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SandboxConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _rate(name: str, value: Any) -> float:
     return _number(name, value, upper=1.0)
 
@@ -111,6 +119,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "callback_duplicate_rate": _rate,
     "callback_reorder_rate": _rate,
     "callback_failed_rate": _rate,
+    "known_media_only": _flag,
 }
 
 

@@ -38,6 +38,7 @@ class SandboxState:
         self.by_code: Counter[str] = Counter()
         self.scripts: defaultdict[str, deque[str]] = defaultdict(deque)
         self.rng = random.Random(self.config.seed)
+        self.media: dict[str, tuple[str, bytes]] = {}  # media id -> (MIME type, file)
 
     def reconfigure(self, changes: Mapping[str, Any]) -> SandboxConfig:
         """Apply checked config changes; a new seed restarts the random WA500s."""

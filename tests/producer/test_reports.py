@@ -294,7 +294,7 @@ def test_export_writes_the_header_and_one_row_per_recipient_with_utc_timestamps(
         "ref2": "", "status": "read", "error_code": "", "attempts": "1",
         "created_at": "2024-05-01T09:00:00.000000Z", "last_attempt_at": "",
         "sent_at": "2024-05-01T09:00:10.000000Z", "delivered_at": "2024-05-01T09:00:20.000000Z",
-        "read_at": "2024-05-01T09:00:30.000000Z",
+        "read_at": "2024-05-01T09:00:30.000000Z", "outside_window": "",
     }  # fmt: skip
     assert (failed["status"], failed["error_code"], failed["message_id"]) == ("failed", "WA400", "")
     for row in rows:
@@ -534,7 +534,7 @@ def test_report_json_prints_the_documented_document(cli_settings: Settings) -> N
         "campaign_id", "name", "status", "sender", "recipients", "by_status", "by_code",
         "succeeded", "success_rate", "attempts", "sent", "delivered", "read", "created_at",
         "started_at", "finished_at", "first_sent_at", "last_sent_at", "duration_seconds",
-        "send_rate_per_second", "breakdown",
+        "send_rate_per_second", "breakdown", "outside_window",
     ]  # fmt: skip
     assert (document["campaign_id"], document["recipients"]) == (campaign_id, 12)
     assert (document["succeeded"], document["delivered"], document["read"]) == (6, 3, 2)

@@ -88,6 +88,34 @@ def test_blank_media_id_is_refused() -> None:
     assert problems(sticker_id="   ") == {"sticker_id": "the media id is empty"}
 
 
+@pytest.mark.parametrize("media_id", ["798123456789012", "media-1", "SBX.a_b:c=d"])
+def test_a_media_id_of_the_right_shape_is_taken_unchecked(media_id: str) -> None:
+    spec, _ = validate_spec(**spec_args(sticker_id=f" {media_id} "))
+    assert spec.sticker.payload() == {"id": media_id}
+
+
+@pytest.mark.parametrize(
+    ("media_id", "problem"),
+    [
+        ("798 123", "not the shape of a media id (letters, digits, . _ : = -)"),
+        ("../etc/passwd", "not the shape of a media id (letters, digits, . _ : = -)"),
+        ("-leading-dash", "not the shape of a media id (letters, digits, . _ : = -)"),
+        ("https://cdn.example.com/s.webp", "a link, not a media id"),
+    ],
+)
+def test_a_media_id_of_the_wrong_shape_is_refused(media_id: str, problem: str) -> None:
+    assert problems(sticker_id=media_id) == {"sticker_id": problem}
+
+
+def test_an_http_link_is_taken_only_for_a_host_the_sticker_check_allows() -> None:
+    link = "http://127.0.0.1:8077/_sandbox/media/1"
+    found = problems(sticker_id=None, sticker_link=link, http_hosts=frozenset({"localhost"}))
+    assert found == {"sticker_link": "the link must be https, not http"}
+    for allowed in ("127.0.0.1", "127.0.0.1:8077"):
+        args = spec_args(sticker_id=None, sticker_link=link, http_hosts=frozenset({allowed}))
+        assert validate_spec(**args).spec.sticker.link == link
+
+
 @pytest.mark.parametrize("sender", ["", "   ", None])
 def test_empty_sender_is_a_problem(sender: str | None) -> None:
     assert problems(sender=sender) == {"sender": "the sender number is empty"}
