@@ -15,6 +15,7 @@ from stickerq.producer.recipients import InvalidRow, RecipientReport, open_recip
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import validate_spec
 from stickerq.producer.store import store_campaign
+from stickerq.producer.validity import check_start, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
@@ -61,8 +62,10 @@ def enqueue_campaign(
         wa_source=request.wa_source,
         default_region=settings.default_region,
     )
+    validity = read_validity(request.valid_for, request.valid_until, settings.valid_for)
     dispatching = status is CampaignStatus.QUEUED
     if dispatching:
+        check_start(validity, datetime.now(UTC))
         check_broker(settings)
     report = RecipientReport()
     with open_sessions(settings.database_url, sessions) as factory:
@@ -81,6 +84,7 @@ def enqueue_campaign(
             report,
             skip_invalid=request.skip_invalid,
             status=status,
+            validity=validity,
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings

@@ -181,7 +181,8 @@ REPORT_EXAMPLE = """\
   "campaign_id": 7, "name": "spring", "status": "completed", "sender": "+919000000001",
   "recipients": 50,
   "by_status": {"pending": 0, "sending": 0, "sent": 45, "delivered": 0, "read": 0,
-                "parked": 0, "failed": 3, "unknown": 2, "cancelled": 0},
+                "parked": 0, "failed": 3, "unknown": 2, "cancelled": 0,
+                "expired": 0},
   "by_code": {"WA400": 3},
   "succeeded": 45, "success_rate": 0.9, "attempts": 50,
   "sent": 45, "delivered": 0, "read": 0,
@@ -193,11 +194,13 @@ REPORT_EXAMPLE = """\
     "by": "ref1", "top": 1, "group_count": 4,
     "groups": [{"value": "north", "recipients": 13,
                 "by_status": {"pending": 0, "sending": 0, "sent": 12, "delivered": 0, "read": 0,
-                              "parked": 0, "failed": 1, "unknown": 0, "cancelled": 0},
+                              "parked": 0, "failed": 1, "unknown": 0, "cancelled": 0,
+                              "expired": 0},
                 "succeeded": 12, "success_rate": 0.923}],
     "other": {"groups": 3, "recipients": 37,
               "by_status": {"pending": 0, "sending": 0, "sent": 33, "delivered": 0, "read": 0,
-                            "parked": 0, "failed": 2, "unknown": 2, "cancelled": 0},
+                            "parked": 0, "failed": 2, "unknown": 2, "cancelled": 0,
+                            "expired": 0},
               "succeeded": 33, "success_rate": 0.892}
   }
 }
