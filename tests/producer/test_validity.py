@@ -3,12 +3,17 @@ is stored, and the counters of expired messages on both backends."""
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from stickerq.cli import app
+from stickerq.db import open_sessions
 from stickerq.models import Campaign, utcnow
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.schedule import ScheduleError, reschedule, schedule_campaign
@@ -64,8 +69,6 @@ def local_settings(sqlite_database: str, redis_prefix: str) -> Settings:
 
 
 def _stored(settings: Settings, campaign_id: int) -> Campaign:
-    from stickerq.db import open_sessions
-
     with open_sessions(settings.database_url) as sessions, sessions() as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None
@@ -141,3 +144,37 @@ def test_expired_messages_are_counted_exactly_on_both_backends(
     with sessions() as session:
         campaign = session.get(Campaign, campaign_id)
         assert campaign is not None and campaign.started_at is not None
+
+
+def test_cli_send_and_requeue_take_a_deadline(local_settings: Settings) -> None:
+    env: dict[str, str | None] = {key: None for key in os.environ if key.startswith("STICKERQ_")}
+    env.update(local_settings.as_environment(), COLUMNS="200")
+    runner = CliRunner()
+    args = ["send", "--sticker-id", STICKER_ID, "--to", "+919812345678,+919812345679"]
+    refused = runner.invoke(app, [*args, "--valid-for", "six hours"], env=env)
+    assert refused.exit_code == 2 and "is not a duration" in refused.output
+    assert "Traceback" not in refused.output
+
+    sent = runner.invoke(app, [*args, "--valid-for", "90m", "--json"], env=env)
+    assert sent.exit_code == 0, sent.output
+    campaign_id = json.loads(sent.stdout)["campaign_id"]
+    campaign = _stored(local_settings, campaign_id)
+    assert campaign.valid_for_seconds == 5400
+    shown = runner.invoke(app, ["campaigns", "show", str(campaign_id)], env=env)
+    assert "valid until" in shown.output
+
+    with open_sessions(local_settings.database_url) as sessions:
+        with sessions.begin() as session:
+            session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(valid_until=utcnow() - timedelta(seconds=1))
+            )
+        assert expire_overdue(sessions) == 2
+    requeue = ["requeue", "--campaign", str(campaign_id), "--status", "expired"]
+    no_deadline = runner.invoke(app, requeue, env=env)
+    assert no_deadline.exit_code != 0 and "new deadline" in " ".join(no_deadline.output.split())
+    with_deadline = runner.invoke(app, [*requeue, "--valid-until", "2099-01-01T00:00Z"], env=env)
+    assert with_deadline.exit_code == 0, with_deadline.output
+    assert "requeued 2 expired message(s)" in with_deadline.output
+    assert _stored(local_settings, campaign_id).valid_until == datetime(2099, 1, 1, tzinfo=UTC)
