@@ -68,13 +68,15 @@ def send_campaign(
 
 
 def _valid_until_in_zone(request: CampaignRequest, tz: str | None) -> CampaignRequest:
-    """A --valid-until typed without an offset is read in --tz, like --at."""
-    if tz is None or not isinstance(request.valid_until, str):
+    """A --valid-until given without an offset is read in --tz, like --at."""
+    value = request.valid_until
+    if tz is None or value is None:
         return request
-    try:
-        moment = datetime.fromisoformat(request.valid_until.strip())
-    except ValueError:
-        return request  # producer.validity says what is wrong with it
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone_named(tz))
-    return replace(request, valid_until=moment)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return request  # producer.validity says what is wrong with it
+    if value.tzinfo is not None:
+        return request
+    return replace(request, valid_until=value.replace(tzinfo=zone_named(tz)))

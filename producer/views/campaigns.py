@@ -41,8 +41,8 @@ class PaceView(View):
     rate_per_second: Annotated[
         float | None,
         Field(
-            description="messages settled (cancelled ones aside) per second since it started, "
-            "paused time included; null before any settled"
+            description="messages settled (cancelled and expired ones aside) per second since it "
+            "started, paused time included; null before any settled"
         ),
     ]
     remaining: Annotated[int, Field(description="messages not yet settled (pending, sending)")]
