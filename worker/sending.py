@@ -159,6 +159,8 @@ class BatchSender:
     ) -> Outcome:
         if self.stop.is_set():
             raise _Stopped
+        if self._past_deadline():  # no token spent on it
+            raise _Expired
         leaving: asyncio.Future[bool] | None = None
 
         def record_leaving() -> None:
@@ -191,8 +193,7 @@ class BatchSender:
             progress.leaving_recorded = True
         try:
             started_at = utcnow()
-            # After the wait for a token, which may outlast the deadline.
-            if self.ctx.valid_until is not None and started_at >= self.ctx.valid_until:
+            if self._past_deadline(started_at):  # the wait for a token outlasted it
                 raise _Expired
             reply = await self.client.send_sticker(request)
         finally:
@@ -291,7 +292,7 @@ class BatchSender:
             pass  # WA500, then a pause or cancel stopped the batch: pending, for the resume
         else:
             due = self.ctx.policy.next_due(message.delayed_retries, now)
-            if due is not None and self.ctx.valid_until is not None and due >= self.ctx.valid_until:
+            if due is not None and self._past_deadline(due):
                 return self._expired(result)  # its retry would come after the deadline
             if due is None:
                 result.status = MessageStatus.FAILED
@@ -300,6 +301,10 @@ class BatchSender:
                 result.next_attempt_at = due
                 result.delayed_retries += 1
         return result
+
+    def _past_deadline(self, now: datetime | None = None) -> bool:
+        deadline = self.ctx.valid_until
+        return deadline is not None and (now or utcnow()) >= deadline
 
     @staticmethod
     def _expired(result: MessageResult) -> MessageResult:
