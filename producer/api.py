@@ -16,6 +16,7 @@ from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import validate_spec
 from stickerq.producer.sticker_links import allowed_hosts, check_sticker_link
 from stickerq.producer.store import store_campaign
+from stickerq.producer.validity import check_start, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
@@ -63,12 +64,14 @@ def enqueue_campaign(
         default_region=settings.default_region,
         http_hosts=allowed_hosts(settings.sticker_check_allow_hosts),
     )
+    validity = read_validity(request.valid_for, request.valid_until, settings.valid_for)
     if spec.sticker.link is not None and not request.no_check:
         check_sticker_link(
             spec.sticker.link, allow_hosts=allowed_hosts(settings.sticker_check_allow_hosts)
         )
     dispatching = status is CampaignStatus.QUEUED
     if dispatching:
+        check_start(validity, datetime.now(UTC))
         check_broker(settings)
     report = RecipientReport()
     with open_sessions(settings.database_url, sessions) as factory:
@@ -87,6 +90,7 @@ def enqueue_campaign(
             report,
             skip_invalid=request.skip_invalid,
             status=status,
+            validity=validity,
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings

@@ -1,5 +1,5 @@
-"""The operator's view of what did not go out: parked, failed and unknown messages, and the
-whole history of one message.
+"""The operator's view of what did not go out: parked, failed, unknown and expired messages,
+and the whole history of one message.
 
 Plain functions over a session (the CLI is a thin shell over them). Rows are streamed, so
 listing a campaign of millions of failures keeps memory flat.
@@ -25,6 +25,7 @@ FAILURE_STATUSES: tuple[MessageStatus, ...] = (
     MessageStatus.PARKED,
     MessageStatus.FAILED,
     MessageStatus.UNKNOWN,
+    MessageStatus.EXPIRED,
 )
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
@@ -40,7 +41,8 @@ class MessageNotFound(StickerqError):
 
 
 def parse_status(value: str) -> MessageStatus:
-    """`parked`, `failed` or `unknown`; anything else is refused with the allowed values."""
+    """`parked`, `failed`, `unknown` or `expired`; anything else is refused with the allowed
+    values."""
     allowed = ", ".join(FAILURE_STATUSES)
     if value.strip().lower() not in FAILURE_STATUSES:
         raise FilterError(f"--status {value!r} is not one of {allowed}")
@@ -72,7 +74,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class FailureFilters:
-    """Which failures to show; None means any. `status` None means all three failure states."""
+    """Which failures to show; None means any. `status` None means every failure state."""
 
     campaign_id: int | None = None
     status: MessageStatus | None = None

@@ -43,6 +43,9 @@ MAX_KEY_LENGTH = 255
 class IdempotencyConflict(StickerqError):
     """The key was used for a different request, or its first request is still being stored."""
 
+# Request fields added after keys were first stored: left out of the hash at their defaults.
+LATER_FIELDS = ("no_check", "valid_for", "valid_until")
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotentSend:
@@ -55,8 +58,9 @@ class IdempotentSend:
 def request_sha256(request: CampaignRequest, timing: Timing) -> str:
     """A hash of the request as the producer reads it (a CSV by its contents, not its path)."""
     fields = {**asdict(request), **{f"timing_{k}": v for k, v in asdict(timing).items()}}
-    if not fields["no_check"]:  # a key stored before --no-check existed keeps its hash
-        del fields["no_check"]
+    for later in LATER_FIELDS:  # a key stored before they existed keeps its hash
+        if not fields[later]:
+            del fields[later]
     if request.to_file is not None:
         digest = hashlib.sha256()
         with request.to_file.open("rb") as handle:

@@ -83,6 +83,7 @@ class CampaignDetails:
     schedule_id: int | None
     progress: CampaignProgress
     pace: Pace
+    valid_until: datetime | None = None  # its unsent messages expire then (producer/validity.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> Campaign
             schedule_id=campaign.schedule_id,
             progress=progress,
             pace=campaign_pace(progress, campaign.started_at, campaign.finished_at),
+            valid_until=campaign.valid_until,
         )
 
 

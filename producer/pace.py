@@ -41,9 +41,9 @@ def campaign_pace(
     now: datetime | None = None,
 ) -> Pace:
     """The average since the campaign started (to its finish), counting any time it was
-    paused; cancelled messages are not counted as done."""
+    paused; cancelled and expired messages (none sent) are not counted as done."""
     now = now or utcnow()
-    done = progress.settled - progress.count(MessageStatus.CANCELLED)
+    done = progress.settled - progress.count(MessageStatus.CANCELLED, MessageStatus.EXPIRED)
     rate = None
     if started_at is not None and done > 0:
         elapsed = ((finished_at or now) - started_at).total_seconds()

@@ -8,7 +8,7 @@ recipients by producer.recipients, the times by producer.schedule, each in one p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 
@@ -28,6 +28,11 @@ class CampaignRequest:
     wa_source: str = "api"
     skip_invalid: bool = False  # store the valid recipients and report the rest
     no_check: bool = False  # store a sticker_link without fetching it first (sticker_links.py)
+    # A message not sent this long after the campaign's (each run's) start expires: `6h`,
+    # `90m`; or not sent by `valid_until` (aware, or naive read in Timing.tz). Neither:
+    # settings.valid_for (STICKERQ_VALID_FOR), unset = no limit. See producer/validity.py.
+    valid_for: str | timedelta | None = None
+    valid_until: str | datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,12 +4,17 @@ Each chunk is one conditional UPDATE (`status IN (...)` still holds → `pending
 requeues running at once move each message once, and a second requeue finds nothing. The
 moved ids are then dispatched; a duplicate task is harmless because only a claim sends.
 Attempt history stays: the attempt count and numbering go on from where they were.
+
+Messages past their campaign's deadline (`expired`, or any once the deadline has passed)
+go again only with a new deadline (`valid_for` from now, or `valid_until`), stored on the
+campaign before any message moves, so no claim expires them again at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,12 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, Message, Pause
+from stickerq.models import Campaign, Message, Pause, utcnow
 from stickerq.pauses import describe_pause, pauses_in_force, resume_command
 from stickerq.producer.failures import parse_status
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.queue import check_broker, dispatch_campaign, dispatch_ids
+from stickerq.producer.validity import Validity, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 
@@ -30,7 +36,8 @@ CHUNK = 1000  # messages per conditional UPDATE (and per short transaction)
 
 
 class RequeueRefused(StickerqError):
-    """The messages would only fail again (a pause in force) or can never go (cancelled)."""
+    """The messages would only fail again (a pause in force), expire again (past the
+    deadline) or can never go (cancelled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +62,18 @@ def requeue(
     dry_run: bool = False,
     resume: bool = False,
     sessions: sessionmaker[Session] | None = None,
+    *,
+    valid_for: str | timedelta | None = None,
+    valid_until: str | datetime | None = None,
 ) -> RequeueResult:
     """Move the campaign's `status` messages (with `code`, if given) back to `pending` and
     dispatch them. Refuses while the campaign's account or sender is paused, unless `resume`
-    lifts the pause first. A dry run only counts. `sessions` reuses the caller's factory."""
+    lifts the pause first, and past the campaign's deadline (or for `expired` messages)
+    unless given a new one. A dry run only counts. `sessions` reuses the caller's factory."""
     wanted = parse_status(status)
+    validity = read_validity(valid_for, valid_until)
     with open_sessions(settings.database_url, sessions) as factory:
-        return _requeue(settings, factory, campaign_id, wanted, code, dry_run, resume)
+        return _requeue(settings, factory, campaign_id, wanted, code, dry_run, resume, validity)
 
 
 def _requeue(
@@ -72,6 +84,7 @@ def _requeue(
     code: str | None,
     dry_run: bool,
     resume: bool,
+    validity: Validity,
 ) -> RequeueResult:
     with sessions() as session:
         campaign = session.get(Campaign, campaign_id)
@@ -80,12 +93,14 @@ def _requeue(
                 f"no campaign {campaign_id}; `stickerq failures` shows each failure's campaign"
             )
         sid, sender, campaign_status = campaign.sid, campaign.sender, campaign.status
+        deadline = campaign.valid_until
         pauses = pauses_in_force(session, sid, sender)
         matching = session.scalar(
             select(func.count()).where(*_selection(campaign_id, wanted, code))
         )
     if campaign_status == CampaignStatus.CANCELLED:
         raise RequeueRefused(f"campaign {campaign_id} was cancelled: its messages cannot go out")
+    _check_deadline(campaign_id, wanted, deadline, validity)
     described = [describe_pause(pause) for pause in pauses]
     if dry_run:
         return RequeueResult(
@@ -99,6 +114,12 @@ def _requeue(
     for pause in pauses:
         scoped_sender = pause.sender if pause.scope == PauseScope.SENDER else None
         lifted += resume_sending(settings, account=pause.sid, sender=scoped_sender)[0]
+    if validity.limited:
+        with sessions.begin() as session:
+            new_deadline = validity.deadline(utcnow())
+            session.execute(
+                update(Campaign).where(Campaign.id == campaign_id).values(valid_until=new_deadline)
+            )
     moved, batches = 0, 0
     for ids in _requeue_chunks(sessions, campaign_id, wanted, code):
         moved += len(ids)
@@ -111,6 +132,22 @@ def _requeue(
     return RequeueResult(
         campaign_id, wanted, code, False, moved, batches, lifted, described, final_status or ""
     )
+
+
+def _check_deadline(
+    campaign_id: int, wanted: MessageStatus, deadline: datetime | None, validity: Validity
+) -> None:
+    """Expired messages, or any past the deadline, would only expire again at their claim."""
+    if validity.limited:
+        return
+    past = deadline is not None and deadline <= utcnow()
+    if wanted == MessageStatus.EXPIRED or past:
+        when = f" (it was {deadline:%Y-%m-%d %H:%M:%S} UTC)" if deadline else ""
+        raise RequeueRefused(
+            f"campaign {campaign_id}'s deadline has passed{when}: requeued messages would only "
+            "expire again. Give a new deadline: --valid-for 2h (from now) or --valid-until "
+            "2026-12-01T18:00+05:30"
+        )
 
 
 def _selection(

@@ -35,6 +35,7 @@ from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
 from stickerq.producer.request import CampaignRequest
+from stickerq.producer.validity import Validity, check_start, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
@@ -145,6 +146,7 @@ def schedule_campaign(
 ) -> ScheduledCampaign:
     """Validate and store a campaign `scheduled` at `at`; beat dispatches it then."""
     when = parse_when(at, tz, now_if_past=now_if_past)
+    check_start(read_validity(request.valid_for, request.valid_until), when.utc)
     result, _ = _store_scheduled(settings, sessions, request, when)
     return ScheduledCampaign(result, when)
 
@@ -171,6 +173,7 @@ def create_schedule(
         )
     zone = ZoneInfo(tz)
     first = When(next_run(every, zone, utcnow()), tz)
+    check_start(read_validity(request.valid_for, request.valid_until), first.utc, recurring=True)
     result, schedule_id = _store_scheduled(settings, sessions, request, first, cron=every)
     return ScheduledCampaign(result, first, schedule_id, every)
 
@@ -195,12 +198,13 @@ def reschedule(
         if tz is None and naive and campaign.timezone:
             tz = campaign.timezone
         when = parse_when(at, tz, now_if_past=now_if_past)
+        deadline = _moved_deadline(campaign, when)
         with factory.begin() as session:
             moved = rows_changed(
                 session.execute(
                     update(Campaign)
                     .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.SCHEDULED)
-                    .values(scheduled_at=when.utc, timezone=when.zone),
+                    .values(scheduled_at=when.utc, timezone=when.zone, valid_until=deadline),
                     execution_options={"synchronize_session": False},
                 )
             )
@@ -211,6 +215,14 @@ def reschedule(
             "has not been dispatched yet can be rescheduled"
         )
     return when
+
+
+def _moved_deadline(campaign: Campaign, when: When) -> datetime | None:
+    """A --valid-for deadline moves with the campaign's time; a --valid-until one stays."""
+    if campaign.valid_for_seconds is not None:
+        return when.utc + timedelta(seconds=campaign.valid_for_seconds)
+    check_start(Validity(valid_until=campaign.valid_until), when.utc)
+    return campaign.valid_until
 
 
 def list_schedules(
@@ -272,6 +284,9 @@ def _store_scheduled(
             if isinstance(row, Campaign) and row.status == CampaignStatus.SCHEDULED:
                 if row.scheduled_at is None:
                     row.scheduled_at, row.timezone = when.utc, when.zone
+                if row.valid_for_seconds is not None and row.valid_until is None:
+                    # counted from the campaign's time, not from now (producer/validity.py)
+                    row.valid_until = when.utc + timedelta(seconds=row.valid_for_seconds)
                 if cron is not None and row.schedule_id is None:
                     row.schedule_id = _add_schedule(session, row, cron, when)
                     made.append(row.schedule_id)

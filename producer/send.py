@@ -6,6 +6,9 @@ schedule_campaign (`scheduled` at `at`) or create_schedule (a run at every `ever
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
@@ -15,6 +18,7 @@ from stickerq.producer.schedule import (
     ScheduleError,
     create_schedule,
     schedule_campaign,
+    zone_named,
 )
 from stickerq.settings import Settings
 
@@ -31,6 +35,7 @@ def send_campaign(
     Returns what was stored, and when it goes if it was scheduled (None: dispatched now).
     A timing that mixes its options wrongly raises ScheduleError before anything is read.
     """
+    request = _valid_until_in_zone(request, timing.tz)
     if timing.every is not None:
         if timing.at is not None:
             raise ScheduleError(
@@ -53,8 +58,25 @@ def send_campaign(
             now_if_past=timing.now_if_past,
             sessions=sessions,
         )
-    elif timing.tz is not None or timing.now_if_past:
-        raise ScheduleError("--tz and --now-if-past only go with --at (or --tz with --every)")
+    elif timing.now_if_past or (timing.tz is not None and request.valid_until is None):
+        raise ScheduleError(
+            "--tz and --now-if-past only go with --at (or --tz with --every or --valid-until)"
+        )
     else:
         return enqueue_campaign(settings, request, sessions=sessions), None
     return scheduled.result, scheduled
+
+
+def _valid_until_in_zone(request: CampaignRequest, tz: str | None) -> CampaignRequest:
+    """A --valid-until given without an offset is read in --tz, like --at."""
+    value = request.valid_until
+    if tz is None or value is None:
+        return request
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return request  # producer.validity says what is wrong with it
+    if value.tzinfo is not None:
+        return request
+    return replace(request, valid_until=value.replace(tzinfo=zone_named(tz)))

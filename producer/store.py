@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, Message
+from stickerq.models import Campaign, Message, utcnow
 from stickerq.producer.bulk_insert import MessageRow, insert_messages
 from stickerq.producer.recipients import Recipient, RecipientReport
 from stickerq.producer.spec import CampaignSpec
+from stickerq.producer.validity import Validity
 from stickerq.states import CampaignStatus, MessageStatus
 
 
@@ -33,11 +34,13 @@ def store_campaign(
     *,
     skip_invalid: bool,
     status: CampaignStatus = CampaignStatus.QUEUED,
+    validity: Validity = Validity(),
 ) -> int:
     """Store the campaign and every valid recipient; returns the campaign id.
 
     The recipients are streamed into bulk inserts inside the one transaction, which is rolled
-    back if any row turns out invalid (unless skip_invalid) or none is valid.
+    back if any row turns out invalid (unless skip_invalid) or none is valid. A campaign
+    sent now counts its validity from now; a scheduled one from its time (producer.schedule).
     """
     with sessions.begin() as session:
         campaign = Campaign(
@@ -51,6 +54,10 @@ def store_campaign(
             ref1=spec.ref1,
             ref2=spec.ref2,
             status=status,
+            valid_for_seconds=validity.seconds,
+            valid_until=validity.deadline(utcnow())
+            if status is CampaignStatus.QUEUED
+            else validity.valid_until,
         )
         session.add(campaign)
         session.flush()

@@ -91,8 +91,12 @@ class Campaign(Base):
     )
     # WA400s in a row (reset by any other outcome): a long run auto-pauses the campaign.
     wa400_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A message not sent by valid_until expires (`send --valid-for`); valid_for_seconds is
+    # what each recurring run counts from its own start. Both null: no deadline.
+    valid_for_seconds: Mapped[int | None] = mapped_column(Integer)
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index(None, "status", "scheduled_at"),)
+    __table_args__ = (Index(None, "status", "scheduled_at"), Index(None, "status", "valid_until"))
 
 
 class Schedule(Base):

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         default=5.0,
         description="seconds before a message whose request never left (no connection) goes again",
     )
+    valid_for: str | None = Field(
+        default=None,
+        description="default deadline of a campaign's messages, counted from its start "
+        "(`send --valid-for`): 6h, 90m, 1d; a message not sent by then expires; unset: no limit",
+    )
     dispatch_interval_seconds: float = Field(
         default=2.0, description="how often beat dispatches due retries and due campaigns"
     )

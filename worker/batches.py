@@ -23,7 +23,7 @@ from stickerq.errors import ConfigurationError
 from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
 from stickerq.metrics import CLAIMS_IN_FLIGHT
-from stickerq.models import Campaign
+from stickerq.models import Campaign, utcnow
 from stickerq.pauses import (
     PauseRequest,
     active_pause,
@@ -35,6 +35,7 @@ from stickerq.worker.claims import (
     ClaimedMessage,
     MessageResult,
     claim,
+    expire_late,
     release,
     write_results,
 )
@@ -216,7 +217,10 @@ def _claim(
             )
         if pause is not None:
             return None, []
-        claimed = claim(session, campaign_id, message_pks, keys.token)
+        deadline = campaign.valid_until
+        late = deadline is not None and deadline <= utcnow()
+        expired = expire_late(session, campaign_id, message_pks) if late else 0
+        claimed = [] if late else claim(session, campaign_id, message_pks, keys.token)
         ctx = SendContext(
             campaign_id=campaign_id,
             sid=campaign.sid,
@@ -229,7 +233,11 @@ def _claim(
             policy=runtime.policy,
             connect_retry_seconds=settings.connect_retry_seconds,
             redis_prefix=settings.redis_prefix,
+            valid_until=deadline,
         )
+    if expired:
+        with runtime.sessions.begin() as session:
+            complete_if_settled(session, campaign_id)
     return ctx, claimed
 
 

@@ -126,6 +126,44 @@ def claim(
     return [ClaimedMessage(*row) for row in rows]
 
 
+EXPIRED_DETAIL = "not sent before its campaign's deadline (valid_until)"
+
+
+def expire_late(session: Session, campaign_id: int, message_pks: Sequence[int]) -> int:
+    """Past the campaign's deadline: the batch's still-pending messages (due or waiting for a
+    retry) become `expired`, never sent. One UPDATE by primary key, like the claim."""
+    batch = _locked(Message.id.in_(message_pks))
+    expired = session.execute(
+        update(Message)
+        .where(
+            Message.id == batch.c.id,
+            batch.c.campaign_id == campaign_id,
+            batch.c.status == MessageStatus.PENDING,
+        )
+        .values(
+            status=MessageStatus.EXPIRED, next_attempt_at=None, last_error_detail=EXPIRED_DETAIL
+        )
+        .returning(Message.id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    if expired:
+        started_by_expiry(session, campaign_id)
+    return len(expired)
+
+
+def started_by_expiry(session: Session, campaign_id: int) -> None:
+    """Expiring its messages starts a campaign: a queued one runs, a paused one resumes to
+    running, and either completes once settled (a never-started one would stay queued)."""
+    now = utcnow()
+    if not move_campaign(session, campaign_id, Move.START, started_at=now):
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.started_at.is_(None))
+            .values(started_at=now),
+            execution_options={"synchronize_session": False},
+        )
+
+
 def release(session: Session, campaign_id: int, token: str, message_pks: Sequence[int]) -> None:
     """Claimed but never sent (a pause stopped the batch): back to `pending`, or to
     `cancelled` when the campaign was cancelled meanwhile."""

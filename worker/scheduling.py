@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, literal, select, update
@@ -144,6 +144,11 @@ def _copy_campaign(session: Session, template: Campaign, schedule: Schedule, at:
         scheduled_at=at,
         timezone=schedule.timezone,
         schedule_id=schedule.id,
+        # Each run's deadline counts from its own time (producer/validity.py).
+        valid_for_seconds=template.valid_for_seconds,
+        valid_until=None
+        if template.valid_for_seconds is None
+        else at + timedelta(seconds=template.valid_for_seconds),
     )
     session.add(run)
     session.flush()

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,7 +22,7 @@ from stickerq.metrics import LIMITER_WAIT_SECONDS
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus
-from stickerq.worker.claims import AttemptRecord, ClaimedMessage, MessageResult
+from stickerq.worker.claims import EXPIRED_DETAIL, AttemptRecord, ClaimedMessage, MessageResult
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
 from stickerq.worker.leaving import LeavingRecord
@@ -46,6 +46,7 @@ class SendContext:
     policy: RetryPolicy
     connect_retry_seconds: float
     redis_prefix: str
+    valid_until: datetime | None = None  # the campaign's deadline: no attempt after it
 
 
 @dataclass(slots=True)
@@ -59,6 +60,10 @@ class BatchOutcome:
 
 class _Stopped(Exception):
     """A pause (ours or another worker's) stops this batch before this attempt."""
+
+
+class _Expired(Exception):
+    """The campaign's deadline passed before this attempt: it is not made."""
 
 
 @dataclass(slots=True)
@@ -129,6 +134,11 @@ class BatchSender:
 
         try:
             outcome = await with_quick_retries(self.ctx.policy, message.delayed_retries, attempt)
+        except _Expired:
+            outcome = Outcome(Action.FAIL, reason=EXPIRED_DETAIL)
+            self.outcome.results.append(self._expired(self._result(message, outcome, progress)))
+            self.results_ready.set()
+            return
         except _Stopped:
             if not progress.records:
                 self.outcome.unsent.append(message.pk)
@@ -149,6 +159,8 @@ class BatchSender:
     ) -> Outcome:
         if self.stop.is_set():
             raise _Stopped
+        if self._past_deadline():  # no token spent on it
+            raise _Expired
         leaving: asyncio.Future[bool] | None = None
 
         def record_leaving() -> None:
@@ -181,6 +193,8 @@ class BatchSender:
             progress.leaving_recorded = True
         try:
             started_at = utcnow()
+            if self._past_deadline(started_at):  # the wait for a token outlasted it
+                raise _Expired
             reply = await self.client.send_sticker(request)
         finally:
             self.slots.release()
@@ -278,10 +292,22 @@ class BatchSender:
             pass  # WA500, then a pause or cancel stopped the batch: pending, for the resume
         else:
             due = self.ctx.policy.next_due(message.delayed_retries, now)
+            if due is not None and self._past_deadline(due):
+                return self._expired(result)  # its retry would come after the deadline
             if due is None:
                 result.status = MessageStatus.FAILED
                 result.detail = f"WA500 retries exhausted after {result.total_attempts} attempts"
             else:
                 result.next_attempt_at = due
                 result.delayed_retries += 1
+        return result
+
+    def _past_deadline(self, now: datetime | None = None) -> bool:
+        deadline = self.ctx.valid_until
+        return deadline is not None and (now or utcnow()) >= deadline
+
+    @staticmethod
+    def _expired(result: MessageResult) -> MessageResult:
+        result.status, result.next_attempt_at = MessageStatus.EXPIRED, None
+        result.message_id, result.detail = None, EXPIRED_DETAIL
         return result

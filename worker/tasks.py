@@ -22,6 +22,7 @@ from stickerq.queue import (
 )
 from stickerq.worker import batches, runtime, scheduling, sweeper
 from stickerq.worker.dispatch import dispatch_due_retries
+from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.runtime import current_runtime
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def dispatch_due() -> None:
     with _needs_schema("dispatch of due retries"):
         runtime = current_runtime()
         settings = runtime.settings
+        expire_overdue(runtime.sessions)
         dispatch_due_retries(runtime.sessions, settings.batch_size)
         with contextlib.suppress(redis.RedisError):  # only a hint for `stickerq status`
             mark_beat_seen(runtime.redis, settings.redis_prefix, settings.dispatch_interval_seconds)

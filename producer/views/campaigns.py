@@ -41,8 +41,8 @@ class PaceView(View):
     rate_per_second: Annotated[
         float | None,
         Field(
-            description="messages settled (cancelled ones aside) per second since it started, "
-            "paused time included; null before any settled"
+            description="messages settled (cancelled and expired ones aside) per second since it "
+            "started, paused time included; null before any settled"
         ),
     ]
     remaining: Annotated[int, Field(description="messages not yet settled (pending, sending)")]
@@ -74,6 +74,10 @@ class CampaignDetailsView(CampaignView):
     schedule_id: Annotated[int | None, Field(description="the recurring schedule that made it")]
     progress: Annotated[MessageCountsView, Field(description="where its messages stand")]
     pace: Annotated[PaceView, Field(description="its rate and ETA")]
+    valid_until: Annotated[
+        Time | None,
+        Field(description="its messages not sent by then expire (`--valid-for`); null: never"),
+    ]
 
     @classmethod
     def of_details(cls, details: CampaignDetails) -> Self:

@@ -18,14 +18,16 @@ Recipient = Annotated[str, Field(description="E.164, masked unless --show-number
 Code = Annotated[str | None, Field(description="the last error code, Kaleyra's or Meta's")]
 HttpStatus = Annotated[int | None, Field(description="HTTP status of the last answer")]
 Ref = Annotated[str | None, Field(description="as sent to Kaleyra (none: null)")]
-FailureStatus = Annotated[MessageStatus, Field(description="`parked`, `failed` or `unknown`")]
+FailureStatus = Annotated[
+    MessageStatus, Field(description="`parked`, `failed`, `unknown` or `expired`")
+]
 
 
 class FailureFiltersView(View):
     """The filters given; null: any."""
 
     campaign_id: Annotated[int | None, Field(description="--campaign")]
-    status: Annotated[MessageStatus | None, Field(description="--status; null: all three")]
+    status: Annotated[MessageStatus | None, Field(description="--status; null: all four")]
     code: Annotated[str | None, Field(description="--code")]
     since: Annotated[Time | None, Field(description="--since, as a moment in UTC")]
 
@@ -53,13 +55,15 @@ class FailureRowView(View):
 
 
 class FailuresView(View):
-    """Parked, failed and unknown messages: counts by status and code, then the messages.
+    """Parked, failed, unknown and expired messages: counts by status and code, then the messages.
     `rows` is streamed, so it stays the last key."""
 
     filters: Annotated[FailureFiltersView, Field(description="what was asked for")]
     summary: Annotated[
         list[FailureCountView],
-        Field(description="counts by status (parked, failed, unknown), then biggest first"),
+        Field(
+            description="counts by status (parked, failed, unknown, expired), then biggest first"
+        ),
     ]
     total: Annotated[int, Field(description="messages matching the filters")]
     truncated: Annotated[bool, Field(description="rows lists fewer than total (--limit)")]

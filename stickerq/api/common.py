@@ -20,6 +20,7 @@ from stickerq.producer.recipients import RecipientFileError
 from stickerq.producer.requeue import RequeueRefused
 from stickerq.producer.stickers import StickerRejected
 from stickerq.producer.store import RecipientsRejected
+from stickerq.producer.validity import ValidityError
 from stickerq.settings import Settings
 
 # Query and path text: a NUL cannot be stored or compared by PostgreSQL.
@@ -86,6 +87,8 @@ def problem_of(exc: StickerqError) -> Problem:
         return Problem(409, "campaign_state", "not allowed in this state", str(exc))
     if isinstance(exc, RequeueRefused):
         return Problem(409, "requeue_refused", "the messages cannot go out now", str(exc))
+    if isinstance(exc, ValidityError):
+        return Problem(422, "invalid_validity", "the deadline is not valid", str(exc))
     if isinstance(exc, RecipientFileError):
         return Problem(422, "invalid_recipients_file", "the recipients file is unusable", str(exc))
     if isinstance(exc, lifecycle.UnknownCampaignStatus):

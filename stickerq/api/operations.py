@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
@@ -34,7 +35,7 @@ class RequeueBody(BaseModel):
 
     campaign_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)]
     status: Annotated[
-        Literal["parked", "failed", "unknown"],
+        Literal["parked", "failed", "unknown", "expired"],
         Field(description="the messages to send again (`stickerq failures` lists them)"),
     ]
     code: Annotated[
@@ -42,6 +43,13 @@ class RequeueBody(BaseModel):
     ] = None
     dry_run: Annotated[bool, Field(description="count, change nothing")] = False
     resume: Annotated[bool, Field(description="lift the account/sender pause first")] = False
+    valid_for: Annotated[
+        str | None,
+        Field(max_length=32, pattern=NO_NUL, description="a new deadline from now: 6h, 90m"),
+    ] = None
+    valid_until: Annotated[
+        datetime | None, Field(description="a new deadline, ISO 8601 with its offset")
+    ] = None
 
 
 class ResumeBody(BaseModel):
@@ -59,10 +67,11 @@ class ResumeBody(BaseModel):
 
 @router.post("/requeue", response_model=RequeueView, responses=problem_responses(404) | CHANGES)
 def requeue_messages(body: RequeueBody, settings: AppSettings) -> Any:
-    """As `stickerq requeue --json`: the campaign's parked, failed or unknown messages (with
-    that code) back to pending and dispatched. Refused (409) while a pause holds their
-    account or sender, unless `resume` lifts it. Requeueing `unknown` messages may send a
-    second copy to those whose first request did arrive."""
+    """As `stickerq requeue --json`: the campaign's parked, failed, unknown or expired messages
+    (with that code) back to pending and dispatched. Refused (409) while a pause holds their
+    account or sender, unless `resume` lifts it, and for expired messages (or past the
+    campaign's deadline) unless given a new one (`valid_for` or `valid_until`). Requeueing
+    `unknown` messages may send a second copy to those whose first request did arrive."""
     try:
         result = requeue(
             settings,
@@ -71,6 +80,8 @@ def requeue_messages(body: RequeueBody, settings: AppSettings) -> Any:
             code=body.code,
             dry_run=body.dry_run,
             resume=body.resume,
+            valid_for=body.valid_for,
+            valid_until=body.valid_until,
         )
     except StickerqError as exc:
         raise problem_of(exc) from None

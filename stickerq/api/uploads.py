@@ -47,6 +47,12 @@ class CampaignFields(BaseModel):
     tz: str | None = None
     every: str | None = Field(default=None, description="a cron expression read in tz")
     now_if_past: bool = False
+    valid_for: str | None = Field(
+        default=None, max_length=32, description="like send --valid-for: 6h, 90m, 1d"
+    )
+    valid_until: datetime | str | None = Field(
+        default=None, description="like send --valid-until (without an offset: read in tz)"
+    )
 
     def request(self, *, to: str | None = None, to_file: Path | None = None) -> CampaignRequest:
         timing = {"scheduled_at", "tz", "every", "now_if_past"}

@@ -54,8 +54,8 @@ ShowJson = Annotated[
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
-        "sender, code, since, reason}, settled, outside_window {messages, advice}} and pace: "
-        "{rate_per_second, remaining, eta_at}",
+        "sender, code, since, reason}, settled, outside_window {messages, advice}}, pace: "
+        "{rate_per_second, remaining, eta_at} and valid_until",
     ),
 ]
 ResultJson = Annotated[
@@ -262,6 +262,7 @@ def _details_table(details: CampaignDetails) -> Table:
         ("schedule", str(details.schedule_id) if details.schedule_id else None),
         ("rate", f"{details.pace.rate:,.1f} msg/s" if details.pace.rate else None),
         ("ETA", _utc(details.pace.eta) if details.pace.eta else None),
+        ("valid until", _utc(details.valid_until) if details.valid_until else None),
     ]  # fmt: skip
     for name, value in fields:
         if value:

@@ -91,7 +91,7 @@ def _when(moment: datetime | None) -> str:
 
 def failures(
     campaign: Annotated[int | None, typer.Option("--campaign", help="campaign id")] = None,
-    status: Annotated[str | None, typer.Option(help="parked, failed or unknown")] = None,
+    status: Annotated[str | None, typer.Option(help="parked, failed, unknown or expired")] = None,
     code: Annotated[str | None, typer.Option(help="last error code, e.g. E110")] = None,
     since: Annotated[
         str | None,
@@ -169,7 +169,7 @@ def _print_failures(
 ) -> None:
 
     if not summary:
-        console.print("no parked, failed or unknown messages match")
+        console.print("no parked, failed, unknown or expired messages match")
         return
     console.print(f"{total:,} message(s) by status and code")
     counts = Table()
@@ -256,17 +256,24 @@ def show_message(
 
 def requeue(
     campaign: Annotated[int, typer.Option("--campaign", help="campaign id")],
-    status: Annotated[str, typer.Option(help="parked, failed or unknown")],
+    status: Annotated[str, typer.Option(help="parked, failed, unknown or expired")],
     code: Annotated[str | None, typer.Option(help="only this last error code, e.g. E110")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count, change nothing")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="lift the account/sender pause in force first")
     ] = False,
+    valid_for: Annotated[
+        str | None, typer.Option(help="a new deadline, this long from now (6h, 90m)")
+    ] = None,
+    valid_until: Annotated[
+        str | None, typer.Option(help="a new deadline, ISO 8601 with its offset")
+    ] = None,
     as_json: RequeueJson = False,
 ) -> None:
     """Move the chosen messages back to pending and dispatch them; prints how many. Refused
-    while the campaign's account or sender is paused, unless --resume lifts the pause. Safe to
-    repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
+    while the campaign's account or sender is paused, unless --resume lifts the pause, and
+    for expired messages (or past the campaign's deadline) unless given a new deadline. Safe
+    to repeat: a second requeue finds nothing, and no task sends a message twice. Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
     from stickerq.producer.requeue import requeue as requeue_messages
     from stickerq.producer.views.base import to_json
@@ -274,7 +281,14 @@ def requeue(
 
     try:
         result = requeue_messages(
-            load_settings(), campaign, status, code=code, dry_run=dry_run, resume=resume
+            load_settings(),
+            campaign,
+            status,
+            code=code,
+            dry_run=dry_run,
+            resume=resume,
+            valid_for=valid_for,
+            valid_until=valid_until,
         )
     except StickerqError as exc:
         raise fail(exc) from None

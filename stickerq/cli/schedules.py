@@ -23,7 +23,7 @@ schedules_app = typer.Typer(help="Recurring broadcasts (send --every).", no_args
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON (docs/json.md)")]
 AT_HELP = "ISO 8601 with its offset (2026-12-01T09:00+05:30), or without one and with --tz"
-TZ_HELP = "IANA zone of --at / --every (e.g. Asia/Kolkata)"
+TZ_HELP = "IANA zone of --at / --every / --valid-until (e.g. Asia/Kolkata)"
 
 
 def register(app: typer.Typer) -> None:

@@ -61,6 +61,14 @@ def send(
     every: str | None = typer.Option(
         None, help="recurring: a cron expression read in --tz, e.g. '0 9 * * 1'"
     ),
+    valid_for: str | None = typer.Option(
+        None,
+        help="messages not sent this long after the start (each run's, when recurring) "
+        "expire: 6h, 90m, 1d (default STICKERQ_VALID_FOR; unset: no limit)",
+    ),
+    valid_until: str | None = typer.Option(
+        None, help="messages not sent by this time expire: ISO 8601, with its offset or --tz"
+    ),
     idempotency_key: str | None = typer.Option(
         None, help="a retry with the same key and options prints the first campaign, sends nothing"
     ),
@@ -85,6 +93,8 @@ def send(
         wa_source=wa_source,
         skip_invalid=skip_invalid,
         no_check=no_check,
+        valid_for=valid_for,
+        valid_until=valid_until,
     )
     timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
     try:

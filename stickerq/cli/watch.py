@@ -87,7 +87,8 @@ def _counts(progress: CampaignProgress) -> str:
         f"[yellow]retried {progress.retried}[/] "
         f"[magenta]parked {s(MessageStatus.PARKED)}[/] "
         f"[red]failed {s(MessageStatus.FAILED)}[/] "
-        f"unknown {s(MessageStatus.UNKNOWN)}"
+        f"unknown {s(MessageStatus.UNKNOWN)} "
+        f"expired {s(MessageStatus.EXPIRED)}"
     )
 
 

@@ -428,7 +428,7 @@ def test_failures_cli_masks_recipients_filters_and_prints_json(
     assert (limited["total"], len(limited["rows"]), limited["truncated"]) == (3, 1, True)
     empty = run(cli_settings, "failures", "--code", "WA999")
     assert_clean_exit(empty, 0)
-    assert "no parked, failed or unknown messages match" in empty.stdout
+    assert "no parked, failed, unknown or expired messages match" in empty.stdout
 
 
 @pytest.mark.parametrize("command", [["failures"], ["messages", "show"], ["requeue"]], ids=" ".join)

@@ -35,11 +35,13 @@ from stickerq.worker.claims import (
     AttemptRecord,
     MessageResult,
     claim,
+    expire_late,
     record_leaving,
     release,
     take_due_retries,
     write_results,
 )
+from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
 from tests.conftest import PG_ADMIN_URL
 
@@ -135,20 +137,22 @@ def big_database() -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def add_campaign(url: str, status: str, message_status: str) -> tuple[int, int]:
-    """A campaign of CAMPAIGN_SIZE messages, inserted the way a COPY enqueue leaves them."""
+def add_campaign(
+    url: str, status: str, message_status: str, size: int = CAMPAIGN_SIZE
+) -> tuple[int, int]:
+    """A campaign of `size` messages, inserted the way a COPY enqueue leaves them."""
     with psycopg.connect(url, autocommit=True) as db:
         campaign_id = db.execute(
             "INSERT INTO campaigns (name, sid, sender, sticker_id, wa_source, status, "
             "created_at, recipient_count, wa400_streak) VALUES ('plans', 'SID', "
             "'+919000000001', '798', 'api', %s, now(), %s, 0) RETURNING id",
-            (status, CAMPAIGN_SIZE),
+            (status, size),
         ).fetchone()[0]  # type: ignore[index]
         db.execute(
             "INSERT INTO messages (campaign_id, recipient, status, attempts, delayed_retries, "
             "created_at) SELECT %s, '+91' || (8000000000 + %s * 1000000 + g), %s, 0, 0, now() "
             "FROM generate_series(1, %s) AS g",
-            (campaign_id, campaign_id, message_status, CAMPAIGN_SIZE),
+            (campaign_id, campaign_id, message_status, size),
         )
         first = db.execute(
             "SELECT min(id) FROM messages WHERE campaign_id = %s", (campaign_id,)
@@ -204,6 +208,12 @@ def send_path(
             claimed[190:195]
         )
     steps["record leaving"] = (probe.take(), 5)
+
+    # Past the deadline, a batch's pending messages expire by primary key.
+    late = list(range(ids[-1] + 1, ids[-1] + 51))
+    with sessions.begin() as session:
+        assert expire_late(session, campaign_id, late) == 50
+    steps["expire late"] = (probe.take(), 50)
 
     # 10 messages stay `sending` under T-plans, a claim nobody keeps a record of in Redis:
     # the 5 whose leaving was recorded may have left.
@@ -263,6 +273,33 @@ def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statis
     claims = [e for steps in scenarios.values() for e in steps["claim"][0]]
     # The generic plans were generic: their conditions hold parameters, not values.
     assert all("$1" in str(e.plan) for e in claims if e.mode == "force_generic_plan")
+
+
+@pytest.mark.timeout(300)
+def test_the_periodic_expiry_reads_only_the_overdue_campaigns_pending_messages(
+    big_database: str,
+) -> None:
+    """Among campaigns of CAMPAIGN_SIZE messages, a small paused one past its deadline: the
+    expiry reads its pending messages and nothing else, in both plan modes."""
+    overdue = 1000
+    add_campaign(big_database, "running", "pending")  # whatever ran before this test
+    campaign_id, _ = add_campaign(big_database, "paused", "pending", overdue)
+    with psycopg.connect(big_database, autocommit=True) as db:
+        db.execute(
+            "UPDATE campaigns SET valid_until = now() - interval '1 second' WHERE id = %s",
+            (campaign_id,),
+        )
+    engine = make_engine(big_database)
+    probe = PlanProbe()
+    event.listen(engine, "before_cursor_execute", probe.before_execute)
+    try:
+        assert expire_overdue(make_session_factory(engine)) == overdue
+    finally:
+        engine.dispose()
+    explained = probe.take()
+    assert {e.mode for e in explained} == set(PLAN_MODES)
+    too_many = [e for e in explained if e.rows_read > overdue]
+    assert not too_many, [(e.mode, e.rows_read, e.statement[:160]) for e in too_many]
 
 
 def test_the_probe_sees_a_claim_that_walks_the_campaign(big_database: str) -> None:
