@@ -43,6 +43,7 @@ MAX_KEY_LENGTH = 255
 class IdempotencyConflict(StickerqError):
     """The key was used for a different request, or its first request is still being stored."""
 
+
 # Request fields added after keys were first stored: left out of the hash at their defaults.
 LATER_FIELDS = ("no_check", "valid_for", "valid_until")
 
