@@ -91,6 +91,8 @@ class Campaign(Base):
     )
     # WA400s in a row (reset by any other outcome): a long run auto-pauses the campaign.
     wa400_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Recipients dropped at enqueue: their number is on the account's suppression list.
+    suppressed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index(None, "status", "scheduled_at"),)
 
@@ -276,3 +278,17 @@ class UnknownCallback(Base):
     ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Suppression(Base):
+    """A number (E.164) of one account (SID) that must never get a sticker: an opt-out.
+
+    The primary key is the lookup index: enqueue anti-joins it, each claimed batch probes it.
+    """
+
+    __tablename__ = "suppressions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

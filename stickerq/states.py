@@ -13,6 +13,7 @@ class MessageStatus(StrEnum):
     FAILED = "failed"  # final error, or WA500 retries exhausted
     UNKNOWN = "unknown"  # the request may have gone out; never resent automatically
     CANCELLED = "cancelled"  # its campaign was cancelled before it was sent
+    SUPPRESSED = "suppressed"  # its number was suppressed after enqueue: never sent
 
 
 SETTLED = frozenset(
@@ -24,6 +25,7 @@ SETTLED = frozenset(
         MessageStatus.FAILED,
         MessageStatus.UNKNOWN,
         MessageStatus.CANCELLED,
+        MessageStatus.SUPPRESSED,
     }
 )
 UNSETTLED = frozenset({MessageStatus.PENDING, MessageStatus.SENDING})

@@ -50,6 +50,7 @@ from stickerq.worker.outages import until_database_is_back, until_redis_is_back
 from stickerq.worker.runtime import Runtime
 from stickerq.worker.send_metrics import record_results
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
+from stickerq.worker.suppressed import drop_suppressed
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,10 @@ def _claim(
         if pause is not None:
             return None, []
         claimed = claim(session, campaign_id, message_pks, keys.token)
+        sendable = drop_suppressed(session, campaign.sid, keys.token, claimed)
+        if claimed and not sendable:  # the batch's last messages may have been these
+            complete_if_settled(session, campaign_id)
+        claimed = sendable
         ctx = SendContext(
             campaign_id=campaign_id,
             sid=campaign.sid,

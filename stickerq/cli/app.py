@@ -24,6 +24,7 @@ from stickerq.cli import (
     schedules,
     sending,
     services,
+    suppress,
 )
 from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, load_settings
 
@@ -70,7 +71,17 @@ def config(
     console.print(table)
 
 
-for _module in (sending, campaigns, failures, reports, callbacks, schedules, services, database):
+for _module in (
+    sending,
+    campaigns,
+    failures,
+    reports,
+    callbacks,
+    schedules,
+    services,
+    database,
+    suppress,
+):
     _module.register(app)
 
 

@@ -52,7 +52,8 @@ ShowJson = Annotated[
     typer.Option(
         "--json",
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
-        "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
+        "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id, "
+        "suppressed_at_enqueue and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
         "sender, code, since, reason}, settled} and pace: {rate_per_second, remaining, eta_at}",
     ),
@@ -254,6 +255,7 @@ def _details_table(details: CampaignDetails) -> Table:
         ("wa_source", details.wa_source),
         ("ref / ref1 / ref2", " / ".join(r or "-" for r in refs)),
         ("recipients", f"{s.recipients:,}"),
+        ("suppressed at enqueue", f"{details.suppressed_at_enqueue:,}" if details.suppressed_at_enqueue else None),
         ("scheduled", _both(s)),
         ("created", _utc(s.created_at)),
         ("started", _utc(details.started_at)),
