@@ -255,7 +255,7 @@ def _details_table(details: CampaignDetails) -> Table:
         ("wa_source", details.wa_source),
         ("ref / ref1 / ref2", " / ".join(r or "-" for r in refs)),
         ("recipients", f"{s.recipients:,}"),
-        ("suppressed at enqueue", f"{details.suppressed_at_enqueue:,}" if details.suppressed_at_enqueue else None),
+        ("suppressed at enqueue", _count(details.suppressed_at_enqueue)),
         ("scheduled", _both(s)),
         ("created", _utc(s.created_at)),
         ("started", _utc(details.started_at)),
@@ -268,6 +268,10 @@ def _details_table(details: CampaignDetails) -> Table:
         if value:
             table.add_row(name, escape(value))
     return table
+
+
+def _count(number: int) -> str | None:
+    return f"{number:,}" if number else None
 
 
 def _both(summary: CampaignSummary) -> str:

@@ -59,7 +59,7 @@ def test_add_list_remove_normalise_and_keep_the_first_reason(settings: Settings)
 
 
 def test_one_invalid_number_refuses_the_whole_add(settings: Settings) -> None:
-    with pytest.raises(SuppressionError, match="1 invalid number.*'\\+91123'"):
+    with pytest.raises(SuppressionError, match=r"1 invalid number.*'\+91123'"):
         add_numbers(settings, [A, "+91123"])
     assert list_numbers(settings).total == 0
     with pytest.raises(SuppressionError, match="reason"):
