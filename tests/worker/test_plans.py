@@ -280,8 +280,8 @@ def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statis
         engine.dispose()
 
     too_many = [
-        f"{scenario}, {step}, {e.mode}: read {e.rows_read} rows of {'/'.join(WATCHED)} (bound {bound}): "
-        f"{e.statement[:160]}"
+        f"{scenario}, {step}, {e.mode}: read {e.rows_read} rows of {'/'.join(WATCHED)} "
+        f"(bound {bound}): {e.statement[:160]}"
         for scenario, steps in scenarios.items()
         for step, (explained, bound) in steps.items()
         for e in explained
