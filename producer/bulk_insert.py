@@ -62,8 +62,8 @@ def _copy_then_insert(
     with driver_connection.cursor() as cursor, cursor.copy(_COPY_TO_STAGE) as copy:
         for seq, row in enumerate(rows):
             copy.write_row((seq, *row))
+    session.execute(text(_SORT_IN_MEMORY))  # and the suppression list's hash, below
     suppressed = int(session.execute(text(_DROP_SUPPRESSED), {"sid": sid}).scalar_one())
-    session.execute(text(_SORT_IN_MEMORY))
     stage = table(_STAGE, column("seq"), *(column(name) for name in _COLUMNS))
     in_file_order = select(literal(campaign_id), *(stage.c[name] for name in _COLUMNS)).order_by(
         stage.c.seq
