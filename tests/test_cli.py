@@ -56,6 +56,10 @@ SUBCOMMANDS = [
     ["campaigns", "pause"],
     ["campaigns", "resume"],
     ["campaigns", "cancel"],
+    ["suppress", "add"],
+    ["suppress", "remove"],
+    ["suppress", "list"],
+    ["suppress", "import"],
 ]
 
 

@@ -107,16 +107,20 @@ def list_(
         page = list_numbers(load_settings(), account=account, after=after, limit=limit)
     except StickerqError as exc:
         raise fail(exc) from None
+
+    def shown(phone: str) -> str:
+        return phone if show_numbers else mask_phone(phone)
+
     if as_json:
-        views = [SuppressionView.of(number) for number in page.numbers]
+        views = [SuppressionView.of(n, phone=shown(n.phone)) for n in page.numbers]
         print(to_json(SuppressionPageView.of(page, suppressions=views)))
         return
     table = Table(title=f"account {escape(page.sid)}: {page.total:,} suppressed number(s)")
     for column in ("phone", "reason", "since"):
         table.add_column(column)
     for number in page.numbers:
-        phone = number.phone if show_numbers else mask_phone(number.phone)
-        table.add_row(phone, escape(number.reason), f"{number.created_at:%Y-%m-%d %H:%M:%S}")
+        since = f"{number.created_at:%Y-%m-%d %H:%M:%S}"
+        table.add_row(shown(number.phone), escape(number.reason), since)
     console.print(table)
     if page.next_after is not None:
         console.print(f"more: --after {page.next_after}")
