@@ -7,8 +7,9 @@ the server reads the stream while the producer is still validating the rest of t
 and no per-row statement is bound. SQLite takes executemany inserts in chunks.
 
 Recipients on the account's suppression list are dropped on the way (counted once per
-number): on PostgreSQL one DELETE ... USING from the staged rows, an anti-join on the
-suppression list's primary key; on SQLite one indexed lookup per chunk.
+number): on PostgreSQL one DELETE ... USING suppressions from the staged rows before the
+INSERT ... SELECT (a hash join with the account's list, ~1 s at a million numbers); on SQLite
+one lookup on the list's primary key per chunk.
 """
 
 from __future__ import annotations
