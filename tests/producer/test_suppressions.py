@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts, counted_from_rows
-from stickerq.models import Campaign, Message, Suppression
+from stickerq.models import Campaign, Message, Suppression, utcnow
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.callbacks import apply_callbacks, parse_callback
 from stickerq.producer.lifecycle import show_campaign
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.store import RecipientsRejected
+from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.producer.suppressions import (
     MARKETING_OPT_OUT_REASON,
     SuppressionError,
@@ -160,3 +161,21 @@ def test_a_131050_callback_suppresses_its_recipient_on_the_campaign_account(
         assert [(r.sid, r.phone, r.reason) for r in rows] == [("SID", A, MARKETING_OPT_OUT_REASON)]
         failed = session.scalars(select(Message).where(Message.message_id == "M0")).one()
         assert (failed.status, failed.last_error_code) == (MessageStatus.FAILED, "131050")
+
+
+def test_a_131050_callback_that_came_before_its_message_id_suppresses_once_applied(
+    sessions: sessionmaker[Session],
+) -> None:
+    opted_out = {"errors": [{"code": 131050, "title": "User has stopped marketing messages"}]}
+    started = utcnow()
+    with sessions.begin() as session:
+        early = apply_callbacks(session, [parse_callback(callback("M7", "failed", **opted_out))])
+        assert early.unknown == 1
+        campaign = Campaign(name="c", sid="SID", sender="+919000000001", sticker_id="1")
+        session.add(campaign)
+        session.flush()
+        session.add(Message(campaign_id=campaign.id, recipient=D, status="sent", message_id="M7"))
+    with sessions.begin() as session:
+        assert apply_unknown(session, started) == 1
+    with sessions() as session:
+        assert session.get(Suppression, ("SID", D)) is not None

@@ -1,6 +1,7 @@
 """A number suppressed after its campaign was enqueued is not sent: through a real Celery
 worker and the sandbox, on both backends, the message ends `suppressed` and the sandbox never
-sees it; a campaign left with nothing else to send completes."""
+sees it; another account's list does not count; a campaign left with nothing else to send
+completes."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def test_a_number_suppressed_after_enqueue_is_never_sent(
     alone = enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=ALONE))
     assert (mixed.suppressed, alone.suppressed) == (0, 0)
     add_numbers(settings, [LATE, ALONE], "replied STOP")  # after the enqueue, before the send
+    add_numbers(settings, [KEPT], account="HXANOTHERACCOUNT")  # another account's list
 
     run_worker(settings)
     db = Db(settings)
