@@ -16,7 +16,6 @@ from stickerq.producer.callbacks import apply_callbacks, parse_callback
 from stickerq.producer.lifecycle import show_campaign
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.store import RecipientsRejected
-from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.producer.suppressions import (
     MARKETING_OPT_OUT_REASON,
     SuppressionError,
@@ -26,6 +25,7 @@ from stickerq.producer.suppressions import (
     list_numbers,
     remove_numbers,
 )
+from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import STICKER_ID, make_settings
