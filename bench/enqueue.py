@@ -79,6 +79,7 @@ def producer_child(csv_path: str, settings_json: str) -> None:
                 "store_seconds": phases.get("store"),
                 "dispatch_seconds": phases.get("dispatch"),
                 "recipients": result.recipients,
+                "suppressed": result.suppressed,
                 "batches": result.batches,
                 "rss_before": baseline,
                 "peak_rss": common.vm_hwm(_pid()),
@@ -115,7 +116,9 @@ def measure(
     import psycopg
 
     with psycopg.connect(db_url, autocommit=True) as db:
-        db.execute("TRUNCATE attempts, messages, campaigns RESTART IDENTITY CASCADE")
+        db.execute(
+            "TRUNCATE attempts, messages, campaigns, campaign_counts RESTART IDENTITY CASCADE"
+        )
         db.execute("VACUUM ANALYZE messages")
     payload = settings.model_dump(mode="json")
     payload["kaleyra_api_key"] = settings.kaleyra_api_key.get_secret_value()

@@ -29,6 +29,7 @@ class EnqueueResult:
     recipients: int
     duplicates: int
     invalid_count: int
+    suppressed: int = 0  # recipients dropped: on the account's suppression list
     invalid: list[InvalidRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     batches: int = 0
@@ -96,12 +97,19 @@ def enqueue_campaign(
     warnings = warnings + report.warnings
     if report.truncated_refs:
         warnings.append(f"{report.truncated_refs} per-row ref value(s) cut to 255 characters")
-    log.info("campaign %s stored: %s recipients, %s batches", campaign_id, report.valid, batches)
+    log.info(
+        "campaign %s stored: %s recipients (%s suppressed), %s batches",
+        campaign_id,
+        report.valid,
+        report.suppressed,
+        batches,
+    )
     return EnqueueResult(
         campaign_id=campaign_id,
         recipients=report.valid,
         duplicates=report.duplicates,
         invalid_count=report.invalid_count,
+        suppressed=report.suppressed,
         invalid=list(report.invalid),
         warnings=warnings,
         batches=batches,

@@ -11,6 +11,8 @@ its `delivered` sets delivered_at, which the late `delivered` may only move earl
 are applied in bulk, one statement per status for a whole batch (PostgreSQL's counting
 triggers run per statement; SQLite takes an executemany). A callback whose message_id matches
 no message is kept in `unknown_callbacks`, not refused (`producer/unknown_callbacks.py`).
+A failure with Meta's 131050 (the user stopped marketing messages) also puts the recipient on
+its account's suppression list (`producer/suppressions.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from stickerq.db import rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import REF_LENGTH, Message, UnknownCallback, UTCDateTime, utcnow
+from stickerq.producer.suppressions import MARKETING_OPT_OUT, add_from_callbacks
 from stickerq.states import MessageStatus
 
 # Meta's code for a message outside the recipient's 24-hour window: stickers are not templates.
@@ -105,7 +108,16 @@ def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Ap
     changed = 0
     for status, rows in _by_status([c for c in callbacks if c.message_id in known]).items():
         changed += _update(session, status, rows)
+    add_from_callbacks(
+        session,
+        (c.message_id for c in callbacks if c.message_id in known and _opted_out(c)),
+    )
     return Applied(changed=changed, unknown=len(unknown))
+
+
+def _opted_out(callback: StatusCallback) -> bool:
+    """Meta says the user stopped marketing messages: never send them a sticker again."""
+    return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
 
 
 def apply_callback(session: Session, callback: StatusCallback) -> int:

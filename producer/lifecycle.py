@@ -81,6 +81,7 @@ class CampaignDetails:
     started_at: datetime | None
     finished_at: datetime | None
     schedule_id: int | None
+    suppressed_at_enqueue: int
     progress: CampaignProgress
     pace: Pace
     valid_until: datetime | None = None  # its unsent messages expire then (producer/validity.py)
@@ -136,6 +137,7 @@ def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> Campaign
             started_at=campaign.started_at,
             finished_at=campaign.finished_at,
             schedule_id=campaign.schedule_id,
+            suppressed_at_enqueue=campaign.suppressed_count,
             progress=progress,
             pace=campaign_pace(progress, campaign.started_at, campaign.finished_at),
             valid_until=campaign.valid_until,

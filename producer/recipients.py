@@ -94,6 +94,7 @@ class RecipientReport:
     invalid_count: int = 0
     invalid: list[InvalidRow] = field(default_factory=list)  # the first MAX_INVALID_EXAMPLES
     truncated_refs: int = 0  # ref values of stored rows cut to 255 characters
+    suppressed: int = 0  # numbers dropped at the store: on the account's suppression list
     warnings: list[str] = field(default_factory=list)
 
     def add_invalid(self, line: int, value: str, reason: str) -> None:

@@ -40,6 +40,7 @@ CODE_MEANINGS = {
     "131047": "outside the recipient's 24-hour window (stickers are not templates)",
     "131048": "spam rate limit",
     "131056": "pair rate limit (same recipient too often)",
+    "131050": "the user stopped marketing messages (number suppressed)",
 }
 
 

@@ -63,11 +63,14 @@ def store_campaign(
         session.flush()
         # The database drops duplicates (first row winning), so memory stays flat however
         # many recipients there are.
-        insert_messages(
-            session, campaign.id, (_message_row(campaign, recipient) for recipient in recipients)
+        report.suppressed = insert_messages(
+            session,
+            campaign.id,
+            (_message_row(campaign, recipient) for recipient in recipients),
+            sid,
         )
         stored = campaign_counts(session, campaign.id).messages
-        report.duplicates += report.valid - stored
+        report.duplicates += report.valid - stored - report.suppressed
         report.valid = stored
         if report.invalid_count and not skip_invalid:
             raise RecipientsRejected(
@@ -76,8 +79,15 @@ def store_campaign(
                 "or pass --skip-invalid to send to the valid ones only.",
             )
         if report.valid == 0:
-            raise RecipientsRejected(report, "no valid recipient; nothing was stored")
+            problem = "no valid recipient; nothing was stored"
+            if report.suppressed:
+                problem = (
+                    f"every valid recipient ({report.suppressed}) is on account {sid}'s "
+                    "suppression list; nothing was stored (`stickerq suppress list` shows it)"
+                )
+            raise RecipientsRejected(report, problem)
         campaign.recipient_count = report.valid
+        campaign.suppressed_count = report.suppressed
         return campaign.id
 
 

@@ -95,6 +95,8 @@ class Campaign(Base):
     # what each recurring run counts from its own start. Both null: no deadline.
     valid_for_seconds: Mapped[int | None] = mapped_column(Integer)
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Recipients dropped at enqueue: their number is on the account's suppression list.
+    suppressed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index(None, "status", "scheduled_at"), Index(None, "status", "valid_until"))
 
@@ -280,3 +282,17 @@ class UnknownCallback(Base):
     ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Suppression(Base):
+    """A number (E.164) of one account (SID) that must never get a sticker: an opt-out.
+
+    The primary key is the lookup index: enqueue anti-joins it, each claimed batch probes it.
+    """
+
+    __tablename__ = "suppressions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ class MessageStatus(StrEnum):
     UNKNOWN = "unknown"  # the request may have gone out; never resent automatically
     CANCELLED = "cancelled"  # its campaign was cancelled before it was sent
     EXPIRED = "expired"  # its campaign's deadline (--valid-for) passed before it was sent
+    SUPPRESSED = "suppressed"  # its number was suppressed after enqueue: never sent
 
 
 SETTLED = frozenset(
@@ -26,6 +27,7 @@ SETTLED = frozenset(
         MessageStatus.UNKNOWN,
         MessageStatus.CANCELLED,
         MessageStatus.EXPIRED,
+        MessageStatus.SUPPRESSED,
     }
 )
 UNSETTLED = frozenset({MessageStatus.PENDING, MessageStatus.SENDING})

@@ -57,6 +57,10 @@ SUBCOMMANDS = [
     ["campaigns", "resume"],
     ["campaigns", "cancel"],
     ["media", "upload"],
+    ["suppress", "add"],
+    ["suppress", "remove"],
+    ["suppress", "list"],
+    ["suppress", "import"],
 ]
 
 
@@ -244,8 +248,9 @@ def test_send_skip_invalid_exits_0_storing_valid_rows_and_listing_the_rest(
 
     assert_clean_exit(result, 0)
     assert "too short for a +91 number" in result.stderr
-    assert "2 recipients (0 duplicates dropped, 1 invalid skipped), 1 batches queued" in (
-        result.stdout
+    assert (
+        "2 recipients (0 duplicates dropped, 1 invalid skipped, 0 suppressed), 1 batches queued"
+        in (result.stdout)
     )
     assert stored_counts(cli_settings) == (1, 2)
 

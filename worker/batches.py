@@ -51,6 +51,7 @@ from stickerq.worker.outages import until_database_is_back, until_redis_is_back
 from stickerq.worker.runtime import Runtime
 from stickerq.worker.send_metrics import record_results
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
+from stickerq.worker.suppressed import drop_suppressed
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,10 @@ def _claim(
         late = deadline is not None and deadline <= utcnow()
         expired = expire_late(session, campaign_id, message_pks) if late else 0
         claimed = [] if late else claim(session, campaign_id, message_pks, keys.token)
+        sendable = drop_suppressed(session, campaign.sid, keys.token, claimed)
+        # Expired or suppressed here, the batch's last messages may have settled the campaign.
+        settled_here = bool(expired) or len(sendable) < len(claimed)
+        claimed = sendable
         ctx = SendContext(
             campaign_id=campaign_id,
             sid=campaign.sid,
@@ -235,7 +240,7 @@ def _claim(
             redis_prefix=settings.redis_prefix,
             valid_until=deadline,
         )
-    if expired:
+    if settled_here and not claimed:
         with runtime.sessions.begin() as session:
             complete_if_settled(session, campaign_id)
     return ctx, claimed

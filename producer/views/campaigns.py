@@ -72,6 +72,13 @@ class CampaignDetailsView(CampaignView):
     started_at: Annotated[Time | None, Field(description="its first batch claimed")]
     finished_at: Annotated[Time | None, Field(description="all settled, or cancelled")]
     schedule_id: Annotated[int | None, Field(description="the recurring schedule that made it")]
+    suppressed_at_enqueue: Annotated[
+        int,
+        Field(
+            description="recipients dropped when it was stored: on the account's suppression "
+            "list (those suppressed later count as `suppressed` messages in `progress`)"
+        ),
+    ]
     progress: Annotated[MessageCountsView, Field(description="where its messages stand")]
     pace: Annotated[PaceView, Field(description="its rate and ETA")]
     valid_until: Annotated[

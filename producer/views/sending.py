@@ -51,6 +51,9 @@ class EnqueueView(View):
     recipients: Annotated[int, Field(description="recipients stored (valid, without repeats)")]
     duplicates: Annotated[int, Field(description="repeated numbers dropped")]
     invalid_count: Annotated[int, Field(description="invalid rows skipped (--skip-invalid)")]
+    suppressed: Annotated[
+        int, Field(description="numbers dropped: on the account's suppression list")
+    ]
     invalid: Annotated[list[InvalidRowView], Field(description="the first invalid rows")]
     warnings: Warnings
     batches: Batches

@@ -14,6 +14,7 @@ from stickerq.api import (
     operations,
     problems,
     reports,
+    suppressions,
 )
 from stickerq.api.auth import parse_tokens
 from stickerq.settings import Settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(reports.router)
     app.include_router(operations.router)
+    app.include_router(suppressions.router)
     metrics.install(app, settings)
     dashboard.install(app)
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token

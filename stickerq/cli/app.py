@@ -25,6 +25,7 @@ from stickerq.cli import (
     schedules,
     sending,
     services,
+    suppress,
 )
 from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, load_settings
 
@@ -72,8 +73,17 @@ def config(
 
 
 for _module in (
-    sending, campaigns, failures, reports, callbacks, schedules, services, database, media
-):  # fmt: skip
+    sending,
+    campaigns,
+    failures,
+    reports,
+    callbacks,
+    schedules,
+    services,
+    database,
+    media,
+    suppress,
+):
     _module.register(app)
 
 

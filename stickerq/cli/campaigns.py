@@ -52,7 +52,8 @@ ShowJson = Annotated[
     typer.Option(
         "--json",
         help=f"print one JSON object with the keys: {SUMMARY_KEYS}; then sid, sticker_id, "
-        "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id and "
+        "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id, "
+        "suppressed_at_enqueue and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
         "sender, code, since, reason}, settled, outside_window {messages, advice}}, pace: "
         "{rate_per_second, remaining, eta_at} and valid_until",
@@ -255,6 +256,7 @@ def _details_table(details: CampaignDetails) -> Table:
         ("wa_source", details.wa_source),
         ("ref / ref1 / ref2", " / ".join(r or "-" for r in refs)),
         ("recipients", f"{s.recipients:,}"),
+        ("suppressed at enqueue", _count(details.suppressed_at_enqueue)),
         ("scheduled", _both(s)),
         ("created", _utc(s.created_at)),
         ("started", _utc(details.started_at)),
@@ -268,6 +270,10 @@ def _details_table(details: CampaignDetails) -> Table:
         if value:
             table.add_row(name, escape(value))
     return table
+
+
+def _count(number: int) -> str | None:
+    return f"{number:,}" if number else None
 
 
 def _both(summary: CampaignSummary) -> str:

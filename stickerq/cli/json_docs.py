@@ -25,6 +25,11 @@ from stickerq.producer.views.media import MediaUploadView
 from stickerq.producer.views.reports import ReportView
 from stickerq.producer.views.schedules import RescheduleView, ScheduleView
 from stickerq.producer.views.sending import PauseView, ProgressView, SendOutput, WaitedSendOutput
+from stickerq.producer.views.suppressions import (
+    SuppressionPageView,
+    SuppressResultView,
+    UnsuppressView,
+)
 
 REGENERATE = "make json-docs"  # = .venv/bin/python -m stickerq.cli.json_docs docs/json.md
 WIDTH = 96  # the paragraphs' line length
@@ -159,6 +164,25 @@ COMMANDS = (
         "stickerq requeue --campaign ID --status S [--code C] [--dry-run] [--resume] --json",
         RequeueView,
         "What a requeue moved back to pending and dispatched, or with `--dry-run` would.",
+    ),
+    JsonCommand(
+        "suppress add|import --json",
+        "stickerq suppress add NUMBER... | import FILE [--reason R] [--account SID] --json",
+        SuppressResultView,
+        "Numbers put on the account's suppression list (`add` refuses them all if one is "
+        "invalid; `import` skips invalid rows and lists them by line).",
+    ),
+    JsonCommand(
+        "suppress remove --json",
+        "stickerq suppress remove NUMBER... [--account SID] --json",
+        UnsuppressView,
+        "Numbers taken off the account's suppression list.",
+    ),
+    JsonCommand(
+        "suppress list --json",
+        "stickerq suppress list [--account SID] [--after NUMBER] [--limit N] --json",
+        SuppressionPageView,
+        "A page of the account's suppression list in number order; `next_after` pages on.",
     ),
 )
 

@@ -132,7 +132,7 @@ def send(
         console.print(
             f"campaign [bold]{result.campaign_id}[/]: {result.recipients:,} recipients "
             f"({result.duplicates:,} duplicates dropped, {result.invalid_count:,} invalid "
-            f"skipped), {done}"
+            f"skipped, {result.suppressed:,} suppressed), {done}"
         )
     warn_if_no_beat(settings)
     if wait:

@@ -21,14 +21,14 @@ import psycopg
 import pytest
 import redis
 from psycopg import sql
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import complete_if_settled
 from stickerq.counts import counted_from_rows
 from stickerq.db import make_engine, make_session_factory
 from stickerq.migrate import upgrade
-from stickerq.models import Message, utcnow
+from stickerq.models import Message, Suppression, utcnow
 from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
 from stickerq.worker.claims import (
@@ -42,6 +42,7 @@ from stickerq.worker.claims import (
     write_results,
 )
 from stickerq.worker.expiry import expire_overdue
+from stickerq.worker.suppressed import drop_suppressed
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
 from tests.conftest import PG_ADMIN_URL
 
@@ -49,6 +50,9 @@ from tests.conftest import PG_ADMIN_URL
 CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
 BATCH = 200
 PLAN_MODES = ("force_custom_plan", "force_generic_plan")
+# The tables whose rows a plan may read only as many of as it acts on.
+WATCHED = ("messages", "suppressions")
+SUPPRESSED_BATCH = 20
 
 
 @dataclass
@@ -68,7 +72,7 @@ class PlanProbe:
     active: bool = True
 
     def before_execute(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if not self.active or "messages" not in statement:
+        if not self.active or not any(table in statement for table in WATCHED):
             return
         if not statement.lstrip().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
             return
@@ -104,14 +108,15 @@ class PlanProbe:
 
 
 def rows_read(plan: Any) -> int:
-    """The most rows one scan of `messages` in the plan fetched, kept or filtered out, over
-    all its loops. (A statement may scan its rows twice: once to lock them, once to update.)"""
+    """The most rows one scan of a watched table in the plan fetched, kept or filtered out,
+    over all its loops. (A statement may scan its rows twice: once to lock them, once to
+    update.)"""
     most = 0
     nodes = [plan[0]["Plan"]]
     while nodes:
         node = nodes.pop()
         nodes.extend(node.get("Plans", []))
-        if node.get("Relation Name") == "messages" and node["Node Type"] != "ModifyTable":
+        if node.get("Relation Name") in WATCHED and node["Node Type"] != "ModifyTable":
             seen = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
             seen += node.get("Rows Removed by Index Recheck", 0)
             most = max(most, int(seen * node["Actual Loops"]))
@@ -129,7 +134,7 @@ def big_database() -> Iterator[str]:
         upgrade(url)
         with psycopg.connect(url, autocommit=True) as db:
             # Statistics change only where this test says so.
-            for table in ("messages", "campaigns", "campaign_counts"):
+            for table in ("messages", "campaigns", "campaign_counts", "suppressions"):
                 db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         yield url
     finally:
@@ -160,6 +165,18 @@ def add_campaign(
     return campaign_id, first
 
 
+def suppress_many(url: str) -> None:
+    """A suppression list of CAMPAIGN_SIZE numbers on the campaigns' account, none of them
+    a recipient: each claim's check probes a big table."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO suppressions (sid, phone, reason, created_at) "
+            "SELECT 'SID', '+44' || (7000000000 + g), 'opted out', now() "
+            "FROM generate_series(1, %s) AS g",
+            (CAMPAIGN_SIZE,),
+        )
+
+
 def analyze(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("ANALYZE")
@@ -180,6 +197,20 @@ def send_path(
         claimed = [m.pk for m in claim(session, campaign_id, ids, "T-plans")]
     assert len(claimed) == BATCH
     steps["claim"] = (probe.take(), BATCH)
+
+    # Another batch, whose every number was suppressed after the enqueue: the check right
+    # after the claim makes them `suppressed`, reading only their rows (list and messages).
+    others = list(range(first + 10, first + 10 + SUPPRESSED_BATCH))
+    with sessions.begin() as session:
+        late = claim(session, campaign_id, others, "T-supp")
+        session.execute(
+            insert(Suppression),
+            [{"sid": "SID", "phone": m.recipient, "reason": "STOP"} for m in late],
+        )
+    probe.take()
+    with sessions.begin() as session:
+        assert drop_suppressed(session, "SID", "T-supp", late) == []
+    steps["suppressed check"] = (probe.take(), SUPPRESSED_BATCH)
 
     retry_at = utcnow() - timedelta(seconds=1)
     results = [result(pk, MessageStatus.SENT, message_id=f"mid-{pk}") for pk in claimed[:140]]
@@ -244,6 +275,7 @@ def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statis
     sessions = make_session_factory(engine)
     try:
         add_campaign(big_database, "completed", "sent")  # an older campaign
+        suppress_many(big_database)
         scenarios: dict[str, dict[str, tuple[list[Explained], int]]] = {}
         campaign_id, first = add_campaign(big_database, "running", "pending")
         scenarios["no statistics"] = send_path(sessions, probe, campaign_id, first)
@@ -258,8 +290,8 @@ def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statis
         engine.dispose()
 
     too_many = [
-        f"{scenario}, {step}, {e.mode}: read {e.rows_read} rows of messages (bound {bound}): "
-        f"{e.statement[:160]}"
+        f"{scenario}, {step}, {e.mode}: read {e.rows_read} rows of {'/'.join(WATCHED)} "
+        f"(bound {bound}): {e.statement[:160]}"
         for scenario, steps in scenarios.items()
         for step, (explained, bound) in steps.items()
         for e in explained

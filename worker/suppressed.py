@@ -1,0 +1,53 @@
+"""The suppression list, checked again right after a batch is claimed.
+
+The enqueue dropped the numbers suppressed then; one added since (an operator, or Meta's
+131050 in a callback) is caught here: one SELECT on the list's primary key (sid, phone) for
+the whole batch, and only when it finds some, one UPDATE of those messages, locked by primary
+key, from `sending` to `suppressed`. They are never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from stickerq.models import Message, Suppression
+from stickerq.states import MessageStatus
+from stickerq.worker.claims import ClaimedMessage, _locked, _still_claimed
+
+DETAIL = "not sent: the number is on the account's suppression list"
+
+
+def drop_suppressed(
+    session: Session, sid: str, token: str, claimed: Sequence[ClaimedMessage]
+) -> list[ClaimedMessage]:
+    """The claimed messages still to send; those whose number is suppressed on `sid` become
+    `suppressed`, in the claim's transaction."""
+    if not claimed:
+        return []
+    found = set(
+        session.scalars(
+            select(Suppression.phone).where(
+                Suppression.sid == sid,
+                Suppression.phone.in_(sorted({message.recipient for message in claimed})),
+            )
+        )
+    )
+    if not found:
+        return list(claimed)
+    suppressed = [message.pk for message in claimed if message.recipient in found]
+    batch = _locked(Message.id.in_(suppressed))
+    session.execute(
+        update(Message)
+        .where(Message.id == batch.c.id, _still_claimed(batch, token))
+        .values(
+            status=MessageStatus.SUPPRESSED,
+            claimed_at=None,
+            claim_token=None,
+            last_error_detail=DETAIL,
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    return [message for message in claimed if message.recipient not in found]
