@@ -393,13 +393,7 @@ def idle_cpu_line(cpu: dict[str, float]) -> str:
 
 def summarise(runs: list[dict[str, Any]], args: Any) -> None:
     def med(*path: str) -> float:
-        values = []
-        for f in runs:
-            value: Any = f
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            values.append(value)
-        return median(values)
+        return common.median_at(runs, *path)
 
     rows: list[list[str]] = []
     for kind, label in (("campaign", "GET /campaigns/{id}"), ("metrics", "GET /metrics")):

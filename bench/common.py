@@ -556,6 +556,17 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(clean) if clean else float("nan")
 
 
+def median_at(runs: Sequence[dict[str, Any]], *path: str) -> float:
+    """The median over the runs of the figure at `path` in each run's dict (missing: left out)."""
+    values = []
+    for run in runs:
+        value: Any = run
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(value)
+    return median(values)
+
+
 def fmt(value: Any, spec: str = ",.0f") -> str:
     if value is None:
         return "-"

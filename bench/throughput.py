@@ -40,6 +40,7 @@ from common import (
     log,
     mb,
     median,
+    median_at,
     print_table,
     print_targets,
 )
@@ -482,13 +483,7 @@ def print_run(run: int, f: dict[str, Any], ceiling_c: int, max_c: int) -> None:
 
 def summarise(runs: list[dict[str, Any]], args: Any, ceiling_c: int) -> None:
     def med(path: tuple[str, ...]) -> float:
-        values = []
-        for f in runs:
-            value: Any = f
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            values.append(value)
-        return median(values)
+        return median_at(runs, *path)
 
     stickerq = med(("stickerq", "rate"))
     ceiling = med(("ceiling", "rate"))
