@@ -27,6 +27,11 @@ def bucket_key(prefix: str, sender: str) -> str:
     return f"{prefix}limit:{sender}"
 
 
+def sender_rate_key(prefix: str, sender: str) -> str:
+    """A sender's stored rate, mirrored from the database: the limiter reads it on every ask."""
+    return f"{prefix}rate:{sender}"
+
+
 def claim_key(prefix: str, token: str) -> str:
     """A batch claim's heartbeat; its record of sends adds ":sent" and ":dead" (inflight.py)."""
     return f"{prefix}claim:{token}"

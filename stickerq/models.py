@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -296,3 +297,14 @@ class Suppression(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SenderRate(Base):
+    """A sender number's own rate (messages per second, every worker together); a number
+    without a row sends at STICKERQ_RATE_PER_SECOND. Claims read it by primary key."""
+
+    __tablename__ = "sender_rates"
+
+    sender: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
+    rate_per_second: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -50,6 +50,7 @@ from stickerq.worker.inflight import (
 from stickerq.worker.outages import until_database_is_back, until_redis_is_back
 from stickerq.worker.runtime import Runtime
 from stickerq.worker.send_metrics import record_results
+from stickerq.worker.sender_rates import mirror_rate, sender_rate
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 from stickerq.worker.suppressed import drop_suppressed
 
@@ -211,11 +212,13 @@ def _claim(
                 f"holds the key of {settings.kaleyra_sid}"
             )
         pause = active_pause(session, campaign.sid, campaign.sender)
+        rate = sender_rate(session, campaign.sender, settings.rate_per_second)
         # Without Redis the limiter, which needs it too, holds the sends until it is back.
         with contextlib.suppress(redis.RedisError):
             restore_mirror(
                 runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause
             )
+            mirror_rate(runtime.redis, settings.redis_prefix, campaign.sender, rate)
         if pause is not None:
             return None, []
         deadline = campaign.valid_until
@@ -234,7 +237,7 @@ def _claim(
             if campaign.sticker_id
             else {"link": campaign.sticker_link or ""},
             wa_source=campaign.wa_source,
-            rate_per_second=settings.rate_per_second,
+            rate_per_second=rate,
             policy=runtime.policy,
             connect_retry_seconds=settings.connect_retry_seconds,
             redis_prefix=settings.redis_prefix,

@@ -11,6 +11,12 @@ grants. A bucket of a whole second (burst = rate) would let 2 * rate - 1 through
 second after every idle spell (full bucket, then refill); `burst_tokens` keeps every window
 at or below floor(rate) + 1, including right after idle, and is never more than one second
 of tokens.
+
+A sender's stored rate (`stickerq senders set-rate`) is mirrored in Redis and read by the
+script on every ask, so a change reaches every batch already sending within one round trip;
+the caller's rate (read from the database at claim time) is the fallback when the mirror is
+missing. A changed rate grants no burst: the stored TAT is kept, and the new rate's own
+interval and tolerance decide from it (a lower rate waits longer for its next token).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from stickerq.keys import bucket_key
+from stickerq.keys import bucket_key, sender_rate_key
 from stickerq.masking import mask_phone
 from stickerq.worker.backoff import backoff_delay
 
@@ -44,11 +50,12 @@ MAX_TOKENS_PER_ASK = 64
 # token: enough to fill a round trip, few enough that a throttled sender leaves slots to others.
 WAITING_PER_SENDER = 32
 
-# KEYS[1]: the sender's bucket; KEYS[2]: a send-marker set, or "" for none;
-# KEYS[3..]: block keys (pause mirrors).
+# KEYS[1]: the sender's bucket; KEYS[2]: the sender's stored rate (overrides ARGV[1..2] when
+# set); KEYS[3]: a send-marker set, or "" for none; KEYS[4..]: block keys (pause mirrors).
 # ARGV: emission interval (microseconds per token), burst (tokens), tokens wanted, look-ahead
 # (microseconds), then one member per token wanted to add to the marker set on its grant.
-# Returns {granted, wait, blocked, first_due}, times in microseconds from now: `wait` (when
+# Returns {granted, wait, blocked, first_due, interval}, times in microseconds from now
+# (interval: the one used, as a string): `wait` (when
 # granted < wanted) until the next token is due; `first_due` when the first granted token is
 # due (token i at first_due + i * interval; 0 or less is now). Tokens due within the
 # look-ahead are granted at once, so one round trip serves many requests; the caller holds
@@ -58,14 +65,19 @@ WAITING_PER_SENDER = 32
 # The bucket key holds TAT in microseconds of Redis time; a missing key is an idle bucket,
 # so the key expires as soon as TAT is in the past.
 _GCRA = """
-if #KEYS > 2 and redis.call('EXISTS', unpack(KEYS, 3)) > 0 then
-  return {0, 0, 1, 0}
+if #KEYS > 3 and redis.call('EXISTS', unpack(KEYS, 4)) > 0 then
+  return {0, 0, 1, 0, ARGV[1]}
 end
-if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then
-  return {0, 0, 2, 0}
+if KEYS[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
+  return {0, 0, 2, 0, ARGV[1]}
 end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2]) * interval
+local rate = tonumber(redis.call('GET', KEYS[2]) or '')
+if rate and rate > 0 and rate < math.huge then  -- as burst_tokens() below
+  interval = 1000000 / rate
+  tolerance = math.min(2 - rate % 1, math.max(1, rate)) * interval
+end
 local wanted = tonumber(ARGV[3])
 local ahead = tonumber(ARGV[4])
 local clock = redis.call('TIME')
@@ -78,7 +90,7 @@ local free = math.floor((now + ahead + tolerance - tat + 1) / interval)
 local granted = math.max(0, math.min(wanted, free))
 local first_due = math.ceil(tat + interval - tolerance - now)
 if granted > 0 then
-  if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], unpack(ARGV, 5, 4 + granted)) end
+  if KEYS[3] ~= '' then redis.call('SADD', KEYS[3], unpack(ARGV, 5, 4 + granted)) end
   tat = tat + granted * interval
   redis.call('SET', KEYS[1], string.format('%.3f', tat),
              'PX', math.ceil((tat - now) / 1000) + 1)
@@ -87,7 +99,7 @@ local wait = 0
 if granted < wanted then
   wait = math.max(1, math.ceil(tat + interval - tolerance - now - ahead))
 end
-return {granted, wait, 0, first_due}
+return {granted, wait, 0, first_due, string.format('%.6f', interval)}
 """
 
 
@@ -161,8 +173,13 @@ class RateLimiter:
         if mark_set is not None and len(members) != tokens:
             raise ValueError(f"{tokens} tokens need {tokens} members, got {len(members)}")
         interval_us = 1e6 / rate_per_second
-        granted, wait_us, blocked, first_due_us = await self._script(
-            keys=[self.bucket_key(sender), mark_set or "", *block_keys],
+        granted, wait_us, blocked, first_due_us, used_us = await self._script(
+            keys=[
+                self.bucket_key(sender),
+                sender_rate_key(self._prefix, sender),
+                mark_set or "",
+                *block_keys,
+            ],
             args=[
                 repr(interval_us),
                 repr(burst_tokens(rate_per_second)),
@@ -176,7 +193,7 @@ class RateLimiter:
             wait_seconds=int(wait_us) / 1e6,
             blocked=bool(blocked),
             first_due_seconds=int(first_due_us) / 1e6 if int(granted) else 0.0,
-            interval_seconds=interval_us / 1e6 if int(granted) > 1 else 0.0,
+            interval_seconds=float(used_us) / 1e6 if int(granted) > 1 else 0.0,
         )
 
     async def take(

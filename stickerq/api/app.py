@@ -14,6 +14,7 @@ from stickerq.api import (
     operations,
     problems,
     reports,
+    senders,
     suppressions,
 )
 from stickerq.api.auth import parse_tokens
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(operations.router)
     app.include_router(suppressions.router)
+    app.include_router(senders.router)
     metrics.install(app, settings)
     dashboard.install(app)
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token

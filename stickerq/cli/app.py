@@ -23,6 +23,7 @@ from stickerq.cli import (
     media,
     reports,
     schedules,
+    senders,
     sending,
     services,
     suppress,
@@ -83,6 +84,7 @@ for _module in (
     database,
     media,
     suppress,
+    senders,
 ):
     _module.register(app)
 

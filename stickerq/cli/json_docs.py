@@ -24,6 +24,7 @@ from stickerq.producer.views.failures import FailuresView, HistoryView, RequeueV
 from stickerq.producer.views.media import MediaUploadView
 from stickerq.producer.views.reports import ReportView
 from stickerq.producer.views.schedules import RescheduleView, ScheduleView
+from stickerq.producer.views.senders import SenderRateChangeView, SenderRatesView
 from stickerq.producer.views.sending import PauseView, ProgressView, SendOutput, WaitedSendOutput
 from stickerq.producer.views.suppressions import (
     SuppressionPageView,
@@ -183,6 +184,18 @@ COMMANDS = (
         "stickerq suppress list [--account SID] [--after NUMBER] [--limit N] --json",
         SuppressionPageView,
         "A page of the account's suppression list in number order; `next_after` pages on.",
+    ),
+    JsonCommand(
+        "senders set-rate|reset --json",
+        "stickerq senders set-rate NUMBER RATE | reset NUMBER --json",
+        SenderRateChangeView,
+        "The sender's rate after the change (`reset`: the default, `stored` false).",
+    ),
+    JsonCommand(
+        "senders list --json",
+        "stickerq senders list --json",
+        SenderRatesView,
+        "The numbers with a rate of their own, in number order, and the default.",
     ),
 )
 

@@ -42,6 +42,7 @@ from stickerq.worker.claims import (
     write_results,
 )
 from stickerq.worker.expiry import expire_overdue
+from stickerq.worker.sender_rates import sender_rate
 from stickerq.worker.suppressed import drop_suppressed
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
 from tests.conftest import PG_ADMIN_URL
@@ -51,7 +52,7 @@ CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
 BATCH = 200
 PLAN_MODES = ("force_custom_plan", "force_generic_plan")
 # The tables whose rows a plan may read only as many of as it acts on.
-WATCHED = ("messages", "suppressions")
+WATCHED = ("messages", "suppressions", "sender_rates")
 SUPPRESSED_BATCH = 20
 
 
@@ -134,7 +135,7 @@ def big_database() -> Iterator[str]:
         upgrade(url)
         with psycopg.connect(url, autocommit=True) as db:
             # Statistics change only where this test says so.
-            for table in ("messages", "campaigns", "campaign_counts", "suppressions"):
+            for table in (*WATCHED, "campaigns", "campaign_counts"):
                 db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         yield url
     finally:
@@ -177,6 +178,15 @@ def suppress_many(url: str) -> None:
         )
 
 
+def rate_many(url: str) -> None:
+    """Sender rates of many numbers, the campaigns' sender among them."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO sender_rates (sender, rate_per_second, updated_at) "
+            "SELECT '+91' || (9000000000 + g), 80, now() FROM generate_series(1, 10000) AS g"
+        )
+
+
 def analyze(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("ANALYZE")
@@ -197,6 +207,11 @@ def send_path(
         claimed = [m.pk for m in claim(session, campaign_id, ids, "T-plans")]
     assert len(claimed) == BATCH
     steps["claim"] = (probe.take(), BATCH)
+
+    # The claim reads its sender's rate by primary key.
+    with sessions.begin() as session:
+        assert sender_rate(session, "+919000000001", 1.0) == 80.0
+    steps["sender rate"] = (probe.take(), 1)
 
     # Another batch, whose every number was suppressed after the enqueue: the check right
     # after the claim makes them `suppressed`, reading only their rows (list and messages).
@@ -276,6 +291,7 @@ def test_send_path_statements_read_only_their_rows_with_no_stale_or_fresh_statis
     try:
         add_campaign(big_database, "completed", "sent")  # an older campaign
         suppress_many(big_database)
+        rate_many(big_database)
         scenarios: dict[str, dict[str, tuple[list[Explained], int]]] = {}
         campaign_id, first = add_campaign(big_database, "running", "pending")
         scenarios["no statistics"] = send_path(sessions, probe, campaign_id, first)

@@ -1,0 +1,67 @@
+"""/senders: per-sender rates (as `stickerq senders ...`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from stickerq.api.auth import require_token
+from stickerq.api.common import NO_NUL, AppSettings, json_answer
+from stickerq.api.problems import Problem, problem_responses
+from stickerq.errors import StickerqError
+from stickerq.producer import senders
+from stickerq.producer.senders import MAX_RATE, TIERS
+from stickerq.producer.views.senders import SenderRateChangeView, SenderRatesView, SenderRateView
+
+router = APIRouter(
+    prefix="/senders",
+    tags=["senders"],
+    dependencies=[Depends(require_token)],
+    responses=problem_responses(401, 422),
+)
+CHANGES = problem_responses(403)
+Number = Annotated[str, Path(max_length=40, pattern=NO_NUL, description="the number, E.164")]
+
+
+class RateBody(BaseModel):
+    """What `stickerq senders set-rate` takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate_per_second: Annotated[
+        float, Field(gt=0, le=MAX_RATE, description=f"messages per second. {TIERS}")
+    ]
+
+
+def _refused(exc: StickerqError) -> Problem:
+    return Problem(422, "invalid_sender_rate", "the sender rate request is not valid", str(exc))
+
+
+@router.get("", response_model=SenderRatesView)
+def list_senders(settings: AppSettings) -> Any:
+    """As `stickerq senders list --json`: the stored rates and the default."""
+    rates = senders.list_rates(settings)
+    views = [SenderRateView.of(info) for info in rates.senders]
+    return json_answer(SenderRatesView.of(rates, senders=views))
+
+
+@router.put("/{number}/rate", response_model=SenderRateChangeView, responses=CHANGES)
+def set_sender_rate(number: Number, body: RateBody, settings: AppSettings) -> Any:
+    """As `stickerq senders set-rate`: every worker uses it from its next request on."""
+    try:
+        info = senders.set_rate(settings, number, body.rate_per_second)
+    except StickerqError as exc:
+        raise _refused(exc) from None
+    return json_answer(SenderRateChangeView.of(info))
+
+
+@router.delete("/{number}/rate", response_model=SenderRateChangeView, responses=CHANGES)
+def reset_sender_rate(number: Number, settings: AppSettings) -> Any:
+    """As `stickerq senders reset`: the number sends at STICKERQ_RATE_PER_SECOND again."""
+    try:
+        info = senders.reset_rate(settings, number)
+    except StickerqError as exc:
+        raise _refused(exc) from None
+    return json_answer(SenderRateChangeView.of(info))
