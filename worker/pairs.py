@@ -92,6 +92,7 @@ class PairGuard:
         self.max_backoff = max_backoff
         self._script = redis.register_script(_HOLD)
         self._tick: _Tick | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def reserve(
         self,
@@ -149,7 +150,10 @@ class PairGuard:
         tick = self._tick
         if tick is None:
             tick = self._tick = _Tick()
-            loop.call_soon(lambda: loop.create_task(self._flush(tick)))
+            # Its first step runs after the ready callbacks of this tick: it takes their asks.
+            flush = loop.create_task(self._flush(tick))
+            self._flushing.add(flush)
+            flush.add_done_callback(self._flushing.discard)
         ask = _Ask(key, owner, hold_ms, loop.create_future())
         tick.asks.append(ask)
         return await ask.answer
