@@ -140,3 +140,30 @@ def test_two_worker_processes_share_the_guard(
             assert db.message(campaign_id, SHARED).attempts == 1
     finally:
         db.close()
+
+
+def test_a_pair_whose_token_came_late_is_held_from_its_request_not_its_reservation(
+    pg_database: str,
+    redis_prefix: str,
+    sandbox: SandboxServer,
+    run_worker: Callable[[Settings], None],
+) -> None:
+    # 2 tokens a second: the shared recipient, last of five, gets its token about 2 s after
+    # it reserved its pair, later than the reservation's interval + slack (1.5 s).
+    settings = make_settings(
+        pg_database, redis_prefix, sandbox.url, pair_interval_seconds=1.0, rate_per_second=2.0
+    )
+    first = _campaign(settings, f"{OTHER_1},{OTHER_2},{OTHER_3},+919812345684,{SHARED}")
+    run_worker(settings)
+    wait_until(lambda: sandbox.requests())
+    second = _campaign(settings, SHARED)
+    db = Db(settings)
+    try:
+        _wait_completed(db, first, second)
+        shared = _arrivals(sandbox, SENDER, SHARED)
+        assert len(shared) == 2
+        assert shared[1] - shared[0] >= 1.0
+        for campaign_id in (first, second):
+            assert db.message(campaign_id, SHARED).attempts == 1
+    finally:
+        db.close()
