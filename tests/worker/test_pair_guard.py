@@ -167,3 +167,25 @@ def test_a_pair_whose_token_came_late_is_held_from_its_request_not_its_reservati
             assert db.message(campaign_id, SHARED).attempts == 1
     finally:
         db.close()
+
+
+def test_quick_wa500_retries_of_one_message_are_not_held_by_its_own_pair(
+    pg_database: str,
+    redis_prefix: str,
+    sandbox: SandboxServer,
+    run_worker: Callable[[Settings], None],
+) -> None:
+    settings = make_settings(pg_database, redis_prefix, sandbox.url, pair_interval_seconds=INTERVAL)
+    sandbox.script({SHARED: ["WA500", "WA202"]})
+    campaign = _campaign(settings, SHARED)
+    run_worker(settings)
+    db = Db(settings)
+    try:
+        _wait_completed(db, campaign)
+        shared = _arrivals(sandbox, SENDER, SHARED)
+        assert len(shared) == 2
+        assert shared[1] - shared[0] < INTERVAL / 2
+        message = db.message(campaign, SHARED)
+        assert (message.status, message.attempts) == (MessageStatus.SENT, 2)
+    finally:
+        db.close()
