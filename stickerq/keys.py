@@ -32,6 +32,11 @@ def sender_rate_key(prefix: str, sender: str) -> str:
     return f"{prefix}rate:{sender}"
 
 
+def pair_key(prefix: str, sender: str, recipient: str) -> str:
+    """Held while a sender may not send to this recipient yet (the pair guard, worker/pairs.py)."""
+    return f"{prefix}pair:{sender}:{recipient}"
+
+
 def claim_key(prefix: str, token: str) -> str:
     """A batch claim's heartbeat; its record of sends adds ":sent" and ":dead" (inflight.py)."""
     return f"{prefix}claim:{token}"

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     rate_per_second: float = Field(
         default=80.0, gt=0, description="messages per second per sender, across all workers"
     )
+    pair_interval_seconds: float = Field(
+        default=6.0,
+        ge=0,
+        description="least time between two messages from one sender to one recipient, "
+        "across campaigns and workers (WhatsApp's pair rate limit, 131056); 0: no guard",
+    )
     batch_size: int = Field(
         default=200, ge=1, le=5000, description="message ids per send_batch task"
     )

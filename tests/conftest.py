@@ -177,6 +177,9 @@ def make_settings(
         "quick_backoff_seconds": 0.01,
         "retry_delays_seconds": [0.2, 0.2],
         "connect_retry_seconds": 60.0,
+        # Tests send to the same few numbers again and again; the pair guard's own tests
+        # (tests/worker/test_pair_guard.py) turn it on.
+        "pair_interval_seconds": 0.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

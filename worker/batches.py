@@ -128,7 +128,14 @@ async def start_batch(
         await close_claim(runtime.aredis, keys)
         return None
     sender = BatchSender(
-        ctx, runtime.client, runtime.limiter, runtime.aredis, keys, runtime.slots, runtime.leaving
+        ctx,
+        runtime.client,
+        runtime.limiter,
+        runtime.aredis,
+        keys,
+        runtime.slots,
+        runtime.leaving,
+        runtime.pairs,
     )
     sending = asyncio.create_task(sender.send(claimed))
     CLAIMS_IN_FLIGHT.inc()  # down again when finish_batch ends

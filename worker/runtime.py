@@ -30,6 +30,7 @@ from stickerq.worker.batch_room import BatchRoom
 from stickerq.worker.kaleyra import KaleyraClient
 from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
+from stickerq.worker.pairs import PairGuard
 from stickerq.worker.retries import RetryPolicy
 
 T = TypeVar("T")
@@ -86,6 +87,11 @@ class Runtime:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.client, self.aredis, self.limiter = self.run(self._open_async())
+        self.pairs = (  # None: the pair guard is off
+            PairGuard(self.aredis, settings.redis_prefix, settings.pair_interval_seconds)
+            if settings.pair_interval_seconds > 0
+            else None
+        )
         self.leaving = LeavingRecord(self.engine, functools.partial(in_thread, self._leaving))
         self.slots = asyncio.Semaphore(settings.in_flight)
         self.batches = BatchRoom(

@@ -28,6 +28,7 @@ from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
 from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
+from stickerq.worker.pairs import PairGuard, PairWait
 from stickerq.worker.retries import RetryPolicy, with_quick_retries
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,10 @@ class BatchSender:
         claim: ClaimKeys,
         slots: asyncio.Semaphore,
         leaving: LeavingRecord,
+        pairs: PairGuard | None = None,
     ) -> None:
         self.ctx = ctx
+        self.pairs = pairs  # None: the pair guard is off
         self.leaving = leaving
         self.slots = slots  # the process's requests in flight, shared by its batches
         self.client = client
@@ -161,36 +164,13 @@ class BatchSender:
             raise _Stopped
         if self._past_deadline():  # no token spent on it
             raise _Expired
-        leaving: asyncio.Future[bool] | None = None
-
-        def record_leaving() -> None:
-            # Once it holds an in-flight slot: the database's evidence that it may leave is
-            # written while the token is awaited (worker/leaving.py).
-            nonlocal leaving
-            if not progress.leaving_recorded:
-                leaving = self.leaving.may_leave(self.claim.token, message.pk)
-
-        # A wait for a token is neither an attempt nor a failure. The same atomic step
-        # records the message as possibly sent in Redis (see worker/inflight.py).
-        asked_at = time.perf_counter()
-        granted = await self.limiter.take(
-            self.ctx.sender,
-            self.ctx.rate_per_second,
-            self.block_keys,
-            mark=(self.claim.sent, str(message.pk)),
-            slots=self.slots,
-            stop=self.stop,
-            slot_held=record_leaving,
-        )
-        if not granted:
-            if leaving is not None:
-                leaving.cancel()
-            self.stop.set()
-            raise _Stopped
-        LIMITER_WAIT_SECONDS.observe(time.perf_counter() - asked_at)
-        if leaving is not None:
-            await self._until_recorded(leaving)
-            progress.leaving_recorded = True
+        owner = f"{self.claim.token}:{message.pk}"
+        while True:  # twice only when another owner took the pair while the token was awaited
+            reserved_at = await self._until_pair_free(message, owner)
+            await self._take_token(message, progress)
+            if await self._pair_confirmed(message, owner, reserved_at):
+                break
+            self.slots.release()  # a wasted token: the request waits for its pair again
         try:
             started_at = utcnow()
             if self._past_deadline(started_at):  # the wait for a token outlasted it
@@ -231,6 +211,69 @@ class BatchSender:
                 ),
             )
         return outcome
+
+    async def _until_pair_free(self, message: ClaimedMessage, owner: str) -> float:
+        """Wait, with no token or slot held, until no other message to this recipient from
+        this sender went out within the pair interval (worker/pairs.py)."""
+        if self.pairs is None:
+            return 0.0
+        deadline = self.ctx.valid_until
+        seconds_left = None if deadline is None else (deadline - utcnow()).total_seconds()
+        wait, reserved_at = await self.pairs.reserve(
+            self.ctx.sender, message.recipient, owner, self.stop, seconds_left
+        )
+        if wait is PairWait.STOPPED:
+            raise _Stopped
+        if wait is PairWait.EXPIRED:
+            raise _Expired
+        return reserved_at
+
+    async def _pair_confirmed(
+        self, message: ClaimedMessage, owner: str, reserved_at: float
+    ) -> bool:
+        if self.pairs is None:
+            return True
+        try:
+            return await self.pairs.confirm(self.ctx.sender, message.recipient, owner, reserved_at)
+        except RedisError:  # not sent without the pair held: the reservation waits for Redis
+            log.warning("could not hold the pair in Redis before the request; waiting")
+            return False
+        except BaseException:  # cancelled: the slot is not used
+            self.slots.release()
+            raise
+
+    async def _take_token(self, message: ClaimedMessage, progress: _Progress) -> None:
+        """Wait for a rate-limit token and an in-flight slot (held on return)."""
+        leaving: asyncio.Future[bool] | None = None
+
+        def record_leaving() -> None:
+            # Once it holds an in-flight slot: the database's evidence that it may leave is
+            # written while the token is awaited (worker/leaving.py).
+            nonlocal leaving
+            if not progress.leaving_recorded:
+                leaving = self.leaving.may_leave(self.claim.token, message.pk)
+
+        # A wait for a token is neither an attempt nor a failure. The same atomic step
+        # records the message as possibly sent in Redis (see worker/inflight.py).
+        asked_at = time.perf_counter()
+        granted = await self.limiter.take(
+            self.ctx.sender,
+            self.ctx.rate_per_second,
+            self.block_keys,
+            mark=(self.claim.sent, str(message.pk)),
+            slots=self.slots,
+            stop=self.stop,
+            slot_held=record_leaving,
+        )
+        if not granted:
+            if leaving is not None:
+                leaving.cancel()
+            self.stop.set()
+            raise _Stopped
+        LIMITER_WAIT_SECONDS.observe(time.perf_counter() - asked_at)
+        if leaving is not None:
+            await self._until_recorded(leaving)
+            progress.leaving_recorded = True
 
     async def _until_recorded(self, leaving: asyncio.Future[bool]) -> None:
         """Wait for the evidence, holding the granted token and slot; without it, or when a

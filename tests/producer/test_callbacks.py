@@ -7,11 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from stickerq.cli import app
+from stickerq.cli.reports import report_table
 from stickerq.models import Campaign, Message, UnknownCallback, utcnow
 from stickerq.producer.callbacks import (
     CallbackError,
@@ -94,6 +96,21 @@ def test_outside_the_24_hour_window_is_failed_with_metas_code(
     with sessions() as session:
         report = campaign_report(session, sent_messages)
     assert report.by_code == {"131047": 1}
+
+
+def test_pair_rate_131056_is_failed_and_explained_in_the_report(
+    sessions: sessionmaker[Session], sent_messages: int
+) -> None:
+    errors = [{"code": 131056, "title": "(Business Account, Consumer Account) pair rate limit"}]
+    apply(sessions, callback("M1", "failed", errors=errors))
+    message = status_of(sessions, "M1")
+    assert (message.status, message.last_error_code) == (MessageStatus.FAILED, "131056")
+    with sessions() as session:
+        report = campaign_report(session, sent_messages)
+    assert report.by_code == {"131056": 1}
+    console = Console(record=True, width=200)
+    console.print(report_table(report))
+    assert "pair rate limit (same recipient too often)" in console.export_text()
 
 
 def test_a_callback_without_message_id_or_with_an_unknown_status_is_refused() -> None:
