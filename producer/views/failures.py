@@ -18,6 +18,9 @@ Recipient = Annotated[str, Field(description="E.164, masked unless --show-number
 Code = Annotated[str | None, Field(description="the last error code, Kaleyra's or Meta's")]
 HttpStatus = Annotated[int | None, Field(description="HTTP status of the last answer")]
 Ref = Annotated[str | None, Field(description="as sent to Kaleyra (none: null)")]
+Status = Annotated[MessageStatus, Field(description="the message's status")]
+MessageId = Annotated[str | None, Field(description="Kaleyra's id, once it accepted it")]
+StoredAt = Annotated[Time, Field(description="stored")]
 FailureStatus = Annotated[
     MessageStatus, Field(description="`parked`, `failed`, `unknown` or `expired`")
 ]
@@ -86,14 +89,14 @@ class MessageHistoryView(View):
     campaign_id: CampaignId
     campaign_name: Annotated[str, Field(description="the campaign's name")]
     recipient: Recipient
-    status: Annotated[MessageStatus, Field(description="the message's status")]
-    message_id: Annotated[str | None, Field(description="Kaleyra's id, once it accepted it")]
+    status: Status
+    message_id: MessageId
     ref: Ref
     ref1: Ref
     ref2: Ref
     last_error_code: Code
     last_error_detail: Annotated[str | None, Field(description="the last error's words")]
-    created_at: Annotated[Time, Field(description="stored")]
+    created_at: StoredAt
     sent_at: Annotated[Time | None, Field(description="accepted by Kaleyra")]
     delivered_at: Annotated[Time | None, Field(description="the delivered callback")]
     read_at: Annotated[Time | None, Field(description="the read callback")]

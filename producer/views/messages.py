@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Self
 from pydantic import Field
 
 from stickerq.producer.views.base import Batches, CampaignId, Time, View
-from stickerq.producer.views.failures import Code, HttpStatus, Recipient, Ref
+from stickerq.producer.views.failures import (
+    Code,
+    HttpStatus,
+    MessageId,
+    Recipient,
+    Ref,
+    Status,
+    StoredAt,
+)
 from stickerq.states import MessageStatus
 
 if TYPE_CHECKING:
@@ -21,15 +29,15 @@ class MessageRowView(View):
 
     message_pk: Annotated[int, Field(description="our primary key (logs carry it)")]
     recipient: Recipient
-    status: Annotated[MessageStatus, Field(description="the message's status")]
-    message_id: Annotated[str | None, Field(description="Kaleyra's id, once it accepted it")]
+    status: Status
+    message_id: MessageId
     ref: Ref
     ref1: Ref
     ref2: Ref
     code: Code
     http_status: HttpStatus
     attempts: Annotated[int, Field(description="API requests made for it")]
-    created_at: Annotated[Time, Field(description="stored")]
+    created_at: StoredAt
     last_attempt_at: Annotated[Time | None, Field(description="its latest request")]
     sent_at: Annotated[Time | None, Field(description="accepted by Kaleyra")]
     delivered_at: Annotated[Time | None, Field(description="the delivered callback")]
