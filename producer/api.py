@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
 from stickerq.producer.queue import check_broker, dispatch_campaign
-from stickerq.producer.recipients import InvalidRow, RecipientReport, open_recipients
+from stickerq.producer.recipients import (
+    InvalidRow,
+    RecipientReport,
+    names_senders,
+    open_recipients,
+)
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import validate_spec
 from stickerq.producer.sticker_links import allowed_hosts, check_sticker_link
@@ -48,10 +53,12 @@ def enqueue_campaign(
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
     """
     sender = request.sender or settings.sender
-    if not sender:
+    senders_per_row = request.to_file is not None and names_senders(request.to_file)
+    if not sender and not senders_per_row:
         raise ConfigurationError(
             "no sender number: pass --from +91... or set STICKERQ_SENDER to the business "
-            "number registered on your Kaleyra account"
+            "number registered on your Kaleyra account (or give the recipients CSV a `from` "
+            "column)"
         )
     spec, warnings = validate_spec(
         name=request.name or f"campaign {datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
@@ -64,6 +71,7 @@ def enqueue_campaign(
         wa_source=request.wa_source,
         default_region=settings.default_region,
         http_hosts=allowed_hosts(settings.sticker_check_allow_hosts),
+        senders_per_row=senders_per_row,
     )
     validity = read_validity(request.valid_for, request.valid_until, settings.valid_for)
     if spec.sticker.link is not None and not request.no_check:
@@ -82,6 +90,7 @@ def enqueue_campaign(
             default_region=settings.default_region,
             report=report,
             dedupe=False,  # the store drops them with the unique index: flat memory
+            default_sender=bool(spec.sender),
         )
         campaign_id = store_campaign(
             factory,

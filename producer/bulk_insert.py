@@ -23,17 +23,19 @@ from sqlalchemy.orm import Session
 from stickerq.models import Message, Suppression
 from stickerq.queue import chunks
 
-# (recipient, ref, ref1, ref2)
-MessageRow = tuple[str, str | None, str | None, str | None]
+# (recipient, ref, ref1, ref2, sender): sender None is the campaign's
+MessageRow = tuple[str, str | None, str | None, str | None, str | None]
 
 INSERT_CHUNK = 5_000
-_COLUMNS = ("recipient", "ref", "ref1", "ref2")
+_COLUMNS = ("recipient", "ref", "ref1", "ref2", "sender")
 _STAGE = "stickerq_incoming_messages"
 _CREATE_STAGE = (
     "CREATE TEMPORARY TABLE stickerq_incoming_messages "
-    "(seq bigint, recipient text, ref text, ref1 text, ref2 text) ON COMMIT DROP"
+    "(seq bigint, recipient text, ref text, ref1 text, ref2 text, sender text) ON COMMIT DROP"
 )
-_COPY_TO_STAGE = "COPY stickerq_incoming_messages (seq, recipient, ref, ref1, ref2) FROM STDIN"
+_COPY_TO_STAGE = (
+    "COPY stickerq_incoming_messages (seq, recipient, ref, ref1, ref2, sender) FROM STDIN"
+)
 # The staged rows of suppressed numbers go, counted once per number.
 _DROP_SUPPRESSED = (
     "WITH dropped AS (DELETE FROM stickerq_incoming_messages AS incoming USING suppressions "

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from stickerq.models import Campaign, Message
@@ -29,6 +29,7 @@ from stickerq.producer.window import OUTSIDE_WINDOW
 
 COLUMNS = (
     "recipient",
+    "sender",  # the business number it goes from (a CSV's `from` column, or the campaign's)
     "message_id",
     "ref",
     "ref1",
@@ -43,6 +44,7 @@ COLUMNS = (
     "read_at",
     "outside_window",  # derived from error_code: `yes` for 131047 (producer/window.py)
 )
+# After the recipient, the sender: export_rows fills in the campaign's where a row has none.
 _SELECTED = (
     Message.recipient,
     Message.message_id,
@@ -99,7 +101,7 @@ def _time(value: datetime | None) -> str:
 
 # One formatter per column of _SELECTED.
 _FORMAT: tuple[Callable[[Any], str], ...] = (
-    *(_text,) * 7,  # recipient, message_id, ref, ref1, ref2, status, error_code
+    *(_text,) * 8,  # recipient, sender, message_id, ref, ref1, ref2, status, error_code
     _number,  # attempts
     *(_time,) * 5,  # created_at, last_attempt_at, sent_at, delivered_at, read_at
 )
@@ -132,12 +134,14 @@ def export_chunks(
 def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
     """Each recipient's cells, formatted and guarded, streamed off a server-side cursor.
     Raises CampaignNotFound at the call when the campaign does not exist."""
-    if session.get(Campaign, campaign_id) is None:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
         raise CampaignNotFound(
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
+    own_sender = func.coalesce(Message.sender, literal(campaign.sender))
     selected: Iterable[Sequence[Any]] = session.execute(
-        select(*_SELECTED)
+        select(_SELECTED[0], own_sender, *_SELECTED[1:])
         .where(Message.campaign_id == campaign_id)
         .order_by(Message.id)
         .execution_options(stream_results=True, yield_per=ROWS_PER_FETCH)

@@ -25,13 +25,13 @@ from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message, utcnow
-from stickerq.pauses import active_pause, resume_command
+from stickerq.pauses import campaign_pauses, campaign_senders, resume_command
 from stickerq.producer.pace import Pace, campaign_pace
 from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.settings import Settings
-from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class CampaignDetails:
     progress: CampaignProgress
     pace: Pace
     valid_until: datetime | None = None  # its unsent messages expire then (producer/validity.py)
+    senders: list[str] = field(default_factory=list)  # the numbers its messages go out from
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> Campaign
             progress=progress,
             pace=campaign_pace(progress, campaign.started_at, campaign.finished_at),
             valid_until=campaign.valid_until,
+            senders=campaign_senders(session, campaign),
         )
 
 
@@ -191,7 +193,7 @@ def resume_campaign(
                 raise _refusal(campaign, "resumed", starts(Move.RESUME))
             _delete_key(settings, campaign_id)  # before the commit: see the module docstring
             status = campaign.status
-            blocking = active_pause(session, campaign.sid, campaign.sender)
+            blocking = campaign_pauses(session, campaign)
         if not changed:
             message = f"campaign {campaign_id} is {status}, not paused; nothing changed"
             return LifecycleResult(campaign_id, "resume", status, False, message)
@@ -200,11 +202,12 @@ def resume_campaign(
             with factory.begin() as session:
                 if complete_if_settled(session, campaign_id):
                     status = CampaignStatus.COMPLETED
-    if blocking is not None:
-        lift = resume_command(blocking.scope, blocking.sid, blocking.sender)
+    for pause in blocking:
+        lift = resume_command(pause.scope, pause.sid, pause.sender)
+        held = "nothing goes" if pause.scope == PauseScope.ACCOUNT else "its messages wait"
         warnings.append(
-            f"{blocking.scope} {blocking.sender or blocking.sid} is still paused after "
-            f"{blocking.code}: nothing goes until `{lift}`"
+            f"{pause.scope} {pause.sender or pause.sid} is still paused after "
+            f"{pause.code}: {held} until `{lift}`"
         )
     message = f"campaign {campaign_id} resumed ({status}); {batches} batch(es) dispatched"
     return LifecycleResult(

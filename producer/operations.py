@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign
+from stickerq.models import Campaign, CampaignSender
 from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.settings import Settings
@@ -41,14 +41,17 @@ def resume_sending(
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
             lifted = resume(session, sid, sender)
-            query = select(Campaign.id, Campaign.sender).where(
+            query = select(Campaign.id).where(
                 Campaign.sid == sid,
                 Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
             )
             if sender is not None:
-                query = query.where(Campaign.sender == sender)
-            campaigns = session.execute(query).all()
+                sends_from = select(CampaignSender.campaign_id).where(
+                    CampaignSender.sender == sender
+                )
+                query = query.where(or_(Campaign.sender == sender, Campaign.id.in_(sends_from)))
+            campaigns = session.scalars(query).all()
         account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
         redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
-        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign, _ in campaigns)
+        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign
-from stickerq.pauses import active_pause, describe_pause
+from stickerq.models import Campaign, Message, Pause
+from stickerq.pauses import campaign_pauses, campaign_senders, describe_pause
 from stickerq.producer.window import outside_window
-from stickerq.states import SETTLED, CampaignStatus, MessageStatus
+from stickerq.states import SETTLED, CampaignStatus, MessageStatus, PauseScope
 
 # While a campaign is in one of these its messages go out, so an ETA means something.
 GOING = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
@@ -37,7 +38,11 @@ class CampaignProgress:
     retries_waiting: int = 0
     attempts: int = 0
     retried: int = 0  # attempts beyond each message's first (WA500s)
-    pause: dict[str, str] | None = None
+    pause: dict[str, str] | None = None  # the pause holding all that is left
+    # With per-row senders: pauses of some of its numbers while the others go on.
+    paused_senders: list[dict[str, str]] = field(default_factory=list)
+    # Nothing is left but the paused numbers' messages (checked only once nothing is sending).
+    held_by_senders: bool = False
 
     def count(self, *statuses: MessageStatus) -> int:
         return sum(self.by_status.get(status, 0) for status in statuses)
@@ -58,7 +63,13 @@ class CampaignProgress:
     @property
     def blocked(self) -> bool:
         """A pause holds the rest: nothing more will go until an operator resumes."""
-        return self.pause is not None and self.count(MessageStatus.SENDING) == 0
+        held = self.pause is not None or self.held_by_senders
+        return held and self.count(MessageStatus.SENDING) == 0
+
+    @property
+    def holding(self) -> list[dict[str, str]]:
+        """The pauses that hold what is left."""
+        return [self.pause] if self.pause is not None else self.paused_senders
 
 
 def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
@@ -68,7 +79,11 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
     counts = campaign_counts(session, campaign_id)
-    pause = active_pause(session, campaign.sid, campaign.sender)
+    pause, paused_senders = _blocking(session, campaign, campaign_pauses(session, campaign))
+    idle = not counts.by_status.get(MessageStatus.SENDING)
+    held_by_senders = (
+        bool(paused_senders) and idle and not _others_left(session, campaign, paused_senders)
+    )
     return CampaignProgress(
         campaign_id=campaign.id,
         name=campaign.name,
@@ -81,4 +96,35 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
         attempts=counts.attempts,
         retried=counts.attempts - counts.attempted,
         pause=describe_pause(pause) if pause else None,
+        paused_senders=[describe_pause(p) for p in paused_senders],
+        held_by_senders=held_by_senders,
     )
+
+
+def _others_left(session: Session, campaign: Campaign, paused: list[Pause]) -> bool:
+    """Whether a pending message from a number that is not paused is left. Reads the
+    campaign's pending messages up to the first such one: only asked once nothing is sending."""
+    sent_from = func.coalesce(Message.sender, campaign.sender)
+    left = select(Message.id).where(
+        Message.campaign_id == campaign.id,
+        Message.status == MessageStatus.PENDING,
+        sent_from.not_in([pause.sender for pause in paused]),
+    )
+    return bool(session.scalar(select(exists(left))))
+
+
+def _blocking(
+    session: Session, campaign: Campaign, pauses: list[Pause]
+) -> tuple[Pause | None, list[Pause]]:
+    """The pause that holds the whole campaign, if one does, and the pauses that hold only
+    some of its numbers (per-row senders: each is paused on its own)."""
+    if not pauses:
+        return None, []
+    account = next((p for p in pauses if p.scope == PauseScope.ACCOUNT), None)
+    if account is not None or not campaign.senders_per_row:
+        return account or pauses[0], []
+    paused = {p.sender for p in pauses}
+    senders = set(campaign_senders(session, campaign))
+    if senders <= paused:
+        return pauses[0], []
+    return None, pauses

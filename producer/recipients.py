@@ -35,6 +35,7 @@ __all__ = [
     "RecipientError",
     "RecipientFileError",
     "RecipientReport",
+    "names_senders",
     "normalise_phone",
     "open_recipients",
     "parse_recipient_csv",
@@ -43,13 +44,16 @@ __all__ = [
 
 MAX_INVALID_EXAMPLES = 1000  # invalid rows kept with their line; the rest are only counted
 REF_COLUMNS = ("ref", "ref1", "ref2")
-HEADER_HINT = "the first line must name the columns, e.g. phone,ref,ref1,ref2"
+SENDER_COLUMN = "from"  # the business number a row is sent from (several in one campaign)
+HEADER_HINT = "the first line must name the columns, e.g. phone,ref,ref1,ref2 (and from)"
+# `from` numbers normalised once each: a campaign has a few business numbers, many rows each.
+SENDER_CACHE = 1_000
 UTF8_HINT = "save it as UTF-8 (in Excel: Save As > 'CSV UTF-8 (Comma delimited)')"
 
 Refs = tuple[str | None, str | None, str | None]
 RefColumns = tuple[int | None, int | None, int | None]
-# A row's refs and line, and its text when its phone cell is empty (None otherwise).
-RowPlace = tuple[Refs, int, str | None]
+# A row's refs, line, text when its phone cell is empty (None otherwise), and `from` cell.
+RowPlace = tuple[Refs, int, str | None, str | None]
 _NO_REFS: Refs = (None, None, None)
 _INVISIBLE = re.compile(f"[{INVISIBLE_MARKS}]")
 
@@ -71,6 +75,7 @@ class Recipient:
     ref1: str | None
     ref2: str | None
     line: int
+    sender: str | None = None  # E.164, from the CSV's `from` column; None: the campaign's
 
     def __repr__(self) -> str:  # phone numbers are personal data: keep them out of logs
         return f"Recipient(phone={mask_phone(self.phone)!r}, line={self.line})"
@@ -114,9 +119,17 @@ class RecipientReport:
 class _Accept:
     """Normalise, de-duplicate and count the rows of one read."""
 
-    def __init__(self, region: str | None, report: RecipientReport, dedupe: bool = True) -> None:
+    def __init__(
+        self,
+        region: str | None,
+        report: RecipientReport,
+        dedupe: bool = True,
+        default_sender: bool = True,
+    ) -> None:
         self.region = region
         self.report = report
+        self.default_sender = default_sender  # False: a row must name its `from` number
+        self.senders: dict[str, str | InvalidPhone] = {}
         # E.164 digits as ints: far smaller than strings. None when the caller drops the
         # duplicates itself (the store does, with the database's unique index).
         self.seen: set[int] | None = set() if dedupe else None
@@ -124,12 +137,16 @@ class _Accept:
     def all(self, rows: Iterable[tuple[str, RowPlace]]) -> Iterator[Recipient]:
         """The valid recipients of (raw phone, (refs, line, row text)) rows, in order."""
         report = self.report
-        for raw, (refs, line, empty_phone_row), phone in normalised(rows, self.region):
+        for raw, (refs, line, empty_phone_row, raw_sender), phone in normalised(rows, self.region):
             if isinstance(phone, InvalidPhone):
                 if empty_phone_row is None:
                     report.add_invalid(line, raw, phone.reason)
                 else:
                     report.add_invalid(line, empty_phone_row, "the phone cell is empty")
+                continue
+            sender = self._sender(raw_sender)
+            if isinstance(sender, InvalidPhone):
+                report.add_invalid(line, raw_sender or "", sender.reason)
                 continue
             if self.seen is not None:
                 key = int(phone[1:])
@@ -140,7 +157,26 @@ class _Accept:
             if refs is not _NO_REFS:
                 refs = self._truncate(refs)
             report.valid += 1
-            yield Recipient(phone, refs[0], refs[1], refs[2], line)
+            yield Recipient(phone, refs[0], refs[1], refs[2], line, sender)
+
+    def _sender(self, raw: str | None) -> str | InvalidPhone | None:
+        """The row's `from` number in E.164; None: the campaign's sender."""
+        if raw is None:
+            if self.default_sender:
+                return None
+            return InvalidPhone(
+                "the from cell is empty and the campaign has no sender: fill it in, or give "
+                "the campaign a default sender (--from)"
+            )
+        known = self.senders.get(raw)
+        if known is None:
+            try:
+                known = normalise_phone(raw, self.region)
+            except InvalidPhone as exc:
+                known = InvalidPhone(f"the from number is not valid: {exc.reason}")
+            if len(self.senders) < SENDER_CACHE:
+                self.senders[raw] = known
+        return known
 
     def _truncate(self, refs: Refs) -> Refs:
         ref, cut = truncate_ref(refs[0])
@@ -160,7 +196,7 @@ def parse_recipient_list(
     accept = _Accept(check_region(default_region), report, dedupe)
     items = enumerate(_split_commas(text), start=1)
     yield from accept.all(
-        (raw, (_NO_REFS, position, None)) for position, item in items if (raw := item.strip())
+        (raw, (_NO_REFS, position, None, None)) for position, item in items if (raw := item.strip())
     )
     report.finish()
 
@@ -175,15 +211,21 @@ def _split_commas(text: str) -> Iterator[str]:
 
 
 def parse_recipient_csv(
-    path: Path, default_region: str | None, report: RecipientReport, *, dedupe: bool = True
+    path: Path,
+    default_region: str | None,
+    report: RecipientReport,
+    *,
+    dedupe: bool = True,
+    default_sender: bool = True,
 ) -> Iterator[Recipient]:
-    """Recipients from a CSV file with a `phone` column and optional ref, ref1, ref2 columns.
+    """Recipients from a CSV file with a `phone` column and optional ref, ref1, ref2 and
+    `from` (the business number to send the row from) columns.
 
     `line` is the line an editor shows (the header is line 1). The delimiter is a comma, or a
     semicolon or tab when the header has no comma (spreadsheets in some locales write those).
     Raises RecipientFileError, naming the file and line, when the file cannot be read.
     """
-    accept = _Accept(check_region(default_region), report, dedupe)
+    accept = _Accept(check_region(default_region), report, dedupe, default_sender)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             yield from accept.all(_read_csv(handle, path))
@@ -203,8 +245,8 @@ def parse_recipient_csv(
 
 
 def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
-    """(raw phone, (refs, line, None)) per row; ("", (.., line, the row)) when only the phone
-    cell is empty; nothing for blank rows."""
+    """(raw phone, (refs, line, None, from cell)) per row; ("", (.., line, the row, None))
+    when only the phone cell is empty; nothing for blank rows."""
     lines = _text_lines(handle, path)
     blank_before = 0  # blank lines above the header: csv's line_num does not count them
     for header_line in lines:
@@ -215,17 +257,18 @@ def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
         raise RecipientFileError(f"{path}: the file is empty; {HEADER_HINT}")
     reader = csv.reader(itertools.chain([header_line], lines), delimiter=_delimiter(header_line))
     try:
-        phone_at, ref_at = _columns(next(reader), path, blank_before + 1)
+        phone_at, ref_at, sender_at = _columns(next(reader), path, blank_before + 1)
         previous = reader.line_num
         for row in reader:
             line = blank_before + previous + 1  # a quoted cell may span lines: where it began
             previous = reader.line_num
             raw = row[phone_at].strip() if phone_at < len(row) else ""
             if raw:
-                yield raw, (_refs(row, ref_at) if ref_at else _NO_REFS, line, None)
+                refs = _refs(row, ref_at) if ref_at else _NO_REFS
+                yield raw, (refs, line, None, _cell(row, sender_at))
             elif any(cell.strip() for cell in row):
                 # through the same pipeline, so the report lists invalid rows in line order
-                yield "", (_NO_REFS, line, ",".join(row))
+                yield "", (_NO_REFS, line, ",".join(row), None)
     except csv.Error as exc:
         raise RecipientFileError(
             f"{path}, line {blank_before + reader.line_num}: not a valid CSV file ({exc}); "
@@ -253,9 +296,10 @@ def _delimiter(header_line: str) -> str:
     return ","
 
 
-def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns | None]:
-    """Where the phone and ref columns are; raises RecipientFileError without a phone column."""
-    names = [_INVISIBLE.sub("", cell).strip().lower() for cell in header]  # a second BOM, say
+def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns | None, int | None]:
+    """Where the phone, ref and `from` columns are; raises RecipientFileError without a
+    phone column."""
+    names = _names(header)
     if "phone" not in names:
         found = excerpt(", ".join(cell.strip() for cell in header))
         hint = ""
@@ -267,7 +311,24 @@ def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns 
         )
     ref, ref1, ref2 = (names.index(name) if name in names else None for name in REF_COLUMNS)
     has_refs = not (ref is None and ref1 is None and ref2 is None)
-    return names.index("phone"), (ref, ref1, ref2) if has_refs else None
+    sender_at = names.index(SENDER_COLUMN) if SENDER_COLUMN in names else None
+    return names.index("phone"), (ref, ref1, ref2) if has_refs else None, sender_at
+
+
+def _names(header: list[str]) -> list[str]:
+    return [_INVISIBLE.sub("", cell).strip().lower() for cell in header]  # a second BOM, say
+
+
+def names_senders(path: Path) -> bool:
+    """Whether the CSV file's header has a `from` column (False when it cannot be read: the
+    full read then says what is wrong with the file)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            header = next((line for line in handle if line.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return False
+    cells = next(csv.reader([header], delimiter=_delimiter(header)), [])
+    return SENDER_COLUMN in _names(cells)
 
 
 def _looks_like_phone(cell: str) -> bool:
@@ -307,8 +368,12 @@ def open_recipients(
     default_region: str | None,
     report: RecipientReport,
     dedupe: bool = True,
+    default_sender: bool = True,
 ) -> Iterator[Recipient]:
     """The recipients from exactly one of a list (`to`) and a CSV file (`to_file`).
+
+    default_sender=False: the campaign has no sender of its own, so each CSV row must name
+    its `from` number.
 
     With dedupe=False duplicates are yielded too (and counted as valid): for a caller that
     drops them itself without holding every number seen in memory.
@@ -326,7 +391,9 @@ def open_recipients(
     if to_file is not None:
         if not to_file.is_file():
             raise RecipientFileError(f"{to_file}: no such file; check the path")
-        return parse_recipient_csv(to_file, region, report, dedupe=dedupe)
+        return parse_recipient_csv(
+            to_file, region, report, dedupe=dedupe, default_sender=default_sender
+        )
     if to is None:
         raise RecipientError(
             "no recipients: give --to +919812345678,+447911123456 or --to-file recipients.csv "

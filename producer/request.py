@@ -19,8 +19,10 @@ class CampaignRequest:
     sticker_id: str | None = None  # an uploaded media id, or ...
     sticker_link: str | None = None  # ... an https URL of the WebP: exactly one of the two
     to: str | None = None  # comma-separated E.164 numbers, or ...
-    to_file: Path | None = None  # ... a CSV with a phone column (+ ref, ref1, ref2)
-    sender: str | None = None  # the business number; None: settings.sender
+    to_file: Path | None = None  # ... a CSV with a phone column (+ ref, ref1, ref2, from)
+    sender: str | None = (
+        None  # the business number; None: settings.sender (or the CSV's from column)
+    )
     name: str | None = None  # None: "campaign <UTC time>"
     ref: str | None = None  # defaults for the rows that carry no ref of their own
     ref1: str | None = None

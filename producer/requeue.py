@@ -23,7 +23,7 @@ from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause, utcnow
-from stickerq.pauses import describe_pause, pauses_in_force, resume_command
+from stickerq.pauses import campaign_pauses, describe_pause, resume_command
 from stickerq.producer.failures import parse_status
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.progress import CampaignNotFound
@@ -92,9 +92,9 @@ def _requeue(
             raise CampaignNotFound(
                 f"no campaign {campaign_id}; `stickerq failures` shows each failure's campaign"
             )
-        sid, sender, campaign_status = campaign.sid, campaign.sender, campaign.status
+        campaign_status = campaign.status
         deadline = campaign.valid_until
-        pauses = pauses_in_force(session, sid, sender)
+        pauses = campaign_pauses(session, campaign)
         matching = session.scalar(
             select(func.count()).where(*_selection(campaign_id, wanted, code))
         )

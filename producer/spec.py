@@ -228,7 +228,9 @@ class CampaignSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    sender: str  # the business number in E.164; pass default_region in the validation context
+    # The business number in E.164 (pass default_region in the validation context); "" when
+    # every recipient row names its own (a CSV's `from` column, context `senders_per_row`).
+    sender: str
     sticker: Sticker
     ref: str | None = Field(default=None, max_length=REF_MAX)
     ref1: str | None = Field(default=None, max_length=REF_MAX)
@@ -252,9 +254,12 @@ class CampaignSpec(BaseModel):
     @field_validator("sender")
     @classmethod
     def _sender_e164(cls, value: str, info: ValidationInfo) -> str:
+        context = info.context or {}
         if not value.strip():
+            if context.get("senders_per_row"):
+                return ""
             raise PydanticCustomError("sender_empty", "the sender number is empty")
-        region = (info.context or {}).get("default_region")
+        region = context.get("default_region")
         try:
             return normalise_phone(value, region)
         except InvalidPhone as exc:
@@ -339,9 +344,12 @@ def validate_spec(
     wa_source: str | None = "api",
     default_region: str | None = None,
     http_hosts: Collection[str] = (),
+    senders_per_row: bool = False,
 ) -> ValidatedSpec:
     """Check and normalise a campaign spec; raises SpecError listing every problem at once.
 
+    senders_per_row: the recipients name their own `from` numbers, so the campaign's sender
+    (their default) may be left out.
     `http_hosts` may be linked over plain http (STICKERQ_STICKER_CHECK_ALLOW_HOSTS: tests).
     """
     problems: list[SpecProblem] = []
@@ -375,7 +383,11 @@ def validate_spec(
         **refs,
     }
     try:
-        context = {"default_region": region, "http_hosts": http_hosts}
+        context = {
+            "default_region": region,
+            "http_hosts": http_hosts,
+            "senders_per_row": senders_per_row,
+        }
         spec = CampaignSpec.model_validate(data, context=context)
     except ValidationError as exc:
         problems += [_problem(error) for error in exc.errors(include_url=False)]

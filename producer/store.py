@@ -9,12 +9,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, Message, utcnow
+from stickerq.models import Campaign, CampaignSender, Message, utcnow
 from stickerq.producer.bulk_insert import MessageRow, insert_messages
 from stickerq.producer.recipients import Recipient, RecipientReport
 from stickerq.producer.spec import CampaignSpec
 from stickerq.producer.validity import Validity
 from stickerq.states import CampaignStatus, MessageStatus
+
+# Distinct `from` numbers one campaign may use: a business has a handful; thousands mean the
+# column holds something else (the recipients, say).
+MAX_SENDERS = 1_000
 
 
 class RecipientsRejected(StickerqError):
@@ -42,6 +46,7 @@ def store_campaign(
     back if any row turns out invalid (unless skip_invalid) or none is valid. A campaign
     sent now counts its validity from now; a scheduled one from its time (producer.schedule).
     """
+    senders = _SendersSeen(spec.sender, report)
     with sessions.begin() as session:
         campaign = Campaign(
             name=spec.name,
@@ -66,7 +71,7 @@ def store_campaign(
         report.suppressed = insert_messages(
             session,
             campaign.id,
-            (_message_row(campaign, recipient) for recipient in recipients),
+            (_message_row(campaign, senders.note(recipient)) for recipient in recipients),
             sid,
         )
         stored = campaign_counts(session, campaign.id).messages
@@ -88,16 +93,49 @@ def store_campaign(
             raise RecipientsRejected(report, problem)
         campaign.recipient_count = report.valid
         campaign.suppressed_count = report.suppressed
+        if senders.per_row:
+            campaign.senders_per_row = True
+            session.add_all(CampaignSender(campaign_id=campaign.id, sender=s) for s in senders.seen)
         return campaign.id
 
 
+class _SendersSeen:
+    """The numbers a campaign's rows are sent from (a few): its own sender, and the `from`
+    numbers of a CSV that has that column."""
+
+    def __init__(self, campaign_sender: str, report: RecipientReport) -> None:
+        self.campaign_sender = campaign_sender
+        self.report = report
+        self.seen: set[str] = set()
+
+    @property
+    def per_row(self) -> bool:
+        return bool(self.seen - {self.campaign_sender})
+
+    def note(self, recipient: Recipient) -> Recipient:
+        sender = recipient.sender or self.campaign_sender
+        if sender not in self.seen:
+            if len(self.seen) >= MAX_SENDERS:
+                raise RecipientsRejected(
+                    self.report,
+                    f"line {recipient.line}: more than {MAX_SENDERS} different `from` numbers; "
+                    "the from column must hold the business numbers the rows are sent from. "
+                    "Nothing was stored.",
+                )
+            self.seen.add(sender)
+        return recipient
+
+
 def _message_row(campaign: Campaign, recipient: Recipient) -> MessageRow:
-    """A row's own refs win; the campaign's defaults fill the gaps."""
+    """A row's own refs win; the campaign's defaults fill the gaps. A row sent from the
+    campaign's own sender stores none."""
+    sender = recipient.sender
     return (
         recipient.phone,
         recipient.ref if recipient.ref is not None else campaign.ref,
         recipient.ref1 if recipient.ref1 is not None else campaign.ref1,
         recipient.ref2 if recipient.ref2 is not None else campaign.ref2,
+        None if sender == campaign.sender else sender,
     )
 
 

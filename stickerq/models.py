@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -98,8 +99,24 @@ class Campaign(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Recipients dropped at enqueue: their number is on the account's suppression list.
     suppressed_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Its recipients CSV had a `from` column: messages may name their own sender, and a
+    # worker groups each batch by sender. `sender` is then the default for rows without one
+    # ("" when there is none).
+    senders_per_row: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (Index(None, "status", "scheduled_at"), Index(None, "status", "valid_until"))
+
+
+class CampaignSender(Base):
+    """A business number some of a campaign's messages are sent from (its CSV's `from`
+    column): resuming that sender finds the campaign here."""
+
+    __tablename__ = "campaign_senders"
+
+    campaign_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    sender: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
 
 
 class Schedule(Base):
@@ -134,6 +151,8 @@ class Message(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     recipient: Mapped[str] = mapped_column(String(20))
+    # The business number it is sent from, when not the campaign's (a CSV's `from` column).
+    sender: Mapped[str | None] = mapped_column(String(20))
     ref: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import SQLCoreOperations
 
 from stickerq.db import rows_changed
 from stickerq.keys import account_pause_key, sender_pause_key
-from stickerq.models import Pause, utcnow
+from stickerq.models import Campaign, CampaignSender, Pause, utcnow
 from stickerq.states import PauseScope
 
 
@@ -51,14 +51,43 @@ def in_force(
     )
 
 
-def active_pause(session: Session, sid: str, sender: str) -> Pause | None:
-    """The pause that blocks this sender now (its account's or its own), if any."""
-    return session.scalars(select(Pause).where(in_force(sid, sender)).limit(1)).first()
+def account_pauses(session: Session, sid: str) -> list[Pause]:
+    """Every pause in force on this account: its own and each of its senders'."""
+    return list(session.scalars(select(Pause).where(Pause.sid == sid, Pause.resumed_at.is_(None))))
 
 
-def pauses_in_force(session: Session, sid: str, sender: str) -> list[Pause]:
-    """Every pause that blocks this sender now, oldest first."""
-    return list(session.scalars(select(Pause).where(in_force(sid, sender)).order_by(Pause.id)))
+def campaign_senders(session: Session, campaign: Campaign) -> list[str]:
+    """The numbers a campaign's messages go out from: its sender or, with per-row senders,
+    each number its rows name (its own sender among them if some rows use it)."""
+    if not campaign.senders_per_row:
+        return [campaign.sender]
+    return list(
+        session.scalars(
+            select(CampaignSender.sender)
+            .where(CampaignSender.campaign_id == campaign.id)
+            .order_by(CampaignSender.sender)
+        )
+    )
+
+
+def campaign_pauses(session: Session, campaign: Campaign) -> list[Pause]:
+    """Every pause holding some of this campaign's messages, oldest first: its account's,
+    its sender's and, with per-row senders, each of its numbers'."""
+    senders = campaign_senders(session, campaign)
+    return list(
+        session.scalars(
+            select(Pause)
+            .where(
+                Pause.sid == campaign.sid,
+                Pause.resumed_at.is_(None),
+                or_(
+                    Pause.scope == PauseScope.ACCOUNT,
+                    and_(Pause.scope == PauseScope.SENDER, Pause.sender.in_(senders)),
+                ),
+            )
+            .order_by(Pause.id)
+        )
+    )
 
 
 def resume_command(scope: str, sid: str, sender: str) -> str:

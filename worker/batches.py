@@ -24,15 +24,11 @@ from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
 from stickerq.metrics import CLAIMS_IN_FLIGHT
 from stickerq.models import Campaign, utcnow
-from stickerq.pauses import (
-    PauseRequest,
-    active_pause,
-    record_pause,
-    restore_mirror,
-)
-from stickerq.states import MessageStatus
+from stickerq.pauses import PauseRequest, account_pauses, record_pause, restore_mirror
+from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.claims import (
     ClaimedMessage,
+    HeldSenders,
     MessageResult,
     claim,
     expire_late,
@@ -50,6 +46,7 @@ from stickerq.worker.inflight import (
 from stickerq.worker.outages import until_database_is_back, until_redis_is_back
 from stickerq.worker.runtime import Runtime
 from stickerq.worker.send_metrics import record_results
+from stickerq.worker.sender_groups import SenderGroups, by_sender
 from stickerq.worker.sender_rates import mirror_rate, sender_rate
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 from stickerq.worker.suppressed import drop_suppressed
@@ -67,11 +64,15 @@ ROOM_PATIENCE_SECONDS = 0.2
 
 @dataclass(frozen=True, slots=True)
 class RunningBatch:
-    ctx: SendContext
+    campaign_id: int
     keys: ClaimKeys
-    sender: BatchSender
+    senders: SenderGroups  # one BatchSender per number the batch's messages go out from
     sending: asyncio.Task[BatchOutcome]
     heartbeat: asyncio.Task[None]
+
+
+# A claimed batch: each sender's context and its messages.
+Claimed = list[tuple[SendContext, list[ClaimedMessage]]]
 
 
 async def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> bool:
@@ -94,7 +95,7 @@ async def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[i
     if batch is None:
         room.leave(campaign_id)
     else:
-        room.hand_over(campaign_id, finish_batch(runtime, batch), batch.sender.halt)
+        room.hand_over(campaign_id, finish_batch(runtime, batch), batch.senders.halt)
     return True
 
 
@@ -117,48 +118,53 @@ async def start_batch(
     await until_redis_is_back(open_claim)(runtime.aredis, keys, ttl)
     heartbeat = asyncio.create_task(beat_forever(runtime.aredis, keys, ttl))
     try:
-        ctx, claimed = await runtime.in_database(
+        claimed = await runtime.in_database(
             until_database_is_back(_claim), runtime, campaign_id, message_pks, keys
         )
     except BaseException:
         heartbeat.cancel()
         raise
-    if ctx is None or not claimed:  # a redelivery, say: nothing of ours to keep a record of
+    if not claimed:  # a redelivery, say: nothing of ours to keep a record of
         heartbeat.cancel()
         await close_claim(runtime.aredis, keys)
         return None
-    sender = BatchSender(
-        ctx,
-        runtime.client,
-        runtime.limiter,
-        runtime.aredis,
-        keys,
-        runtime.slots,
-        runtime.leaving,
-        runtime.pairs,
+    senders = SenderGroups(
+        [
+            BatchSender(
+                ctx,
+                runtime.client,
+                runtime.limiter,
+                runtime.aredis,
+                keys,
+                runtime.slots,
+                runtime.leaving,
+                runtime.pairs,
+            )
+            for ctx, _ in claimed
+        ]
     )
-    sending = asyncio.create_task(sender.send(claimed))
+    groups = [messages for _, messages in claimed]
+    sending: asyncio.Task[BatchOutcome] = asyncio.create_task(senders.send(groups))
     CLAIMS_IN_FLIGHT.inc()  # down again when finish_batch ends
-    return RunningBatch(ctx, keys, sender, sending, heartbeat)
+    return RunningBatch(campaign_id, keys, senders, sending, heartbeat)
 
 
 async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
     """Write the results as they arrive, then settle the batch and close its claim."""
-    ctx, keys, sender = batch.ctx, batch.keys, batch.sender
+    keys, senders = batch.keys, batch.senders
     written: list[MessageResult] = []
-    pause_stored = False
 
     async def flush() -> None:
-        nonlocal pause_stored
-        results = sender.take_results()
-        # Read after the results: the sender sets a pause before it adds the result that
+        results = senders.take_results()
+        # Read after the results: a sender sets a pause before it adds the result that
         # caused it, so a parked message is never written without its pause.
-        pause = None if pause_stored else sender.outcome.pause
-        if results or pause is not None:
+        pauses = senders.new_pauses()
+        if results or pauses:
+            stored = [(ctx, pause) for _, ctx, pause in pauses]
             await runtime.in_database(
-                until_database_is_back(_flush), runtime, ctx, keys, results, pause
+                until_database_is_back(_flush), runtime, batch.campaign_id, keys, results, stored
             )
-        pause_stored = pause_stored or pause is not None
+        senders.pauses_stored([index for index, _, _ in pauses])
         written.extend(results)
         record_results(results)
         if results:
@@ -170,12 +176,14 @@ async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
             # Write results as they come: what a killed worker leaves `unknown` is then only
             # what was in flight (and the few answers of the last instant).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sender.results_ready.wait(), FLUSH_SECONDS)
+                await asyncio.wait_for(senders.results_ready.wait(), FLUSH_SECONDS)
             await flush()
             await asyncio.wait([batch.sending], timeout=FLUSH_GAP_SECONDS)
         outcome = batch.sending.result()
         await flush()
-        await runtime.in_database(until_database_is_back(_record), runtime, ctx, keys, outcome)
+        await runtime.in_database(
+            until_database_is_back(_record), runtime, batch.campaign_id, keys, outcome
+        )
     finally:
         batch.heartbeat.cancel()
         CLAIMS_IN_FLIGHT.dec()
@@ -186,25 +194,28 @@ async def finish_batch(runtime: Runtime, batch: RunningBatch) -> BatchOutcome:
 
 def _flush(
     runtime: Runtime,
-    ctx: SendContext,
+    campaign_id: int,
     keys: ClaimKeys,
     results: list[MessageResult],
-    pause: PauseRequest | None,
+    pauses: list[tuple[SendContext, PauseRequest]],
 ) -> None:
     """Write what finished so far, with the pause it caused (claims read pauses from the
     database: at once, not when the batch ends), in one transaction. The caller then drops
     the results from the claim's record of possible sends: a worker killed now leaves
     `unknown` only what was really in flight."""
     with runtime.sessions.begin() as session:
-        if pause is not None:
-            record_pause(session, pause, ctx.sid, ctx.sender, ctx.campaign_id)
+        for ctx, pause in pauses:
+            record_pause(session, pause, ctx.sid, ctx.sender, campaign_id)
         write_results(session, keys.token, results)
-        _count_wa400_run(runtime, session, ctx.campaign_id, results)
+        _count_wa400_run(runtime, session, campaign_id, results)
 
 
 def _claim(
     runtime: Runtime, campaign_id: int, message_pks: Sequence[int], keys: ClaimKeys
-) -> tuple[SendContext | None, list[ClaimedMessage]]:
+) -> Claimed:
+    """Claim what may go now: nothing while the account or the campaign's sender is paused;
+    with per-row senders, all but the paused numbers' messages. Each sender's share comes
+    with its own context (rate, pause keys)."""
     settings = runtime.settings
     with runtime.sessions.begin() as session:
         campaign = session.get(Campaign, campaign_id)
@@ -212,56 +223,77 @@ def _claim(
             log.warning(
                 "campaign %s does not exist; batch dropped", campaign_id, extra=ids(campaign_id)
             )
-            return None, []
+            return []
         if campaign.sid != settings.kaleyra_sid:
             raise ConfigurationError(
                 f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
                 f"holds the key of {settings.kaleyra_sid}"
             )
-        pause = active_pause(session, campaign.sid, campaign.sender)
-        rate = sender_rate(session, campaign.sender, settings.rate_per_second)
-        # Without Redis the limiter, which needs it too, holds the sends until it is back.
-        with contextlib.suppress(redis.RedisError):
-            restore_mirror(
-                runtime.redis, settings.redis_prefix, campaign.sid, campaign.sender, pause
-            )
-            mirror_rate(runtime.redis, settings.redis_prefix, campaign.sender, rate)
-        if pause is not None:
-            return None, []
+        held = _held_senders(runtime, session, campaign)
+        if held is None:
+            return []
         deadline = campaign.valid_until
         late = deadline is not None and deadline <= utcnow()
         expired = expire_late(session, campaign_id, message_pks) if late else 0
-        claimed = [] if late else claim(session, campaign_id, message_pks, keys.token)
+        claimed = [] if late else claim(session, campaign_id, message_pks, keys.token, held)
         sendable = drop_suppressed(session, campaign.sid, keys.token, claimed)
         # Expired or suppressed here, the batch's last messages may have settled the campaign.
         settled_here = bool(expired) or len(sendable) < len(claimed)
-        claimed = sendable
-        ctx = SendContext(
-            campaign_id=campaign_id,
-            sid=campaign.sid,
-            sender=campaign.sender,
-            sticker={"id": campaign.sticker_id}
-            if campaign.sticker_id
-            else {"link": campaign.sticker_link or ""},
-            wa_source=campaign.wa_source,
-            rate_per_second=rate,
-            policy=runtime.policy,
-            connect_retry_seconds=settings.connect_retry_seconds,
-            redis_prefix=settings.redis_prefix,
-            valid_until=deadline,
-        )
-    if settled_here and not claimed:
+        groups = [
+            (_context(runtime, session, campaign, sender), messages)
+            for sender, messages in by_sender(sendable, campaign.sender).items()
+        ]
+    if settled_here and not groups:
         with runtime.sessions.begin() as session:
             complete_if_settled(session, campaign_id)
-    return ctx, claimed
+    return groups
 
 
-def _record(runtime: Runtime, ctx: SendContext, keys: ClaimKeys, outcome: BatchOutcome) -> None:
+def _held_senders(runtime: Runtime, session: Session, campaign: Campaign) -> HeldSenders | None:
+    """The campaign's paused senders (None: nothing of it may be claimed now). Every pause
+    found is mirrored again in Redis (a lost mirror heals itself)."""
+    pauses = account_pauses(session, campaign.sid)
+    # Without Redis the limiter, which needs it too, holds the sends until it is back.
+    with contextlib.suppress(redis.RedisError):
+        for pause in pauses:
+            restore_mirror(
+                runtime.redis, runtime.settings.redis_prefix, campaign.sid, pause.sender, pause
+            )
+    if any(pause.scope == PauseScope.ACCOUNT for pause in pauses):
+        return None
+    senders = frozenset(pause.sender for pause in pauses)
+    if not campaign.senders_per_row and campaign.sender in senders:
+        return None
+    return HeldSenders(campaign.sender, senders)
+
+
+def _context(runtime: Runtime, session: Session, campaign: Campaign, sender: str) -> SendContext:
+    settings = runtime.settings
+    rate = sender_rate(session, sender, settings.rate_per_second)
+    with contextlib.suppress(redis.RedisError):  # the limiter waits for Redis anyway
+        mirror_rate(runtime.redis, settings.redis_prefix, sender, rate)
+    return SendContext(
+        campaign_id=campaign.id,
+        sid=campaign.sid,
+        sender=sender,
+        sticker={"id": campaign.sticker_id}
+        if campaign.sticker_id
+        else {"link": campaign.sticker_link or ""},
+        wa_source=campaign.wa_source,
+        rate_per_second=rate,
+        policy=runtime.policy,
+        connect_retry_seconds=settings.connect_retry_seconds,
+        redis_prefix=settings.redis_prefix,
+        valid_until=campaign.valid_until,
+    )
+
+
+def _record(runtime: Runtime, campaign_id: int, keys: ClaimKeys, outcome: BatchOutcome) -> None:
     """After the last results: unsent messages back, the campaign settled."""
     with runtime.sessions.begin() as session:
-        release(session, ctx.campaign_id, keys.token, outcome.unsent)
+        release(session, campaign_id, keys.token, outcome.unsent)
     with runtime.sessions.begin() as session:
-        complete_if_settled(session, ctx.campaign_id)
+        complete_if_settled(session, campaign_id)
 
 
 def _count_wa400_run(

@@ -52,6 +52,14 @@ SENDABLE_CAMPAIGN = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
 
 
 @dataclass(frozen=True, slots=True)
+class HeldSenders:
+    """The paused numbers a claim leaves alone: `campaign_sender` stands for rows with none."""
+
+    campaign_sender: str
+    senders: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedMessage:
     pk: int
     recipient: str
@@ -60,6 +68,7 @@ class ClaimedMessage:
     ref2: str | None
     attempts: int
     delayed_retries: int
+    sender: str | None = None  # its own `from` number; None: the campaign's sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +99,32 @@ class MessageResult:
 
 
 def claim(
-    session: Session, campaign_id: int, message_pks: Sequence[int], token: str
+    session: Session,
+    campaign_id: int,
+    message_pks: Sequence[int],
+    token: str,
+    held: HeldSenders | None = None,
 ) -> list[ClaimedMessage]:
-    """Move the batch's still-pending, due messages to `sending` under this claim token."""
+    """Move the batch's still-pending, due messages to `sending` under this claim token;
+    with `held`, not those sent from a paused number (a campaign with per-row senders)."""
     now = utcnow()
     campaign_sendable = exists().where(
         Campaign.id == campaign_id, Campaign.status.in_(SENDABLE_CAMPAIGN)
     )
     batch = _locked(Message.id.in_(message_pks))
+    conditions = [
+        Message.id == batch.c.id,
+        batch.c.campaign_id == campaign_id,
+        batch.c.status == MessageStatus.PENDING,
+        or_(batch.c.next_attempt_at.is_(None), batch.c.next_attempt_at <= now),
+        campaign_sendable,
+    ]
+    if held is not None and held.senders:
+        sent_from = func.coalesce(batch.c.sender, held.campaign_sender)
+        conditions.append(sent_from.not_in(held.senders))
     rows = session.execute(
         update(Message)
-        .where(
-            Message.id == batch.c.id,
-            batch.c.campaign_id == campaign_id,
-            batch.c.status == MessageStatus.PENDING,
-            or_(batch.c.next_attempt_at.is_(None), batch.c.next_attempt_at <= now),
-            campaign_sendable,
-        )
+        .where(*conditions)
         .values(
             status=MessageStatus.SENDING, claimed_at=now, next_attempt_at=None, claim_token=token
         )
@@ -118,12 +136,16 @@ def claim(
             Message.ref2,
             Message.attempts,
             Message.delayed_retries,
+            Message.sender,
         ),
         execution_options={"synchronize_session": False},
     ).all()
     if rows:
         move_campaign(session, campaign_id, Move.START, started_at=now)
-    return [ClaimedMessage(*row) for row in rows]
+    return [
+        ClaimedMessage(pk, recipient, ref, ref1, ref2, attempts, retries, sender)
+        for pk, recipient, ref, ref1, ref2, attempts, retries, sender in rows
+    ]
 
 
 EXPIRED_DETAIL = "not sent before its campaign's deadline (valid_until)"
@@ -196,6 +218,7 @@ def _locked(rows: ColumnElement[bool]) -> CTE:
             Message.status,
             Message.next_attempt_at,
             Message.claim_token,
+            Message.sender,
         )
         .where(rows)
         .with_for_update()

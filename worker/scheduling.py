@@ -24,7 +24,7 @@ from stickerq.counts import campaign_counts
 from stickerq.cron import next_run
 from stickerq.db import rows_changed
 from stickerq.logs import ids
-from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.models import Campaign, CampaignSender, Message, Schedule, utcnow
 from stickerq.queue import dispatch_messages
 from stickerq.states import CampaignStatus, MessageStatus
 
@@ -41,6 +41,7 @@ RUN_FIELDS = (
     "ref",
     "ref1",
     "ref2",
+    "senders_per_row",
 )
 
 
@@ -158,14 +159,23 @@ def _copy_campaign(session: Session, template: Campaign, schedule: Schedule, at:
         Message.ref,
         Message.ref1,
         Message.ref2,
+        Message.sender,
         literal(MessageStatus.PENDING.value),
         literal(0),
         literal(0),
         literal(utcnow(), Message.created_at.type),
     ).where(Message.campaign_id == template.id)
-    columns = ["campaign_id", "recipient", "ref", "ref1", "ref2", "status", "attempts"]
+    columns = ["campaign_id", "recipient", "ref", "ref1", "ref2", "sender", "status", "attempts"]
     columns += ["delayed_retries", "created_at"]
     session.execute(insert(Message).from_select(columns, source))
+    session.execute(
+        insert(CampaignSender).from_select(
+            ["campaign_id", "sender"],
+            select(literal(run.id), CampaignSender.sender).where(
+                CampaignSender.campaign_id == template.id
+            ),
+        )
+    )
     # Counted: SQLAlchemy gives rowcount -1 for this INSERT ... SELECT on PostgreSQL.
     copied = campaign_counts(session, run.id).messages
     run.recipient_count = copied

@@ -21,7 +21,7 @@ from stickerq.masking import mask_phone
 from stickerq.metrics import LIMITER_WAIT_SECONDS
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
-from stickerq.states import MessageStatus
+from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.claims import EXPIRED_DETAIL, AttemptRecord, ClaimedMessage, MessageResult
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
@@ -301,9 +301,11 @@ class BatchSender:
                 await self.redis.set(key, request.code)
             except RedisError:  # the database pause (written after the batch) still holds
                 log.warning("could not mirror the pause in Redis; other workers see it later")
+            held = "" if request.scope == PauseScope.ACCOUNT else f" {mask_phone(self.ctx.sender)}"
             log.warning(
-                "pausing %s of %s: %s",
+                "pausing %s%s of %s: %s",
                 request.scope,
+                held,
                 self.ctx.sid,
                 request.code,
                 extra=ids(self.ctx.campaign_id, code=request.code),

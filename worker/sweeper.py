@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import ColumnElement, and_, exists, or_, select, text, true, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, move_campaigns
@@ -105,7 +105,7 @@ def redispatch_uncovered(
     if queued_tasks(client, prefix):
         return 0
     now = utcnow()
-    paused = exists().where(in_force(Campaign.sid, Campaign.sender))
+    paused = exists().where(in_force(Campaign.sid, func.coalesce(Message.sender, Campaign.sender)))
     with sessions() as session:
         rows = session.execute(
             select(Message.campaign_id, Message.id)

@@ -85,6 +85,13 @@ class CampaignDetailsView(CampaignView):
         Time | None,
         Field(description="its messages not sent by then expire (`--valid-for`); null: never"),
     ]
+    senders: Annotated[
+        list[str],
+        Field(
+            description="the business numbers its messages go out from: its sender, or each "
+            "number of its CSV's `from` column"
+        ),
+    ]
 
     @classmethod
     def of_details(cls, details: CampaignDetails) -> Self:

@@ -124,6 +124,13 @@ class MessageCountsView(View):
     attempts: Attempts
     retried: Annotated[int, Field(description="attempts beyond each message's first (WA500s)")]
     pause: Annotated[PauseView | None, Field(description="the pause holding its sender, if any")]
+    paused_senders: Annotated[
+        list[PauseView],
+        Field(
+            description="a campaign with per-row senders (a CSV's `from` column): the pauses "
+            "of some of its numbers, whose messages wait while the others go on"
+        ),
+    ]
     settled: Annotated[bool, Field(description="every message is final: no more will go")]
     outside_window: Annotated[
         OutsideWindowView, Field(description="messages that came back 131047")

@@ -95,7 +95,8 @@ def form_schema() -> dict[str, Any]:
     schema["properties"][FILE_FIELD] = {
         "type": "string",
         "format": "binary",
-        "description": "a CSV file: a phone column, optional ref, ref1, ref2 columns",
+        "description": "a CSV file: a phone column, optional ref, ref1, ref2 columns, and an "
+        "optional from column (the business number each row is sent from)",
     }
     schema["required"] = [FILE_FIELD]
     return schema

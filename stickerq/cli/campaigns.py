@@ -55,8 +55,9 @@ ShowJson = Annotated[
         "sticker_link, wa_source, ref, ref1, ref2, started_at, finished_at, schedule_id, "
         "suppressed_at_enqueue and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
-        "sender, code, since, reason}, settled, outside_window {messages, advice}}, pace: "
-        "{rate_per_second, remaining, eta_at} and valid_until",
+        "sender, code, since, reason}, paused_senders [the same], settled, outside_window "
+        "{messages, advice}}, pace: {rate_per_second, remaining, eta_at}, valid_until and "
+        "senders",
     ),
 ]
 ResultJson = Annotated[
@@ -224,7 +225,7 @@ def _list_table(rows: list[CampaignSummary], status: str | None, width: int) -> 
             str(row.campaign_id),
             escape(row.name),
             escape(status_cell),
-            row.sender,
+            row.sender or "from column",
             f"{row.recipients:,}",
         ]
         if wide:
@@ -251,7 +252,8 @@ def _details_table(details: CampaignDetails) -> Table:
         ("status", s.status),
         ("pause reason", s.pause_reason),
         ("account (sid)", details.sid),
-        ("sender", s.sender),
+        ("sender", s.sender if len(details.senders) < 2 else None),
+        ("senders (from column)", ", ".join(details.senders) if len(details.senders) > 1 else None),
         ("sticker", details.sticker_id or details.sticker_link),
         ("wa_source", details.wa_source),
         ("ref / ref1 / ref2", " / ".join(r or "-" for r in refs)),

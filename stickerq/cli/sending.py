@@ -36,7 +36,9 @@ def send(
     sticker_id: str | None = typer.Option(None, help="uploaded media id of the sticker"),
     sticker_link: str | None = typer.Option(None, help="https URL of the sticker (WebP)"),
     to: str | None = typer.Option(None, help="comma-separated recipients, E.164"),
-    to_file: Path | None = typer.Option(None, help="CSV with a phone column (+ ref, ref1, ref2)"),
+    to_file: Path | None = typer.Option(
+        None, help="CSV with a phone column (+ ref, ref1, ref2; from: each row's business number)"
+    ),
     sender: str | None = typer.Option(None, "--from", help="business number (STICKERQ_SENDER)"),
     name: str | None = typer.Option(None, help="campaign name"),
     ref: str | None = None,
@@ -169,12 +171,13 @@ def _wait(
         console.print(progress_table(progress))
         from stickerq.pauses import resume_command
 
-        p = progress.pause or {}
-        lift = resume_command(p.get("scope", ""), p.get("sid", ""), p.get("sender", ""))
-        console.print(
-            f"[yellow]campaign cannot go on:[/] {p.get('scope')} paused after {p.get('code')}; "
-            f"lift it with `{lift}`"
-        )
+        for p in progress.holding:
+            lift = resume_command(p["scope"], p["sid"], p["sender"])
+            who = p["scope"] if p["scope"] == "account" else f"sender {p['sender']}"
+            console.print(
+                f"[yellow]campaign cannot go on:[/] {who} paused after {p['code']}; "
+                f"lift it with `{lift}`"
+            )
     if not progress.all_settled:
         raise typer.Exit(EXIT_PAUSED)
 

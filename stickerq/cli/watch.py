@@ -117,8 +117,7 @@ def progress_table(progress: CampaignProgress) -> Table:
     captions = []
     if progress.outside_window:
         captions.append(describe(progress.outside_window))
-    if progress.pause:
-        p = progress.pause
+    for p in [progress.pause] if progress.pause else progress.paused_senders:
         who = p["sender"] or p["sid"]
         reason = p["reason"].split(" | ")[0]
         captions.append(f"paused: {p['scope']} {who} after {p['code']} ({escape(reason)})")

@@ -291,8 +291,8 @@ def test_export_writes_the_header_and_one_row_per_recipient_with_utc_timestamps(
     assert [row["recipient"] for row in rows] == [phone(n) for n in HAND_BUILT]
     first, failed = rows[0], rows[6]
     assert first == {
-        "recipient": phone(0), "message_id": "SBX0000", "ref": "customer0", "ref1": "sales",
-        "ref2": "", "status": "read", "error_code": "", "attempts": "1",
+        "recipient": phone(0), "sender": SENDER, "message_id": "SBX0000", "ref": "customer0",
+        "ref1": "sales", "ref2": "", "status": "read", "error_code": "", "attempts": "1",
         "created_at": "2024-05-01T09:00:00.000000Z", "last_attempt_at": "",
         "sent_at": "2024-05-01T09:00:10.000000Z", "delivered_at": "2024-05-01T09:00:20.000000Z",
         "read_at": "2024-05-01T09:00:30.000000Z", "outside_window": "",
@@ -324,11 +324,12 @@ def test_export_never_writes_a_cell_a_spreadsheet_would_run_as_a_formula(
     assert_no_formula(text)
     raw = list(csv.reader(io.StringIO(text, newline="")))[1:]
     assert raw[0][0] == f"'{phone(0)}"  # E.164 starts with +: guarded like any other cell
-    assert raw[0][2] == "'" + NASTY_REFS[0]
-    assert raw[NASTY_REFS.index("plain")][2] == "plain"
-    assert raw[NASTY_REFS.index("2024-01-01")][2] == "2024-01-01"
-    assert raw[NASTY_REFS.index("'plain quoted")][2] == "'plain quoted"
-    assert raw[0][6] == "'-1"
+    message_id, error_code = COLUMNS.index("message_id"), COLUMNS.index("error_code")
+    assert raw[0][message_id] == "'" + NASTY_REFS[0]
+    assert raw[NASTY_REFS.index("plain")][message_id] == "plain"
+    assert raw[NASTY_REFS.index("2024-01-01")][message_id] == "2024-01-01"
+    assert raw[NASTY_REFS.index("'plain quoted")][message_id] == "'plain quoted"
+    assert raw[0][error_code] == "'-1"
     _, rows = read_csv(text)
     assert [(r["recipient"], r["ref"], r["ref1"], r["message_id"]) for r in rows] == [
         (phone(n), nasty, nasty[::-1], nasty) for n, nasty in enumerate(NASTY_REFS)
@@ -424,7 +425,9 @@ def test_export_of_200000_rows_streams_in_constant_memory(
         reader = csv.reader(rows)
         assert next(reader) == list(COLUMNS)
         first = next(reader)
-        assert first[:5] == ["'+919000000001", "SBX1", "customer-1", "'=HYPERLINK(1", "'+cmd 1"]
+        assert first[:6] == [
+            "'+919000000001", "'+919000000001", "SBX1", "customer-1", "'=HYPERLINK(1", "'+cmd 1"
+        ]  # fmt: skip
         assert sum(1 for _ in reader) == count - 1
 
 

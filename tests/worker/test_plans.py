@@ -33,6 +33,7 @@ from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
 from stickerq.worker.claims import (
     AttemptRecord,
+    HeldSenders,
     MessageResult,
     claim,
     expire_late,
@@ -207,6 +208,18 @@ def send_path(
         claimed = [m.pk for m in claim(session, campaign_id, ids, "T-plans")]
     assert len(claimed) == BATCH
     steps["claim"] = (probe.take(), BATCH)
+
+    # A campaign with per-row senders, one of its numbers paused: the claim tests each
+    # locked row's sender, reading no more rows.
+    held = HeldSenders("+919000000001", frozenset({"+919000000002"}))
+    held_ids = [pk + BATCH for pk in ids]
+    with sessions.begin() as session:
+        claimed_held = [m.pk for m in claim(session, campaign_id, held_ids, "T-held", held)]
+    assert len(claimed_held) == BATCH
+    steps["claim, a number paused"] = (probe.take(), BATCH)
+    with sessions.begin() as session:
+        release(session, campaign_id, "T-held", claimed_held)
+    probe.take()
 
     # The claim reads its sender's rate by primary key.
     with sessions.begin() as session:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.cron import next_run
 from stickerq.models import Campaign, Message, Schedule, utcnow
+from stickerq.pauses import campaign_senders
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.schedule import create_schedule, schedule_campaign
 from stickerq.queue import SEND_BATCH, configure_celery, queued_bodies
@@ -27,7 +28,7 @@ from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from stickerq.worker.scheduling import dispatch_due_campaigns, run_due_schedules
-from tests.conftest import STICKER_ID, make_settings, wait_until
+from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs in the unit tests: nothing is sent
@@ -386,3 +387,38 @@ def test_an_idle_worker_logs_its_periodic_tasks_only_at_debug(
         for line in quiet.read_text().splitlines():  # the start-up banner names them, once
             assert f"{task}[" not in line and f"({task})" not in line, line
     assert "INFO celery.app.trace: Task stickerq." not in verbose.read_text()
+
+
+def test_each_run_of_a_schedule_keeps_the_templates_per_row_senders(
+    beat_settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    other = "+919000000002"
+    path = tmp_path / "replies.csv"
+    path.write_text(f"phone,from\n{numbers(0, 1)[0]},{other}\n{numbers(1, 2)[0]},\n")
+    made = create_schedule(
+        beat_settings,
+        CampaignRequest(sticker_id=STICKER_ID, to_file=path),
+        every="0 9 * * *",
+        tz="Asia/Kolkata",
+        sessions=sessions,
+    )
+    with sessions.begin() as session:
+        session.execute(
+            update(Schedule)
+            .where(Schedule.id == made.schedule_id)
+            .values(next_run_at=utcnow() - timedelta(seconds=30))
+        )
+    [run] = run_due_schedules(sessions)
+
+    def senders(campaign_id: int) -> tuple[bool, list[str], list[str | None]]:
+        with sessions() as session:
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None
+            per_message = session.scalars(
+                select(Message.sender)
+                .where(Message.campaign_id == campaign_id)
+                .order_by(Message.recipient)
+            )
+            return campaign.senders_per_row, campaign_senders(session, campaign), list(per_message)
+
+    assert senders(run) == senders(made.campaign_id) == (True, [SENDER, other], [other, None])
