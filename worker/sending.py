@@ -1,4 +1,5 @@
-"""The send path for one claimed batch: pause check + token, POST, classify, retry WA500.
+"""The send path for one claimed batch: through the gate (pair, token, slot), POST, classify,
+retry WA500.
 
 Runs on the worker process's event loop with many requests in flight; touches no database
 (the caller claims before and writes the results after, in bulk).
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,17 +18,17 @@ from redis.exceptions import RedisError
 from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
 from stickerq.masking import mask_phone
-from stickerq.metrics import LIMITER_WAIT_SECONDS
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.claims import EXPIRED_DETAIL, AttemptRecord, ClaimedMessage, MessageResult
+from stickerq.worker.gate import Expired, RequestGate, Stopped
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
 from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
-from stickerq.worker.pairs import PairGuard, PairWait
+from stickerq.worker.pairs import PairGuard
 from stickerq.worker.retries import RetryPolicy, with_quick_retries
 
 log = logging.getLogger(__name__)
@@ -59,14 +59,6 @@ class BatchOutcome:
     pause: PauseRequest | None = None
 
 
-class _Stopped(Exception):
-    """A pause (ours or another worker's) stops this batch before this attempt."""
-
-
-class _Expired(Exception):
-    """The campaign's deadline passed before this attempt: it is not made."""
-
-
 @dataclass(slots=True)
 class _Progress:
     records: list[AttemptRecord] = field(default_factory=list)
@@ -87,8 +79,6 @@ class BatchSender:
         pairs: PairGuard | None = None,
     ) -> None:
         self.ctx = ctx
-        self.pairs = pairs  # None: the pair guard is off
-        self.leaving = leaving
         self.slots = slots  # the process's requests in flight, shared by its batches
         self.client = client
         self.limiter = limiter
@@ -102,6 +92,18 @@ class BatchSender:
             claim.dead,
         )
         self.stop = asyncio.Event()
+        self.gate = RequestGate(
+            sender=ctx.sender,
+            rate_per_second=ctx.rate_per_second,
+            valid_until=ctx.valid_until,
+            block_keys=self.block_keys,
+            claim=claim,
+            limiter=limiter,
+            slots=slots,
+            leaving=leaving,
+            pairs=pairs,
+            stop=self.stop,
+        )
         self.outcome = BatchOutcome()
         self.results_ready = asyncio.Event()  # wakes the batch's writer
 
@@ -137,12 +139,12 @@ class BatchSender:
 
         try:
             outcome = await with_quick_retries(self.ctx.policy, message.delayed_retries, attempt)
-        except _Expired:
+        except Expired:
             outcome = Outcome(Action.FAIL, reason=EXPIRED_DETAIL)
             self.outcome.results.append(self._expired(self._result(message, outcome, progress)))
             self.results_ready.set()
             return
-        except _Stopped:
+        except Stopped:
             if not progress.records:
                 self.outcome.unsent.append(message.pk)
                 return
@@ -161,20 +163,14 @@ class BatchSender:
         self, message: ClaimedMessage, request: StickerRequest, progress: _Progress
     ) -> Outcome:
         if self.stop.is_set():
-            raise _Stopped
+            raise Stopped
         if self._past_deadline():  # no token spent on it
-            raise _Expired
-        owner = f"{self.claim.token}:{message.pk}"
-        while True:  # twice only when another owner took the pair while the token was awaited
-            reserved_at = await self._until_pair_free(message, owner)
-            await self._take_token(message, progress)
-            if await self._pair_confirmed(message, owner, reserved_at):
-                break
-            self.slots.release()  # a wasted token: the request waits for its pair again
+            raise Expired
+        progress.leaving_recorded = await self.gate.through(message, progress.leaving_recorded)
         try:
             started_at = utcnow()
             if self._past_deadline(started_at):  # the wait for a token outlasted it
-                raise _Expired
+                raise Expired
             reply = await self.client.send_sticker(request)
         finally:
             self.slots.release()
@@ -211,85 +207,6 @@ class BatchSender:
                 ),
             )
         return outcome
-
-    async def _until_pair_free(self, message: ClaimedMessage, owner: str) -> float:
-        """Wait, with no token or slot held, until no other message to this recipient from
-        this sender went out within the pair interval (worker/pairs.py)."""
-        if self.pairs is None:
-            return 0.0
-        deadline = self.ctx.valid_until
-        seconds_left = None if deadline is None else (deadline - utcnow()).total_seconds()
-        wait, reserved_at = await self.pairs.reserve(
-            self.ctx.sender, message.recipient, owner, self.stop, seconds_left
-        )
-        if wait is PairWait.STOPPED:
-            raise _Stopped
-        if wait is PairWait.EXPIRED:
-            raise _Expired
-        return reserved_at
-
-    async def _pair_confirmed(
-        self, message: ClaimedMessage, owner: str, reserved_at: float
-    ) -> bool:
-        if self.pairs is None:
-            return True
-        try:
-            return await self.pairs.confirm(self.ctx.sender, message.recipient, owner, reserved_at)
-        except RedisError:  # not sent without the pair held: the reservation waits for Redis
-            log.warning("could not hold the pair in Redis before the request; waiting")
-            return False
-        except BaseException:  # cancelled: the slot is not used
-            self.slots.release()
-            raise
-
-    async def _take_token(self, message: ClaimedMessage, progress: _Progress) -> None:
-        """Wait for a rate-limit token and an in-flight slot (held on return)."""
-        leaving: asyncio.Future[bool] | None = None
-
-        def record_leaving() -> None:
-            # Once it holds an in-flight slot: the database's evidence that it may leave is
-            # written while the token is awaited (worker/leaving.py).
-            nonlocal leaving
-            if not progress.leaving_recorded:
-                leaving = self.leaving.may_leave(self.claim.token, message.pk)
-
-        # A wait for a token is neither an attempt nor a failure. The same atomic step
-        # records the message as possibly sent in Redis (see worker/inflight.py).
-        asked_at = time.perf_counter()
-        granted = await self.limiter.take(
-            self.ctx.sender,
-            self.ctx.rate_per_second,
-            self.block_keys,
-            mark=(self.claim.sent, str(message.pk)),
-            slots=self.slots,
-            stop=self.stop,
-            slot_held=record_leaving,
-        )
-        if not granted:
-            if leaving is not None:
-                leaving.cancel()
-            self.stop.set()
-            raise _Stopped
-        LIMITER_WAIT_SECONDS.observe(time.perf_counter() - asked_at)
-        if leaving is not None:
-            await self._until_recorded(leaving)
-            progress.leaving_recorded = True
-
-    async def _until_recorded(self, leaving: asyncio.Future[bool]) -> None:
-        """Wait for the evidence, holding the granted token and slot; without it, or when a
-        sweeper has settled the claim meanwhile, nothing more of this batch is sent."""
-        try:
-            ours = await leaving
-        except Exception:
-            log.exception("could not record what may leave: the batch stops unsent")
-            ours = False
-        except BaseException:
-            self.slots.release()
-            raise
-        if not ours:
-            self.slots.release()
-            self.stop.set()
-            raise _Stopped
 
     async def _pause(self, request: PauseRequest) -> None:
         """Stop this batch and, through the Redis mirror, every other worker at once."""
