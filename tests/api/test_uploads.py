@@ -143,3 +143,12 @@ def test_the_upload_is_copied_in_chunks_and_removed_afterwards(
     assert answer.json()["recipients"] == 1
     assert len(reads) > 15 and max(reads) == uploads.CHUNK
     assert list(spool.iterdir()) == []
+
+
+def test_a_csv_with_a_from_column_sends_each_row_from_its_number(client: TestClient) -> None:
+    csv = "phone,from\n+919812345678,+919000000002\n+919812345679,\n"
+    answer = post(client, csv)
+    assert answer.status_code == 201, answer.text
+    shown = client.get(f"/campaigns/{answer.json()['campaign_id']}", headers=READ).json()
+    assert shown["senders"] == ["+919000000001", "+919000000002"]  # the default, then the row's
+    assert shown["progress"]["paused_senders"] == []
