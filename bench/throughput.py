@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -264,11 +265,19 @@ def run_stickerq(
         )
 
     def enqueue(numbers: list[str], name: str) -> tuple[int, float, float]:
+        path = Path(tempfile.gettempdir()) / f"stickerq-bench-{common.RUN_ID}-{name}.csv"
+        if args.from_column:  # per-row senders: rows alternate between the two numbers
+            senders = (common.SENDER, common.SENDER_2)
+            rows = (f"{n},{senders[i % 2]}\n" for i, n in enumerate(numbers))
+            path.write_text("phone,from\n" + "".join(rows), encoding="utf-8")
+            request = CampaignRequest(sticker_id=STICKER_ID, to_file=path, name=name)
+        else:
+            request = CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers), name=name)
         started = time.time()
-        campaign_id = enqueue_campaign(
-            settings, CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers), name=name)
-        ).campaign_id
-        return campaign_id, started, time.time()
+        campaign_id = enqueue_campaign(settings, request).campaign_id
+        returned = time.time()
+        path.unlink(missing_ok=True)
+        return campaign_id, started, returned
 
     try:
         common.wait_for_celery(app, args.procs, alive=workers)
@@ -330,6 +339,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--naive-threads", type=int, default=50)
     parser.add_argument("--naive-recipients", type=int, default=None, help="default: --recipients")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--from-column",
+        action="store_true",
+        help="stickerq's campaigns come from a CSV whose `from` column alternates two senders",
+    )
     parser.add_argument(
         "--ceiling-concurrency",
         type=int,
