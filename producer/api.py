@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.accounts import check_sender, default_sender
 from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
 from stickerq.producer.queue import check_broker, dispatch_campaign
@@ -47,7 +48,8 @@ def enqueue_campaign(
     Stored with status `scheduled` (producer.schedule), it is not dispatched: beat does that.
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
     """
-    sender = request.sender or settings.sender
+    account = settings.account(request.account)
+    sender = request.sender or default_sender(account, settings.sender)
     if not sender:
         raise ConfigurationError(
             "no sender number: pass --from +91... or set STICKERQ_SENDER to the business "
@@ -65,6 +67,7 @@ def enqueue_campaign(
         default_region=settings.default_region,
         http_hosts=allowed_hosts(settings.sticker_check_allow_hosts),
     )
+    check_sender(account, spec.sender)
     validity = read_validity(request.valid_for, request.valid_until, settings.valid_for)
     if spec.sticker.link is not None and not request.no_check:
         check_sticker_link(
@@ -86,7 +89,7 @@ def enqueue_campaign(
         campaign_id = store_campaign(
             factory,
             spec,
-            settings.kaleyra_sid,
+            account.sid,
             recipients,
             report,
             skip_invalid=request.skip_invalid,

@@ -15,7 +15,7 @@ from stickerq.states import CampaignStatus
 
 
 class ResumeTargetError(StickerqError):
-    """Neither or both of an account and a sender given: which pause to lift is unclear."""
+    """Neither an account nor a sender given: which pause to lift is unclear."""
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
@@ -26,18 +26,20 @@ def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
 def resume_sending(
     settings: Settings, *, account: str | None = None, sender: str | None = None
 ) -> tuple[int, int]:
-    """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
+    """Lift the pause of an account (SID), or of a sender of an account (the only account
+    configured when none is named); returns (pauses lifted, batches).
 
-    Exactly one of the two is given. Redis is checked first: without it the pause's mirror
-    could not be lifted, nor the work that waited dispatched.
+    Redis is checked first: without it the pause's mirror could not be lifted, nor the work
+    that waited dispatched. An account's pause can be lifted after the account left the
+    configuration; a sender's needs its account named when several are configured.
     """
-    if (account is None) == (sender is None):
+    if account is None and sender is None:
         raise ResumeTargetError(
-            "give exactly one of --account SID or --sender +91... (the HTTP API: `account` "
-            "or `sender`): which pause to lift"
+            "give --account SID or --sender +91... (with several accounts: both, for a "
+            "sender's pause; the HTTP API: `account` and/or `sender`): which pause to lift"
         )
+    sid = account if account is not None else settings.account(None).sid
     check_broker(settings)
-    sid = account or settings.kaleyra_sid
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
             lifted = resume(session, sid, sender)

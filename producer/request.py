@@ -21,6 +21,8 @@ class CampaignRequest:
     to: str | None = None  # comma-separated E.164 numbers, or ...
     to_file: Path | None = None  # ... a CSV with a phone column (+ ref, ref1, ref2)
     sender: str | None = None  # the business number; None: settings.sender
+    # The Kaleyra account's SID; None: the only one configured (settings.account).
+    account: str | None = None
     name: str | None = None  # None: "campaign <UTC time>"
     ref: str | None = None  # defaults for the rows that carry no ref of their own
     ref1: str | None = None

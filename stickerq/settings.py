@@ -14,11 +14,19 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-POD_DOMAINS = {
-    "in": "https://api.in.kaleyra.io",
-    "ap": "https://api.ap.kaleyra.io",
-    "eu": "https://api.eu.kaleyra.io",
-}
+from stickerq.accounts import (
+    POD_DOMAINS,
+    Account,
+    find_account,
+    read_accounts_file,
+    read_accounts_json,
+)
+from stickerq.errors import ConfigurationError
+
+__all__ = ["POD_DOMAINS", "Settings", "default_database_url"]
+# The one-account settings that a list of accounts replaces (kaleyra_base_url stays: the
+# default base URL of every listed account that gives none).
+SINGLE_ACCOUNT = ("kaleyra_api_key", "kaleyra_sid", "kaleyra_pod")
 
 
 def default_database_url() -> str:
@@ -55,6 +63,15 @@ class Settings(BaseSettings):
     )
     kaleyra_base_url: str | None = Field(
         default=None, description="overrides the pod (the sandbox, a proxy)"
+    )
+    accounts_file: Path | None = Field(
+        default=None,
+        description="a TOML or JSON file listing several Kaleyra accounts (sid, api_key, pod, "
+        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (README.md)",
+    )
+    accounts: SecretStr = Field(
+        default=SecretStr(""),
+        description="the same list as JSON, instead of a file; it holds api-keys: never shown",
     )
     sender: str | None = Field(default=None, description="default business number, E.164")
     default_region: str | None = Field(
@@ -154,11 +171,74 @@ class Settings(BaseSettings):
     def kaleyra_url(self) -> str:
         return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")
 
+    def all_accounts(self) -> tuple[Account, ...]:
+        """The configured Kaleyra accounts: the listed ones (STICKERQ_ACCOUNTS_FILE or
+        STICKERQ_ACCOUNTS), else the one of the STICKERQ_KALEYRA_* settings.
+
+        Read again on each call (a small file): a worker reads it once, at start."""
+        listed = self._listed_accounts()
+        if listed is None:
+            return (
+                Account.model_construct(
+                    sid=self.kaleyra_sid,
+                    api_key=self.kaleyra_api_key,
+                    pod=self.kaleyra_pod,
+                    base_url=self.kaleyra_base_url,
+                    senders=(),
+                ),
+            )
+        if self.kaleyra_base_url is None:
+            return listed
+        return tuple(
+            account
+            if account.base_url is not None
+            else account.model_copy(update={"base_url": self.kaleyra_base_url})
+            for account in listed
+        )
+
+    @property
+    def lists_accounts(self) -> bool:
+        """True: the accounts come from STICKERQ_ACCOUNTS_FILE or STICKERQ_ACCOUNTS."""
+        return self.accounts_file is not None or bool(self.accounts.get_secret_value().strip())
+
+    def account(self, sid: str | None = None) -> Account:
+        """The account named `sid`; None: the only one (an error when several are listed)."""
+        return find_account(self.all_accounts(), sid)
+
+    def _listed_accounts(self) -> tuple[Account, ...] | None:
+        text = self.accounts.get_secret_value().strip()
+        if not self.lists_accounts:
+            return None
+        if self.accounts_file is not None and text:
+            raise ConfigurationError(
+                "both STICKERQ_ACCOUNTS_FILE and STICKERQ_ACCOUNTS are set: keep one list of "
+                "accounts, unset the other"
+            )
+        clash = [
+            f"STICKERQ_{name.upper()}"
+            for name in SINGLE_ACCOUNT
+            if name in self.model_fields_set
+            and (name != "kaleyra_api_key" or self.kaleyra_api_key.get_secret_value())
+        ]
+        if clash:
+            where = "STICKERQ_ACCOUNTS_FILE" if self.accounts_file else "STICKERQ_ACCOUNTS"
+            raise ConfigurationError(
+                f"{where} lists the Kaleyra accounts, and {', '.join(clash)} is set too: unset "
+                f"{', '.join(clash)} (each listed account has its own sid, api_key and pod)"
+            )
+        if self.accounts_file is not None:
+            return read_accounts_file(self.accounts_file)
+        return read_accounts_json(text)
+
     def as_environment(self) -> dict[str, str]:
         """These settings as STICKERQ_* variables for a child process (secrets stay out of argv)."""
         env = {}
         for name, value in self.model_dump(mode="json").items():
-            if value is None:
+            if value is None or (name in SINGLE_ACCOUNT and name not in self.model_fields_set):
+                # "" is unset (env_ignore_empty): not inherited from this process's own
+                # environment, and a default is not passed on as if set (it would clash with
+                # a list of accounts)
+                env[f"STICKERQ_{name.upper()}"] = ""
                 continue
             if isinstance(getattr(self, name), SecretStr):
                 value = getattr(self, name).get_secret_value()

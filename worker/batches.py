@@ -129,7 +129,7 @@ async def start_batch(
         return None
     sender = BatchSender(
         ctx,
-        runtime.client,
+        runtime.client_for(ctx.sid),
         runtime.limiter,
         runtime.aredis,
         keys,
@@ -213,10 +213,10 @@ def _claim(
                 "campaign %s does not exist; batch dropped", campaign_id, extra=ids(campaign_id)
             )
             return None, []
-        if campaign.sid != settings.kaleyra_sid:
+        if not runtime.holds(campaign.sid):
             raise ConfigurationError(
                 f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
-                f"holds the key of {settings.kaleyra_sid}"
+                f"holds the keys of {', '.join(runtime.clients)} only"
             )
         pause = active_pause(session, campaign.sid, campaign.sender)
         rate = sender_rate(session, campaign.sender, settings.rate_per_second)

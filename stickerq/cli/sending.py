@@ -38,6 +38,9 @@ def send(
     to: str | None = typer.Option(None, help="comma-separated recipients, E.164"),
     to_file: Path | None = typer.Option(None, help="CSV with a phone column (+ ref, ref1, ref2)"),
     sender: str | None = typer.Option(None, "--from", help="business number (STICKERQ_SENDER)"),
+    account: str | None = typer.Option(
+        None, help="the Kaleyra account (SID) to send on; default: the only one configured"
+    ),
     name: str | None = typer.Option(None, help="campaign name"),
     ref: str | None = None,
     ref1: str | None = None,
@@ -86,6 +89,7 @@ def send(
         to=to,
         to_file=to_file,
         sender=sender,
+        account=account,
         name=name,
         ref=ref,
         ref1=ref1,
@@ -258,7 +262,9 @@ def pauses(
 
 def resume(
     account: str | None = typer.Option(None, help="lift the pause of this account (SID)"),
-    sender: str | None = typer.Option(None, help="lift the pause of this sender number"),
+    sender: str | None = typer.Option(
+        None, help="lift the pause of this sender number (of --account, or the only account)"
+    ),
 ) -> None:
     """Lift an account or sender pause and dispatch the work that waited for it."""
     from stickerq.producer.operations import resume_sending
