@@ -1,0 +1,79 @@
+"""A campaign names its Kaleyra account: stored with its SID, or refused before anything is
+stored (an unknown account, a sender the account does not list), on both backends."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stickerq.accounts import ForeignSender, UnknownAccount
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest, Timing
+from stickerq.producer.send import send_campaign
+from stickerq.producer.suppressions import add_numbers
+from stickerq.settings import Settings
+from tests.conftest import SENDER, STICKER_ID
+from tests.helpers import Db, stored_counts
+from tests.two_accounts import SENDER_B, SID_A, SID_B, two_account_settings
+
+TO = "+919812345678,+919812345679"
+IN_AN_HOUR = Timing(at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+EVERY_MONDAY = Timing(every="0 9 * * 1", tz="Asia/Kolkata")
+TIMINGS = ["now", "at", "every"]
+
+
+@pytest.fixture
+def settings(database_url: str, redis_prefix: str) -> Settings:
+    return two_account_settings(database_url, redis_prefix, "http://127.0.0.1:9")
+
+
+def campaign(**fields: object) -> CampaignRequest:
+    return CampaignRequest(sticker_id=STICKER_ID, to=TO, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("timing", [Timing(), IN_AN_HOUR, EVERY_MONDAY], ids=TIMINGS)
+def test_each_campaign_is_stored_with_the_account_it_names(
+    settings: Settings, timing: Timing
+) -> None:
+    a, _ = send_campaign(settings, campaign(account=SID_A), timing)
+    b, _ = send_campaign(settings, campaign(account=SID_B), timing)
+    db = Db(settings)
+    # No sender given: each account's only listed number
+    assert (db.campaign(a.campaign_id).sid, db.campaign(a.campaign_id).sender) == (SID_A, SENDER)
+    assert (db.campaign(b.campaign_id).sid, db.campaign(b.campaign_id).sender) == (SID_B, SENDER_B)
+    db.close()
+
+
+@pytest.mark.parametrize("timing", [Timing(), IN_AN_HOUR, EVERY_MONDAY], ids=TIMINGS)
+def test_an_unknown_or_missing_account_is_refused_and_nothing_is_stored(
+    settings: Settings, timing: Timing
+) -> None:
+    with pytest.raises(UnknownAccount, match=f"'HXNOPE' is configured; known: {SID_A}, {SID_B}"):
+        send_campaign(settings, campaign(account="HXNOPE"), timing)
+    with pytest.raises(UnknownAccount, match="--account"):
+        send_campaign(settings, campaign(), timing)  # two accounts: which one?
+    assert stored_counts(settings) == (0, 0)
+
+
+def test_a_sender_the_account_does_not_list_is_refused_and_nothing_is_stored(
+    settings: Settings,
+) -> None:
+    with pytest.raises(
+        ForeignSender,
+        match=re.escape(f"sender {SENDER_B} is not a business number of Kaleyra account {SID_A}"),
+    ):
+        enqueue_campaign(settings, campaign(account=SID_A, sender=SENDER_B))
+    with pytest.raises(ForeignSender):
+        send_campaign(settings, campaign(account=SID_B, sender=SENDER), IN_AN_HOUR)
+    assert stored_counts(settings) == (0, 0)
+
+
+def test_suppressions_are_the_named_accounts(settings: Settings) -> None:
+    add_numbers(settings, ["+919812345678"], account=SID_B)
+    a = enqueue_campaign(settings, campaign(account=SID_A))
+    b = enqueue_campaign(settings, campaign(account=SID_B))
+    assert (a.suppressed, b.suppressed) == (0, 1)
+    with pytest.raises(UnknownAccount, match="--account"):
+        add_numbers(settings, ["+919812345678"])  # two accounts: which list?
