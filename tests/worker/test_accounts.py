@@ -5,6 +5,7 @@ of one account holds only that account, and a worker refuses what it holds no ke
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -54,8 +55,12 @@ def send(settings: Settings, sid: str, to: list[str]) -> int:
 
 
 def test_two_accounts_each_send_with_their_own_key_and_both_complete(
-    settings: Settings, sandbox: SandboxServer, run_worker: Callable[[Settings], None]
+    settings: Settings,
+    sandbox: SandboxServer,
+    run_worker: Callable[[Settings], None],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     run_worker(settings)
     db = Db(settings)
     a, b = send(settings, SID_A, TO_A), send(settings, SID_B, TO_B)
