@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import redis
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign
+from stickerq.models import Campaign, Pause
 from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.settings import Settings
-from stickerq.states import CampaignStatus
+from stickerq.states import CampaignStatus, PauseScope
 
 
 class ResumeTargetError(StickerqError):
-    """Neither an account nor a sender given: which pause to lift is unclear."""
+    """Neither or both of an account and a sender given: which pause to lift is unclear."""
 
 
 def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
@@ -26,31 +27,42 @@ def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
 def resume_sending(
     settings: Settings, *, account: str | None = None, sender: str | None = None
 ) -> tuple[int, int]:
-    """Lift the pause of an account (SID), or of a sender of an account (the only account
-    configured when none is named); returns (pauses lifted, batches).
+    """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
 
-    Redis is checked first: without it the pause's mirror could not be lifted, nor the work
-    that waited dispatched. An account's pause can be lifted after the account left the
-    configuration; a sender's needs its account named when several are configured.
+    Exactly one of the two is given. A sender's pause is lifted on whichever account holds
+    it (a business number belongs to one account). Redis is checked first: without it the
+    pause's mirror could not be lifted, nor the work that waited dispatched.
     """
-    if account is None and sender is None:
+    if (account is None) == (sender is None):
         raise ResumeTargetError(
-            "give --account SID or --sender +91... (with several accounts: both, for a "
-            "sender's pause; the HTTP API: `account` and/or `sender`): which pause to lift"
+            "give exactly one of --account SID or --sender +91... (the HTTP API: `account` "
+            "or `sender`): which pause to lift"
         )
-    sid = account if account is not None else settings.account(None).sid
     check_broker(settings)
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
-            lifted = resume(session, sid, sender)
-            query = select(Campaign.id, Campaign.sender).where(
-                Campaign.sid == sid,
+            sids = [account] if account is not None else _sids_of(settings, session, sender)
+            lifted = sum(resume(session, sid, sender) for sid in sids)
+            query = select(Campaign.id).where(
+                Campaign.sid.in_(sids),
                 Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
             )
             if sender is not None:
                 query = query.where(Campaign.sender == sender)
-            campaigns = session.execute(query).all()
-        account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
-        redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
-        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign, _ in campaigns)
+            campaigns = session.scalars(query).all()
+        mirrors = [pause_keys(settings.redis_prefix, sid, sender or "") for sid in sids]
+        keys = [sender_key if sender else account_key for account_key, sender_key in mirrors]
+        redis.Redis.from_url(settings.redis_url).delete(*keys)
+        batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches
+
+
+def _sids_of(settings: Settings, session: Session, sender: str | None) -> list[str]:
+    """The accounts that may hold a pause of `sender`: those whose pause of it is in force,
+    and every configured one (a mirror in Redis may be ahead of the database)."""
+    paused = session.scalars(
+        select(Pause.sid).where(
+            Pause.scope == PauseScope.SENDER, Pause.sender == sender, Pause.resumed_at.is_(None)
+        )
+    ).all()
+    return sorted({*paused, *(account.sid for account in settings.all_accounts())})

@@ -429,10 +429,11 @@ def test_pauses_lists_the_e110_pause_and_resume_account_lifts_it_and_sends_the_r
     assert sandbox.stats()["accepted_total"] == len(RECIPIENTS) - 1
 
 
-def test_resume_needs_an_account_or_a_sender(cli_settings: Settings) -> None:
-    result = run(cli_settings, "resume")
-    assert_clean_exit(result, 2)
-    assert "give --account SID or --sender +91..." in result.stderr
+def test_resume_needs_exactly_one_of_account_and_sender(cli_settings: Settings) -> None:
+    for args in ([], ["--account", "SID", "--sender", "+919000000001"]):
+        result = run(cli_settings, "resume", *args)
+        assert_clean_exit(result, 2)
+        assert "give exactly one of --account SID or --sender" in result.stderr
 
 
 # --- db upgrade -------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ async def pauses(settings: AppSettings) -> Any:
 
 @router.post("/pauses/resume", response_model=ResumeView, responses=CHANGES)
 def lift_pause(body: ResumeBody, settings: AppSettings) -> Any:
-    """As `stickerq resume [--account SID] [--sender +91...]`: lift the pause and dispatch the
+    """As `stickerq resume --account SID | --sender +91...`: lift the pause and dispatch the
     work that waited for it."""
     return json_answer(_resume(settings, body))
 

@@ -262,9 +262,7 @@ def pauses(
 
 def resume(
     account: str | None = typer.Option(None, help="lift the pause of this account (SID)"),
-    sender: str | None = typer.Option(
-        None, help="lift the pause of this sender number (of --account, or the only account)"
-    ),
+    sender: str | None = typer.Option(None, help="lift the pause of this sender number"),
 ) -> None:
     """Lift an account or sender pause and dispatch the work that waited for it."""
     from stickerq.producer.operations import resume_sending

@@ -7,13 +7,20 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
+from sqlalchemy import update
 
 from stickerq.accounts import ForeignSender, UnknownAccount
+from stickerq.models import Message, Pause
+from stickerq.pauses import pause_keys
 from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.operations import resume_sending
 from stickerq.producer.request import CampaignRequest, Timing
+from stickerq.producer.requeue import requeue
 from stickerq.producer.send import send_campaign
 from stickerq.producer.suppressions import add_numbers
 from stickerq.settings import Settings
+from stickerq.states import MessageStatus, PauseScope
 from tests.conftest import SENDER, STICKER_ID
 from tests.helpers import Db, stored_counts
 from tests.two_accounts import SENDER_B, SID_A, SID_B, two_account_settings
@@ -77,3 +84,34 @@ def test_suppressions_are_the_named_accounts(settings: Settings) -> None:
     assert (a.suppressed, b.suppressed) == (0, 1)
     with pytest.raises(UnknownAccount, match="--account"):
         add_numbers(settings, ["+919812345678"])  # two accounts: which list?
+
+
+def test_a_senders_pause_is_lifted_on_its_account_and_requeue_can_lift_it(
+    settings: Settings,
+) -> None:
+    campaign_id = enqueue_campaign(settings, campaign(account=SID_B)).campaign_id
+    db = Db(settings)
+    with db.sessions.begin() as session:
+        session.execute(
+            update(Message)
+            .where(Message.campaign_id == campaign_id)
+            .values(status=MessageStatus.PARKED, last_error_code="WA401")
+        )
+        session.add_all(
+            [
+                Pause(
+                    scope=PauseScope.SENDER, sid=SID_B, sender=SENDER_B, code="WA401", reason="-"
+                ),
+                Pause(scope=PauseScope.ACCOUNT, sid=SID_A, sender="", code="E110", reason="-"),
+            ]
+        )
+    client = redis.Redis.from_url(settings.redis_url)
+    _, mirror = pause_keys(settings.redis_prefix, SID_B, SENDER_B)
+    client.set(mirror, "WA401")
+    # requeue --resume lifts the sender's pause by its number (it once passed SID and number)
+    result = requeue(settings, campaign_id, "parked", code="WA401", resume=True)
+    assert (result.requeued, result.pauses_lifted) == (2, 1)
+    assert [(p.scope, p.sid) for p in db.active_pauses()] == [(PauseScope.ACCOUNT, SID_A)]
+    assert client.exists(mirror) == 0
+    assert resume_sending(settings, sender=SENDER_B) == (0, 1)  # nothing left to lift
+    db.close()
