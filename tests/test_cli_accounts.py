@@ -11,10 +11,20 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from stickerq.cli import app
+from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from tests.conftest import SENDER, STICKER_ID
 from tests.helpers import Db, stored_counts
-from tests.two_accounts import KEY_A, KEY_B, SENDER_B, SID_A, SID_B, two_account_settings
+from tests.two_accounts import (
+    KEY_A,
+    KEY_B,
+    SENDER_B,
+    SID_A,
+    SID_B,
+    two_account_sandbox_config,
+    two_account_settings,
+)
+from tests.webp import webp
 
 TO = "+919812345678,+919812345679"
 
@@ -92,3 +102,20 @@ def test_a_broken_accounts_file_is_named_by_every_command_that_needs_it(
         result = run(settings, *command)
         assert result.exit_code == 2, result.output
         assert f"accounts file {path}: entry 1 (sid {SID_A}), pod" in result.stderr
+
+
+def test_media_upload_goes_to_the_named_account_with_its_key(
+    pg_database: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sticker.webp"
+    path.write_bytes(webp())
+    with SandboxServer(two_account_sandbox_config()) as sandbox:
+        settings = two_account_settings(pg_database, redis_prefix, sandbox.url)
+        uploaded = run(settings, "media", "upload", str(path), "--account", SID_B, "--json")
+        assert uploaded.exit_code == 0, uploaded.output
+        assert json.loads(uploaded.stdout)["sender"] == SENDER_B  # B's only number
+        # B's number is not one of A's: refused before any request
+        crossed = run(
+            settings, "media", "upload", str(path), "--account", SID_A, "--from", SENDER_B
+        )
+        assert crossed.exit_code == 2 and "not a business number" in crossed.stderr

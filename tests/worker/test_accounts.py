@@ -5,8 +5,8 @@ of one account holds only that account, and a worker refuses what it holds no ke
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -55,17 +55,14 @@ def send(settings: Settings, sid: str, to: list[str]) -> int:
 
 
 def test_two_accounts_each_send_with_their_own_key_and_both_complete(
-    settings: Settings,
-    sandbox: SandboxServer,
-    run_worker: Callable[[Settings], None],
-    caplog: pytest.LogCaptureFixture,
+    settings: Settings, sandbox: SandboxServer, spawn_worker: Callable[..., Path]
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    run_worker(settings)
+    """A `stickerq worker` process, given the list as STICKERQ_ACCOUNTS like any setting."""
+    worker_log = spawn_worker(settings, "--loglevel", "DEBUG", "--concurrency", "1")
     db = Db(settings)
     a, b = send(settings, SID_A, TO_A), send(settings, SID_B, TO_B)
     for campaign_id in (a, b):
-        wait_until(lambda c=campaign_id: db.campaign(c).status == "completed")  # type: ignore[misc]
+        wait_until(lambda c=campaign_id: db.campaign(c).status == "completed", timeout=60)  # type: ignore[misc]
         assert {m.status for m in db.messages(campaign_id)} == {MessageStatus.SENT}
     requests = sandbox.requests()
     assert all(r["headers"]["api_key_valid"] and r["code"] == "WA202" for r in requests), requests
@@ -73,6 +70,8 @@ def test_two_accounts_each_send_with_their_own_key_and_both_complete(
     assert by_account == {(SID_A, SENDER, to) for to in TO_A} | {
         (SID_B, SENDER_B, to) for to in TO_B
     }
+    seen = worker_log.read_text() + json.dumps(requests)
+    assert KEY_A not in seen and KEY_B not in seen
     db.close()
 
 
