@@ -24,9 +24,6 @@ from stickerq.accounts import (
 from stickerq.errors import ConfigurationError
 
 __all__ = ["POD_DOMAINS", "Settings", "default_database_url"]
-# The one-account settings that a list of accounts replaces (kaleyra_base_url stays: the
-# default base URL of every listed account that gives none).
-SINGLE_ACCOUNT = ("kaleyra_api_key", "kaleyra_sid", "kaleyra_pod")
 
 
 def default_database_url() -> str:
@@ -173,7 +170,9 @@ class Settings(BaseSettings):
 
     def all_accounts(self) -> tuple[Account, ...]:
         """The configured Kaleyra accounts: the listed ones (STICKERQ_ACCOUNTS_FILE or
-        STICKERQ_ACCOUNTS), else the one of the STICKERQ_KALEYRA_* settings.
+        STICKERQ_ACCOUNTS; STICKERQ_KALEYRA_SID and _POD are then unused, and
+        STICKERQ_KALEYRA_BASE_URL is the base URL of each that gives none), else the one of
+        the STICKERQ_KALEYRA_* settings.
 
         Read again on each call (a small file): a worker reads it once, at start."""
         listed = self._listed_accounts()
@@ -214,17 +213,11 @@ class Settings(BaseSettings):
                 "both STICKERQ_ACCOUNTS_FILE and STICKERQ_ACCOUNTS are set: keep one list of "
                 "accounts, unset the other"
             )
-        clash = [
-            f"STICKERQ_{name.upper()}"
-            for name in SINGLE_ACCOUNT
-            if name in self.model_fields_set
-            and (name != "kaleyra_api_key" or self.kaleyra_api_key.get_secret_value())
-        ]
-        if clash:
+        if self.kaleyra_api_key.get_secret_value():
             where = "STICKERQ_ACCOUNTS_FILE" if self.accounts_file else "STICKERQ_ACCOUNTS"
             raise ConfigurationError(
-                f"{where} lists the Kaleyra accounts, and {', '.join(clash)} is set too: unset "
-                f"{', '.join(clash)} (each listed account has its own sid, api_key and pod)"
+                f"{where} lists the Kaleyra accounts, and STICKERQ_KALEYRA_API_KEY is set too: "
+                "unset STICKERQ_KALEYRA_API_KEY (each listed account has its own api_key)"
             )
         if self.accounts_file is not None:
             return read_accounts_file(self.accounts_file)
@@ -234,10 +227,9 @@ class Settings(BaseSettings):
         """These settings as STICKERQ_* variables for a child process (secrets stay out of argv)."""
         env = {}
         for name, value in self.model_dump(mode="json").items():
-            if value is None or (name in SINGLE_ACCOUNT and name not in self.model_fields_set):
-                # "" is unset (env_ignore_empty): not inherited from this process's own
-                # environment, and a default is not passed on as if set (it would clash with
-                # a list of accounts)
+            if value is None:
+                # "" is unset (env_ignore_empty), rather than inherited from this process's
+                # own environment (a STICKERQ_ACCOUNTS_FILE the settings were made without)
                 env[f"STICKERQ_{name.upper()}"] = ""
                 continue
             if isinstance(getattr(self, name), SecretStr):
