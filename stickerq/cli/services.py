@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import logging
 import os
 import shutil
 import sys
@@ -122,9 +123,12 @@ def worker(
     from stickerq.worker.runtime import check_keys
 
     try:
-        check_keys(settings)  # at start, not at the first batch
+        accounts = check_keys(settings)  # at start, not at the first batch
     except StickerqError as exc:
         raise fail(exc) from None
+    logging.getLogger("stickerq.worker").info(
+        "sending on Kaleyra account(s) %s", ", ".join(account.sid for account in accounts)
+    )
     celery_app = start(settings)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
     argv += ["--without-gossip", "--without-mingle"] + (["--task-events"] if events else [])

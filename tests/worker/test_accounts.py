@@ -71,6 +71,7 @@ def test_two_accounts_each_send_with_their_own_key_and_both_complete(
         (SID_B, SENDER_B, to) for to in TO_B
     }
     seen = worker_log.read_text() + json.dumps(requests)
+    assert f"sending on Kaleyra account(s) {SID_A}, {SID_B}" in seen
     assert KEY_A not in seen and KEY_B not in seen
     db.close()
 
