@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.accounts import check_sender, default_sender
 from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
 from stickerq.producer.queue import check_broker, dispatch_campaign
@@ -52,7 +53,8 @@ def enqueue_campaign(
     Stored with status `scheduled` (producer.schedule), it is not dispatched: beat does that.
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
     """
-    sender = request.sender or settings.sender
+    account = settings.account(request.account)
+    sender = request.sender or default_sender(account, settings.sender)
     senders_per_row = request.to_file is not None and names_senders(request.to_file)
     if not sender and not senders_per_row:
         raise ConfigurationError(
@@ -73,6 +75,8 @@ def enqueue_campaign(
         http_hosts=allowed_hosts(settings.sticker_check_allow_hosts),
         senders_per_row=senders_per_row,
     )
+    if spec.sender:
+        check_sender(account, spec.sender)
     validity = read_validity(request.valid_for, request.valid_until, settings.valid_for)
     if spec.sticker.link is not None and not request.no_check:
         check_sticker_link(
@@ -91,11 +95,12 @@ def enqueue_campaign(
             report=report,
             dedupe=False,  # the store drops them with the unique index: flat memory
             default_sender=bool(spec.sender),
+            account=account,
         )
         campaign_id = store_campaign(
             factory,
             spec,
-            settings.kaleyra_sid,
+            account.sid,
             recipients,
             report,
             skip_invalid=request.skip_invalid,

@@ -45,7 +45,7 @@ class IdempotencyConflict(StickerqError):
 
 
 # Request fields added after keys were first stored: left out of the hash at their defaults.
-LATER_FIELDS = ("no_check", "valid_for", "valid_until")
+LATER_FIELDS = ("no_check", "valid_for", "valid_until", "account")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from stickerq.accounts import Account, check_sender, default_sender
 from stickerq.errors import ConfigurationError, ServiceUnavailable, StickerqError
 from stickerq.producer.spec import InvalidPhone, normalise_phone
 from stickerq.producer.stickers import WEBP_TYPE, check_sticker_file
@@ -44,8 +45,8 @@ class MediaUpload:
     sender: str
 
 
-def media_url(settings: Settings, sender: str) -> str:
-    return f"{settings.kaleyra_url}/v2/{settings.kaleyra_sid}/whatsapp/{sender}/media"
+def media_url(account: Account, sender: str) -> str:
+    return f"{account.url}/v2/{account.sid}/whatsapp/{sender}/media"
 
 
 def upload_media(
@@ -53,18 +54,24 @@ def upload_media(
     path: Path,
     *,
     sender: str | None = None,
+    account: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> MediaUpload:
-    """Check the file (StickerRejected lists every broken rule), upload it, return its id."""
+    """Check the file (StickerRejected lists every broken rule), upload it to the account
+    (None: the only one configured) through `sender`, return its id."""
     info = check_sticker_file(path)
-    number = _sender(sender or settings.sender, settings.default_region)
-    key = settings.kaleyra_api_key.get_secret_value()
+    chosen = settings.account(account)
+    number = _sender(sender or default_sender(chosen, settings.sender), settings.default_region)
+    check_sender(chosen, number)
+    key = chosen.api_key.get_secret_value()
     if not key:
         raise ConfigurationError(
             "no api-key: set STICKERQ_KALEYRA_API_KEY to the key of the Kaleyra account"
+            if not settings.lists_accounts
+            else f"no api_key for Kaleyra account {chosen.sid} in the list of accounts: give it"
         )
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    url = media_url(settings, number)
+    url = media_url(chosen, number)
     try:
         with (
             httpx.Client(trust_env=False, timeout=timeout, transport=transport) as client,
@@ -78,7 +85,7 @@ def upload_media(
             )
     except httpx.HTTPError as exc:  # str(exc) names the URL at most, never a header
         raise KaleyraUnreachable(
-            f"cannot upload to {settings.kaleyra_url}: {type(exc).__name__}: {exc}; "
+            f"cannot upload to {chosen.url}: {type(exc).__name__}: {exc}; "
             "check STICKERQ_KALEYRA_POD / STICKERQ_KALEYRA_BASE_URL and the network"
         ) from None
     body = _json(response)

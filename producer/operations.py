@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import redis
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
-from stickerq.models import Campaign, CampaignSender
+from stickerq.models import Campaign, CampaignSender, Pause
 from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.settings import Settings
-from stickerq.states import CampaignStatus
+from stickerq.states import CampaignStatus, PauseScope
 
 
 class ResumeTargetError(StickerqError):
@@ -28,8 +29,9 @@ def resume_sending(
 ) -> tuple[int, int]:
     """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
 
-    Exactly one of the two is given. Redis is checked first: without it the pause's mirror
-    could not be lifted, nor the work that waited dispatched.
+    Exactly one of the two is given. A sender's pause is lifted on whichever account holds
+    it (a business number belongs to one account). Redis is checked first: without it the
+    pause's mirror could not be lifted, nor the work that waited dispatched.
     """
     if (account is None) == (sender is None):
         raise ResumeTargetError(
@@ -37,12 +39,12 @@ def resume_sending(
             "or `sender`): which pause to lift"
         )
     check_broker(settings)
-    sid = account or settings.kaleyra_sid
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
-            lifted = resume(session, sid, sender)
+            sids = [account] if account is not None else _sids_of(settings, session, sender)
+            lifted = sum(resume(session, sid, sender) for sid in sids)
             query = select(Campaign.id).where(
-                Campaign.sid == sid,
+                Campaign.sid.in_(sids),
                 Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
             )
             if sender is not None:
@@ -51,7 +53,19 @@ def resume_sending(
                 )
                 query = query.where(or_(Campaign.sender == sender, Campaign.id.in_(sends_from)))
             campaigns = session.scalars(query).all()
-        account_key, sender_key = pause_keys(settings.redis_prefix, sid, sender or "")
-        redis.Redis.from_url(settings.redis_url).delete(sender_key if sender else account_key)
+        mirrors = [pause_keys(settings.redis_prefix, sid, sender or "") for sid in sids]
+        keys = [sender_key if sender else account_key for account_key, sender_key in mirrors]
+        redis.Redis.from_url(settings.redis_url).delete(*keys)
         batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches
+
+
+def _sids_of(settings: Settings, session: Session, sender: str | None) -> list[str]:
+    """The accounts that may hold a pause of `sender`: those whose pause of it is in force,
+    and every configured one (a mirror in Redis may be ahead of the database)."""
+    paused = session.scalars(
+        select(Pause.sid).where(
+            Pause.scope == PauseScope.SENDER, Pause.sender == sender, Pause.resumed_at.is_(None)
+        )
+    ).all()
+    return sorted({*paused, *(account.sid for account in settings.all_accounts())})

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from stickerq.accounts import Account
 from stickerq.errors import StickerqError
 from stickerq.masking import mask_phone
 from stickerq.producer.normalising import normalised
@@ -125,10 +126,12 @@ class _Accept:
         report: RecipientReport,
         dedupe: bool = True,
         default_sender: bool = True,
+        account: Account | None = None,
     ) -> None:
         self.region = region
         self.report = report
         self.default_sender = default_sender  # False: a row must name its `from` number
+        self.account = account  # listing senders: a `from` number must be one of them
         self.senders: dict[str, str | InvalidPhone] = {}
         # E.164 digits as ints: far smaller than strings. None when the caller drops the
         # duplicates itself (the store does, with the database's unique index).
@@ -171,12 +174,21 @@ class _Accept:
         known = self.senders.get(raw)
         if known is None:
             try:
-                known = normalise_phone(raw, self.region)
+                known = self._check_sender(normalise_phone(raw, self.region))
             except InvalidPhone as exc:
                 known = InvalidPhone(f"the from number is not valid: {exc.reason}")
             if len(self.senders) < SENDER_CACHE:
                 self.senders[raw] = known
         return known
+
+    def _check_sender(self, sender: str) -> str:
+        account = self.account
+        if account is not None and account.senders and sender not in account.senders:
+            raise InvalidPhone(
+                f"{sender} is not a business number of account {account.sid} (its senders: "
+                f"{', '.join(account.senders)})"
+            )
+        return sender
 
     def _truncate(self, refs: Refs) -> Refs:
         ref, cut = truncate_ref(refs[0])
@@ -217,6 +229,7 @@ def parse_recipient_csv(
     *,
     dedupe: bool = True,
     default_sender: bool = True,
+    account: Account | None = None,
 ) -> Iterator[Recipient]:
     """Recipients from a CSV file with a `phone` column and optional ref, ref1, ref2 and
     `from` (the business number to send the row from) columns.
@@ -225,7 +238,7 @@ def parse_recipient_csv(
     semicolon or tab when the header has no comma (spreadsheets in some locales write those).
     Raises RecipientFileError, naming the file and line, when the file cannot be read.
     """
-    accept = _Accept(check_region(default_region), report, dedupe, default_sender)
+    accept = _Accept(check_region(default_region), report, dedupe, default_sender, account)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             yield from accept.all(_read_csv(handle, path))
@@ -369,6 +382,7 @@ def open_recipients(
     report: RecipientReport,
     dedupe: bool = True,
     default_sender: bool = True,
+    account: Account | None = None,
 ) -> Iterator[Recipient]:
     """The recipients from exactly one of a list (`to`) and a CSV file (`to_file`).
 
@@ -392,7 +406,7 @@ def open_recipients(
         if not to_file.is_file():
             raise RecipientFileError(f"{to_file}: no such file; check the path")
         return parse_recipient_csv(
-            to_file, region, report, dedupe=dedupe, default_sender=default_sender
+            to_file, region, report, dedupe=dedupe, default_sender=default_sender, account=account
         )
     if to is None:
         raise RecipientError(

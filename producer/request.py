@@ -20,9 +20,10 @@ class CampaignRequest:
     sticker_link: str | None = None  # ... an https URL of the WebP: exactly one of the two
     to: str | None = None  # comma-separated E.164 numbers, or ...
     to_file: Path | None = None  # ... a CSV with a phone column (+ ref, ref1, ref2, from)
-    sender: str | None = (
-        None  # the business number; None: settings.sender (or the CSV's from column)
-    )
+    # The business number; None: settings.sender (or the CSV's from column, row by row).
+    sender: str | None = None
+    # The Kaleyra account's SID; None: the only one configured (settings.account).
+    account: str | None = None
     name: str | None = None  # None: "campaign <UTC time>"
     ref: str | None = None  # defaults for the rows that carry no ref of their own
     ref1: str | None = None

@@ -113,7 +113,9 @@ def _requeue(
     lifted = 0
     for pause in pauses:
         scoped_sender = pause.sender if pause.scope == PauseScope.SENDER else None
-        lifted += resume_sending(settings, account=pause.sid, sender=scoped_sender)[0]
+        # a sender's pause by its number alone: resume_sending takes one of the two
+        account = None if scoped_sender else pause.sid
+        lifted += resume_sending(settings, account=account, sender=scoped_sender)[0]
     if validity.limited:
         with sessions.begin() as session:
             new_deadline = validity.deadline(utcnow())

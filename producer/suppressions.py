@@ -100,7 +100,7 @@ def add_numbers(
 ) -> SuppressResult:
     """Put the numbers on the account's list; one invalid number refuses them all."""
     phones = _normalised(numbers, settings.default_region)
-    result = SuppressResult(sid=account or settings.kaleyra_sid)
+    result = SuppressResult(sid=_sid(settings, account))
     reason = _checked_reason(reason)
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         result.added = store_numbers(session, result.sid, reason, phones)
@@ -123,7 +123,7 @@ def import_file(
     """
     reason = _checked_reason(reason)
     report = RecipientReport()
-    result = SuppressResult(sid=account or settings.kaleyra_sid)
+    result = SuppressResult(sid=_sid(settings, account))
     try:
         rows = open_recipients(
             to=None,
@@ -151,7 +151,7 @@ def remove_numbers(
 ) -> RemoveResult:
     """Take the numbers off the account's list: they may get stickers again."""
     phones = sorted(set(_normalised(numbers, settings.default_region)))
-    sid = account or settings.kaleyra_sid
+    sid = _sid(settings, account)
     removed = 0
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         for chunk in chunks(phones, INSERT_CHUNK):
@@ -172,7 +172,7 @@ def list_numbers(
     sessions: sessionmaker[Session] | None = None,
 ) -> SuppressionPage:
     """A page of the account's list in number order, after the number `after`."""
-    sid = account or settings.kaleyra_sid
+    sid = _sid(settings, account)
     limit = max(1, min(limit, MAX_PAGE))
     query = select(Suppression).where(Suppression.sid == sid)
     if after is not None:
@@ -196,7 +196,7 @@ def find_number(
 ) -> SuppressedNumber | None:
     """The number's entry on the account's list, or None."""
     (phone,) = _normalised([number], settings.default_region)
-    sid = account or settings.kaleyra_sid
+    sid = _sid(settings, account)
     with open_sessions(settings.database_url, sessions) as factory, factory() as session:
         row = session.get(Suppression, (sid, phone))
         return _number(row) if row is not None else None
@@ -281,3 +281,9 @@ def _checked_reason(reason: str) -> str:
 
 def _number(row: Suppression) -> SuppressedNumber:
     return SuppressedNumber(row.sid, row.phone, row.reason, row.created_at)
+
+
+def _sid(settings: Settings, account: str | None) -> str:
+    """The account named (any SID: its list may outlive its configuration), else the only
+    one configured."""
+    return account if account is not None else settings.account(None).sid

@@ -14,11 +14,16 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-POD_DOMAINS = {
-    "in": "https://api.in.kaleyra.io",
-    "ap": "https://api.ap.kaleyra.io",
-    "eu": "https://api.eu.kaleyra.io",
-}
+from stickerq.accounts import (
+    POD_DOMAINS,
+    Account,
+    find_account,
+    read_accounts_file,
+    read_accounts_json,
+)
+from stickerq.errors import ConfigurationError
+
+__all__ = ["POD_DOMAINS", "Settings", "default_database_url"]
 
 
 def default_database_url() -> str:
@@ -55,6 +60,15 @@ class Settings(BaseSettings):
     )
     kaleyra_base_url: str | None = Field(
         default=None, description="overrides the pod (the sandbox, a proxy)"
+    )
+    accounts_file: Path | None = Field(
+        default=None,
+        description="a TOML or JSON file listing several Kaleyra accounts (sid, api_key, pod, "
+        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (README.md)",
+    )
+    accounts: SecretStr = Field(
+        default=SecretStr(""),
+        description="the same list as JSON, instead of a file; it holds api-keys: never shown",
     )
     sender: str | None = Field(default=None, description="default business number, E.164")
     default_region: str | None = Field(
@@ -154,11 +168,69 @@ class Settings(BaseSettings):
     def kaleyra_url(self) -> str:
         return (self.kaleyra_base_url or POD_DOMAINS[self.kaleyra_pod]).rstrip("/")
 
+    def all_accounts(self) -> tuple[Account, ...]:
+        """The configured Kaleyra accounts: the listed ones (STICKERQ_ACCOUNTS_FILE or
+        STICKERQ_ACCOUNTS; STICKERQ_KALEYRA_SID and _POD are then unused, and
+        STICKERQ_KALEYRA_BASE_URL is the base URL of each that gives none), else the one of
+        the STICKERQ_KALEYRA_* settings.
+
+        Read again on each call (a small file): a worker reads it once, at start."""
+        listed = self._listed_accounts()
+        if listed is None:
+            return (
+                Account.model_construct(
+                    sid=self.kaleyra_sid,
+                    api_key=self.kaleyra_api_key,
+                    pod=self.kaleyra_pod,
+                    base_url=self.kaleyra_base_url,
+                    senders=(),
+                ),
+            )
+        if self.kaleyra_base_url is None:
+            return listed
+        return tuple(
+            account
+            if account.base_url is not None
+            else account.model_copy(update={"base_url": self.kaleyra_base_url})
+            for account in listed
+        )
+
+    @property
+    def lists_accounts(self) -> bool:
+        """True: the accounts come from STICKERQ_ACCOUNTS_FILE or STICKERQ_ACCOUNTS."""
+        return self.accounts_file is not None or bool(self.accounts.get_secret_value().strip())
+
+    def account(self, sid: str | None = None) -> Account:
+        """The account named `sid`; None: the only one (an error when several are listed)."""
+        return find_account(self.all_accounts(), sid)
+
+    def _listed_accounts(self) -> tuple[Account, ...] | None:
+        text = self.accounts.get_secret_value().strip()
+        if not self.lists_accounts:
+            return None
+        if self.accounts_file is not None and text:
+            raise ConfigurationError(
+                "both STICKERQ_ACCOUNTS_FILE and STICKERQ_ACCOUNTS are set: keep one list of "
+                "accounts, unset the other"
+            )
+        if self.kaleyra_api_key.get_secret_value():
+            where = "STICKERQ_ACCOUNTS_FILE" if self.accounts_file else "STICKERQ_ACCOUNTS"
+            raise ConfigurationError(
+                f"{where} lists the Kaleyra accounts, and STICKERQ_KALEYRA_API_KEY is set too: "
+                "unset STICKERQ_KALEYRA_API_KEY (each listed account has its own api_key)"
+            )
+        if self.accounts_file is not None:
+            return read_accounts_file(self.accounts_file)
+        return read_accounts_json(text)
+
     def as_environment(self) -> dict[str, str]:
         """These settings as STICKERQ_* variables for a child process (secrets stay out of argv)."""
         env = {}
         for name, value in self.model_dump(mode="json").items():
             if value is None:
+                # "" is unset (env_ignore_empty), rather than inherited from this process's
+                # own environment (a STICKERQ_ACCOUNTS_FILE the settings were made without)
+                env[f"STICKERQ_{name.upper()}"] = ""
                 continue
             if isinstance(getattr(self, name), SecretStr):
                 value = getattr(self, name).get_secret_value()

@@ -132,7 +132,7 @@ async def start_batch(
         [
             BatchSender(
                 ctx,
-                runtime.client,
+                runtime.client_for(ctx.sid),
                 runtime.limiter,
                 runtime.aredis,
                 keys,
@@ -216,7 +216,6 @@ def _claim(
     """Claim what may go now: nothing while the account or the campaign's sender is paused;
     with per-row senders, all but the paused numbers' messages. Each sender's share comes
     with its own context (rate, pause keys)."""
-    settings = runtime.settings
     with runtime.sessions.begin() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
@@ -224,10 +223,10 @@ def _claim(
                 "campaign %s does not exist; batch dropped", campaign_id, extra=ids(campaign_id)
             )
             return []
-        if campaign.sid != settings.kaleyra_sid:
+        if not runtime.holds(campaign.sid):
             raise ConfigurationError(
                 f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
-                f"holds the key of {settings.kaleyra_sid}"
+                f"holds the keys of {', '.join(runtime.clients)} only"
             )
         held = _held_senders(runtime, session, campaign)
         if held is None:

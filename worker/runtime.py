@@ -1,6 +1,7 @@
-"""Per-process resources of a worker: one event loop thread, one pooled Kaleyra client,
-one Redis connection pool, one database engine with a few threads for its blocking calls,
-the slots for requests in flight, and the batches still finishing after their task returned.
+"""Per-process resources of a worker: one event loop thread, one pooled Kaleyra client per
+account, one Redis connection pool, one database engine with a few threads for its blocking
+calls, the slots for requests in flight, and the batches still finishing after their task
+returned.
 
 Celery runs task bodies synchronously; they hand their batch to this process's loop, so
 connections stay open across tasks (keep-alive) instead of one loop per task. Every batch
@@ -23,6 +24,7 @@ import redis
 import redis.asyncio as aioredis
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.accounts import Account
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
 from stickerq.settings import Settings
@@ -62,11 +64,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
-        if not settings.kaleyra_api_key.get_secret_value():
-            raise ConfigurationError(
-                "STICKERQ_KALEYRA_API_KEY is not set: the worker cannot authenticate to "
-                "Kaleyra. Set it to the API key of account STICKERQ_KALEYRA_SID."
-            )
+        self.accounts = {account.sid: account for account in check_keys(settings)}
         self.settings = settings
         self.pid = os.getpid()
         self.engine = make_engine(settings.database_url, pool_pre_ping=False)
@@ -86,7 +84,7 @@ class Runtime:
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.client, self.aredis, self.limiter = self.run(self._open_async())
+        self.clients, self.aredis, self.limiter = self.run(self._open_async())
         self.pairs = (  # None: the pair guard is off
             PairGuard(self.aredis, settings.redis_prefix, settings.pair_interval_seconds)
             if settings.pair_interval_seconds > 0
@@ -101,18 +99,36 @@ class Runtime:
         # the cyclic GC need not scan it again on every full collection.
         gc.freeze()
 
-    async def _open_async(self) -> tuple[KaleyraClient, aioredis.Redis, RateLimiter]:
+    async def _open_async(self) -> tuple[dict[str, KaleyraClient], aioredis.Redis, RateLimiter]:
         s = self.settings
-        client = KaleyraClient(
-            base_url=s.kaleyra_url,
-            sid=s.kaleyra_sid,
-            api_key=s.kaleyra_api_key,
-            connect_timeout=s.connect_timeout,
-            read_timeout=s.read_timeout,
-            max_connections=s.in_flight,
-        )
+        # One pool per account: the requests in flight stay bounded by `slots`, shared by all.
+        clients = {
+            account.sid: KaleyraClient(
+                base_url=account.url,
+                sid=account.sid,
+                api_key=account.api_key,
+                connect_timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
+                max_connections=s.in_flight,
+            )
+            for account in self.accounts.values()
+        }
         aredis = aioredis.Redis.from_url(s.redis_url)
-        return client, aredis, RateLimiter(aredis, s.redis_prefix)
+        return clients, aredis, RateLimiter(aredis, s.redis_prefix)
+
+    def holds(self, sid: str) -> bool:
+        """Whether this worker has the key of account `sid`."""
+        return sid in self.clients
+
+    def client_for(self, sid: str) -> KaleyraClient:
+        """The Kaleyra client of account `sid` (ConfigurationError: not one of ours)."""
+        client = self.clients.get(sid)
+        if client is None:
+            raise ConfigurationError(
+                f"this worker holds no key of Kaleyra account {sid}; it holds "
+                f"{', '.join(self.clients)}: add the account to its STICKERQ_ACCOUNTS_FILE"
+            )
+        return client
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on this process's loop and wait for its result (from another
@@ -128,7 +144,8 @@ class Runtime:
             # Batches whose task has returned: stop them before their next request, write
             # their results.
             await self.batches.halt_and_wait(self.settings.read_timeout + 30)
-            await self.client.aclose()
+            for client in self.clients.values():
+                await client.aclose()
             await self.aredis.aclose()
 
         self.run(close_async())
@@ -139,6 +156,24 @@ class Runtime:
         self.leaving.close()
         self.redis.close()
         self.engine.dispose()
+
+
+def check_keys(settings: Settings) -> tuple[Account, ...]:
+    """The worker's accounts; it sends on every one, so each needs its key (an error names
+    the SID only)."""
+    accounts = settings.all_accounts()
+    keyless = [account.sid for account in accounts if not account.has_key]
+    if not keyless:
+        return accounts
+    if not settings.lists_accounts:
+        raise ConfigurationError(
+            "STICKERQ_KALEYRA_API_KEY is not set: the worker cannot authenticate to "
+            "Kaleyra. Set it to the API key of account STICKERQ_KALEYRA_SID."
+        )
+    raise ConfigurationError(
+        f"no api_key for Kaleyra account(s) {', '.join(keyless)} in the list of accounts: "
+        "the worker cannot authenticate to them. Give each listed account its api_key."
+    )
 
 
 _settings: Settings | None = None

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, create_model
 from pydantic.fields import FieldInfo
 
 from stickerq.masking import redact_url
+from stickerq.producer.views.accounts import AccountView
 from stickerq.producer.views.base import View
 from stickerq.settings import Settings
 
@@ -37,10 +38,18 @@ _API_KEY_SHOWN = (
 
 
 def _fields() -> dict[str, Any]:
-    return {
+    fields = {
         name: _API_KEY_SHOWN if name in SECRETS else _shown(info)
         for name, info in Settings.model_fields.items()
     }
+    fields["accounts_in_force"] = (
+        list[AccountView],
+        Field(
+            description="the Kaleyra accounts resolved from the settings above (as "
+            "`accounts list --json`): the listed ones, else the STICKERQ_KALEYRA_* one"
+        ),
+    )
+    return fields
 
 
 # Made from Settings: a new setting is in `config --json`, and in its schema, at once.
@@ -59,4 +68,5 @@ def config_view(settings: Settings) -> View:
         shown[name] = API_KEY if getattr(settings, name).get_secret_value() else None
     shown["database_url"] = redact_url(settings.database_url)
     shown["redis_url"] = redact_url(settings.redis_url)
+    shown["accounts_in_force"] = [AccountView.of_account(a) for a in settings.all_accounts()]
     return ConfigView.model_validate(shown)

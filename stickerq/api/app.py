@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from stickerq.api import (
+    accounts,
     callbacks,
     campaigns,
     dashboard,
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(suppressions.router)
     app.include_router(senders.router)
+    app.include_router(accounts.router)
     metrics.install(app, settings)
     dashboard.install(app)
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token

@@ -8,6 +8,7 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from stickerq.accounts import ForeignSender, UnknownAccount
 from stickerq.api.problems import Problem
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.masking import mask_phone
@@ -81,6 +82,10 @@ def problem_of(exc: StickerqError) -> Problem:
         return Problem(404, "message_not_found", "no such message", str(exc))
     if isinstance(exc, IdempotencyConflict):
         return Problem(409, "idempotency_conflict", "idempotency key conflict", str(exc))
+    if isinstance(exc, UnknownAccount):
+        return Problem(422, "unknown_account", "no such Kaleyra account here", str(exc))
+    if isinstance(exc, ForeignSender):
+        return Problem(422, "sender_not_on_account", "the sender is not the account's", str(exc))
     if isinstance(exc, ServiceUnavailable):
         return Problem(503, "service_unavailable", "a service stickerq needs is down")
     if isinstance(exc, lifecycle.CampaignStateError):

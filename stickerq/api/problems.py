@@ -37,6 +37,7 @@ _MEANINGS = {
     409: "conflicts with the current state",
     415: "not a content type this route takes",
     422: "the request is not valid",
+    500: "the server's own configuration is unusable",
     503: "a service stickerq needs is unreachable",
 }
 

@@ -74,7 +74,10 @@ def list_suppressions(
     show_numbers: ShowNumbers = False,
 ) -> Any:
     """As `stickerq suppress list --json`: the account's numbers in number order."""
-    page = suppressions.list_numbers(settings, account=account, after=after, limit=limit)
+    try:
+        page = suppressions.list_numbers(settings, account=account, after=after, limit=limit)
+    except StickerqError as exc:
+        raise _refused(exc) from None
     show = shown(show_numbers)
     views = [SuppressionView.of(n, phone=show(n.phone)) for n in page.numbers]
     return json_answer(SuppressionPageView.of(page, suppressions=views))

@@ -33,6 +33,11 @@ class CampaignFields(BaseModel):
     sticker_id: str | None = None
     sticker_link: str | None = None
     sender: str | None = None
+    account: str | None = Field(
+        default=None,
+        max_length=64,
+        description="like send --account: the Kaleyra account (SID); default: the only one",
+    )
     name: str | None = None
     ref: str | None = None
     ref1: str | None = None

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from stickerq.cli import (
+    accounts,
     callbacks,
     campaigns,
     database,
@@ -28,7 +29,8 @@ from stickerq.cli import (
     services,
     suppress,
 )
-from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, load_settings
+from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, fail, load_settings
+from stickerq.errors import StickerqError
 
 app = typer.Typer(help="Bulk sender of Kaleyra WhatsApp sticker messages.", no_args_is_help=True)
 
@@ -60,17 +62,23 @@ def config(
     from stickerq.producer.views.base import to_json
     from stickerq.producer.views.config import config_view
 
-    shown = config_view(load_settings())
+    try:
+        shown = config_view(load_settings())
+    except StickerqError as exc:
+        raise fail(exc) from None
     if as_json:
         print(to_json(shown))
         return
     table = Table(title="stickerq settings")
     table.add_column("variable")
     table.add_column("value")
-    for name, value in shown.model_dump(mode="json").items():
+    values = shown.model_dump(mode="json")
+    in_force = values.pop("accounts_in_force")
+    for name, value in values.items():
         text = "-" if value is None else value if isinstance(value, str) else json.dumps(value)
         table.add_row(f"STICKERQ_{name.upper()}", escape(text))
     console.print(table)
+    accounts.print_accounts(in_force)
 
 
 for _module in (
@@ -85,6 +93,7 @@ for _module in (
     media,
     suppress,
     senders,
+    accounts,
 ):
     _module.register(app)
 

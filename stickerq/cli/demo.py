@@ -73,6 +73,10 @@ def run_demo(console: Console, *, recipients: int = 2000, keep: bool = False) ->
         )
     ).start()
     settings = Settings(
+        # the sandbox's one account, whatever accounts the environment lists
+        accounts_file=None,
+        accounts=SecretStr(""),
+        kaleyra_sid=sandbox.config.sid,
         database_url=f"sqlite:///{database}",
         redis_prefix=f"stickerq-demo:{os.getpid()}:",
         kaleyra_base_url=sandbox.url,

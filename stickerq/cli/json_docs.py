@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_origin
 
+from stickerq.producer.views.accounts import AccountsView
 from stickerq.producer.views.base import json_schema
 from stickerq.producer.views.callbacks import UnknownCallbackView
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
@@ -86,11 +87,19 @@ COMMANDS = (
         "stickerq config --json",
         ConfigView,
         "The settings in force, one key per setting (its variable is `STICKERQ_` and the key "
-        "in capitals). The api-key is never shown, nor the passwords in the URLs.",
+        "in capitals), and `accounts_in_force`: the Kaleyra accounts they resolve to. No "
+        "api-key is ever shown, nor the passwords in the URLs.",
+    ),
+    JsonCommand(
+        "accounts list --json",
+        "stickerq accounts list --json",
+        AccountsView,
+        "The Kaleyra accounts a campaign may name with `send --account SID`, and where they "
+        "come from (the same as `GET /accounts`). Whether each api-key is set, never the key.",
     ),
     JsonCommand(
         "media upload --json",
-        "stickerq media upload FILE [--from SENDER] --json",
+        "stickerq media upload FILE [--from SENDER] [--account SID] --json",
         MediaUploadView,
         "A sticker file checked (WebP, 512 x 512, at most 100 KB static or 500 KB animated) and "
         "uploaded: its media id, for `send --sticker-id`. A file that breaks a rule prints "

@@ -28,6 +28,10 @@ def upload(
     sender: Annotated[
         str | None, typer.Option("--from", help="business number (STICKERQ_SENDER)")
     ] = None,
+    account: Annotated[
+        str | None,
+        typer.Option(help="the Kaleyra account (SID) to upload to; default: the only one"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
     """Check the file against WhatsApp's sticker rules, upload it, print its media id."""
@@ -37,7 +41,7 @@ def upload(
 
     settings = load_settings()
     try:
-        uploaded = upload_media(settings, file, sender=sender)
+        uploaded = upload_media(settings, file, sender=sender, account=account)
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:

@@ -40,6 +40,9 @@ def send(
         None, help="CSV with a phone column (+ ref, ref1, ref2; from: each row's business number)"
     ),
     sender: str | None = typer.Option(None, "--from", help="business number (STICKERQ_SENDER)"),
+    account: str | None = typer.Option(
+        None, help="the Kaleyra account (SID) to send on; default: the only one configured"
+    ),
     name: str | None = typer.Option(None, help="campaign name"),
     ref: str | None = None,
     ref1: str | None = None,
@@ -88,6 +91,7 @@ def send(
         to=to,
         to_file=to_file,
         sender=sender,
+        account=account,
         name=name,
         ref=ref,
         ref1=ref1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
+import logging
 import os
 import shutil
 import sys
@@ -31,6 +33,12 @@ def sandbox(
     host: str = "127.0.0.1",
     sid: str = typer.Option("HXAP16XXXXXX97IN", help="account SID the sandbox accepts"),
     api_key: str = typer.Option("sandbox-key", envvar="STICKERQ_SANDBOX_API_KEY"),
+    accounts: str | None = typer.Option(
+        None,
+        envvar="STICKERQ_SANDBOX_ACCOUNTS",
+        help='more accounts, JSON {"SID": "api-key", ...}: each request needs the key of the '
+        "SID in its path",
+    ),
     sender: list[str] = typer.Option(["+919000000001"], help="registered sender (repeatable)"),
     latency_ms: float = typer.Option(0.0, help="added to every send"),
     wa500_rate: float = typer.Option(0.0, help="fraction of sends answered WA500"),
@@ -59,11 +67,16 @@ def sandbox(
     from stickerq.sandbox.config import changed_config
 
     try:
+        more = json.loads(accounts) if accounts else {}
+    except json.JSONDecodeError as exc:
+        raise fail(SandboxConfigError(f"--accounts is not JSON: {exc}")) from None
+    try:
         config = changed_config(
             SandboxConfig(),
             {
                 "sid": sid,
                 "api_key": api_key,
+                "accounts": more,
                 "senders": sender,
                 "latency_ms": latency_ms,
                 "wa500_rate": wa500_rate,
@@ -80,7 +93,8 @@ def sandbox(
         )
     except SandboxConfigError as exc:
         raise fail(exc) from None
-    console.print(f"sandbox on http://{host}:{port} (sid {sid}, senders {', '.join(sender)})")
+    sids = ", ".join([sid, *config.accounts])
+    console.print(f"sandbox on http://{host}:{port} (sid {sids}, senders {', '.join(sender)})")
     if callback_url:
         console.print("status callbacks go to the callback URL given (--callback-url)")
     run_sandbox(config, host=host, port=port)
@@ -106,7 +120,15 @@ def worker(
     if settings.worker_metrics_port is not None:
         _use_multiprocess_metrics()
     from stickerq.worker.celery_app import start
+    from stickerq.worker.runtime import check_keys
 
+    try:
+        accounts = check_keys(settings)  # at start, not at the first batch
+    except StickerqError as exc:
+        raise fail(exc) from None
+    logging.getLogger("stickerq.worker").info(
+        "sending on Kaleyra account(s) %s", ", ".join(account.sid for account in accounts)
+    )
     celery_app = start(settings)
     argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
     argv += ["--without-gossip", "--without-mingle"] + (["--task-events"] if events else [])
@@ -151,6 +173,10 @@ def api(
 
     settings = load_settings()
     setup_logging(settings, "info")
+    try:
+        settings.all_accounts()  # a broken list of accounts stops the server at start
+    except StickerqError as exc:
+        raise fail(exc) from None
     if not settings.api_tokens.get_secret_value().strip():
         console.print(
             "[yellow]warning:[/] STICKERQ_API_TOKENS is empty: every route but health answers 401"

@@ -22,6 +22,9 @@ class SandboxConfig:
     sid: str = "HXAP16XXXXXX97IN"
     # repr=False: the key must never show up in a log line or a traceback.
     api_key: str = field(default="sandbox-key", repr=False)
+    # More accounts beside the one above: SID -> its api-key. A request is authenticated
+    # when its api-key is the key of the SID in its path (else RBC001, as Kaleyra answers).
+    accounts: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Business numbers registered on the account (E.164): the `{phone_number}` of the path.
     senders: frozenset[str] = frozenset({"+919000000001"})
     latency_ms: float = 0.0  # added before answering each send
@@ -39,6 +42,12 @@ class SandboxConfig:
     callback_failed_rate: float = 0.0  # fraction of messages called back sent, failed (131047)
     # Sends whose sticker id was not uploaded here (sandbox/media.py) are answered WA400.
     known_media_only: bool = False
+
+
+def key_matches(config: SandboxConfig, sid: str, api_key: str | None) -> bool:
+    """Whether `api_key` is the key of account `sid` (the default account or a listed one)."""
+    expected = config.api_key if sid == config.sid else config.accounts.get(sid)
+    return expected is not None and api_key == expected
 
 
 def _string(name: str, value: Any) -> str:
@@ -71,6 +80,14 @@ def _senders(name: str, value: Any) -> frozenset[str]:
     if not all(isinstance(number, str) and number for number in numbers):
         raise SandboxConfigError(f"{name} must hold non-empty strings only, got {numbers!r}")
     return frozenset(numbers)
+
+
+def _accounts(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise SandboxConfigError(f"{name} must be an object of SID -> api-key")
+    if not all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in value.items()):
+        raise SandboxConfigError(f"{name} must map non-empty SIDs to non-empty api-keys")
+    return dict(value)  # never echoed: it holds keys
 
 
 CALLBACK_STATUSES = frozenset({"sent", "delivered", "read", "failed", "not-sent"})
@@ -107,6 +124,7 @@ def _rate(name: str, value: Any) -> float:
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sid": _string,
     "api_key": _string,
+    "accounts": _accounts,
     "senders": _senders,
     "latency_ms": _number,
     "wa500_rate": _rate,
@@ -136,5 +154,6 @@ def public_view(config: SandboxConfig) -> dict[str, Any]:
     """The config as JSON-ready data, with the api-key masked."""
     view = dataclasses.asdict(config)
     view["api_key"] = "***"
+    view["accounts"] = {sid: "***" for sid in config.accounts}
     view["senders"] = sorted(config.senders)
     return view

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from stickerq.sandbox.config import key_matches
 from stickerq.sandbox.replies import REPLIES, Reply, dumps
 
 MEDIA_PATH = "/v2/{sid}/whatsapp/{phone_number}/media"
@@ -55,7 +56,7 @@ async def _form(request: web.Request) -> dict[str, Any] | None:
 async def upload_media(request: web.Request, state: Any) -> web.Response:
     """Kaleyra's media upload: key and SID, sender, then the `file` and `type` fields."""
     config = state.config
-    if request.headers.get("api-key") != config.api_key or request.match_info["sid"] != config.sid:
+    if not key_matches(config, request.match_info["sid"], request.headers.get("api-key")):
         return _reply(REPLIES["RBC001"])
     if request.match_info["phone_number"] not in config.senders:
         return _reply(REPLIES["WA401"])

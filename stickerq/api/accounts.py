@@ -1,0 +1,32 @@
+"""/accounts: the Kaleyra accounts a campaign may name (as `stickerq accounts list`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from stickerq.api.auth import require_token
+from stickerq.api.common import AppSettings, json_answer
+from stickerq.api.problems import Problem, problem_responses
+from stickerq.errors import StickerqError
+from stickerq.producer.views.accounts import AccountsView, accounts_view
+
+router = APIRouter(
+    prefix="/accounts",
+    tags=["accounts"],
+    dependencies=[Depends(require_token)],
+    responses=problem_responses(401, 500),
+)
+
+
+@router.get("", response_model=AccountsView)
+def list_accounts(settings: AppSettings) -> Any:
+    """As `stickerq accounts list --json`: each account's SID, pod, URL, senders, and whether
+    its api-key is set (never the key)."""
+    try:
+        return json_answer(accounts_view(settings))
+    except StickerqError as exc:  # the list of accounts is unusable: the server's fault
+        raise Problem(
+            500, "bad_accounts", "the accounts configuration is unusable", str(exc)
+        ) from None
