@@ -16,7 +16,7 @@ from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Message, Pause
 from stickerq.pauses import campaign_pauses, campaign_senders, describe_pause
 from stickerq.producer.window import outside_window
-from stickerq.states import SETTLED, CampaignStatus, MessageStatus, PauseScope
+from stickerq.states import SETTLED, UNSETTLED, CampaignStatus, MessageStatus, PauseScope
 
 # While a campaign is in one of these its messages go out, so an ETA means something.
 GOING = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
@@ -102,12 +102,13 @@ def campaign_progress(session: Session, campaign_id: int) -> CampaignProgress:
 
 
 def _others_left(session: Session, campaign: Campaign, paused: list[Pause]) -> bool:
-    """Whether a pending message from a number that is not paused is left. Reads the
-    campaign's pending messages up to the first such one: only asked once nothing is sending."""
+    """Whether a message from a number that is not paused is still unsettled. Asked only once
+    the counters show nothing sending, but read after them: a worker may have claimed a
+    pending message in between, so `sending` counts as left too."""
     sent_from = func.coalesce(Message.sender, campaign.sender)
     left = select(Message.id).where(
         Message.campaign_id == campaign.id,
-        Message.status == MessageStatus.PENDING,
+        Message.status.in_(UNSETTLED),
         sent_from.not_in([pause.sender for pause in paused]),
     )
     return bool(session.scalar(select(exists(left))))
