@@ -16,11 +16,17 @@ from datetime import UTC, datetime, timedelta
 
 from stickerq.errors import StickerqError
 from stickerq.models import utcnow
+from stickerq.producer.spec import excerpt
+from stickerq.producer.time_reach import check_reach
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 _PART = re.compile(r"(\d+)([smhdw])")
 EXAMPLES = "e.g. 6h, 90m, 1h30m or 1d"
+# The longest deadline: a sticker waiting longer than a year has no customer window left to
+# reach, and Campaign.valid_for_seconds is a 32-bit column.
+MAX_VALID_FOR = timedelta(days=365)
+MAX_DURATION_TEXT = 32  # `1h30m`-like text longer than this is no duration anyone means
 
 
 class ValidityError(StickerqError):
@@ -50,19 +56,29 @@ class Validity:
 
 
 def parse_valid_for(value: str | timedelta, option: str = "--valid-for") -> timedelta:
-    """`6h`, `90m`, `1h30m`, `2d` (or a timedelta) as a positive duration of whole seconds."""
+    """`6h`, `90m`, `1h30m`, `2d` (or a timedelta) as a duration of whole seconds, from one
+    second to MAX_VALID_FOR.
+
+    The text is summed as integers, never as timedeltas: `99999999999999d` is refused as
+    too long, not an OverflowError.
+    """
     if isinstance(value, timedelta):
-        delta = value
+        seconds = int(value.total_seconds())
     else:
         text = value.strip().lower()
-        if not _DURATION.fullmatch(text):
-            raise ValidityError(f"{option} {value!r} is not a duration: write one, {EXAMPLES}")
-        delta = timedelta()
-        for amount, unit in _PART.findall(text):
-            delta += timedelta(**{_UNITS[unit]: int(amount)})
-    if delta < timedelta(seconds=1):
-        raise ValidityError(f"{option} must be at least one second, not {value!r}")
-    return timedelta(seconds=int(delta.total_seconds()))
+        if len(text) > MAX_DURATION_TEXT or not _DURATION.fullmatch(text):
+            raise ValidityError(
+                f"{option} {excerpt(value)!r} is not a duration: write one, {EXAMPLES}"
+            )
+        seconds = sum(int(amount) * _SECONDS[unit] for amount, unit in _PART.findall(text))
+    if seconds < 1:
+        raise ValidityError(f"{option} must be at least one second, not {excerpt(value)!r}")
+    if seconds > MAX_VALID_FOR.total_seconds():
+        raise ValidityError(
+            f"{option} {excerpt(value)!r} is longer than a year ({MAX_VALID_FOR.days}d): give "
+            "a shorter duration, or none for no deadline"
+        )
+    return timedelta(seconds=seconds)
 
 
 def parse_valid_until(value: str | datetime, now: datetime | None = None) -> datetime:
@@ -73,8 +89,8 @@ def parse_valid_until(value: str | datetime, now: datetime | None = None) -> dat
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValidityError(
-                f"--valid-until {value!r} is not a time: write ISO 8601 with its offset, e.g. "
-                "2026-12-01T18:00+05:30, or without one plus --tz Asia/Kolkata"
+                f"--valid-until {excerpt(value)!r} is not a time: write ISO 8601 with its "
+                "offset, e.g. 2026-12-01T18:00+05:30, or without one plus --tz Asia/Kolkata"
             ) from None
     else:
         moment = value
@@ -83,8 +99,10 @@ def parse_valid_until(value: str | datetime, now: datetime | None = None) -> dat
             f"--valid-until {value!s} has no time zone: add its offset "
             "(2026-12-01T18:00+05:30), or with `send` pass --tz"
         )
+    now = now or utcnow()
+    check_reach(moment, f"--valid-until {value!s}", ValidityError, now)
     moment = moment.astimezone(UTC)
-    if moment <= (now or utcnow()):
+    if moment <= now:
         raise ValidityError(f"--valid-until {value!s} is already past: give a later time")
     return moment
 
