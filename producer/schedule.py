@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,12 +34,16 @@ from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
+from stickerq.producer.cron_check import cron_problem
 from stickerq.producer.request import CampaignRequest
+from stickerq.producer.spec import excerpt
+from stickerq.producer.time_reach import check_reach
 from stickerq.producer.validity import Validity, check_start, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
 EXAMPLE = "2026-12-01T09:00+05:30, or 2026-12-01T09:00 with --tz Asia/Kolkata"
+ZONE_MAX = 64  # Campaign.timezone and Schedule.timezone are String(64)
 
 
 class ScheduleError(StickerqError):
@@ -82,20 +86,24 @@ class ScheduledCampaign:
 
 def zone_named(name: str) -> tzinfo:
     """An IANA zone (`Asia/Kolkata`, `UTC`) or a fixed offset (`+05:30`)."""
-    if name.startswith(("+", "-")):
-        try:
+    zone = _read_zone(name) if len(name) <= ZONE_MAX else None
+    if zone is None:
+        raise ScheduleError(
+            f"unknown time zone {excerpt(name)!r}: give an IANA name such as Asia/Kolkata, "
+            "Europe/Berlin or UTC (`timedatectl list-timezones` lists them)"
+        )
+    return zone
+
+
+def _read_zone(name: str) -> tzinfo | None:
+    """The zone, or None. ZoneInfo opens a file named after the zone: a name too long for a
+    file name, or naming a folder (`America`), raises OSError, which means unknown too."""
+    try:
+        if name.startswith(("+", "-")):
             return datetime.fromisoformat(f"2000-01-01T00:00{name}").tzinfo or UTC
-        except ValueError:
-            pass
-    else:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    raise ScheduleError(
-        f"unknown time zone {name!r}: give an IANA name such as Asia/Kolkata, Europe/Berlin "
-        "or UTC (`timedatectl list-timezones` lists them)"
-    )
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
 
 
 def parse_when(
@@ -112,6 +120,8 @@ def parse_when(
     and `tz` then only says the zone to show it in.
     """
     moment = _parse_iso(at) if isinstance(at, str) else at
+    now = now or utcnow()
+    check_reach(moment, f"--at {_shown(at)}", ScheduleError, now)
     if moment.tzinfo is None:
         if tz is None:
             raise ScheduleError(
@@ -124,7 +134,6 @@ def parse_when(
             _check_agrees(moment, zone_named(tz), at, tz)
     zone = tz or _offset_name(moment)
     utc = moment.astimezone(UTC)
-    now = now or utcnow()
     if utc >= now:
         return When(utc, zone)
     if now_if_past:
@@ -161,21 +170,30 @@ def create_schedule(
 ) -> ScheduledCampaign:
     """A recurring broadcast: the campaign (first run, and template of the later runs) is
     stored `scheduled` at the cron expression's next time in `tz`."""
-    if not _is_iana(tz):
-        raise ScheduleError(
-            f"--every needs --tz with an IANA zone (e.g. Asia/Kolkata), not {tz!r}: the cron "
-            "times are read in that zone, its DST changes included"
-        )
-    if not croniter.is_valid(every):
-        raise ScheduleError(
-            f"--every {every!r} is not a cron expression: give five fields, minute hour "
-            "day-of-month month day-of-week, e.g. '0 9 * * 1' (Mondays at 09:00)"
-        )
-    zone = ZoneInfo(tz)
-    first = When(next_run(every, zone, utcnow()), tz)
+    first = first_run(every, tz)
     check_start(read_validity(request.valid_for, request.valid_until), first.utc, recurring=True)
     result, schedule_id = _store_scheduled(settings, sessions, request, first, cron=every)
     return ScheduledCampaign(result, first, schedule_id, every)
+
+
+def first_run(every: str, tz: str, now: datetime | None = None) -> When:
+    """When a recurring broadcast first runs: the cron expression's next time after `now`,
+    read in the IANA zone `tz`; raises ScheduleError for an expression that never fires."""
+    if not _is_iana(tz):
+        raise ScheduleError(
+            f"--every needs --tz with an IANA zone (e.g. Asia/Kolkata), not {excerpt(tz)!r}: "
+            "the cron times are read in that zone, its DST changes included"
+        )
+    problem = cron_problem(every)
+    if problem is not None:
+        raise ScheduleError(problem)
+    try:
+        return When(next_run(every, ZoneInfo(tz), now or utcnow()), tz)
+    except CroniterBadDateError:  # `0 0 31 2 *`: no 31st of February
+        raise ScheduleError(
+            f"--every {excerpt(every)!r} never fires: no date matches its day-of-month, "
+            "month and day-of-week; check them"
+        ) from None
 
 
 def reschedule(
@@ -330,7 +348,7 @@ def _parse_iso(text: str) -> datetime:
         return datetime.fromisoformat(text.strip())
     except ValueError:
         raise ScheduleError(
-            f"--at {text!r} is not a time: write ISO 8601, e.g. {EXAMPLE}"
+            f"--at {excerpt(text)!r} is not a time: write ISO 8601, e.g. {EXAMPLE}"
         ) from None
 
 
@@ -386,4 +404,4 @@ def _clock(moment: datetime) -> str:
 
 
 def _shown(at: str | datetime) -> str:
-    return at if isinstance(at, str) else at.isoformat()
+    return excerpt(at) if isinstance(at, str) else at.isoformat()
