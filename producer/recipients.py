@@ -284,9 +284,21 @@ def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
                 yield "", (_NO_REFS, line, ",".join(row), None)
     except csv.Error as exc:
         raise RecipientFileError(
-            f"{path}, line {blank_before + reader.line_num}: not a valid CSV file ({exc}); "
-            f"export it as 'CSV UTF-8' from your spreadsheet; {HEADER_HINT}"
+            f"{path}, line {blank_before + reader.line_num}: not a valid CSV file "
+            f"({_csv_problem(exc)}); export it as 'CSV UTF-8' from your spreadsheet; "
+            f"{HEADER_HINT}"
         ) from None
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """csv's reason in the file's words: its field limit is the one it states in bytes."""
+    if "field larger than field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return (
+            f"a cell is longer than {limit:,} characters, where a phone number, ref or from "
+            "cell takes a few dozen: an unclosed quote, or not a CSV file?"
+        )
+    return str(exc)
 
 
 def _text_lines(handle: TextIO, path: Path) -> Iterator[str]:
@@ -338,9 +350,9 @@ def names_senders(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next((line for line in handle if line.strip()), "")
-    except (OSError, UnicodeDecodeError):
+        cells = next(csv.reader([header], delimiter=_delimiter(header)), [])
+    except (OSError, UnicodeDecodeError, csv.Error):  # a header cell over csv's field limit
         return False
-    cells = next(csv.reader([header], delimiter=_delimiter(header)), [])
     return SENDER_COLUMN in _names(cells)
 
 
@@ -403,6 +415,8 @@ def open_recipients(
         )
     region = check_region(default_region)
     if to_file is not None:
+        if to_file.is_dir():
+            raise RecipientFileError(f"{to_file}: a folder, not a file; name the CSV file")
         if not to_file.is_file():
             raise RecipientFileError(f"{to_file}: no such file; check the path")
         return parse_recipient_csv(
