@@ -5,12 +5,14 @@ Several accounts come from a TOML or JSON file (`STICKERQ_ACCOUNTS_FILE`) or fro
 Settings.all_accounts() and Settings.account() resolve them (stickerq/settings.py).
 
 An error here names the file (or variable), the entry and the field, never a value given:
-an entry holds an api-key.
+an entry holds an api-key. Whatever the text (any bytes, any nesting, any size), reading it
+ends in the accounts or in a ConfigurationError, never in another exception.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,10 @@ POD_DOMAINS = {
 ACCOUNTS_VARIABLE = "STICKERQ_ACCOUNTS"
 E164 = r"^\+[1-9][0-9]{6,14}$"
 FILE_EXAMPLE = '[[accounts]]\nsid = "HXIN..."\napi_key = "..."\npod = "in"'
+# A few hundred accounts take a few dozen KiB; past this the file is not a list of accounts
+# (and /dev/zero named by mistake is not read for ever).
+MAX_BYTES = 1 << 20
+SID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class UnknownAccount(StickerqError):
@@ -46,7 +52,7 @@ class Account(BaseModel):
     # hide_input_in_errors: pydantic's errors would otherwise quote the entry, key and all.
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
-    sid: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="the account's SID")
+    sid: str = Field(pattern=SID_PATTERN, description="the account's SID")
     api_key: SecretStr = Field(default=SecretStr(""), description="never logged or shown")
     pod: Literal["in", "ap", "eu"] = "in"
     base_url: str | None = Field(
@@ -88,28 +94,58 @@ def read_accounts_file(path: Path) -> tuple[Account, ...]:
     """The accounts of a `.toml` file (an `[[accounts]]` array of tables) or a `.json` one
     (a list, or an object with an `accounts` list)."""
     where = f"accounts file {path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{where} cannot be read ({exc.strerror or type(exc).__name__}): fix "
-            "STICKERQ_ACCOUNTS_FILE or create the file"
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{where} is not UTF-8 text") from None
-    if path.suffix.lower() == ".toml":
+    kind = path.suffix.lower()
+    if kind not in (".toml", ".json"):
+        raise ConfigurationError(f"{where}: name a .toml or .json file")
+    text = _read_text(path, where)
+    if kind == ".toml":
         try:
             data: Any = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{where} is not valid TOML: {exc}") from None
-    elif path.suffix.lower() == ".json":
-        data = _json(text, where)
+        except (ValueError, RecursionError) as exc:  # 5,000 digits; [[[[...]]]]
+            raise ConfigurationError(f"{where} is not valid TOML: {_beyond(exc)}") from None
     else:
-        raise ConfigurationError(f"{where}: name a .toml or .json file")
+        data = _json(text, where)
     return parse_accounts(data, where)
 
 
+def _beyond(exc: Exception) -> str:
+    """What a parser gave up on that its own errors do not say."""
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply (an account is one table of plain values)"
+    return "a number too long to read (over 4,300 digits)"
+
+
+def _read_text(path: Path, where: str) -> str:
+    """The file's text: a regular file, UTF-8, at most MAX_BYTES."""
+    fix = "fix STICKERQ_ACCOUNTS_FILE or create the file"
+    try:
+        if path.exists() and not path.is_file():
+            raise ConfigurationError(f"{where} is not a regular file (a folder, a device?): {fix}")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{where} cannot be read ({exc.strerror or type(exc).__name__}): {fix}"
+        ) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigurationError(
+            f"{where} is larger than {MAX_BYTES // 1024} KiB, too large for a list of "
+            f"accounts: {fix}"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{where} is not UTF-8 text: save it as UTF-8") from None
+
+
 def read_accounts_json(text: str) -> tuple[Account, ...]:
+    if len(text) > MAX_BYTES:
+        raise ConfigurationError(
+            f"{ACCOUNTS_VARIABLE} is longer than {MAX_BYTES // 1024} KiB: it cannot be a list "
+            "of accounts; list them in a file (STICKERQ_ACCOUNTS_FILE)"
+        )
     return parse_accounts(_json(text, ACCOUNTS_VARIABLE), ACCOUNTS_VARIABLE)
 
 
@@ -166,11 +202,16 @@ def _json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:  # its message has the position, not the text
         raise ConfigurationError(f"{where} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # 5,000 digits; [[[[...]]]]
+        raise ConfigurationError(f"{where} is not valid JSON: {_beyond(exc)}") from None
 
 
 def _problems(number: int, entry: Any, exc: ValidationError) -> list[str]:
     sid = entry.get("sid") if isinstance(entry, dict) else None
-    label = f"entry {number}" + (f" (sid {sid})" if isinstance(sid, str) and sid else "")
+    # only a SID as SIDs are written: any other text (control characters, a key pasted in
+    # the wrong field) stays out of the message
+    named = isinstance(sid, str) and len(sid) <= 64 and re.fullmatch(SID_PATTERN, sid)
+    label = f"entry {number}" + (f" (sid {sid})" if named else "")
     found = []
     for error in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"]) or "the entry"
