@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
+from stickerq.api.common import BIGINT_MAX, AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
@@ -134,7 +134,8 @@ def list_campaigns(
     settings: AppSettings,
     status: CampaignStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # bounded: the database takes a 64-bit OFFSET, and a larger one was a 500
+    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
 ) -> Any:
     """Campaigns, newest first (with status=scheduled, in the order they will go)."""
     try:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import console, err_console, fail, load_settings
+from stickerq.cli.common import ID_MAX, console, err_console, fail, load_settings
 
 callbacks_app = typer.Typer(help="Kaleyra status callbacks.", no_args_is_help=True)
 
@@ -61,7 +61,7 @@ def apply(
 
 @callbacks_app.command("unknown")
 def unknown(
-    limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=ID_MAX, help="how many, newest first")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON (docs/json.md)")] = False,
 ) -> None:
     """Callbacks whose message_id matched no message (sent by another system, or too early)."""

@@ -18,6 +18,8 @@ from rich.table import Table
 
 from stickerq.cli.common import (
     EXIT_REJECTED,
+    ID_MAX,
+    CampaignId,
     console,
     err_console,
     fail,
@@ -82,7 +84,7 @@ def list_command(
         str | None,
         typer.Option(help=f"only campaigns in this status: {', '.join(CampaignStatus)}"),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = LIST_LIMIT,
+    limit: Annotated[int, typer.Option(min=1, max=ID_MAX, help="at most this many")] = LIST_LIMIT,
     as_json: ListJson = False,
 ) -> None:
     """List campaigns, newest first; with --status scheduled, in the order they will go."""
@@ -105,7 +107,7 @@ def list_command(
 
 
 @campaigns_app.command("show")
-def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
+def show_command(campaign_id: CampaignId, as_json: ShowJson = False) -> None:
     """Every field of a campaign and the counts of its messages by status and error code."""
     from stickerq.cli.watch import progress_table
     from stickerq.db import open_sessions
@@ -127,7 +129,7 @@ def show_command(campaign_id: int, as_json: ShowJson = False) -> None:
 
 @campaigns_app.command("pause")
 def pause_command(
-    campaign_id: int,
+    campaign_id: CampaignId,
     reason: Annotated[str | None, typer.Option(help="why (shown by list and show)")] = None,
     as_json: ResultJson = False,
 ) -> None:
@@ -138,7 +140,7 @@ def pause_command(
 
 
 @campaigns_app.command("resume")
-def resume_command(campaign_id: int, as_json: ResultJson = False) -> None:
+def resume_command(campaign_id: CampaignId, as_json: ResultJson = False) -> None:
     """Resume a paused campaign (also one auto-paused after WA400s) and dispatch what is left."""
     from stickerq.producer.lifecycle import resume_campaign
 
@@ -147,7 +149,7 @@ def resume_command(campaign_id: int, as_json: ResultJson = False) -> None:
 
 @campaigns_app.command("cancel")
 def cancel_command(
-    campaign_id: int,
+    campaign_id: CampaignId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     as_json: ResultJson = False,
 ) -> None:

@@ -6,7 +6,7 @@ so `stickerq --help` and a read-only command start without loading what they do 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,12 @@ err_console = Console(stderr=True)
 EXIT_UNAVAILABLE = 1  # a service (database, Redis) cannot be reached
 EXIT_REJECTED = 2  # the input was refused; nothing was stored
 EXIT_PAUSED = 3  # `send --wait`: a pause holds messages that are not settled
+
+# Ids and row counts are 64-bit in the database: a larger number is refused with the range
+# (exit 2), not sent to the database (where it was a traceback).
+ID_MAX = 2**63 - 1
+CampaignId = Annotated[int, typer.Argument(min=1, max=ID_MAX, help="the campaign's id")]
+ScheduleId = Annotated[int, typer.Argument(min=1, max=ID_MAX, help="the schedule's id")]
 
 
 def load_settings() -> Settings:

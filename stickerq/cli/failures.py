@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import console, fail, load_settings
+from stickerq.cli.common import ID_MAX, console, fail, load_settings
 from stickerq.errors import StickerqError
 from stickerq.masking import mask_phone
 
@@ -90,14 +90,16 @@ def _when(moment: datetime | None) -> str:
 
 
 def failures(
-    campaign: Annotated[int | None, typer.Option("--campaign", help="campaign id")] = None,
+    campaign: Annotated[
+        int | None, typer.Option("--campaign", min=1, max=ID_MAX, help="campaign id")
+    ] = None,
     status: Annotated[str | None, typer.Option(help="parked, failed, unknown or expired")] = None,
     code: Annotated[str | None, typer.Option(help="last error code, e.g. E110")] = None,
     since: Annotated[
         str | None,
         typer.Option(help="last attempt at or after: 30m, 2h, 1d or 2024-05-01T09:00+05:30"),
     ] = None,
-    limit: Annotated[int, typer.Option(help="rows to list (0: all)", min=0)] = 50,
+    limit: Annotated[int, typer.Option(help="rows to list (0: all)", min=0, max=ID_MAX)] = 50,
     show_numbers: ShowNumbers = False,
     as_json: FailuresJson = False,
 ) -> None:
@@ -255,7 +257,7 @@ def show_message(
 
 
 def requeue(
-    campaign: Annotated[int, typer.Option("--campaign", help="campaign id")],
+    campaign: Annotated[int, typer.Option("--campaign", min=1, max=ID_MAX, help="campaign id")],
     status: Annotated[str, typer.Option(help="parked, failed, unknown or expired")],
     code: Annotated[str | None, typer.Option(help="only this last error code, e.g. E110")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count, change nothing")] = False,

@@ -14,7 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import EXIT_REJECTED, console, err_console, fail, load_settings
+from stickerq.cli.common import (
+    EXIT_REJECTED,
+    CampaignId,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from stickerq.producer.reports import Breakdown, CampaignReport, RefColumn, RefGroup
@@ -27,7 +34,7 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    campaign_id: int,
+    campaign_id: CampaignId,
     by: Annotated[
         str | None, typer.Option("--by", help="break down by ref, ref1 or ref2", metavar="REF")
     ] = None,
@@ -63,7 +70,7 @@ def report(
 
 
 def export(
-    campaign_id: int,
+    campaign_id: CampaignId,
     csv_path: Annotated[
         str, typer.Option("--csv", help="file to write, or - for stdout", metavar="PATH|-")
     ],

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import console, fail, load_settings
+from stickerq.cli.common import CampaignId, ScheduleId, console, fail, load_settings
 from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def describe(scheduled: ScheduledCampaign) -> str:
 
 
 def reschedule_command(
-    campaign_id: int,
+    campaign_id: CampaignId,
     at: Annotated[str, typer.Option(help=AT_HELP)],
     tz: Annotated[
         str | None, typer.Option(help=TZ_HELP + "; default: the campaign's own zone")
@@ -105,7 +105,7 @@ def list_command(as_json: JsonOption = False) -> None:
 
 
 @schedules_app.command("stop")
-def stop_command(schedule_id: int) -> None:
+def stop_command(schedule_id: ScheduleId) -> None:
     """Stop a recurring schedule: it creates no new run.
 
     Runs already created stay scheduled and go unless cancelled (`stickerq campaigns cancel`).

@@ -13,6 +13,7 @@ from rich.table import Table
 from stickerq.cli import schedules
 from stickerq.cli.common import (
     EXIT_PAUSED,
+    CampaignId,
     console,
     err_console,
     fail,
@@ -216,7 +217,7 @@ def _print_invalid(rows: list, count: int) -> None:
 
 
 def status(
-    campaign_id: int,
+    campaign_id: CampaignId,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
     """Counts of a campaign's messages by status and by error code."""
