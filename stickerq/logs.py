@@ -4,20 +4,23 @@
 A record carries the campaign id and our message pk where the code knows them, passed as
 `extra=ids(...)`: they are read from the record, never from a context that a shared task (the
 limiter's, say) could carry over from another batch. Every secret of the settings is
-replaced by `***` in what is written, whatever logged it (uvicorn's access log included).
+replaced by `***` in what is written, whatever logged it (uvicorn's access log included),
+and so is the api-key of every listed account.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import SecretStr
 
+from stickerq.errors import StickerqError
 from stickerq.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -36,18 +39,36 @@ def ids(
 
 
 def secrets_of(settings: Settings) -> tuple[str, ...]:
-    """Every secret value of the settings, and each item of a comma-separated one (tokens)."""
+    """Every secret the settings hold, in each form a log line may show it.
+
+    The values: every SecretStr setting (a secret added later is one by its type) and the
+    api_key of every listed account (STICKERQ_ACCOUNTS_FILE or STICKERQ_ACCOUNTS). The forms:
+    the whole value, each comma-separated item (tokens), an item without its `:ro`, the
+    password of a `USER:PASSWORD`, and that pair base64-encoded as a Basic header carries it.
+    """
     found: set[str] = set()
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if not isinstance(value, SecretStr):
-            continue
-        secret = value.get_secret_value()
+    for secret in _secret_values(settings):
         found.add(secret)
-        for item in secret.split(","):
-            found.update({item.strip(), item.strip().rsplit(":", 1)[0]})
+        for item in (item.strip() for item in secret.split(",")):
+            found.update({item, item.rsplit(":", 1)[0]})
+            if ":" in item:
+                found.add(item.split(":", 1)[1])
+                found.add(base64.b64encode(item.encode()).decode("ascii"))
     # longest first: a token that contains another is replaced whole
     return tuple(sorted((s for s in found if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def _secret_values(settings: Settings) -> Iterator[str]:
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            yield value.get_secret_value()
+    try:
+        accounts = settings.all_accounts()
+    except StickerqError:  # an unusable list: the command that needs it says so, uses none
+        return
+    for account in accounts:
+        yield account.api_key.get_secret_value()
 
 
 def _redact(text: str, secrets: tuple[str, ...]) -> str:

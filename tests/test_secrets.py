@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import SecretStr
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -21,6 +23,7 @@ from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.request import CampaignRequest
 from stickerq.queue import queued_bodies
 from stickerq.sandbox import SandboxServer
+from stickerq.settings import Settings
 from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
 
@@ -114,6 +117,52 @@ def test_log_lines_in_both_formats_redact_every_secret_of_the_settings() -> None
         assert "ValueError" in line
     parsed = json.loads(make_formatter("json", secrets_of(settings)).format(record))
     assert parsed["logger"] == "uvicorn.access" and "bad key ***" in parsed["exception"]
+
+
+ACCOUNT_KEYS = ["acct-key-one-5e1f", "acct-key-two-9b3d"]
+
+
+def every_secret_setting(**listed: object) -> tuple[Settings, list[str]]:
+    """Settings with each SecretStr setting set to a value of its own (a setting added later
+    is included by its type), the accounts as `listed` says; and every secret they hold."""
+    values: dict[str, object] = {
+        name: f"{name}-secret-{index:04d}"
+        for index, (name, field) in enumerate(Settings.model_fields.items())
+        if field.annotation is SecretStr and name != "accounts"
+    }
+    values["callback_basic_auth"] = "kaleyra-user:basic-pass-7c2a"
+    values.update(listed)
+    if listed:  # each listed account has its own key: the single one must be unset
+        values["kaleyra_api_key"] = ""
+    settings = make_settings("sqlite://", "p:", "http://127.0.0.1:9", **values)
+    secrets = [str(value) for name, value in values.items() if name in Settings.model_fields]
+    secrets = [secret for secret in secrets if secret and not secret.startswith(("[", "/"))]
+    secrets += ["basic-pass-7c2a", base64.b64encode(b"kaleyra-user:basic-pass-7c2a").decode()]
+    if listed:
+        secrets += ACCOUNT_KEYS
+    return settings, secrets
+
+
+@pytest.mark.parametrize("listed", ["none", "variable", "file"])
+def test_a_log_line_holding_every_secret_setting_and_account_key_shows_none(
+    tmp_path: Path, listed: str
+) -> None:
+    accounts = json.dumps(
+        [{"sid": f"HXIN{n}", "api_key": key} for n, key in enumerate(ACCOUNT_KEYS)]
+    )
+    where: dict[str, object] = {}
+    if listed == "variable":
+        where["accounts"] = accounts
+    elif listed == "file":
+        where["accounts_file"] = tmp_path / "accounts.json"
+        (tmp_path / "accounts.json").write_text(accounts)
+    settings, secrets = every_secret_setting(**where)
+    record = logging.LogRecord("stickerq", logging.INFO, __file__, 1, "%s", None, None)
+    record.args = (" | ".join(secrets),)
+
+    for log_format in ("text", "json"):
+        line = make_formatter(log_format, secrets_of(settings)).format(record)  # type: ignore[arg-type]
+        assert not [secret for secret in secrets if secret in line], line
 
 
 PRODUCT = [
