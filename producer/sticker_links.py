@@ -127,10 +127,10 @@ def _pinned(
     if not allowed:
         for address in addresses:
             reason = address_refusal(address)
-            if reason is not None:
+            if reason is not None:  # the address itself stays out: it is an internal DNS answer
                 raise _Refused(
-                    f"{host} resolves to {address}, {reason}: stickerq never fetches internal "
-                    "addresses; link a public https URL"
+                    f"{host} resolves to an internal address ({reason}): stickerq never fetches "
+                    "internal addresses; link a public https URL"
                 )
     return url.copy_with(host=addresses[0].split("%")[0]), host
 

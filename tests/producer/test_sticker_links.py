@@ -184,6 +184,21 @@ def test_internal_addresses_are_refused_by_default_before_any_request(
     assert server.seen == []
 
 
+@pytest.mark.parametrize(
+    "addresses", [["10.20.30.40"], ["fd12:3456::7"], ["93.184.216.34", "172.16.5.9"]]
+)
+def test_a_refused_host_says_why_without_the_address_it_resolved_to(
+    addresses: list[str],
+) -> None:
+    def resolve(host: str, port: int, **_: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in addresses]
+
+    [problem] = problems("https://intranet.test/s.webp", resolve, allow=frozenset())
+
+    assert problem.startswith("intranet.test resolves to an internal address (a private")
+    assert not [address for address in addresses if address in problem], problem
+
+
 def test_a_redirect_to_an_internal_address_is_refused_without_following_it(
     server: StickerServer,
 ) -> None:
