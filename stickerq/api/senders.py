@@ -47,7 +47,12 @@ def list_senders(settings: AppSettings) -> Any:
     return json_answer(SenderRatesView.of(rates, senders=views))
 
 
-@router.put("/{number}/rate", response_model=SenderRateChangeView, responses=CHANGES)
+# 400: a body that is not JSON at all (FastAPI's answer before the body model is read)
+@router.put(
+    "/{number}/rate",
+    response_model=SenderRateChangeView,
+    responses=CHANGES | problem_responses(400),
+)
 def set_sender_rate(number: Number, body: RateBody, settings: AppSettings) -> Any:
     """As `stickerq senders set-rate`: every worker uses it from its next request on."""
     try:

@@ -95,7 +95,8 @@ def show_suppression(number: Number, settings: AppSettings, account: Account = N
     return json_answer(SuppressionView.of(found))
 
 
-@router.post("", response_model=SuppressResultView, responses=CHANGES)
+# 400: a body that is not JSON at all (FastAPI's answer before the body model is read)
+@router.post("", response_model=SuppressResultView, responses=CHANGES | problem_responses(400))
 def add_suppressions(body: SuppressBody, settings: AppSettings) -> Any:
     """As `stickerq suppress add`: one invalid number refuses them all (nothing stored)."""
     try:
