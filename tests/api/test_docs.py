@@ -1,0 +1,28 @@
+"""/docs works without the internet: Swagger UI's files come from the API itself."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from stickerq.api import create_app
+from tests.conftest import make_settings
+
+REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*["']([^"']+)["']""")
+
+
+def test_docs_page_references_no_external_host_and_serves_each_asset_itself() -> None:
+    client = TestClient(create_app(make_settings("sqlite://", "p:", "http://127.0.0.1:9")))
+
+    page = client.get("/docs")
+
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert "://" not in page.text  # no CDN, no font or icon host, no online validator
+    references = [a or b for a, b in REFERENCE.findall(page.text)]
+    assert len(references) >= 4  # style, icon, script, and the schema
+    for reference in references:
+        assert reference.startswith("/") and not reference.startswith("//"), reference
+        asset = client.get(reference)
+        assert asset.status_code == 200 and asset.content, reference
+    assert client.get("/redoc").status_code == 404  # ReDoc only comes from a CDN
