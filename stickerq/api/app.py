@@ -10,6 +10,7 @@ from stickerq.api import (
     campaigns,
     dashboard,
     docs,
+    headers,
     health,
     messages,
     metrics,
@@ -46,4 +47,5 @@ def create_app(settings: Settings) -> FastAPI:
     metrics.install(app, settings)
     dashboard.install(app)
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token
+    app.add_middleware(headers.AnswerHeaders)  # added last: it wraps every other middleware
     return app
