@@ -107,6 +107,15 @@ def check_sticker_file(path: Path) -> WebpInfo:
         raise StickerRejected(where, ["no such file: check the path"]) from None
     except IsADirectoryError:
         raise StickerRejected(where, ["a directory, not a file"]) from None
+    except Image.DecompressionBombError:  # a header claiming a giant image: never decoded
+        raise StickerRejected(
+            where,
+            [
+                f"its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, where a "
+                f"sticker is {STICKER_PIXELS} x {STICKER_PIXELS}: not a sticker (a decompression "
+                "bomb?)"
+            ],
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise StickerRejected(where, rule_problems(None, None)) from None
     if image_format != "WEBP":

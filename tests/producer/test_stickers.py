@@ -90,3 +90,14 @@ def test_a_missing_file_is_a_clear_refusal(tmp_path: Path) -> None:
 )
 def test_first_bytes_that_are_no_webp_header_read_as_none(head: bytes) -> None:
     assert read_webp_header(head) is None
+
+
+def test_a_header_claiming_a_giant_image_is_refused_unread(tmp_path: Path) -> None:
+    """Pillow's DecompressionBombError was a traceback from `stickerq media upload`."""
+    canvas = (16383).to_bytes(3, "little") * 2  # VP8X: a 16384 x 16384 canvas
+    chunk = b"VP8X" + (10).to_bytes(4, "little") + bytes(4) + canvas
+    bomb = saved(tmp_path, b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk)
+
+    [problem] = rejected(bomb)
+
+    assert problem.startswith("its header claims more than 178,956,970 pixels")
