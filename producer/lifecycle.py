@@ -11,6 +11,7 @@ call these functions.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,11 +37,16 @@ from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 log = logging.getLogger(__name__)
 
 DEFAULT_PAUSE_REASON = "paused by an operator"
+PAUSE_REASON_MAX = 500  # shown by list and show: a line, not a document
 UTC_ZONE = ZoneInfo("UTC")
 
 
 class CampaignStateError(StickerqError):
     """The campaign is in a state this action cannot start from."""
+
+
+class PauseReasonError(StickerqError):
+    """A pause reason that cannot be stored or shown: NUL, bytes not UTF-8, or too long."""
 
 
 class UnknownCampaignStatus(StickerqError):
@@ -154,7 +160,7 @@ def pause_campaign(
     sessions: sessionmaker[Session] | None = None,
 ) -> LifecycleResult:
     """queued/running → paused: no batch claims more, and in-flight batches stop sending."""
-    reason = reason or DEFAULT_PAUSE_REASON
+    reason = _checked_reason(reason) or DEFAULT_PAUSE_REASON
     warnings: list[str] = []
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         changed = move_campaign(session, campaign_id, Move.PAUSE, pause_reason=reason)
@@ -172,6 +178,19 @@ def pause_campaign(
     return LifecycleResult(
         campaign_id, "pause", CampaignStatus.PAUSED, changed, message, warnings=warnings
     )
+
+
+def _checked_reason(reason: str | None) -> str | None:
+    """The reason, refused where no database column takes it (a NUL; a lone surrogate, what
+    a byte that was not UTF-8 in argv becomes) or longer than PAUSE_REASON_MAX."""
+    if reason is None:
+        return None
+    if len(reason) > PAUSE_REASON_MAX or re.search(r"[\x00\ud800-\udfff]", reason):
+        raise PauseReasonError(
+            f"the pause reason must be at most {PAUSE_REASON_MAX} characters of text, without "
+            "NUL: e.g. --reason 'wrong sticker'"
+        )
+    return reason
 
 
 def resume_campaign(

@@ -4,6 +4,7 @@ store nothing."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,12 @@ def test_accounts_nested_too_deeply_exit_2_saying_so(cli_settings: Settings) -> 
     stderr = refused(listed, "accounts", "list", STICKERQ_ACCOUNTS=deep)
 
     assert "STICKERQ_ACCOUNTS is not valid JSON: values nested too deeply" in stderr
+
+
+def test_a_pause_reason_of_bytes_not_utf8_exits_2(cli_settings: Settings) -> None:
+    sent = CliRunner().invoke(app, [*SEND, "--json"], env=environment(cli_settings))
+    campaign_id = json.loads(sent.stdout)["campaign_id"]
+
+    stderr = refused(cli_settings, "campaigns", "pause", str(campaign_id), "--reason", "caf\udce9")
+
+    assert "the pause reason must be at most 500 characters of text" in stderr

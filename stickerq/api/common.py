@@ -98,6 +98,6 @@ def problem_of(exc: StickerqError) -> Problem:
         return Problem(422, "invalid_recipients_file", "the recipients file is unusable", str(exc))
     if isinstance(exc, lifecycle.UnknownCampaignStatus):
         return Problem(422, "unknown_status", "unknown campaign status", str(exc))
-    if isinstance(exc, FilterError | ResumeTargetError):
+    if isinstance(exc, FilterError | ResumeTargetError | lifecycle.PauseReasonError):
         return Problem(422, "invalid_request", "the request is not valid", str(exc))
     return Problem(422, "invalid_campaign", "the campaign is not valid", str(exc))

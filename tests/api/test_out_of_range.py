@@ -77,3 +77,17 @@ def test_an_offset_past_64_bits_is_a_422_not_a_database_error(
 
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["location"] == "query.offset"
+
+
+@pytest.mark.parametrize("reason", ["on\x00hold", "r" * 1_000_000], ids=["nul", "a-megabyte"])
+def test_a_pause_reason_no_column_takes_is_a_422_and_pauses_nothing(
+    client: TestClient, reason: str
+) -> None:
+    campaign_id = client.post("/campaigns", json=BODY, headers=WRITE).json()["campaign_id"]
+
+    answer = client.post(f"/campaigns/{campaign_id}/pause", json={"reason": reason}, headers=WRITE)
+
+    assert answer.status_code == 422, answer.text
+    assert "at most 500 characters of text, without NUL" in answer.json()["detail"]
+    shown = client.get(f"/campaigns/{campaign_id}", headers=WRITE).json()
+    assert shown["status"] == "queued"
