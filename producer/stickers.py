@@ -108,10 +108,11 @@ def check_sticker_file(path: Path) -> WebpInfo:
     except IsADirectoryError:
         raise StickerRejected(where, ["a directory, not a file"]) from None
     except Image.DecompressionBombError:  # a header claiming a giant image: never decoded
+        pixels = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # where Pillow raises rather than warns
         raise StickerRejected(
             where,
             [
-                f"its header claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, where a "
+                f"its header claims more than {pixels:,} pixels, where a "
                 f"sticker is {STICKER_PIXELS} x {STICKER_PIXELS}: not a sticker (a decompression "
                 "bomb?)"
             ],
