@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stickerq.accounts import (
@@ -34,8 +34,14 @@ def default_database_url() -> str:
 
 class Settings(BaseSettings):
     # An empty variable is unset: docker compose's `${STICKERQ_X:-}` passes "" for "not set".
+    # allow_inf_nan: a delay or timeout of `inf` (or `1e999`) overflowed the worker's
+    # arithmetic on times; `nan` compares false with everything.
     model_config = SettingsConfigDict(
-        env_prefix="STICKERQ_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="STICKERQ_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        allow_inf_nan=False,
     )
 
     # One file per user, wherever a command runs (`stickerq config` says where).
@@ -163,6 +169,29 @@ class Settings(BaseSettings):
         description="hosts (comma-separated, `host` or `host:port`) that `send --sticker-link` "
         "may check although they are internal, over http too: tests and local demos only",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        """A URL SQLAlchemy reads, of a database it knows (else every command's traceback)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(url).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ValueError(
+                "not a database URL stickerq can use: give sqlite:///path/to/stickerq.db or "
+                "postgresql://user@host/db"
+            ) from None
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+        return url
 
     @property
     def kaleyra_url(self) -> str:

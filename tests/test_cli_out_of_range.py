@@ -107,3 +107,31 @@ def test_a_pause_reason_of_bytes_not_utf8_exits_2(cli_settings: Settings) -> Non
     stderr = refused(cli_settings, "campaigns", "pause", str(campaign_id), "--reason", "caf\udce9")
 
     assert "the pause reason must be at most 500 characters of text" in stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("STICKERQ_DATABASE_URL", "postgres://user:hunter22@db.test/q", "not a database URL"),
+        ("STICKERQ_REDIS_URL", "http://user:hunter22@cache.test", "starts with redis://"),
+        ("STICKERQ_RETRY_DELAYS_SECONDS", "[1e999]", "finite number"),  # inf: overflowed
+        ("STICKERQ_READ_TIMEOUT", "nan", "finite number"),
+    ],
+    ids=["database-url", "redis-url", "infinite-delay", "nan-timeout"],
+)
+def test_a_setting_no_command_can_use_exits_2_naming_it_without_its_value(
+    cli_settings: Settings, variable: str, value: str, reason: str
+) -> None:
+    stderr = refused(cli_settings, "status", "1", **{variable: value})
+
+    assert f"configuration error: {variable}: " in stderr and reason in stderr
+    assert "hunter22" not in stderr  # a URL's password is never quoted back
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["sandbox", "--port", "-1"], ["api", "--port", "70000"], ["demo", "--recipients", "-5"]],
+    ids=["sandbox-port", "api-port", "demo-recipients"],
+)
+def test_a_service_option_out_of_range_exits_2(cli_settings: Settings, args: list[str]) -> None:
+    assert "Invalid value for" in refused(cli_settings, *args)

@@ -32,11 +32,20 @@ ScheduleId = Annotated[int, typer.Argument(min=1, max=ID_MAX, help="the schedule
 
 def load_settings() -> Settings:
     """The STICKERQ_* settings; a bad value ends the command with what is wrong."""
+    from pydantic import ValidationError
+
     from stickerq.settings import Settings
 
     try:
         settings = Settings()
-    except Exception as exc:  # pydantic's ValidationError on a bad STICKERQ_* value
+    except ValidationError as exc:  # a bad STICKERQ_* value: named, never quoted (a password?)
+        for error in exc.errors(include_url=False, include_input=False):
+            name = "STICKERQ_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            err_console.print(
+                f"[red]configuration error:[/] {escape(name)}: {escape(error['msg'])}"
+            )
+        raise typer.Exit(EXIT_REJECTED) from None
+    except Exception as exc:  # .env unreadable, say
         err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_REJECTED) from None
     if settings.log_format == "json":  # a command's log records too (text: Python's default)

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 
 def sandbox(
-    port: int = 8077,
+    port: int = typer.Option(8077, min=0, max=65535, help="port to listen on (0: any free one)"),
     host: str = "127.0.0.1",
     sid: str = typer.Option("HXAP16XXXXXX97IN", help="account SID the sandbox accepts"),
     api_key: str = typer.Option("sandbox-key", envvar="STICKERQ_SANDBOX_API_KEY"),
@@ -102,13 +102,16 @@ def sandbox(
 
 def worker(
     beat: bool = typer.Option(False, help="also run the beat scheduler (due retries)"),
-    concurrency: int = typer.Option(2, help="worker processes"),
+    concurrency: int = typer.Option(2, min=1, help="worker processes"),
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
     loglevel: str = "INFO",
     quiet: bool = typer.Option(False, help="no start-up banner (none with JSON logs)"),
     events: bool = typer.Option(False, help="send task events (for Flower, `celery events`)"),
     metrics_port: int | None = typer.Option(
-        None, help="serve Prometheus /metrics on this port (STICKERQ_WORKER_METRICS_PORT)"
+        None,
+        min=0,
+        max=65535,
+        help="serve Prometheus /metrics on this port (STICKERQ_WORKER_METRICS_PORT)",
     ),
 ) -> None:
     """Run a Celery worker that sends the queued batches (the same as `celery -A
@@ -150,7 +153,7 @@ def beat(loglevel: str = "INFO") -> None:
 
 
 def demo(
-    recipients: int = typer.Option(2000, help="recipients of the main campaign"),
+    recipients: int = typer.Option(2000, min=1, help="recipients of the main campaign"),
     keep: bool = typer.Option(False, help="keep the demo database file afterwards"),
 ) -> None:
     """Run a demo campaign against the sandbox: worker, progress bar, report."""
@@ -164,7 +167,7 @@ def demo(
 
 def api(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    port: int = typer.Option(8000, min=0, max=65535, help="port to listen on"),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs); tokens from STICKERQ_API_TOKENS."""
     import uvicorn
