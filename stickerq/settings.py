@@ -129,6 +129,25 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="bearer tokens of the HTTP API, comma-separated; TOKEN:ro is read-only",
     )
+    api_max_body_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        description="largest JSON or form body the HTTP API reads, counted as it arrives (413)",
+    )
+    api_max_upload_bytes: int = Field(
+        default=256_000_000,
+        ge=1024,
+        description="largest CSV upload the HTTP API reads (POST /campaigns multipart, "
+        "POST /suppressions/import), streamed to disk (413)",
+    )
+    api_max_json_recipients: int = Field(
+        default=100_000,
+        ge=1,
+        description="most recipients one JSON campaign carries; upload a CSV for more (422)",
+    )
+    session_idle_minutes: int = Field(
+        default=60, ge=1, description="a dashboard session unused this long ends"
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="log lines of the worker, the API and the CLI: readable text, or one JSON "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import FastAPI
 
 from stickerq.api import (
@@ -9,6 +10,7 @@ from stickerq.api import (
     callbacks,
     campaigns,
     dashboard,
+    guard,
     health,
     messages,
     metrics,
@@ -19,7 +21,11 @@ from stickerq.api import (
     suppressions,
 )
 from stickerq.api.auth import parse_tokens
+from stickerq.api.dashboard.sessions import Sessions
 from stickerq.settings import Settings
+
+# A session check waits on Redis inside the event loop: never long.
+SESSION_STORE_TIMEOUT = 0.5
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -27,6 +33,12 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="stickerq", summary="bulk Kaleyra WhatsApp sticker campaigns")
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
+    store = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=SESSION_STORE_TIMEOUT, socket_connect_timeout=1
+    )
+    sessions = Sessions(
+        app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60
+    )
     problems.install(app)
     app.include_router(health.router)
     app.include_router(campaigns.router)
@@ -37,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(senders.router)
     app.include_router(accounts.router)
     metrics.install(app, settings)
-    dashboard.install(app)
+    dashboard.install(app, sessions)
+    guard.install(app, settings, sessions)  # before any body is read: who asks, and how much
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token
     return app

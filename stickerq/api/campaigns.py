@@ -102,7 +102,16 @@ async def create_campaign(
             "not a content type this route takes",
             "send application/json, or multipart/form-data with the CSV as `recipients`",
         )
-    body = json_body(await request.body())
+    body = await run_in_threadpool(json_body, await request.body())  # off the event loop
+    if body.recipient_count() > settings.api_max_json_recipients:
+        raise Problem(
+            422,
+            "too_many_recipients",
+            "too many recipients for a JSON body",
+            f"a JSON campaign carries at most {settings.api_max_json_recipients:,} recipients "
+            "(STICKERQ_API_MAX_JSON_RECIPIENTS); upload them as a CSV file instead: "
+            "multipart/form-data with the file in the field `recipients`",
+        )
     campaign = body.request(to=body.joined())
     return await run_in_threadpool(_create, settings, campaign, body.timing(), idempotency_key)
 
