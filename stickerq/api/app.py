@@ -22,6 +22,7 @@ from stickerq.api import (
 )
 from stickerq.api.auth import parse_tokens
 from stickerq.api.dashboard.sessions import Sessions
+from stickerq.api.problems import problem_responses
 from stickerq.settings import Settings
 
 # A session check waits on Redis inside the event loop: never long.
@@ -30,7 +31,11 @@ SESSION_STORE_TIMEOUT = 0.5
 
 def create_app(settings: Settings) -> FastAPI:
     """The API on these settings; OpenAPI at /docs."""
-    app = FastAPI(title="stickerq", summary="bulk Kaleyra WhatsApp sticker campaigns")
+    app = FastAPI(
+        title="stickerq",
+        summary="bulk Kaleyra WhatsApp sticker campaigns",
+        responses=problem_responses(413, 429),  # the guard's answers, on any route
+    )
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
     store = redis.Redis.from_url(

@@ -35,8 +35,10 @@ _MEANINGS = {
     403: "a read-only token cannot change anything",
     404: "not found",
     409: "conflicts with the current state",
+    413: "the body is larger than the API reads (STICKERQ_API_MAX_*_BYTES)",
     415: "not a content type this route takes",
     422: "the request is not valid",
+    429: "too many failed tokens or logins from this address: wait Retry-After seconds",
     500: "the server's own configuration is unusable",
     503: "a service stickerq needs is unreachable",
 }
