@@ -351,3 +351,22 @@ def test_every_thread_the_domain_names_is_on_the_page() -> None:
                 assert f"`{thread}`" in text, (
                     f"thread {thread} ({path.name}) is not on the page{FIX}"
                 )
+
+
+def test_the_code_cites_only_files_of_the_repository_and_sections_of_this_page() -> None:
+    """A comment that cites a document cites one in the tree (by its path from the top of the
+    repository, or by its name in docs/), and `docs/architecture.md, "Section"` names a
+    heading of this page."""
+    headings = set(re.findall(r"^#{2,3} (.+)$", page(), re.M))
+    for _, path in code_files():
+        source = path.read_text(encoding="utf-8")
+        for cited in re.findall(r"(?<![\w/.-])([\w/-]+\.md)\b", source):
+            assert (ROOT / cited).exists() or (ROOT / "docs" / cited).exists(), (
+                f"{path.relative_to(ROOT)} cites {cited}, which is not in the repository"
+            )
+        for sections in re.findall(r'docs/architecture\.md, ((?:"[^"]+"(?: and |, )?)+)', source):
+            for heading in re.findall(r'"([^"]+)"', sections):
+                assert heading in headings, (
+                    f"{path.relative_to(ROOT)} cites the section {heading!r} of "
+                    f"docs/architecture.md, which has no such heading"
+                )
