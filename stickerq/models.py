@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: campaigns, messages, attempts and pauses (DESIGN.md's data model).
+"""SQLAlchemy 2.0 models: every table of stickerq (docs/architecture.md, "The tables").
 
 The same models run on SQLite (embedded default) and PostgreSQL (production).
 """
