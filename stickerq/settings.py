@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     accounts_file: Path | None = Field(
         default=None,
         description="a TOML or JSON file listing several Kaleyra accounts (sid, api_key, pod, "
-        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (README.md)",
+        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (docs/deployment.md)",
     )
     accounts: SecretStr = Field(
         default=SecretStr(""),
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=200, ge=1, le=5000, description="message ids per send_batch task"
     )
-    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (README.md, Performance)
+    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (docs/performance.md)
     in_flight: int = Field(default=150, ge=1, description="concurrent requests per worker process")
     batches_per_process: int = Field(
         default=4,
