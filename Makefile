@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test services browser lint json-docs
+.PHONY: demo test services browser lint json-docs config-docs docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,13 @@ test: $(VENV)/.installed services browser lint
 # docs/json.md from the models in producer/views/ (tests/test_json_docs.py checks it is current)
 json-docs: $(VENV)/.installed
 	$(PY) -m stickerq.cli.json_docs docs/json.md
+
+# docs/configuration.md from stickerq/settings.py (tests/test_config_docs.py checks it is current)
+config-docs: $(VENV)/.installed
+	$(PY) -m stickerq.cli.config_docs docs/configuration.md
+
+# every generated page at once
+docs: json-docs config-docs
 
 demo: $(VENV)/.installed
 	bash scripts/ensure-services.sh redis

@@ -12,6 +12,9 @@ Redis with a database and key prefix of this run's own. Per run:
             until the answer says the campaign completed (or --load-timeout);
 - idle:     the same calls for --idle-seconds once the campaign is done (workers idle).
 
+With --upload-rows N, then the same calls while a CSV of N rows is uploaded to
+`POST /campaigns` (bench/api_upload.py, which also runs alone).
+
 Prints a table per run, then the medians and MET/MISSED per target; exits non-zero only on a
 crash.
 """
@@ -68,7 +71,8 @@ def client_child(base_url: str) -> None:
 
 
 async def calls(client: Any, orders: dict[str, Any], connections: int) -> dict[str, Any]:
-    """`orders`: campaign_id, rate, metrics_rate, seconds (the bound), until_settled."""
+    """`orders`: campaign_id, rate, metrics_rate, seconds (the bound), until_settled, and
+    stop_file (optional: the calls stop once that file exists)."""
     stop = asyncio.Event()
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -89,10 +93,11 @@ async def calls(client: Any, orders: dict[str, Any], connections: int) -> dict[s
         """Calls at fixed times n / rate; a slot finding every connection busy is skipped
         (counted), so a slow API is not answered by a growing queue of calls."""
         n = 0
+        stop_file = orders.get("stop_file")
         while not stop.is_set():
             due = started + n / rate
             n += 1
-            if due - started > orders["seconds"]:
+            if due - started > orders["seconds"] or (stop_file and os.path.exists(stop_file)):
                 stop.set()
                 break
             delay = due - time.perf_counter()
@@ -465,6 +470,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="do not wait for a nearly idle machine before each timed part",
     )
+    parser.add_argument(
+        "--upload-rows",
+        type=int,
+        default=0,
+        help="also the calls while a CSV of this many rows is uploaded (bench/api_upload.py)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--child-client", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -514,6 +525,12 @@ def main() -> int:
             sandbox.stop()
     summarise(runs, args)
     common.dump_json(args.json, runs)
+    if args.upload_rows:
+        import api_upload
+
+        args.rows = args.upload_rows
+        uploads = api_upload.measure(args)
+        api_upload.summarise(uploads)
     return 0
 
 

@@ -1,25 +1,28 @@
 """Idempotency-Key: a request retried with the same key returns the campaign it first made.
 
-The key is reserved (inserted, campaign_id null) before anything is stored: the primary key
-lets one of several concurrent requests win. The winner stores the campaign, and the store's
-own transaction writes the campaign's id on the key just before it commits: a campaign is
-never committed without its key, whenever the process dies. If storing fails the reservation
-is deleted, so nothing is half-stored and a corrected retry may use the key. A loser waits
-for the winner's id.
+The key is reserved (a row without a campaign, naming its owner) before anything is stored:
+the primary key lets one of several concurrent requests win. The winner stores the campaign,
+and the store's own transaction writes the campaign's id on the key just before it commits,
+where the key still names the winner's token: a campaign is never committed without its key,
+whenever the process dies. If storing fails the reservation is deleted, so nothing is
+half-stored and a corrected retry may use the key.
 
-A reservation still without a campaign after RESERVATION_EXPIRY_SECONDS belongs to a request
-that died before its store committed (nothing was stored under it): the next request with
-the key takes it over. Should the first request still be alive after all, its commit finds
-its reservation gone and stores nothing, so a key never makes two campaigns.
+A request that finds the key reserved never waits for it (a waiting request would hold a
+server thread): while the owner lives it is refused at once with IdempotencyInProgress (the
+HTTP API's 409 with Retry-After); once the owner is known dead (producer/key_owners.py: an
+advisory lock on PostgreSQL, the owner's process on SQLite) it takes the key over, by an
+UPDATE conditional on the dead owner's token, so of two racing retries one wins. Should an
+owner thought dead still be storing after all, its commit finds its token gone and stores
+nothing: a key never makes two campaigns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,19 +32,32 @@ from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, IdempotencyKey, utcnow
 from stickerq.producer.api import EnqueueResult
+from stickerq.producer.key_owners import OwnerProof, owner_proof
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.schedule import ScheduledCampaign
 from stickerq.producer.send import send_campaign
 from stickerq.settings import Settings
 
-WAIT_FOR_WINNER_SECONDS = 30.0  # a loser waits this long for the first request to be stored
-# Far above the time a store takes (a million recipients: under a minute here).
-RESERVATION_EXPIRY_SECONDS = 600.0
 MAX_KEY_LENGTH = 255
+# What a request refused while its key's first request stores is told to wait: most stores
+# take well under a second, a million recipients under a minute.
+RETRY_AFTER_SECONDS = 1
+# Reads of the key before giving up: the row changed under us each time (inserted, given
+# back or taken over by a racing request), which a few rounds settle.
+RESERVE_ROUNDS = 3
 
 
 class IdempotencyConflict(StickerqError):
-    """The key was used for a different request, or its first request is still being stored."""
+    """The key was used for a different request, or cannot be used by this one now."""
+
+
+class IdempotencyInProgress(IdempotencyConflict):
+    """The key's first request is still being stored by a live process: retry after
+    `retry_after` seconds (the same request then answers the campaign it made)."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 # Request fields added after keys were first stored: left out of the hash at their defaults.
@@ -83,64 +99,109 @@ def send_campaign_once(
     timing: Timing = Timing(),
     *,
     sessions: sessionmaker[Session] | None = None,
-    wait_seconds: float = WAIT_FOR_WINNER_SECONDS,
-    expiry_seconds: float = RESERVATION_EXPIRY_SECONDS,
 ) -> IdempotentSend:
     """send_campaign, unless a request with this key already made a campaign: then that one.
 
-    Raises IdempotencyConflict when the key was used with a different request, or its first
-    request is still being stored after `wait_seconds`.
+    Raises IdempotencyInProgress at once when a live request is storing the key, and
+    IdempotencyConflict when the key was used with a different request.
     """
     if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
         raise IdempotencyConflict(
             f"an idempotency key is 1 to {MAX_KEY_LENGTH} characters, without NUL"
         )
     sha = request_sha256(request, timing)
-    with open_sessions(settings.database_url, sessions) as factory:
-        reserved = _reserve(factory, key, sha, timedelta(seconds=expiry_seconds))
-        if reserved is None:
-            campaign_id = _wait_for_winner(factory, key, sha, wait_seconds, expiry_seconds)
-            return IdempotentSend(campaign_id, created=False)
+    with (
+        open_sessions(settings.database_url, sessions) as factory,
+        owner_proof(factory, key) as proof,
+    ):
+        made = _reserve(factory, key, sha, proof)
+        if made is not None:
+            return IdempotentSend(made, created=False)
         try:
             result, scheduled = send_campaign(
-                settings, request, timing, sessions=stamping_sessions(factory, key, reserved)
+                settings, request, timing, sessions=stamping_sessions(factory, key, proof.token)
             )
         except BaseException:
-            _give_back(factory, key, reserved)
+            _give_back(factory, key, proof.token)
             raise
     return IdempotentSend(result.campaign_id, created=True, result=result, scheduled=scheduled)
 
 
-def _reserve(
-    sessions: sessionmaker[Session], key: str, sha: str, expiry: timedelta
-) -> datetime | None:
-    """Reserve the key, or take over an expired reservation; returns the reservation's time
-    (what tells it from a later one), None when another request holds the key."""
-    now = utcnow()
+def _reserve(sessions: sessionmaker[Session], key: str, sha: str, proof: OwnerProof) -> int | None:
+    """Reserve the key for this request (None), or the campaign its first request made."""
+    for _ in range(RESERVE_ROUNDS):
+        with sessions() as session:
+            row = session.execute(
+                select(
+                    IdempotencyKey.request_sha256,
+                    IdempotencyKey.campaign_id,
+                    IdempotencyKey.owner_token,
+                    IdempotencyKey.owner_process,
+                ).where(IdempotencyKey.key == key)
+            ).first()
+        if row is not None and (
+            row.campaign_id is not None or proof.owner_alive(row.owner_process, row.owner_token)
+        ):
+            if row.request_sha256 != sha:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was used for a different request: use a new key"
+                )
+            if row.campaign_id is not None:
+                return int(row.campaign_id)
+            break
+        if not proof.held:  # a live request holds the key, about to reserve or take it over
+            break
+        mine = {
+            "request_sha256": sha,
+            "created_at": utcnow(),
+            "owner_token": proof.token,
+            "owner_process": proof.process,
+        }
+        if row is None:
+            reserved = _insert(sessions, key, mine)
+        else:  # its owner is dead: it stored nothing, and stores nothing now
+            reserved = _take_over(sessions, key, mine, row.owner_token)
+        if reserved:
+            return None
+    raise IdempotencyInProgress(
+        f"the first request with idempotency key {key!r} is still being stored; retry in "
+        f"{RETRY_AFTER_SECONDS} s, when the same request answers the campaign it made"
+    )
+
+
+def _insert(sessions: sessionmaker[Session], key: str, mine: dict[str, Any]) -> bool:
+    """Reserve a key no request has; False when another request reserved it first."""
     try:
         with sessions.begin() as session:
-            session.add(IdempotencyKey(key=key, request_sha256=sha, created_at=now))
-        return now
+            session.add(IdempotencyKey(key=key, **mine))
     except IntegrityError:
-        pass
+        return False
+    return True
+
+
+def _take_over(
+    sessions: sessionmaker[Session], key: str, mine: dict[str, Any], dead_token: str | None
+) -> bool:
+    """Take over the reservation of a dead owner; False when another request took it first."""
     with sessions.begin() as session:
         taken = session.execute(
             update(IdempotencyKey)
             .where(
                 IdempotencyKey.key == key,
                 IdempotencyKey.campaign_id.is_(None),
-                IdempotencyKey.created_at < now - expiry,
+                # null: reserved before owners were recorded (migration 0012)
+                IdempotencyKey.owner_token.is_not_distinct_from(dead_token),
             )
-            .values(request_sha256=sha, created_at=now)
+            .values(**mine)
         )
-        return now if rows_changed(taken) else None
+        return rows_changed(taken) == 1
 
 
 def stamping_sessions(
-    factory: sessionmaker[Session], key: str, reserved: datetime
+    factory: sessionmaker[Session], key: str, token: str
 ) -> sessionmaker[Session]:
     """`factory`'s sessions, whose transaction that stores a campaign also writes its id on
-    the key reserved at `reserved`, or fails (nothing stored) if that reservation is gone."""
+    the key reserved under `token`, or fails (nothing stored) if that reservation is gone."""
     stamping = sessionmaker(class_=factory.class_, **factory.kw)
     stamped: list[int] = []
 
@@ -155,14 +216,14 @@ def stamping_sessions(
             .where(
                 IdempotencyKey.key == key,
                 IdempotencyKey.campaign_id.is_(None),
-                IdempotencyKey.created_at == reserved,
+                IdempotencyKey.owner_token == token,
             )
             .values(campaign_id=made[0])
         )
         if not rows_changed(written):
             raise IdempotencyConflict(
-                f"the reservation of idempotency key {key!r} expired and a retry took it "
-                "over; this request stored nothing"
+                f"a retry of idempotency key {key!r} took its reservation over (this request "
+                "was thought dead); this request stored nothing"
             )
         stamped.append(made[0])
 
@@ -170,41 +231,12 @@ def stamping_sessions(
     return stamping
 
 
-def _give_back(sessions: sessionmaker[Session], key: str, reserved: datetime) -> None:
+def _give_back(sessions: sessionmaker[Session], key: str, token: str) -> None:
     with sessions.begin() as session:
         session.execute(
             delete(IdempotencyKey).where(
                 IdempotencyKey.key == key,
                 IdempotencyKey.campaign_id.is_(None),
-                IdempotencyKey.created_at == reserved,
+                IdempotencyKey.owner_token == token,
             )
         )
-
-
-def _wait_for_winner(
-    sessions: sessionmaker[Session], key: str, sha: str, wait_seconds: float, expiry: float
-) -> int:
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        with sessions() as session:
-            row = session.execute(
-                select(IdempotencyKey.request_sha256, IdempotencyKey.campaign_id).where(
-                    IdempotencyKey.key == key
-                )
-            ).first()
-        if row is not None and row.request_sha256 != sha:
-            raise IdempotencyConflict(
-                f"idempotency key {key!r} was used for a different request: use a new key"
-            )
-        if row is not None and row.campaign_id is not None:
-            return row.campaign_id
-        if row is None:  # the first request was refused and gave the key back
-            raise IdempotencyConflict(
-                f"the first request with key {key!r} was refused; retry to send it again"
-            )
-        if time.monotonic() > deadline:
-            raise IdempotencyConflict(
-                f"the first request with key {key!r} is still being stored; retry later (a "
-                f"request that died before storing frees its key after {expiry:.0f} s)"
-            )
-        time.sleep(0.05)

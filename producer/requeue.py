@@ -1,4 +1,5 @@
-"""Requeue: an operator sends parked, failed or unknown messages again (DESIGN.md, flow 7).
+"""Requeue: an operator sends parked, failed, unknown or expired messages again
+(docs/architecture.md, "Message states").
 
 Each chunk is one conditional UPDATE (`status IN (...)` still holds → `pending`), so two
 requeues running at once move each message once, and a second requeue finds nothing. The

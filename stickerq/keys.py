@@ -50,3 +50,9 @@ def queue_key(prefix: str, queue: str) -> str:
 def beat_seen_key(prefix: str) -> str:
     """Present while beat's periodic tasks ran in the last minute (stickerq/beat.py)."""
     return f"{prefix}beat:seen"
+
+
+def dashboard_session_key(prefix: str, session_hash: str) -> str:
+    """A dashboard session, by the hash of its id: the fingerprint of the token that opened
+    it, expiring after STICKERQ_SESSION_IDLE_MINUTES unused (api/dashboard/sessions.py)."""
+    return f"{prefix}session:{session_hash}"

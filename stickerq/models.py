@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: campaigns, messages, attempts and pauses (DESIGN.md's data model).
+"""SQLAlchemy 2.0 models: every table of stickerq (docs/architecture.md, "The tables").
 
 The same models run on SQLite (embedded default) and PostgreSQL (production).
 """
@@ -280,6 +280,11 @@ class IdempotencyKey(Base):
     # null while the first request is being stored: the key is reserved before the campaign
     campaign_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("campaigns.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The reservation's owner (producer/key_owners.py): its token, which the store's commit
+    # checks, and its process (`boot:pid:start` on SQLite, what tells a dead owner; host:pid
+    # on PostgreSQL, for operators). Null on keys reserved before 0012.
+    owner_token: Mapped[str | None] = mapped_column(String(32))
+    owner_process: Mapped[str | None] = mapped_column(String(255))
 
 
 class UnknownCallback(Base):

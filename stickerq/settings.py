@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     accounts_file: Path | None = Field(
         default=None,
         description="a TOML or JSON file listing several Kaleyra accounts (sid, api_key, pod, "
-        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (README.md)",
+        "base_url, senders), instead of the STICKERQ_KALEYRA_* account (docs/deployment.md)",
     )
     accounts: SecretStr = Field(
         default=SecretStr(""),
@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=200, ge=1, le=5000, description="message ids per send_batch task"
     )
-    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (README.md, Performance)
+    # 150: where the 2-core bench machine runs out of CPU at 100 ms latency (docs/performance.md)
     in_flight: int = Field(default=150, ge=1, description="concurrent requests per worker process")
     batches_per_process: int = Field(
         default=4,
@@ -134,6 +134,25 @@ class Settings(BaseSettings):
     api_tokens: SecretStr = Field(
         default=SecretStr(""),
         description="bearer tokens of the HTTP API, comma-separated; TOKEN:ro is read-only",
+    )
+    api_max_body_bytes: int = Field(
+        default=10_000_000,
+        ge=1024,
+        description="largest JSON or form body the HTTP API reads, counted as it arrives (413)",
+    )
+    api_max_upload_bytes: int = Field(
+        default=256_000_000,
+        ge=1024,
+        description="largest CSV upload the HTTP API reads (POST /campaigns multipart, "
+        "POST /suppressions/import), streamed to disk (413)",
+    )
+    api_max_json_recipients: int = Field(
+        default=100_000,
+        ge=1,
+        description="most recipients one JSON campaign carries; upload a CSV for more (422)",
+    )
+    session_idle_minutes: int = Field(
+        default=60, ge=1, description="a dashboard session unused this long ends"
     )
     log_format: Literal["text", "json"] = Field(
         default="text",

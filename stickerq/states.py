@@ -1,4 +1,4 @@
-"""Message and campaign states (see DESIGN.md's state machine)."""
+"""Message and campaign states (docs/architecture.md, "Message states" and "Campaign states")."""
 
 from enum import StrEnum
 

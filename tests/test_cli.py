@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from click.testing import Result
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
-from stickerq.cli import app
+from stickerq.cli import app, sending
 from stickerq.db import make_engine
 from stickerq.pauses import pause_keys
 from stickerq.queue import queued_tasks
@@ -26,6 +28,7 @@ from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db, stored_counts
+from tests.key_holder import KeyHolder
 
 RECIPIENTS = [f"+91981234{n:04d}" for n in range(12)]
 SUBCOMMANDS = [
@@ -581,3 +584,34 @@ def test_send_with_an_idempotency_key_twice_makes_one_campaign(cli_settings: Set
     assert_clean_exit(other, 2)
     assert "different request" in other.output
     assert stored_counts(cli_settings) == (1, 1)
+
+
+KEYED = ("send", "--sticker-id", STICKER_ID, "--to", RECIPIENTS[0], "--idempotency-key", "k2")
+KEYED_BODY = {"sticker_id": STICKER_ID, "recipients": RECIPIENTS[0]}  # what KEYED asks for
+
+
+def test_send_with_a_key_another_process_is_storing_waits_for_it(cli_settings: Settings) -> None:
+    with (
+        KeyHolder(cli_settings.database_url, cli_settings.redis_prefix, "k2", KEYED_BODY) as first,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        waiting = pool.submit(run, cli_settings, *KEYED, "--json")
+        time.sleep(3)  # the command has met the key in use and waits after its Retry-After
+        made = first.store()
+        done = waiting.result(timeout=60)
+    assert_clean_exit(done, 0)
+    assert "still storing its campaign: waiting for it" in done.output
+    assert json.loads(done.stdout)["campaign_id"] == made
+    assert stored_counts(cli_settings) == (1, 1)
+
+
+def test_send_with_a_key_stored_too_long_by_another_process_says_what_to_do(
+    cli_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "KEY_IN_USE_WAIT_SECONDS", 1.5)
+    with KeyHolder(cli_settings.database_url, cli_settings.redis_prefix, "k2", KEYED_BODY):
+        busy = run(cli_settings, *KEYED)
+    assert_clean_exit(busy, 2)
+    assert "is still storing its campaign after 2 s" in busy.output
+    assert "run it again later" in busy.output
+    assert stored_counts(cli_settings) == (0, 0)

@@ -31,10 +31,16 @@ def test_wheel_installs_under_stickerq_and_upgrades_beside_an_unrelated_migratio
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source)
+    built = run(
+        sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", tmp_path / "dist", source
+    )
+    assert "Warning" not in built.stdout + built.stderr  # license as SPDX, data folders listed
     (wheel,) = (tmp_path / "dist").glob("stickerq-*.whl")
-    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names}
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"stickerq"}
+    assert "stickerq/api/dashboard/templates/page.html" in names
+    assert any(name.startswith("stickerq/api/dashboard/static/") for name in names)
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)

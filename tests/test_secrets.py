@@ -98,10 +98,10 @@ def test_log_lines_in_both_formats_redact_every_secret_of_the_settings() -> None
         "sqlite://",
         "p:",
         "http://127.0.0.1:9",
-        api_tokens="rw-token-aaaa,ro-token-bbbb:ro",
+        api_tokens="rw-token-aaaa-aaaa-aaaa,ro-token-bbbb-bbbb-bbbb:ro",
         metrics_token="metrics-cccc",
     )
-    secrets = [TEST_API_KEY, "rw-token-aaaa", "ro-token-bbbb", "metrics-cccc"]
+    secrets = [TEST_API_KEY, "rw-token-aaaa-aaaa-aaaa", "ro-token-bbbb-bbbb-bbbb", "metrics-cccc"]
     assert set(secrets) <= set(secrets_of(settings))
     try:
         raise ValueError(f"bad key {TEST_API_KEY}")
@@ -109,7 +109,10 @@ def test_log_lines_in_both_formats_redact_every_secret_of_the_settings() -> None
         record = logging.LogRecord(
             "uvicorn.access", logging.INFO, __file__, 1, "POST %s %s", None, sys.exc_info()
         )
-    record.args = ("/callbacks/kaleyra/rw-token-aaaa", "ro-token-bbbb metrics-cccc")
+    record.args = (
+        "/callbacks/kaleyra/rw-token-aaaa-aaaa-aaaa",
+        "ro-token-bbbb-bbbb-bbbb metrics-cccc",
+    )
     for log_format in ("text", "json"):
         line = make_formatter(log_format, secrets_of(settings)).format(record)  # type: ignore[arg-type]
         assert not any(secret in line for secret in secrets), line

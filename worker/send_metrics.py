@@ -2,7 +2,7 @@
 
 Counted as a batch's results are written, not in the request's coroutine: a flush of n
 results makes one counter increment per (outcome, code) it holds and one histogram
-observation per attempt, about a microsecond each (README, Metrics and logs).
+observation per attempt, about a microsecond each (docs/operations.md, Metrics and logs).
 """
 
 from __future__ import annotations

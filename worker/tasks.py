@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 @app.task(name=SEND_BATCH)
 def send_batch(campaign_id: int, message_pks: list[int]) -> None:
-    """Claim the batch and hand it to this process's send loop (see README, "What a task's
-    success means"); a batch this process has no room for goes back to the queue."""
+    """Claim the batch and hand it to this process's send loop (docs/architecture.md, the
+    send path, says what a task's success means); a batch this process has no room for goes
+    back to the queue."""
     runtime = current_runtime()
     if not runtime.run(batches.send_batch(runtime, campaign_id, message_pks)):
         dispatch_messages(campaign_id, message_pks, len(message_pks))  # back to the queue

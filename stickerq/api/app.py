@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import FastAPI
 
 from stickerq.api import (
@@ -10,6 +11,7 @@ from stickerq.api import (
     campaigns,
     dashboard,
     docs,
+    guard,
     headers,
     health,
     messages,
@@ -21,7 +23,12 @@ from stickerq.api import (
     suppressions,
 )
 from stickerq.api.auth import parse_tokens
+from stickerq.api.dashboard.sessions import Sessions
+from stickerq.api.problems import problem_responses
 from stickerq.settings import Settings
+
+# A session check waits on Redis inside the event loop: never long.
+SESSION_STORE_TIMEOUT = 0.5
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,11 +36,18 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="stickerq",
         summary="bulk Kaleyra WhatsApp sticker campaigns",
+        responses=problem_responses(413, 429),  # the guard's answers, on any route
         docs_url=None,  # docs.install serves it, from no CDN
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
+    store = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=SESSION_STORE_TIMEOUT, socket_connect_timeout=1
+    )
+    sessions = Sessions(
+        app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60
+    )
     problems.install(app)
     docs.install(app)
     app.include_router(health.router)
@@ -45,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(senders.router)
     app.include_router(accounts.router)
     metrics.install(app, settings)
-    dashboard.install(app)
+    dashboard.install(app, sessions)
+    guard.install(app, settings, sessions)  # before any body is read: who asks, and how much
     callbacks.install(app)  # Kaleyra's status callbacks: its own secret, no bearer token
     app.add_middleware(headers.AnswerHeaders)  # added last: it wraps every other middleware
     return app

@@ -50,6 +50,24 @@ _BODY = {
 }
 
 
+def _keyed_409() -> dict[int | str, dict[str, Any]]:
+    """The 409s of POST /campaigns, with the Retry-After of `idempotency_key_in_use`."""
+    responses = problem_responses(409)
+    responses[409] = {
+        **responses[409],
+        "description": "idempotency_conflict: the key was used for another request; "
+        "idempotency_key_in_use: its first request is still being stored, retry after "
+        "Retry-After seconds",
+        "headers": {
+            "Retry-After": {
+                "description": "with idempotency_key_in_use: seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+    return responses
+
+
 class CampaignPage(BaseModel):
     campaigns: list[CampaignView]
     limit: int
@@ -75,7 +93,8 @@ def details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
             "model": CampaignDetailsView,
             "description": "a retry of an Idempotency-Key: the campaign it first made",
         },
-        **problem_responses(400, 403, 409, 415),
+        **problem_responses(400, 403, 415),
+        **_keyed_409(),
     },
 )
 async def create_campaign(
@@ -87,7 +106,9 @@ async def create_campaign(
 ) -> Any:
     """Validate, store and dispatch (or schedule) a campaign: a JSON body, or a multipart
     form with the recipients as a CSV file (`recipients`) and the other fields beside it.
-    A retried Idempotency-Key answers 200 with the campaign its first request made."""
+    A retried Idempotency-Key answers 200 with the campaign its first request made, or at
+    once a 409 `idempotency_key_in_use` with Retry-After while that request is still being
+    stored (no thread waits for it)."""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         async with uploaded(request) as (fields, path, filename):
@@ -102,7 +123,16 @@ async def create_campaign(
             "not a content type this route takes",
             "send application/json, or multipart/form-data with the CSV as `recipients`",
         )
-    body = json_body(await request.body())
+    body = await run_in_threadpool(json_body, await request.body())  # off the event loop
+    if body.recipient_count() > settings.api_max_json_recipients:
+        raise Problem(
+            422,
+            "too_many_recipients",
+            "too many recipients for a JSON body",
+            f"a JSON campaign carries at most {settings.api_max_json_recipients:,} recipients "
+            "(STICKERQ_API_MAX_JSON_RECIPIENTS); upload them as a CSV file instead: "
+            "multipart/form-data with the file in the field `recipients`",
+        )
     campaign = body.request(to=body.joined())
     return await run_in_threadpool(_create, settings, campaign, body.timing(), idempotency_key)
 

@@ -14,7 +14,7 @@ from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.masking import mask_phone
 from stickerq.producer import lifecycle
 from stickerq.producer.failures import FilterError, MessageNotFound
-from stickerq.producer.idempotency import IdempotencyConflict
+from stickerq.producer.idempotency import IdempotencyConflict, IdempotencyInProgress
 from stickerq.producer.operations import ResumeTargetError
 from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.recipients import RecipientFileError
@@ -80,6 +80,14 @@ def problem_of(exc: StickerqError) -> Problem:
         return Problem(404, "campaign_not_found", "no such campaign", str(exc))
     if isinstance(exc, MessageNotFound):
         return Problem(404, "message_not_found", "no such message", str(exc))
+    if isinstance(exc, IdempotencyInProgress):  # answered at once: no thread waits for it
+        return Problem(
+            409,
+            "idempotency_key_in_use",
+            "the first request with this key is still being stored",
+            str(exc),
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, IdempotencyConflict):
         return Problem(409, "idempotency_conflict", "idempotency key conflict", str(exc))
     if isinstance(exc, UnknownAccount):

@@ -35,8 +35,10 @@ _MEANINGS = {
     403: "a read-only token cannot change anything",
     404: "not found",
     409: "conflicts with the current state",
+    413: "the body is larger than the API reads (STICKERQ_API_MAX_*_BYTES)",
     415: "not a content type this route takes",
     422: "the request is not valid",
+    429: "too many failed tokens or logins from this address: wait Retry-After seconds",
     500: "the server's own configuration is unusable",
     503: "a service stickerq needs is unreachable",
 }
@@ -55,9 +57,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 class Problem(Exception):
-    """An answer other than success: status, a stable code, and what is wrong in words."""
+    """An answer other than success: status, a stable code, and what is wrong in words;
+    `headers` go on the answer (a 409's Retry-After), the other keywords into the body."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str = "", **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(title)
         self.status, self.code, self.title, self.detail, self.extra = (
             status,
@@ -66,16 +78,24 @@ class Problem(Exception):
             detail,
             extra,
         )
+        self.headers = headers
 
 
 def problem_response(
-    status: int, code: str, title: str, detail: str = "", **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str = "",
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {"type": f"about:blank#{code}", "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -84,7 +104,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem_response(
+            exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

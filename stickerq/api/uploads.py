@@ -75,6 +75,12 @@ class CampaignBody(CampaignFields):
 
     recipients: list[str] | str = Field(description="E.164 numbers: a list or comma-separated")
 
+    def recipient_count(self) -> int:
+        """How many recipients the body names (before normalising and dropping duplicates)."""
+        if isinstance(self.recipients, list):
+            return len(self.recipients)
+        return self.recipients.count(",") + 1
+
     def joined(self) -> str:
         return self.recipients if isinstance(self.recipients, str) else ",".join(self.recipients)
 

@@ -24,8 +24,15 @@ from stickerq.errors import StickerqError
 
 if TYPE_CHECKING:
     from stickerq.producer.api import EnqueueResult
+    from stickerq.producer.idempotency import IdempotentSend
+    from stickerq.producer.request import CampaignRequest, Timing
     from stickerq.producer.schedule import ScheduledCampaign
     from stickerq.settings import Settings
+
+# How long `send --idempotency-key` retries a key whose first request another process is still
+# storing (a store of a million recipients takes under a minute): the waiting is the CLI's,
+# in its own process, never a server's.
+KEY_IN_USE_WAIT_SECONDS = 60.0
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +87,6 @@ def send(
     ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
-    from stickerq.producer.idempotency import send_campaign_once
     from stickerq.producer.request import CampaignRequest, Timing
     from stickerq.producer.send import send_campaign
     from stickerq.producer.store import RecipientsRejected
@@ -108,7 +114,7 @@ def send(
         if idempotency_key is None:
             result, scheduled = send_campaign(settings, request, timing)
         else:
-            once = send_campaign_once(settings, idempotency_key, request, timing)
+            once = _send_once(settings, idempotency_key, request, timing)
             if once.result is None:
                 _print_replayed(settings, once.campaign_id, as_json)
                 return
@@ -144,6 +150,38 @@ def send(
     warn_if_no_beat(settings)
     if wait:
         _wait(settings, result, scheduled, as_json)
+
+
+def _send_once(
+    settings: Settings, key: str, request: CampaignRequest, timing: Timing
+) -> IdempotentSend:
+    """send_campaign_once, tried again after each Retry-After while another process is still
+    storing the key's first request, for KEY_IN_USE_WAIT_SECONDS; then an error saying what
+    to do (exit 2)."""
+    import time
+
+    from stickerq.producer.idempotency import IdempotencyInProgress, send_campaign_once
+
+    deadline = time.monotonic() + KEY_IN_USE_WAIT_SECONDS
+    told = False
+    while True:
+        try:
+            return send_campaign_once(settings, key, request, timing)
+        except IdempotencyInProgress as exc:
+            if time.monotonic() + exc.retry_after > deadline:
+                raise IdempotencyInProgress(
+                    f"another request with idempotency key {key!r} is still storing its "
+                    f"campaign after {KEY_IN_USE_WAIT_SECONDS:.0f} s: this command sent "
+                    "nothing; run it again later and it prints that campaign"
+                ) from None
+            if not told:
+                told = True
+                err_console.print(
+                    f"another request with idempotency key {escape(repr(key))} is still "
+                    f"storing its campaign: waiting for it (up to "
+                    f"{KEY_IN_USE_WAIT_SECONDS:.0f} s)"
+                )
+            time.sleep(exc.retry_after)
 
 
 def _wait(

@@ -178,6 +178,7 @@ def api(
     setup_logging(settings, "info")
     try:
         settings.all_accounts()  # a broken list of accounts stops the server at start
+        app = create_app(settings)  # so does a token too short to be safe
     except StickerqError as exc:
         raise fail(exc) from None
     if not settings.api_tokens.get_secret_value().strip():
@@ -186,7 +187,6 @@ def api(
         )
     console.print(f"HTTP API on http://{host}:{port} (dashboard at /, OpenAPI at /docs)")
     _print_callback_url(settings, f"http://{host}:{port}")
-    app = create_app(settings)
     # What the imports built stays out of every later full collection: scanning it stalled
     # the callback receiver for ~100 ms at a time (bench/callbacks.py; the sandbox does the same).
     gc.collect()

@@ -10,8 +10,8 @@ from stickerq.api import create_app
 from stickerq.db import open_sessions
 from tests.conftest import make_settings
 
-TOKEN = "rw-token-1234"
-READ_ONLY = "ro-token-5678"
+TOKEN = "rw-token-1234-abcd"
+READ_ONLY = "ro-token-5678-efgh"
 WRITE = {"Authorization": f"Bearer {TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_ONLY}"}
 BODY = {"sticker_id": "media-1", "recipients": ["+919812345678", "+919812345679"]}

@@ -14,7 +14,7 @@ import httpx
 
 from tests.conftest import make_settings, wait_until
 
-TOKEN = "api-t0ken-9876"
+TOKEN = "api-t0ken-9876-5432"
 
 
 def free_port() -> int:

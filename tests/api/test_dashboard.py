@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
@@ -15,10 +17,10 @@ from stickerq.api import create_app
 from stickerq.db import open_sessions
 from stickerq.models import Campaign, Message, Pause
 from stickerq.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import REDIS_URL, make_settings
 
-TOKEN = "dash-rw-token-8c41e2"
-READ_ONLY = "dash-ro-token-5f0b9a"
+TOKEN = "dash-rw-token-8c41e2-7d"
+READ_ONLY = "dash-ro-token-5f0b9a-3e"
 TOKENS = f"{TOKEN},{READ_ONLY}:ro"
 WRITE = {"Authorization": f"Bearer {TOKEN}"}
 NAME = '<img src=x onerror="alert(1)">'
@@ -142,7 +144,9 @@ def test_a_tampered_session_or_one_whose_token_was_removed_is_refused(
     tampered = _client(settings)
     tampered.cookies.set("stickerq_session", cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"))
     assert tampered.get("/", follow_redirects=False).status_code == 303
-    rotated = _client(_settings(settings.database_url, redis_prefix, tokens="another-token"))
+    rotated = _client(
+        _settings(settings.database_url, redis_prefix, tokens="another-token-0123456789")
+    )
     rotated.cookies.set("stickerq_session", cookie)
     assert rotated.get("/", follow_redirects=False).status_code == 303
 
@@ -264,11 +268,45 @@ def test_a_pause_in_force_is_listed_and_lifted_from_the_dashboard(
     assert "data-pause=" not in client.get("/dashboard/board").text
 
 
-def test_logout_ends_the_session(client: TestClient) -> None:
+def test_logout_ends_the_session_on_the_server_not_only_its_cookie(client: TestClient) -> None:
     csrf = _log_in(client)
+    kept = client.cookies["stickerq_session"]
     assert client.post("/logout").status_code == 403  # no CSRF value
     assert client.post("/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
     assert client.get("/", follow_redirects=False).status_code == 303
+    client.cookies.set("stickerq_session", kept)  # the cookie kept and sent again
+    assert client.get("/", follow_redirects=False).status_code == 303
+    assert client.get("/dashboard/board").status_code == 401
+    path = "/dashboard/pauses/resume"
+    assert client.post(path, headers={"X-CSRF-Token": csrf}).status_code == 401
+
+
+def test_a_session_ends_after_its_idle_time_and_each_use_renews_it(
+    database_url: str, redis_prefix: str
+) -> None:
+    settings = _settings(database_url, redis_prefix).model_copy(update={"session_idle_minutes": 5})
+    client = _client(settings)
+    _log_in(client)
+    store = redis.Redis.from_url(REDIS_URL)
+    [key] = store.keys(f"{redis_prefix}session:*")
+    assert TOKEN.encode() not in store.get(key)  # a fingerprint, never the token
+    store.pexpire(key, 60_000)  # as if it had been idle 4 of its 5 minutes
+    assert client.get("/dashboard/board").status_code == 200
+    assert 299 <= store.ttl(key) <= 300  # the use renewed it
+    store.pexpire(key, 1)  # its idle time runs out
+    time.sleep(0.01)
+    assert client.get("/dashboard/board").status_code == 401
+    assert client.get("/", follow_redirects=False).status_code == 303
+    store.close()
+
+
+def test_failed_logins_are_throttled_per_address(client: TestClient) -> None:
+    for _ in range(10):
+        answer = client.post("/login", data={"token": "guess-guess-guess", "csrf": _nonce(client)})
+        assert answer.status_code == 401
+    answer = client.post("/login", data={"token": TOKEN, "csrf": _nonce(client)})
+    assert answer.status_code == 429 and "Retry-After" in answer.headers
+    assert 'stickerq_api_auth_failures_total{kind="login"}' in client.get("/metrics").text
 
 
 def test_an_active_campaign_older_than_the_newest_twenty_is_still_shown(

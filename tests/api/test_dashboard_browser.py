@@ -81,7 +81,7 @@ def dashboard_settings(pg_database: str, redis_prefix: str, sandbox: SandboxServ
         rate_per_second=RATE,
         batch_size=25,
         in_flight=5,
-        api_tokens=f"{TOKEN},dashboard-ro-token:ro",
+        api_tokens=f"{TOKEN},dashboard-ro-token-77c1:ro",
     )
 
 

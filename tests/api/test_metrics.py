@@ -53,7 +53,9 @@ def families(client: TestClient) -> set[str]:
 
 
 def test_metrics_shows_every_family_without_a_token(database_url: str, redis_prefix: str) -> None:
-    settings = make_settings(database_url, redis_prefix, "http://127.0.0.1:9", api_tokens="t0k3n")
+    settings = make_settings(
+        database_url, redis_prefix, "http://127.0.0.1:9", api_tokens="t0k3n-t0k3n-t0k3n"
+    )
     client = TestClient(create_app(settings))
     assert families(client) >= FAMILIES
     assert scrape(client)[("stickerq_state_up", (("source", "database"),))] == 1

@@ -108,7 +108,7 @@ def test_post_campaigns_counts_the_suppressed_recipients_it_dropped(client: Test
 def test_a_131050_callback_through_the_receiver_suppresses_the_number(
     database_url: str, redis_prefix: str
 ) -> None:
-    settings = settings_for(database_url, redis_prefix, api_tokens="tok")
+    settings = settings_for(database_url, redis_prefix, api_tokens="tok-tok-tok-tok-tok")
     sent_messages(database_url)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         opted_out = {"errors": [{"code": 131050, "title": "User has stopped marketing"}]}
@@ -117,7 +117,7 @@ def test_a_131050_callback_through_the_receiver_suppresses_the_number(
         listed = client.get(
             "/suppressions",
             params={"account": "SID", "show_numbers": True},
-            headers={"Authorization": "Bearer tok"},
+            headers={"Authorization": "Bearer tok-tok-tok-tok-tok"},
         ).json()
     assert [(n["phone"], n["reason"]) for n in listed["suppressions"]] == [
         ("+919812345601", MARKETING_OPT_OUT_REASON)

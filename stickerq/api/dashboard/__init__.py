@@ -8,10 +8,9 @@ from stickerq.api.dashboard.routes import router
 from stickerq.api.dashboard.sessions import Sessions
 
 
-def install(app: FastAPI) -> None:
-    """The page, its live fragment and buttons, and its script and style sheet; after
-    app.state.tokens is set (its sessions are signed with a key made from them)."""
-    app.state.dashboard_sessions = Sessions(app.state.tokens)
+def install(app: FastAPI, sessions: Sessions) -> None:
+    """The page, its live fragment and buttons, and its script and style sheet."""
+    app.state.dashboard_sessions = sessions
     app.state.dashboard_board = BoardReader(app.state.settings)
     app.include_router(router)
     static = StaticFiles(packages=[("stickerq.api.dashboard", "static")])

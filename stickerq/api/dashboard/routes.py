@@ -19,7 +19,7 @@ from stickerq.api.dashboard.sessions import (
     Sessions,
     Viewer,
     check_csrf,
-    log_out,
+    current_viewer,
     login_nonce_matches,
     new_nonce,
     set_login_nonce,
@@ -72,7 +72,7 @@ def _html(request: Request, name: str, status: int = 200, **context: Any) -> HTM
 
 def viewer(request: Request) -> Viewer:
     """Dependency of the fragment and the actions: 401 without a valid session."""
-    found = _sessions(request).viewer(request)
+    found = current_viewer(request)
     if found is None:
         raise Problem(401, "not_logged_in", "log in at /login with an API token")
     return found
@@ -88,7 +88,7 @@ def actor(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Viewer:
 
 @router.get("/", response_class=HTMLResponse)
 def page(request: Request) -> Response:
-    who = _sessions(request).viewer(request)
+    who = current_viewer(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
     board = _board(request).read()
@@ -104,7 +104,7 @@ def board_fragment(request: Request, who: Annotated[Viewer, Depends(viewer)]) ->
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
-    if _sessions(request).viewer(request) is not None:
+    if current_viewer(request) is not None:
         return RedirectResponse("/", status_code=303)
     return _login_page(request)
 
@@ -125,6 +125,8 @@ def log_in(
         return _login_page(request, "the form expired: log in again", 403)
     response = RedirectResponse("/", status_code=303)
     if _sessions(request).log_in(token, response, request) is None:
+        address = request.client.host if request.client else ""
+        request.app.state.throttle.failed(address, "login")
         return _login_page(request, "that token is not valid", 401)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
@@ -134,7 +136,7 @@ def log_in(
 def logout(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
     check_csrf(who.csrf, request.headers.get("x-csrf-token"))
     response = JSONResponse({"message": "logged out"})
-    log_out(response)
+    _sessions(request).log_out(request, response)
     return response
 
 
