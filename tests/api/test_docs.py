@@ -1,4 +1,5 @@
-"""/docs works without the internet: Swagger UI's files come from the API itself."""
+"""/docs works without the internet: Swagger UI's files come from the API itself, to a
+caller without a token too (a browser sends none for a page's script and style)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import re
 from fastapi.testclient import TestClient
 
 from stickerq.api import create_app
+from tests.api.conftest import TOKEN, WRITE
 from tests.conftest import make_settings
 
 REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*["']([^"']+)["']""")
 
 
 def test_docs_page_references_no_external_host_and_serves_each_asset_itself() -> None:
-    client = TestClient(create_app(make_settings("sqlite://", "p:", "http://127.0.0.1:9")))
+    settings = make_settings("sqlite://", "p:", "http://127.0.0.1:9", api_tokens=TOKEN)
+    client = TestClient(create_app(settings))  # no token sent: a browser sends none
 
     page = client.get("/docs")
 
@@ -25,4 +28,5 @@ def test_docs_page_references_no_external_host_and_serves_each_asset_itself() ->
         assert reference.startswith("/") and not reference.startswith("//"), reference
         asset = client.get(reference)
         assert asset.status_code == 200 and asset.content, reference
-    assert client.get("/redoc").status_code == 404  # ReDoc only comes from a CDN
+    assert client.get("/redoc", headers=WRITE).status_code == 404  # ReDoc only comes from a CDN
+    assert client.get("/docs?file=../../../etc/passwd").status_code == 404
