@@ -6,9 +6,8 @@ of the docs is announced to a third party. This page is the same Swagger UI (fro
 swagger-ui-bundle-v2 package) served by the API itself, with the online validator badge off.
 ReDoc (/redoc) is not offered: it only comes from a CDN.
 
-The files are served at /docs?file=NAME rather than under a folder of their own: the request
-guard (api/guard.py) answers /docs to anyone and asks a token for every other path, and a
-browser sends none for a page's script and style.
+Its files are served under /docs/assets/, which the request guard (api/guard.py) answers
+to anyone, like /docs itself: a browser sends no token for a page's script and style.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 DOCS = "/docs"
+ASSETS = DOCS + "/assets"  # open to anyone, as /docs is (api/guard.py)
 # The files the page loads, and their types; nothing else of the package is served.
 FILES = {
     "swagger-ui-bundle.js": "text/javascript",
@@ -31,18 +31,20 @@ FILES = {
 def install(app: FastAPI) -> None:
     """Serve /docs and its files; create the app with docs_url=None and redoc_url=None."""
 
+    @app.get(ASSETS + "/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        if name not in FILES:
+            raise HTTPException(404, f"no file {name!r} in the docs: only {', '.join(FILES)}")
+        return FileResponse(swagger_ui_path / name, media_type=FILES[name])
+
     @app.get(DOCS, include_in_schema=False)
-    async def docs(request: Request, file: str | None = None) -> Response:
-        if file is not None:
-            if file not in FILES:
-                raise HTTPException(404, f"no file {file!r} in the docs: only {', '.join(FILES)}")
-            return FileResponse(swagger_ui_path / file, media_type=FILES[file])
-        page = request.scope.get("root_path", "").rstrip("/") + DOCS  # behind a proxy's prefix
+    async def docs(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy's prefix
         return get_swagger_ui_html(
-            openapi_url=f"{page.removesuffix(DOCS)}{app.openapi_url}",
+            openapi_url=f"{root}{app.openapi_url}",
             title=f"{app.title}: HTTP API",
-            swagger_js_url=f"{page}?file=swagger-ui-bundle.js",
-            swagger_css_url=f"{page}?file=swagger-ui.css",
-            swagger_favicon_url=f"{page}?file=favicon-32x32.png",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
             swagger_ui_parameters={"validatorUrl": None},  # else it posts the schema out
         )

@@ -35,7 +35,7 @@ OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/", LOGIN, "/docs", "/docs/oauth2-redirect"}
     | {"/openapi.json"}
 )
-OPEN_PREFIXES = ("/dashboard/static/",)
+OPEN_PREFIXES = ("/dashboard/static/", "/docs/assets/")
 DASHBOARD_PREFIXES = ("/dashboard/", "/logout")  # a session's routes: 401 says to log in
 UPLOAD_TYPES = ("multipart/form-data", "text/csv")
 

@@ -29,4 +29,5 @@ def test_docs_page_references_no_external_host_and_serves_each_asset_itself() ->
         asset = client.get(reference)
         assert asset.status_code == 200 and asset.content, reference
     assert client.get("/redoc", headers=WRITE).status_code == 404  # ReDoc only comes from a CDN
-    assert client.get("/docs?file=../../../etc/passwd").status_code == 404
+    assert client.get("/docs/assets/..%2F..%2Fpyproject.toml").status_code == 404
+    assert client.get("/docs/assets/index.html").status_code == 404  # only the page's files
