@@ -32,7 +32,6 @@ router = APIRouter(
 )
 CHANGES = problem_responses(403)
 MAX_NUMBERS = 10_000  # per JSON request; a bigger list goes as a CSV to /suppressions/import
-CSV_CHUNK = 1 << 16
 
 Account = Annotated[
     str | None,
