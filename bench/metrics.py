@@ -33,7 +33,7 @@ def measure(messages: int) -> dict[str, float]:
 
     from stickerq.metrics import LIMITER_WAIT_SECONDS, MESSAGES, REQUEST_SECONDS
     from stickerq.states import MessageStatus
-    from stickerq.worker.claims import AttemptRecord, MessageResult
+    from stickerq.worker.results import AttemptRecord, MessageResult
     from stickerq.worker.send_metrics import record_results
 
     child = MESSAGES.labels("sent", "WA202")

@@ -8,7 +8,7 @@ On a PostgreSQL database of this run's own, one campaign of batch-size x batches
 is enqueued; then, batch after batch, this process claims it (`worker.claims.claim`),
 records the leaving of its messages in groups of --leaving-group (`worker.leaving.
 MarkWriter`: what a worker process gathers in 5 ms at ~1,000 msgs/s) and writes a sent
-result with one attempt per message (`worker.claims.write_results`), each in its own
+result with one attempt per message (`worker.results.write_results`), each in its own
 transaction, as a worker does. Figures: this process's CPU time (what the worker
 would spend) and wall time per message, medians over the batches after the first 3, then
 the medians of the runs. The sending itself is left out: compare with the worker's CPU per
@@ -38,13 +38,9 @@ def measure(batch_size: int, batches: int, leaving_group: int) -> dict[str, floa
     from stickerq.producer.api import enqueue_campaign
     from stickerq.producer.request import CampaignRequest
     from stickerq.states import MessageStatus
-    from stickerq.worker.claims import (
-        AttemptRecord,
-        MessageResult,
-        claim,
-        write_results,
-    )
+    from stickerq.worker.claims import claim
     from stickerq.worker.leaving import MarkWriter
+    from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 
     timings: dict[str, list[float]] = {
         "claim_cpu": [],

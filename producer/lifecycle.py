@@ -31,6 +31,7 @@ from stickerq.producer.pace import Pace, campaign_pace
 from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 
@@ -325,7 +326,7 @@ def _summary(campaign: Campaign) -> CampaignSummary:
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    return make_redis(settings.redis_url, purpose=Purpose.COMMAND)
 
 
 def _set_key(settings: Settings, campaign_id: int, status: str, warnings: list[str]) -> None:

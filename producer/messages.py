@@ -75,15 +75,6 @@ def decode_cursor(cursor: str) -> int:
     )
 
 
-def parse_message_status(value: str) -> MessageStatus:
-    """Any message status (`sent`, `parked`...); anything else is refused with the list."""
-    try:
-        return MessageStatus(value.strip().lower())
-    except ValueError:
-        allowed = ", ".join(MessageStatus)
-        raise FilterError(f"status {value!r} is not one of {allowed}") from None
-
-
 def message_page(
     session: Session,
     campaign_id: int,

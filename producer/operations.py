@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -11,6 +10,7 @@ from stickerq.errors import StickerqError
 from stickerq.models import Campaign, CampaignSender, Pause
 from stickerq.pauses import describe_pause, list_pauses, pause_keys, resume
 from stickerq.producer.queue import check_broker, dispatch_campaign
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, PauseScope
 
@@ -55,7 +55,8 @@ def resume_sending(
             campaigns = session.scalars(query).all()
         mirrors = [pause_keys(settings.redis_prefix, sid, sender or "") for sid in sids]
         keys = [sender_key if sender else account_key for account_key, sender_key in mirrors]
-        redis.Redis.from_url(settings.redis_url).delete(*keys)
+        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+            client.delete(*keys)
         batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches
 

@@ -2,9 +2,10 @@
 
 Read from the campaign's counters (producer/progress.py), never by counting its messages, so
 it costs the same for a campaign of a million. One read gives the average since the campaign
-started (`campaign_pace`: `campaigns show`, the API). A poller that reads again and again (the
-dashboard) keeps a `PaceTracker`, whose rate is over the last seconds of its reads and is the
-average until its reads span a second.
+started (`campaign_pace`): the one rule of `campaigns show`, `report`, `send --wait`'s bar and
+the API, so no two of them disagree. A poller that reads again and again (the dashboard) keeps
+a `PaceTracker`, whose rate is over the last seconds of its reads and is the average until its
+reads span a second.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from stickerq.models import utcnow
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stickerq.models import Campaign, utcnow
 from stickerq.producer.progress import GOING, CampaignProgress
 from stickerq.states import CampaignStatus, MessageStatus
 
@@ -49,6 +53,14 @@ def campaign_pace(
         elapsed = ((finished_at or now) - started_at).total_seconds()
         rate = done / elapsed if elapsed > 0 else None
     return _at_rate(progress, rate, now)
+
+
+def read_pace(session: Session, progress: CampaignProgress, now: datetime | None = None) -> Pace:
+    """`campaign_pace` of the campaign `progress` was read for, with its start and finish."""
+    started_at, finished_at = session.execute(
+        select(Campaign.started_at, Campaign.finished_at).where(Campaign.id == progress.campaign_id)
+    ).one()
+    return campaign_pace(progress, started_at, finished_at, now)
 
 
 def _at_rate(progress: CampaignProgress, rate: float | None, now: datetime) -> Pace:

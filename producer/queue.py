@@ -12,13 +12,15 @@ from stickerq.errors import ServiceUnavailable
 from stickerq.masking import redact_url
 from stickerq.producer.store import iter_pending_ids
 from stickerq.queue import configure_celery, dispatch_messages
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 
 
 def check_broker(settings: Settings) -> None:
     """Fail before storing anything if the queue cannot be reached."""
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+            client.ping()
     except redis.RedisError as exc:
         raise ServiceUnavailable(
             f"Redis is not reachable at {redact_url(settings.redis_url)} ({exc}). Start it (e.g. "

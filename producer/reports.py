@@ -1,9 +1,10 @@
-"""A campaign's report: totals by status and code, success and send rates, duration,
-delivered/read counts from callbacks, and a breakdown by ref, ref1 or ref2.
+"""A campaign's report: totals by status and code, success rate, pace (rate and ETA),
+duration, delivered/read counts from callbacks, and a breakdown by ref, ref1 or ref2.
 
-Every number is an SQL aggregate (COUNT / MIN / MAX ... GROUP BY): a report on a million
-recipients reads a handful of rows, never the messages themselves. `stickerq report --json`
-prints it as producer.views.reports.ReportView.
+Every number is an SQL aggregate (COUNT / MIN / MAX ... GROUP BY) or a counter: a report on a
+million recipients reads a handful of rows, never the messages themselves. Its pace is
+`campaigns show`'s (producer/pace.py). `stickerq report --json` prints it as
+producer.views.reports.ReportView.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from stickerq.models import Campaign, Message
-from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.pace import Pace, campaign_pace
+from stickerq.producer.progress import CampaignNotFound, campaign_progress
 from stickerq.producer.window import outside_window
 from stickerq.states import MessageStatus
 
@@ -107,7 +109,7 @@ class CampaignReport:
     first_sent_at: datetime | None
     last_sent_at: datetime | None
     duration_seconds: float | None
-    send_rate: float | None  # messages per second
+    pace: Pace  # messages settled per second since it started, and the ETA at that rate
     breakdown: Breakdown | None = field(default=None)
 
     @property
@@ -190,7 +192,9 @@ def campaign_report(
         first_sent_at=first_sent,
         last_sent_at=last_sent,
         duration_seconds=_duration(campaign, now),
-        send_rate=_send_rate(sent, first_sent, last_sent, campaign),
+        pace=campaign_pace(
+            campaign_progress(session, campaign_id), campaign.started_at, campaign.finished_at, now
+        ),
         breakdown=(
             _breakdown(session, campaign_id, by, top, recipients, by_status) if by else None
         ),
@@ -202,16 +206,6 @@ def _duration(campaign: Campaign, now: datetime) -> float | None:
     if campaign.started_at is None:
         return None
     return ((campaign.finished_at or now) - campaign.started_at).total_seconds()
-
-
-def _send_rate(
-    sent: int, first: datetime | None, last: datetime | None, campaign: Campaign
-) -> float | None:
-    """Sent messages per second over first → last sent_at (or started → finished)."""
-    for start, end in ((first, last), (campaign.started_at, campaign.finished_at)):
-        if start is not None and end is not None and end > start:
-            return sent / (end - start).total_seconds()
-    return None
 
 
 def _breakdown(

@@ -23,6 +23,7 @@ from stickerq.errors import StickerqError
 from stickerq.keys import sender_rate_key
 from stickerq.models import SenderRate, utcnow
 from stickerq.producer.spec import InvalidPhone, check_region, excerpt, normalise_phone
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 
 MAX_RATE = 10_000.0  # far above Meta's highest tier (1,000/s): a typo, not a tier
@@ -116,7 +117,7 @@ def _sender(number: str, settings: Settings) -> str:
 
 def _mirror(settings: Settings, sender: str, rate: float) -> list[str]:
     """Tell the limiters at once; without Redis, each worker's next claim reads it."""
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = make_redis(settings.redis_url, purpose=Purpose.COMMAND)
     try:
         with closing(client):
             client.set(sender_rate_key(settings.redis_prefix, sender), repr(rate))

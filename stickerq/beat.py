@@ -14,6 +14,7 @@ import time
 import redis
 
 from stickerq.keys import beat_seen_key
+from stickerq.redis_client import Purpose, make_redis
 
 SEEN_FOR_SECONDS = 60
 NO_BEAT = (
@@ -37,7 +38,7 @@ def missing_beat(redis_url: str, prefix: str, dispatch_interval_seconds: float) 
     """What to tell the user when no periodic task ran lately; None when one did, or when
     Redis cannot be asked (the command says so itself if it needs Redis)."""
     try:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+        client = make_redis(redis_url, purpose=Purpose.GLANCE)
         with client:
             seen = client.exists(beat_seen_key(prefix))
     except redis.RedisError:

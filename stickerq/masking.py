@@ -1,4 +1,7 @@
-"""Phone numbers are personal data: logs show only the country code and last digits."""
+"""Phone numbers are personal data: logs show only the country code and last digits, and so
+do the CLI and the API unless asked for numbers in full."""
+
+from collections.abc import Callable
 
 
 def mask_phone(number: str) -> str:
@@ -6,6 +9,16 @@ def mask_phone(number: str) -> str:
     if len(number) <= 7:
         return "*" * len(number)
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def numbers_shown(in_full: bool) -> Callable[[str], str]:
+    """How a screen shows numbers: in full when asked (`--show-numbers`, `show_numbers=true`),
+    else masked by `mask_phone`, the default of every command and route."""
+    return _as_is if in_full else mask_phone
+
+
+def _as_is(number: str) -> str:
+    return number
 
 
 def redact_url(url: str) -> str:

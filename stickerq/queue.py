@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import groupby, islice
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
@@ -49,16 +49,6 @@ def send_queues() -> list[str]:
 
 def worker_queues() -> list[str]:
     return [QUEUE, *send_queues()]
-
-
-def queued_bodies(client: redis.Redis, prefix: str) -> list[bytes]:
-    """Every task message waiting in stickerq's queues (for the sweeper and tests); the client
-    must return bytes (the default)."""
-    return [
-        cast(bytes, body)
-        for queue in worker_queues()
-        for body in client.lrange(queue_key(prefix, queue), 0, -1)
-    ]
 
 
 def queued_tasks(client: redis.Redis, prefix: str) -> int:

@@ -21,19 +21,15 @@ from stickerq.db import open_sessions
 from stickerq.keys import beat_seen_key
 from stickerq.models import Campaign, Pause
 from stickerq.queue import queued_tasks
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
-
-REDIS_TIMEOUT_SECONDS = 1.0  # a scrape waits no longer for a Redis that does not answer
 
 
 class StateCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+        # a scrape must not wait long on a Redis that does not answer
+        self.redis = make_redis(settings.redis_url, purpose=Purpose.GLANCE)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

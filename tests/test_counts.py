@@ -15,14 +15,9 @@ from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.producer.callbacks import StatusCallback, apply_callback
 from stickerq.states import MessageStatus
-from stickerq.worker.claims import (
-    AttemptRecord,
-    MessageResult,
-    claim,
-    release,
-    take_due_retries,
-    write_results,
-)
+from stickerq.worker.claims import claim, release
+from stickerq.worker.due_retries import take_due_retries
+from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from tests.worker.test_claims import stored_campaign
 
 

@@ -21,11 +21,11 @@ from stickerq.logs import make_formatter, secrets_of
 from stickerq.models import Base
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.request import CampaignRequest
-from stickerq.queue import queued_bodies
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from tests.conftest import REDIS_URL, STICKER_ID, TEST_API_KEY, make_settings, wait_until
 from tests.helpers import Db
+from tests.queued import queued_bodies
 
 FAULTS = ["WA500", "WA400", "HTML_502", "DROP", "UNKNOWN_CODE", "NO_MESSAGE_ID"]
 

@@ -26,15 +26,8 @@ from stickerq.metrics import CLAIMS_IN_FLIGHT
 from stickerq.models import Campaign, utcnow
 from stickerq.pauses import PauseRequest, account_pauses, record_pause, restore_mirror
 from stickerq.states import MessageStatus, PauseScope
-from stickerq.worker.claims import (
-    ClaimedMessage,
-    HeldSenders,
-    MessageResult,
-    claim,
-    expire_late,
-    release,
-    write_results,
-)
+from stickerq.worker.claims import ClaimedMessage, HeldSenders, claim, release
+from stickerq.worker.expiry import expire_late
 from stickerq.worker.inflight import (
     ClaimKeys,
     beat_forever,
@@ -44,6 +37,7 @@ from stickerq.worker.inflight import (
     open_claim,
 )
 from stickerq.worker.outages import until_database_is_back, until_redis_is_back
+from stickerq.worker.results import MessageResult, write_results
 from stickerq.worker.runtime import Runtime
 from stickerq.worker.send_metrics import record_results
 from stickerq.worker.sender_groups import SenderGroups, by_sender
@@ -97,16 +91,6 @@ async def send_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[i
     else:
         room.hand_over(campaign_id, finish_batch(runtime, batch), batch.senders.halt)
     return True
-
-
-def process_batch(runtime: Runtime, campaign_id: int, message_pks: Sequence[int]) -> BatchOutcome:
-    """One batch from claim to settled results, waited for by the calling thread."""
-
-    async def claim_send_and_write() -> BatchOutcome:
-        batch = await start_batch(runtime, campaign_id, message_pks)
-        return await finish_batch(runtime, batch) if batch is not None else BatchOutcome()
-
-    return runtime.run(claim_send_and_write())
 
 
 async def start_batch(

@@ -1,29 +1,32 @@
-"""The periodic expiry (with beat's dispatch of due retries): messages nobody will claim
-before their campaign's deadline are made `expired` anyway.
+"""Messages past their campaign's deadline (valid_until) become `expired`, never sent.
 
-A claim expires what it is handed after the deadline (worker/claims.py, `expire_late`); this
-covers the messages no task holds: a paused campaign's, those waiting for a WA500 retry or
-behind an account pause. It finds the live campaigns past their deadline through the index
-on (status, valid_until), skips those with nothing pending by their counters, and expires
-each one's pending messages through the (campaign_id, status) index: never a scan.
+A batch handed over after the deadline expires instead of claiming (`expire_late`: one
+UPDATE by primary key, like the claim). The periodic expiry (with beat's dispatch of due
+retries) covers the messages no task holds: a paused campaign's, those waiting for a WA500
+retry or behind an account pause. It finds the live campaigns past their deadline through the
+index on (status, valid_until), skips those with nothing pending by their counters, and
+expires each one's pending messages through the (campaign_id, status) index: never a scan.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.campaign_status import complete_if_settled
+from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.counts import messages_in
 from stickerq.db import rows_changed
 from stickerq.logs import ids
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
-from stickerq.worker.claims import EXPIRED_DETAIL, started_by_expiry
+from stickerq.worker.locked_rows import locked
 
 log = logging.getLogger(__name__)
+
+EXPIRED_DETAIL = "not sent before its campaign's deadline (valid_until)"
 
 # Campaigns whose pending messages may still be sent (a scheduled one's deadline is later
 # than its time, and beat queues it when due).
@@ -74,5 +77,40 @@ def _expire_campaign(session: Session, campaign_id: int) -> int:
         )
     )
     if expired:
-        started_by_expiry(session, campaign_id)
+        _started_by_expiry(session, campaign_id)
     return expired
+
+
+def expire_late(session: Session, campaign_id: int, message_pks: Sequence[int]) -> int:
+    """Past the campaign's deadline: the batch's still-pending messages (due or waiting for a
+    retry) become `expired`, never sent. One UPDATE by primary key, like the claim."""
+    batch = locked(Message.id.in_(message_pks))
+    expired = session.execute(
+        update(Message)
+        .where(
+            Message.id == batch.c.id,
+            batch.c.campaign_id == campaign_id,
+            batch.c.status == MessageStatus.PENDING,
+        )
+        .values(
+            status=MessageStatus.EXPIRED, next_attempt_at=None, last_error_detail=EXPIRED_DETAIL
+        )
+        .returning(Message.id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    if expired:
+        _started_by_expiry(session, campaign_id)
+    return len(expired)
+
+
+def _started_by_expiry(session: Session, campaign_id: int) -> None:
+    """Expiring its messages starts a campaign: a queued one runs, a paused one resumes to
+    running, and either completes once settled (a never-started one would stay queued)."""
+    now = utcnow()
+    if not move_campaign(session, campaign_id, Move.START, started_at=now):
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.started_at.is_(None))
+            .values(started_at=now),
+            execution_options={"synchronize_session": False},
+        )

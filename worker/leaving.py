@@ -3,7 +3,7 @@
 Redis keeps each claim's record of sends (worker/inflight.py), but a host that dies with its
 Redis takes that record along, and the sweeper would then have to call every message of the
 claim `unknown`. So before a message's first request under a claim leaves, the database gets
-the claim's token in `messages.leaving_claim_token` too (claims.record_leaving). With the
+the claim's token in `messages.leaving_claim_token` too (`record_leaving`). With the
 Redis record lost, the sweeper makes `unknown` only the messages so marked: the ones holding
 one of the process's in-flight slots at the fault, or answered and not yet written.
 
@@ -20,13 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import BigInteger, ColumnElement, Engine, Table, Update, any_, bindparam, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 
-from stickerq.worker.claims import RECORD_LEAVING_PG, record_leaving
+from stickerq.models import Message
+from stickerq.states import MessageStatus
+from stickerq.worker.locked_rows import locked
 from stickerq.worker.outages import until_database_is_back
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,41 @@ InThread = Callable[..., Awaitable[Any]]
 # token -> the message pks asked for; back: token -> the pks whose claim is still ours
 Marks = dict[str, list[int]]
 Ours = dict[str, set[int]]
+
+
+_table = cast(Table, Message.__table__)
+
+
+def _leaving_statement(rows: ColumnElement[bool]) -> Update:
+    batch = locked(rows)
+    return (
+        update(_table)
+        .where(
+            _table.c.id == batch.c.id,
+            batch.c.claim_token == bindparam("token"),
+            batch.c.status == MessageStatus.SENDING,
+        )
+        .values(leaving_claim_token=bindparam("token"))
+        .returning(_table.c.id)
+    )
+
+
+# One text for any number of messages on PostgreSQL (an array), so psycopg prepares it once.
+RECORD_LEAVING_PG = _leaving_statement(
+    _table.c.id == any_(bindparam("pks", type_=ARRAY(BigInteger())))
+)
+_record_leaving = _leaving_statement(_table.c.id.in_(bindparam("pks", expanding=True)))
+
+
+def record_leaving(connection: Connection, token: str, message_pks: Sequence[int]) -> set[int]:
+    """Before their first request under this claim leaves: the database's evidence that these
+    messages may have left. Returns the ones still ours to send; a sweeper that took the claim
+    for dead has already settled the others, which must not be sent (the row lock orders the
+    two: whichever writes first, the other sees it). On a Connection, not a Session: it runs
+    hundreds of times a second, and the ORM's session would cost more than the statement."""
+    statement = RECORD_LEAVING_PG if connection.dialect.name == "postgresql" else _record_leaving
+    rows = connection.execute(statement, {"pks": list(message_pks), "token": token})
+    return set(rows.scalars())
 
 
 class LeavingRecord:

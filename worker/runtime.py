@@ -20,13 +20,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-import redis
 import redis.asyncio as aioredis
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
 from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
+from stickerq.redis_client import Purpose, make_async_redis, make_redis
 from stickerq.settings import Settings
 from stickerq.worker.batch_room import BatchRoom
 from stickerq.worker.kaleyra import KaleyraClient
@@ -69,7 +69,7 @@ class Runtime:
         self.pid = os.getpid()
         self.engine = make_engine(settings.database_url, pool_pre_ping=False)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = make_redis(settings.redis_url, purpose=Purpose.WORKER)
         self.policy = RetryPolicy(
             quick_attempts=settings.quick_attempts,
             quick_backoff_seconds=settings.quick_backoff_seconds,
@@ -113,7 +113,7 @@ class Runtime:
             )
             for account in self.accounts.values()
         }
-        aredis = aioredis.Redis.from_url(s.redis_url)
+        aredis = make_async_redis(s.redis_url, purpose=Purpose.WORKER)
         return clients, aredis, RateLimiter(aredis, s.redis_prefix)
 
     def holds(self, sid: str) -> bool:

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from stickerq.metrics import MESSAGES, REQUEST_SECONDS, bounded
-from stickerq.worker.claims import MessageResult
 from stickerq.worker.outcomes import OUTCOME_TABLE
+from stickerq.worker.results import MessageResult
 
 # The contract's codes; any other a reply carries is counted as "other".
 CODE_LABELS = frozenset({*OUTCOME_TABLE, "WA-401"})

@@ -8,7 +8,8 @@ import asyncio
 from collections.abc import Sequence
 
 from stickerq.pauses import PauseRequest
-from stickerq.worker.claims import ClaimedMessage, MessageResult
+from stickerq.worker.claims import ClaimedMessage
+from stickerq.worker.results import MessageResult
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 
 

@@ -1,8 +1,9 @@
 """The send path for one claimed batch: through the gate (pair, token, slot), POST, classify,
 retry WA500.
 
-Runs on the worker process's event loop with many requests in flight; touches no database
-(the caller claims before and writes the results after, in bulk).
+Runs on the worker process's event loop with many requests in flight. It writes no results
+(the caller claims before and writes them after, in bulk), but a message's first request
+waits for the database's mark that it may leave (worker/leaving.py, through the gate).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from stickerq.masking import mask_phone
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus, PauseScope
-from stickerq.worker.claims import EXPIRED_DETAIL, AttemptRecord, ClaimedMessage, MessageResult
+from stickerq.worker.claims import ClaimedMessage
+from stickerq.worker.expiry import EXPIRED_DETAIL
 from stickerq.worker.gate import Expired, RequestGate, Stopped
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
@@ -29,6 +31,7 @@ from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
 from stickerq.worker.outcomes import FINAL_STATUS, Action, Outcome, classify
 from stickerq.worker.pairs import PairGuard
+from stickerq.worker.results import AttemptRecord, MessageResult
 from stickerq.worker.retries import RetryPolicy, with_quick_retries
 
 log = logging.getLogger(__name__)

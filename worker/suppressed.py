@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from stickerq.models import Message, Suppression
 from stickerq.states import MessageStatus
-from stickerq.worker.claims import ClaimedMessage, _locked, _still_claimed
+from stickerq.worker.claims import ClaimedMessage
+from stickerq.worker.locked_rows import locked, still_claimed
 
 DETAIL = "not sent: the number is on the account's suppression list"
 
@@ -38,10 +39,10 @@ def drop_suppressed(
     if not found:
         return list(claimed)
     suppressed = [message.pk for message in claimed if message.recipient in found]
-    batch = _locked(Message.id.in_(suppressed))
+    batch = locked(Message.id.in_(suppressed))
     session.execute(
         update(Message)
-        .where(Message.id == batch.c.id, _still_claimed(batch, token))
+        .where(Message.id == batch.c.id, still_claimed(batch, token))
         .values(
             status=MessageStatus.SUPPRESSED,
             claimed_at=None,

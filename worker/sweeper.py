@@ -47,7 +47,7 @@ def settle_dead_claims(
     claim whose heartbeat is still being opened."""
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     with sessions() as session:
-        # The open claims' partial index, by its own predicate (see take_due_retries).
+        # The open claims' partial index, by its own predicate (see worker/due_retries.py).
         tokens = session.scalars(
             select(Message.claim_token)
             .where(text(OPEN_CLAIM), Message.claimed_at < cutoff)

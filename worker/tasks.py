@@ -21,7 +21,7 @@ from stickerq.queue import (
     dispatch_messages,
 )
 from stickerq.worker import batches, runtime, scheduling, sweeper
-from stickerq.worker.dispatch import dispatch_due_retries
+from stickerq.worker.due_retries import dispatch_due_retries
 from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.runtime import current_runtime
 

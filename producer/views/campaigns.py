@@ -35,6 +35,12 @@ class CampaignView(CampaignHeadView):
         )
 
 
+ETA_AT = (
+    "when the rest is done at that rate; null when done, not queued or running, held by an "
+    "account or sender pause, or without a rate"
+)
+
+
 class PaceView(View):
     """How fast the campaign goes, from its counters: an average since it started."""
 
@@ -46,13 +52,7 @@ class PaceView(View):
         ),
     ]
     remaining: Annotated[int, Field(description="messages not yet settled (pending, sending)")]
-    eta_at: Annotated[
-        Time | None,
-        Field(
-            description="when the rest is done at that rate; null when done, not queued or "
-            "running, held by an account or sender pause, or without a rate"
-        ),
-    ]
+    eta_at: Annotated[Time | None, Field(description=ETA_AT)]
 
     @classmethod
     def of_pace(cls, pace: Pace) -> Self:

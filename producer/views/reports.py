@@ -8,6 +8,7 @@ from pydantic import Field
 
 from stickerq.producer.reports import RefColumn
 from stickerq.producer.views.base import Attempts, ByCode, UtcTime, View
+from stickerq.producer.views.campaigns import ETA_AT, PaceView
 from stickerq.producer.views.sending import CampaignHeadView, OutsideWindowView
 from stickerq.states import MessageStatus
 
@@ -69,8 +70,15 @@ class BreakdownView(View):
         return cls.of(breakdown, other=other)
 
 
+class ReportPaceView(PaceView):
+    """The campaign's pace as `campaigns show` gives it, its ETA in UTC like the report's
+    other times."""
+
+    eta_at: Annotated[UtcTime | None, Field(description=ETA_AT)]
+
+
 class ReportView(CampaignHeadView):
-    """A campaign's totals by status and code, success and send rates, duration, and the
+    """A campaign's totals by status and code, success rate, pace, duration, and the
     delivered and read counts its callbacks brought."""
 
     by_status: EveryStatus
@@ -97,13 +105,7 @@ class ReportView(CampaignHeadView):
             "null if it never started"
         ),
     ]
-    send_rate_per_second: Annotated[
-        float | None,
-        Field(
-            description="sent / (last_sent_at - first_sent_at); when that span is 0, over "
-            "started_at -> finished_at; else null"
-        ),
-    ]
+    pace: Annotated[ReportPaceView, Field(description="its rate and ETA (as `campaigns show`)")]
     breakdown: Annotated[BreakdownView | None, Field(description="null unless --by is given")]
     outside_window: Annotated[
         OutsideWindowView, Field(description="messages that came back 131047")
@@ -114,7 +116,7 @@ class ReportView(CampaignHeadView):
         breakdown = report.breakdown
         return cls.of(
             report,
-            send_rate_per_second=report.send_rate,
+            pace=ReportPaceView.of_pace(report.pace),
             breakdown=BreakdownView.of_breakdown(breakdown) if breakdown else None,
             outside_window=OutsideWindowView.of_count(report.outside_window),
         )

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from stickerq.accounts import ForeignSender, UnknownAccount
 from stickerq.api.problems import Problem
 from stickerq.errors import ServiceUnavailable, StickerqError
-from stickerq.masking import mask_phone
 from stickerq.producer import lifecycle
 from stickerq.producer.failures import FilterError, MessageNotFound
 from stickerq.producer.idempotency import IdempotencyConflict, IdempotencyInProgress
@@ -46,11 +45,6 @@ def json_answer(content: BaseModel | list[BaseModel] | dict[str, Any], status: i
         items = [item.model_dump(mode="json") for item in content]
         return JSONResponse(items, status_code=status)
     return JSONResponse(content, status_code=status)
-
-
-def shown(show_numbers: bool) -> Any:
-    """Recipients in full, or masked (`+91******5678`) as the CLI shows them by default."""
-    return (lambda number: number) if show_numbers else mask_phone
 
 
 def problem_of(exc: StickerqError) -> Problem:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stickerq import migrate
 from stickerq.api.problems import problem_response
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 
 router = APIRouter(tags=["health"])
@@ -31,7 +32,8 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "unreachable"
         checks["migrations"] = "unknown"
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).ping()
+        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+            client.ping()
     except redis.RedisError:
         checks["redis"] = "unreachable"
     failed = [name for name, state in checks.items() if state != "ok"]

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, CampaignId, json_answer, problem_of, shown
+from stickerq.api.common import NO_NUL, AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
+from stickerq.masking import numbers_shown
 from stickerq.producer.failures import message_history_by_id
 from stickerq.producer.messages import MAX_PAGE, message_page
 from stickerq.producer.views.failures import HistoryView, MessageHistoryView
@@ -50,7 +51,7 @@ def campaign_messages(
             )
     except StickerqError as exc:
         raise problem_of(exc) from None
-    return json_answer(MessagePageView.of_page(page, shown(show_numbers)))
+    return json_answer(MessagePageView.of_page(page, numbers_shown(show_numbers)))
 
 
 @router.get("/messages/{message_id}", response_model=HistoryView)
@@ -66,6 +67,6 @@ def message(
             histories = message_history_by_id(session, message_id)
     except StickerqError as exc:
         raise problem_of(exc) from None
-    show = shown(show_numbers)
+    show = numbers_shown(show_numbers)
     views = [MessageHistoryView.of_history(h, show(h.recipient)) for h in histories]
     return json_answer(HistoryView(messages=views))

@@ -35,7 +35,7 @@ def report(
         DEFAULT_TOP
     ),
 ) -> Any:
-    """Totals by status and code, success and send rates, duration, delivered/read counts."""
+    """Totals by status and code, success rate, pace (rate, ETA), duration, delivered/read."""
     try:
         with open_sessions(settings.database_url) as sessions, sessions() as session:
             result = campaign_report(session, campaign_id, by, top=top)

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer, shown
+from stickerq.api.common import NO_NUL, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
+from stickerq.masking import numbers_shown
 from stickerq.producer import suppressions
 from stickerq.producer.suppressions import DEFAULT_REASON, MAX_PAGE, REASON_MAX
 from stickerq.producer.views.suppressions import (
@@ -32,7 +33,6 @@ router = APIRouter(
 )
 CHANGES = problem_responses(403)
 MAX_NUMBERS = 10_000  # per JSON request; a bigger list goes as a CSV to /suppressions/import
-CSV_CHUNK = 1 << 16
 
 Account = Annotated[
     str | None,
@@ -78,7 +78,7 @@ def list_suppressions(
         page = suppressions.list_numbers(settings, account=account, after=after, limit=limit)
     except StickerqError as exc:
         raise _refused(exc) from None
-    show = shown(show_numbers)
+    show = numbers_shown(show_numbers)
     views = [SuppressionView.of(n, phone=show(n.phone)) for n in page.numbers]
     return json_answer(SuppressionPageView.of(page, suppressions=views))
 

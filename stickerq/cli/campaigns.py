@@ -245,6 +245,8 @@ def _list_table(rows: list[CampaignSummary], status: str | None, width: int) -> 
 
 
 def _details_table(details: CampaignDetails) -> Table:
+    from stickerq.cli.watch import eta_text, rate_text
+
     s = details.summary
     table = Table(title=f"campaign {s.campaign_id}: {escape(s.name)}", show_header=False)
     table.add_column("field")
@@ -266,8 +268,8 @@ def _details_table(details: CampaignDetails) -> Table:
         ("started", _utc(details.started_at)),
         ("finished", _utc(details.finished_at)),
         ("schedule", str(details.schedule_id) if details.schedule_id else None),
-        ("rate", f"{details.pace.rate:,.1f} msg/s" if details.pace.rate else None),
-        ("ETA", _utc(details.pace.eta) if details.pace.eta else None),
+        ("rate", rate_text(details.pace)),
+        ("ETA", eta_text(details.pace)),
         ("valid until", _utc(details.valid_until) if details.valid_until else None),
     ]  # fmt: skip
     for name, value in fields:

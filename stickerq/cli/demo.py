@@ -33,6 +33,7 @@ from stickerq.producer.progress import campaign_progress
 from stickerq.producer.queue import check_broker
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.unknown_callbacks import list_unknown
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 
@@ -185,9 +186,9 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def _forget_redis_keys(settings: Settings) -> None:
     try:
-        client = redis.Redis.from_url(settings.redis_url)
-        keys = list(client.scan_iter(match=settings.redis_prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+            keys = list(client.scan_iter(match=settings.redis_prefix + "*", count=1000))
+            if keys:
+                client.delete(*keys)
     except redis.RedisError:
         pass

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from stickerq.cli.common import ID_MAX, console, fail, load_settings
 from stickerq.errors import StickerqError
-from stickerq.masking import mask_phone
+from stickerq.masking import numbers_shown
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -81,10 +81,6 @@ def _session() -> Iterator[Session]:
         yield session
 
 
-def _shown(show_numbers: bool) -> Callable[[str], str]:
-    return (lambda number: number) if show_numbers else mask_phone
-
-
 def _when(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S}" if moment else "-"
 
@@ -125,7 +121,7 @@ def failures(
             total = sum(row.count for row in summary)
             rows = failure_rows(session, filters, limit or None)
             truncated = bool(limit) and total > limit
-            show = _shown(show_numbers)
+            show = numbers_shown(show_numbers)
             if as_json:
                 _print_failures_json(filters, summary, total, truncated, rows, show)
                 return
@@ -218,7 +214,7 @@ def show_message(
             histories = message_history(session, recipient_or_message_id)
     except StickerqError as exc:
         raise fail(exc) from None
-    show = _shown(show_numbers)
+    show = numbers_shown(show_numbers)
     if as_json:
         messages = [MessageHistoryView.of_history(h, show(h.recipient)) for h in histories]
         print(to_json(HistoryView(messages=messages)))

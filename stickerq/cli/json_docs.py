@@ -244,7 +244,7 @@ REPORT_EXAMPLE = """\
   "created_at": "2024-05-01T09:00:00.000000Z", "started_at": "2024-05-01T09:00:00.120000Z",
   "finished_at": "2024-05-01T09:00:02.500000Z",
   "first_sent_at": "2024-05-01T09:00:00.180000Z", "last_sent_at": "2024-05-01T09:00:02.430000Z",
-  "duration_seconds": 2.38, "send_rate_per_second": 20.0,
+  "duration_seconds": 2.38, "pace": {"rate_per_second": 21.0, "remaining": 0, "eta_at": null},
   "breakdown": {
     "by": "ref1", "top": 1, "group_count": 4,
     "groups": [{"value": "north", "recipients": 13,

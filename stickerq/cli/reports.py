@@ -41,7 +41,7 @@ def report(
     top: Annotated[int, typer.Option(help="groups shown in the breakdown (rest: other)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")] = False,
 ) -> None:
-    """Totals by status and code, success and send rates, duration, delivered/read counts."""
+    """Totals by status and code, success rate, pace (rate, ETA), duration, delivered/read."""
     from stickerq.db import open_sessions
     from stickerq.errors import StickerqError
     from stickerq.producer.reports import REF_COLUMNS, campaign_report
@@ -138,6 +138,7 @@ def _share(part: int, whole: int, of: str) -> str:
 
 def report_table(result: CampaignReport) -> Table:
     """The report as one rich table: statuses, codes, then rates and times."""
+    from stickerq.cli.watch import eta_text, rate_text
     from stickerq.producer.reports import CODE_MEANINGS
     from stickerq.producer.window import LABEL, describe
 
@@ -165,8 +166,9 @@ def report_table(result: CampaignReport) -> Table:
                       _share(result.outside_window, result.recipients, "recipients"))  # fmt: skip
         table.caption = describe(result.outside_window)
     table.add_section()
-    rate = "—" if result.send_rate is None else f"{result.send_rate:,.1f} msg/s"
-    table.add_row("send rate", rate, "")
+    table.add_row("rate", rate_text(result.pace) or "—", "settled per second since started")
+    if result.pace.eta:
+        table.add_row("ETA", eta_text(result.pace), "at that rate")
     table.add_row("duration", _duration(result.duration_seconds),
                   "" if result.finished_at else "so far")  # fmt: skip
     return table

@@ -98,7 +98,7 @@ def list_(
     as_json: AsJson = False,
 ) -> None:
     """The account's suppressed numbers, in number order, with reason and time."""
-    from stickerq.masking import mask_phone
+    from stickerq.masking import numbers_shown
     from stickerq.producer.suppressions import list_numbers
     from stickerq.producer.views.base import to_json
     from stickerq.producer.views.suppressions import SuppressionPageView, SuppressionView
@@ -108,9 +108,7 @@ def list_(
     except StickerqError as exc:
         raise fail(exc) from None
 
-    def shown(phone: str) -> str:
-        return phone if show_numbers else mask_phone(phone)
-
+    shown = numbers_shown(show_numbers)
     if as_json:
         views = [SuppressionView.of(n, phone=shown(n.phone)) for n in page.numbers]
         print(to_json(SuppressionPageView.of(page, suppressions=views)))

@@ -1,8 +1,10 @@
-"""Live progress of a campaign in the terminal (rich), until it settles or a pause holds it."""
+"""Live progress of a campaign in the terminal (rich), until it settles or a pause holds it;
+and how a campaign's progress and pace are shown (`campaigns show`, `report` use these too)."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,14 +14,17 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.producer.pace import read_pace
 from stickerq.producer.progress import CampaignProgress, campaign_progress
 from stickerq.producer.window import LABEL, describe
 from stickerq.states import CampaignStatus, MessageStatus
+
+if TYPE_CHECKING:
+    from stickerq.producer.pace import Pace
 
 
 def watch_campaign(
@@ -33,6 +38,9 @@ def watch_campaign(
     hint_after_seconds: float = 10.0,
 ) -> CampaignProgress:
     """Poll the database and draw the bar; return once every message is settled or blocked.
+
+    The bar's rate and ETA are the campaign's pace (producer/pace.py), as `campaigns show` and
+    `report` give them.
 
     A campaign still `queued` (nothing claimed) `hint_after_seconds` after it was first seen
     so gets `no_worker_hint` printed once: most often no worker listens to this shell's
@@ -48,22 +56,23 @@ def watch_campaign(
         TextColumn("{task.fields[counts]}"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         console=console,
         transient=False,
     ) as bar:
-        task = bar.add_task("send", total=None, campaign=campaign_id, counts="", rate="")
+        task = bar.add_task("send", total=None, campaign=campaign_id, counts="", rate="", eta="")
         while True:
             with sessions() as session:
                 progress = campaign_progress(session, campaign_id)
-            elapsed = max(time.monotonic() - started, 1e-6)
-            sent = progress.count(MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+                pace = read_pace(session, progress)
+            elapsed = time.monotonic() - started
             bar.update(
                 task,
                 total=progress.recipients,
                 completed=progress.settled,
                 counts=_counts(progress),
-                rate=f"{sent / elapsed:,.0f} msg/s",
+                rate=rate_text(pace) or "- msg/s",
+                eta=eta_text(pace) or "-",
             )
             if progress.all_settled or progress.blocked:
                 return progress
@@ -78,6 +87,16 @@ def watch_campaign(
             if timeout_seconds is not None and elapsed > timeout_seconds:
                 return progress
             time.sleep(poll_seconds)
+
+
+def rate_text(pace: Pace) -> str | None:
+    """The pace's rate as every screen shows it (None: no rate yet)."""
+    return f"{pace.rate:,.1f} msg/s" if pace.rate else None
+
+
+def eta_text(pace: Pace) -> str | None:
+    """The pace's ETA as every screen shows it (None: no ETA)."""
+    return f"{pace.eta:%Y-%m-%d %H:%M:%S} UTC" if pace.eta else None
 
 
 def _counts(progress: CampaignProgress) -> str:

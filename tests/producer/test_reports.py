@@ -153,22 +153,26 @@ def test_report_counts_statuses_codes_callbacks_rates_and_duration(
     assert (report.delivered, report.read) == (3, 2)  # a read message was delivered
     assert report.attempts == sum(row[2] for row in HAND_BUILT.values())
     assert (report.first_sent_at, report.last_sent_at) == (at(10), at(60))
-    assert report.send_rate == pytest.approx(7 / 50)
+    # 11 settled (the pending one aside) over started -> finished; done, so no ETA
+    assert (report.pace.rate, report.pace.remaining) == (pytest.approx(11 / 100), 1)
+    assert report.pace.eta is None
     assert report.duration_seconds == pytest.approx(100)
     assert report.breakdown is None
     assert report.success_rate == 0.5
     assert iso_utc(report.started_at) == "2024-05-01T09:00:05.000000Z"
 
 
-def test_report_send_rate_and_duration_fall_back_when_the_times_say_little(
+def test_report_pace_and_duration_run_to_now_while_unfinished_and_are_null_unstarted(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:
-        one_sent = add_campaign(session, started_at=at(0), finished_at=at(4))
+        one_sent = add_campaign(session, started_at=at(0), finished_at=at(4), recipient_count=1)
         add_messages(session, one_sent, [{"recipient": phone(1), "status": "sent",
                                           "sent_at": at(2)}])  # fmt: skip
-        running = add_campaign(session, status="running", started_at=at(0))
-        add_messages(session, running, [{"recipient": phone(1)}])
+        running = add_campaign(session, status="running", started_at=at(0), recipient_count=4)
+        statuses = ["sent", "failed", "pending", "pending"]
+        add_messages(session, running, [{"recipient": phone(n), "status": status}
+                                        for n, status in enumerate(statuses)])  # fmt: skip
         never = add_campaign(session, status="scheduled")
         empty = add_campaign(session)
 
@@ -178,10 +182,12 @@ def test_report_send_rate_and_duration_fall_back_when_the_times_say_little(
         unstarted = campaign_report(session, never)
         nothing = campaign_report(session, empty)
 
-    assert single.send_rate == pytest.approx(1 / 4)  # one sent_at: started → finished
+    assert single.pace.rate == pytest.approx(1 / 4)  # started → finished
     assert so_far.duration_seconds == pytest.approx(30)
-    assert so_far.send_rate is None
-    assert (unstarted.duration_seconds, unstarted.send_rate) == (None, None)
+    assert (so_far.pace.rate, so_far.pace.remaining) == (pytest.approx(2 / 30), 2)
+    assert so_far.pace.eta is not None  # the 2 left at 2 settled in 30 s: 30 s more
+    assert abs(so_far.pace.eta - at(60)) < timedelta(milliseconds=1)
+    assert (unstarted.duration_seconds, unstarted.pace.rate) == (None, None)
     assert (nothing.recipients, nothing.success_rate) == (0, None)
     assert nothing.first_sent_at is None
 
@@ -236,7 +242,7 @@ def test_report_by_ref1_counts_each_group_in_sql_and_sums_the_rest_as_other(
     statements.clear()
     with sessions() as session:
         top3 = campaign_report(session, campaign_id, by="ref1", top=3)
-    queries = [sql for sql, _, _ in statements if "messages" in sql]
+    queries = [sql for sql, _, _ in statements if "FROM messages" in sql]  # not its counters
     with sessions() as session:
         every = campaign_report(session, campaign_id, by="ref1", top=10)
         by_ref2 = campaign_report(session, campaign_id, by="ref2")
@@ -476,7 +482,7 @@ def test_report_and_export_match_what_the_sandbox_accepted(
     assert report.sent == len(accepted)
     assert report.success_rate == pytest.approx(0.9)
     assert (report.delivered, report.read) == (0, 0)
-    assert report.send_rate is not None and report.send_rate > 0
+    assert report.pace.rate is not None and report.pace.rate > 0
     assert report.breakdown is not None
     assert {g.value: g.recipients for g in report.breakdown.groups} == {
         "north": 13, "south": 13, "=east": 12, "@west": 12
@@ -538,7 +544,7 @@ def test_report_json_prints_the_documented_document(cli_settings: Settings) -> N
         "campaign_id", "name", "status", "sender", "recipients", "by_status", "by_code",
         "succeeded", "success_rate", "attempts", "sent", "delivered", "read", "created_at",
         "started_at", "finished_at", "first_sent_at", "last_sent_at", "duration_seconds",
-        "send_rate_per_second", "breakdown", "outside_window",
+        "pace", "breakdown", "outside_window",
     ]  # fmt: skip
     assert (document["campaign_id"], document["recipients"]) == (campaign_id, 12)
     assert (document["succeeded"], document["delivered"], document["read"]) == (6, 3, 2)

@@ -21,8 +21,9 @@ from stickerq.producer.send import send_campaign
 from stickerq.producer.validity import ValidityError, parse_valid_for, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
-from stickerq.worker.claims import claim, expire_late, write_results
-from stickerq.worker.expiry import expire_overdue
+from stickerq.worker.claims import claim
+from stickerq.worker.expiry import expire_late, expire_overdue
+from stickerq.worker.results import write_results
 from tests.conftest import STICKER_ID, make_settings
 from tests.test_counts import answered, assert_exact
 from tests.worker.test_claims import stored_campaign

@@ -20,7 +20,6 @@ from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker import runtime
-from stickerq.worker.batches import process_batch
 from tests.conftest import SENDER, STICKER_ID, wait_until
 from tests.helpers import Db
 from tests.two_accounts import (
@@ -33,6 +32,7 @@ from tests.two_accounts import (
     two_account_sandbox_config,
     two_account_settings,
 )
+from tests.worker.one_batch import process_batch
 
 TO_A = ["+919812300001", "+919812300002", "+919812300003"]
 TO_B = ["+919812300011", "+919812300012", "+919812300013"]

@@ -17,15 +17,10 @@ from stickerq.producer.spec import validate_spec
 from stickerq.producer.store import store_campaign
 from stickerq.queue import QUEUE, SWEEP, app, configure_celery, queued_tasks
 from stickerq.states import CampaignStatus, MessageStatus
-from stickerq.worker.claims import (
-    AttemptRecord,
-    MessageResult,
-    claim,
-    record_leaving,
-    release,
-    take_due_retries,
-    write_results,
-)
+from stickerq.worker.claims import claim, release
+from stickerq.worker.due_retries import take_due_retries
+from stickerq.worker.leaving import record_leaving
+from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from stickerq.worker.sweeper import redispatch_uncovered, settle_dead_claims
 from tests.conftest import make_settings
 

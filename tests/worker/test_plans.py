@@ -31,18 +31,11 @@ from stickerq.migrate import upgrade
 from stickerq.models import Message, Suppression, utcnow
 from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
-from stickerq.worker.claims import (
-    AttemptRecord,
-    HeldSenders,
-    MessageResult,
-    claim,
-    expire_late,
-    record_leaving,
-    release,
-    take_due_retries,
-    write_results,
-)
-from stickerq.worker.expiry import expire_overdue
+from stickerq.worker.claims import HeldSenders, claim, release
+from stickerq.worker.due_retries import take_due_retries
+from stickerq.worker.expiry import expire_late, expire_overdue
+from stickerq.worker.leaving import record_leaving
+from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from stickerq.worker.sender_rates import sender_rate
 from stickerq.worker.suppressed import drop_suppressed
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims

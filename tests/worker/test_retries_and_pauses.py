@@ -18,9 +18,9 @@ from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from stickerq.worker import runtime
-from stickerq.worker.batches import process_batch
 from tests.conftest import STICKER_ID, wait_until
 from tests.helpers import Db
+from tests.worker.one_batch import process_batch
 
 RECIPIENT = "+919812345678"
 

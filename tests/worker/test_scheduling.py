@@ -23,13 +23,14 @@ from stickerq.models import Campaign, Message, Schedule, utcnow
 from stickerq.pauses import campaign_senders
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.schedule import create_schedule, schedule_campaign
-from stickerq.queue import SEND_BATCH, configure_celery, queued_bodies
+from stickerq.queue import SEND_BATCH, configure_celery
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from stickerq.worker.scheduling import dispatch_due_campaigns, run_due_schedules
 from tests.conftest import SENDER, STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
+from tests.queued import queued_bodies
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs in the unit tests: nothing is sent
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,0 +1,149 @@
+"""Where a batch's claimed messages end: the outcome of each, and every attempt, written in
+bulk (two statements per flush), only where the claim is still the batch's own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Update,
+    any_,
+    bindparam,
+    func,
+    insert,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
+
+from stickerq.models import Attempt, Message
+from stickerq.states import MessageStatus
+from stickerq.worker.locked_rows import locked, still_claimed
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    number: int
+    started_at: datetime
+    latency_ms: float | None
+    http_status: int | None
+    code: str | None
+    action: str
+    detail: str | None
+
+
+@dataclass(slots=True)
+class MessageResult:
+    """Where one claimed message ends after this batch, and the attempts that got it there."""
+
+    pk: int
+    status: MessageStatus
+    attempts: list[AttemptRecord]
+    total_attempts: int
+    delayed_retries: int
+    message_id: str | None = None
+    code: str | None = None
+    http_status: int | None = None
+    detail: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+_table = cast(Table, Message.__table__)
+# Each result's parameter, the message column it sets, and its type in an array.
+_RESULT_COLUMNS: dict[str, tuple[str, TypeEngine[Any]]] = {
+    "pk": ("id", BigInteger()),
+    "status": ("status", String()),
+    "total_attempts": ("attempts", Integer()),
+    "delayed_retries": ("delayed_retries", Integer()),
+    "message_id": ("message_id", String()),
+    "code": ("last_error_code", String()),
+    "http_status": ("last_http_status", Integer()),
+    "detail": ("last_error_detail", String()),
+    "next_attempt_at": ("next_attempt_at", DateTime(timezone=True)),
+    "last_attempt_at": ("last_attempt_at", DateTime(timezone=True)),
+    "sent_at": ("sent_at", DateTime(timezone=True)),
+}
+_SET_BY_RESULT = [name for name in _RESULT_COLUMNS if name != "pk"]
+
+
+def _write_statement(
+    rows: ColumnElement[bool], pk: ColumnElement[int], values: dict[str, Any]
+) -> Update:
+    ours = locked(rows)
+    return (
+        update(_table)
+        .where(_table.c.id == ours.c.id, ours.c.id == pk, still_claimed(ours, bindparam("token")))
+        .values(values)
+    )
+
+
+# SQLite: one UPDATE per result, executemany (it has no arrays; it writes in-process anyway).
+_write_result = _write_statement(
+    _table.c.id == bindparam("pk"),
+    bindparam("pk"),
+    {_RESULT_COLUMNS[name][0]: bindparam(name) for name in _SET_BY_RESULT},
+)
+
+# PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole flush, so the counting trigger
+# (once per statement) runs once per flush.
+_pks = bindparam("pk", type_=ARRAY(BigInteger()))
+_results = (
+    func.unnest(
+        _pks,
+        *(bindparam(name, type_=ARRAY(_RESULT_COLUMNS[name][1])) for name in _SET_BY_RESULT),
+    )
+    .table_valued(*_RESULT_COLUMNS)
+    .render_derived(name="result")
+)
+_write_results_pg = _write_statement(
+    _table.c.id == any_(_pks),
+    _results.c.pk,
+    {_RESULT_COLUMNS[name][0]: _results.c[name] for name in _SET_BY_RESULT},
+)
+
+
+def write_results(session: Session, token: str, results: Sequence[MessageResult]) -> None:
+    """All of a batch's outcomes and attempts in two statements."""
+    if not results:
+        return
+    rows = [_result_params(r) for r in results]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        arrays = {name: [row[name] for row in rows] for name in _RESULT_COLUMNS}
+        connection.execute(_write_results_pg, {**arrays, "token": token})
+    else:
+        connection.execute(_write_result, [{**row, "token": token} for row in rows])
+    attempt_rows = [{"message_pk": r.pk, **_attempt_params(a)} for r in results for a in r.attempts]
+    if attempt_rows:
+        session.execute(insert(Attempt), attempt_rows)
+
+
+def _result_params(result: MessageResult) -> dict[str, object]:
+    last = result.attempts[-1].started_at if result.attempts else None
+    return {
+        "pk": result.pk,
+        "status": result.status,
+        "total_attempts": result.total_attempts,
+        "delayed_retries": result.delayed_retries,
+        "message_id": result.message_id,
+        "code": result.code,
+        "http_status": result.http_status,
+        "detail": result.detail,
+        "next_attempt_at": result.next_attempt_at,
+        "last_attempt_at": last,
+        "sent_at": last if result.status is MessageStatus.SENT else None,
+    }
+
+
+def _attempt_params(record: AttemptRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in AttemptRecord.__slots__}
