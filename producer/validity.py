@@ -5,7 +5,7 @@ message that would go out long after the campaign started (a late resume, a WA50
 after the window) is better not sent. `valid_for` counts from the campaign's start: now for
 a campaign sent now, its time for a scheduled one, each run's own time for a recurring one.
 `valid_until` is one moment instead (not for recurring broadcasts). The worker enforces the
-deadline (worker/claims.py, worker/expiry.py); this module only reads and checks it.
+deadline (worker/expiry.py); this module only reads and checks it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 from fastapi import FastAPI
 
 from stickerq.api import (
@@ -25,10 +24,8 @@ from stickerq.api import (
 from stickerq.api.auth import parse_tokens
 from stickerq.api.dashboard.sessions import Sessions
 from stickerq.api.problems import problem_responses
+from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
-
-# A session check waits on Redis inside the event loop: never long.
-SESSION_STORE_TIMEOUT = 0.5
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -42,9 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
-    store = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=SESSION_STORE_TIMEOUT, socket_connect_timeout=1
-    )
+    store = make_redis(settings.redis_url, purpose=Purpose.SESSIONS)
     sessions = Sessions(
         app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60
     )
