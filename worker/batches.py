@@ -25,8 +25,8 @@ from stickerq.logs import ids
 from stickerq.metrics import CLAIMS_IN_FLIGHT
 from stickerq.models import Campaign, utcnow
 from stickerq.pauses import PauseRequest, account_pauses, record_pause, restore_mirror
-from stickerq.states import MessageStatus, PauseScope
-from stickerq.worker.claims import ClaimedMessage, HeldSenders, claim, release
+from stickerq.states import CampaignStatus, MessageStatus, PauseScope
+from stickerq.worker.claims import ClaimedMessage, HeldSenders, cancel_unsent, claim, release
 from stickerq.worker.expiry import expire_late
 from stickerq.worker.inflight import (
     ClaimKeys,
@@ -212,6 +212,9 @@ def _claim(
                 f"campaign {campaign_id} belongs to account {campaign.sid} but this worker "
                 f"holds the keys of {', '.join(runtime.clients)} only"
             )
+        if campaign.status == CampaignStatus.CANCELLED:
+            cancel_unsent(session, campaign_id, message_pks)
+            return []
         held = _held_senders(runtime, session, campaign)
         if held is None:
             return []

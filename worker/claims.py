@@ -15,6 +15,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from stickerq.campaign_status import Move, move_campaign
+from stickerq.db import rows_changed
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
 from stickerq.worker.locked_rows import locked, still_claimed
@@ -112,3 +113,23 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
         ),
         execution_options={"synchronize_session": False},
     )
+
+
+def cancel_unsent(session: Session, campaign_id: int, message_pks: Sequence[int]) -> int:
+    """A batch of a cancelled campaign: its messages still `pending` become `cancelled`.
+
+    The cancel itself leaves `sending` messages to their worker, and a worker may write one
+    back to `pending` after it (a WA500 with a retry left, no connection made): that retry is
+    dispatched when due and ends here instead of waiting for ever."""
+    batch = locked(Message.id.in_(message_pks))
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.id == batch.c.id,
+            batch.c.campaign_id == campaign_id,
+            batch.c.status == MessageStatus.PENDING,
+        )
+        .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
+        execution_options={"synchronize_session": False},
+    )
+    return rows_changed(result)

@@ -31,7 +31,7 @@ from stickerq.migrate import upgrade
 from stickerq.models import Message, Suppression, utcnow
 from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
-from stickerq.worker.claims import HeldSenders, claim, release
+from stickerq.worker.claims import HeldSenders, cancel_unsent, claim, release
 from stickerq.worker.due_retries import take_due_retries
 from stickerq.worker.expiry import expire_late, expire_overdue
 from stickerq.worker.leaving import record_leaving
@@ -266,6 +266,12 @@ def send_path(
     with sessions.begin() as session:
         assert expire_late(session, campaign_id, late) == 50
     steps["expire late"] = (probe.take(), 50)
+
+    # A batch of a cancelled campaign: its pending messages are cancelled by primary key.
+    unsent = list(range(late[-1] + 1, late[-1] + 51))
+    with sessions.begin() as session:
+        assert cancel_unsent(session, campaign_id, unsent) == 50
+    steps["cancel unsent"] = (probe.take(), 50)
 
     # 10 messages stay `sending` under T-plans, a claim nobody keeps a record of in Redis:
     # the 5 whose leaving was recorded may have left.

@@ -9,8 +9,10 @@ import redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from stickerq.models import utcnow
 from stickerq.pauses import pause_keys
 from stickerq.producer.api import dispatch_campaign, enqueue_campaign
+from stickerq.producer.lifecycle import cancel_campaign
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.request import CampaignRequest
 from stickerq.queue import app as celery_app
@@ -18,6 +20,8 @@ from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from stickerq.worker import runtime
+from stickerq.worker.claims import claim
+from stickerq.worker.results import MessageResult, write_results
 from tests.conftest import STICKER_ID, wait_until
 from tests.helpers import Db
 from tests.worker.one_batch import process_batch
@@ -226,4 +230,35 @@ def test_a_parked_message_is_never_committed_without_its_pause(
         runtime.shutdown()
     assert any(parked for parked, _ in after_each_commit), after_each_commit
     assert all(pauses == 1 for parked, pauses in after_each_commit if parked), after_each_commit
+    db.close()
+
+
+def test_a_retry_written_back_after_its_campaign_was_cancelled_ends_cancelled_unsent(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable
+) -> None:
+    """The cancel leaves a `sending` message to its worker; the worker writes it back to
+    `pending` (a WA500 with a retry left). Its batch, dispatched when due, cancels it."""
+    db = Db(settings)
+    campaign_id = enqueue_campaign(
+        settings, CampaignRequest(sticker_id=STICKER_ID, to=RECIPIENT)
+    ).campaign_id
+    [pk] = [m.id for m in db.messages(campaign_id)]
+    with db.sessions.begin() as session:
+        assert [m.pk for m in claim(session, campaign_id, [pk], "T1")] == [pk]
+    cancel_campaign(settings, campaign_id, sessions=db.sessions)
+    retry = MessageResult(
+        pk, MessageStatus.PENDING, [], 1, 0, code="WA500", next_attempt_at=utcnow()
+    )
+    with db.sessions.begin() as session:
+        write_results(session, "T1", [retry])
+    assert db.message(campaign_id, RECIPIENT).status == MessageStatus.PENDING  # the old end
+
+    run_worker(settings)
+    process_batch(runtime.current_runtime(), campaign_id, [pk])
+
+    message = db.message(campaign_id, RECIPIENT)
+    assert (message.status, message.next_attempt_at) == (MessageStatus.CANCELLED, None)
+    assert sandbox.stats()["requests"] == 0
+    assert db.settled(campaign_id)
+    db.assert_counters_exact(campaign_id)
     db.close()
