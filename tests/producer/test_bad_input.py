@@ -605,9 +605,9 @@ def test_csv_refs_keep_their_text_whatever_the_file_was_written_with() -> None:
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        (f'{GB_MOBILE},"{{huge}}"', "line 3: not a valid CSV file (field larger than field limit"),
-        ("{huge_digits}", "line 3: not a valid CSV file (field larger than field limit"),
-        ("+{huge_digits}", "line 3: not a valid CSV file (field larger than field limit"),
+        (f'{GB_MOBILE},"{{huge}}"', "line 3: not a valid CSV file (a cell is longer than"),
+        ("{huge_digits}", "line 3: not a valid CSV file (a cell is longer than"),
+        ("+{huge_digits}", "line 3: not a valid CSV file (a cell is longer than"),
     ],
     ids=["quoted-ref", "unquoted-phone", "phone-with-plus"],
 )
@@ -707,7 +707,7 @@ def huge_field_csv(directory: Path) -> Path:
         (_file("utf16_bom.csv"), RecipientFileError, f"line 1: {NOT_UTF8}"),
         (_file("recipients.zip"), RecipientFileError, f"line 1: {NOT_UTF8}"),
         (_file("nul_byte.csv"), RecipientFileError, "line 3: the file contains"),
-        (_file(HUGE), RecipientFileError, "line 2: not a valid CSV file (field larger"),
+        (_file(HUGE), RecipientFileError, "line 2: not a valid CSV file (a cell is longer than"),
         (_listed(",, ,\t,"), RecipientsRejected, "no valid recipient"),
         (_listed(f"{IN_MOBILE},=+919812345679"), RecipientsRejected, "1 invalid recipient(s)"),
         (replace(TO_MOBILE, name="a\x00b"), SpecError, "name 'a\\x00b': contains a NUL"),

@@ -26,12 +26,13 @@ from stickerq.producer.recipients import (
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import REF_MAX, SpecError
 from stickerq.producer.store import RecipientsRejected
-from stickerq.queue import SEND_BATCH, queued_bodies, send_queue
+from stickerq.queue import SEND_BATCH, send_queue
 from stickerq.queue import queued_tasks as celery_queued_tasks
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from tests.conftest import SENDER, STICKER_ID, make_settings
 from tests.helpers import Db, stored_counts
+from tests.queued import queued_bodies
 
 UNREACHABLE_API = "http://127.0.0.1:9"  # no worker runs here: nothing is ever sent
 A, B, C, D, E = (f"+91981234567{n}" for n in range(5))
