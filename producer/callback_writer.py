@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.errors import StickerqError
 from stickerq.models import utcnow
-from stickerq.producer.callbacks import StatusCallback, apply_callbacks
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callbacks import apply_callbacks
 from stickerq.producer.unknown_callbacks import apply_unknown
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message, UnknownCallback
-from stickerq.producer.callbacks import StatusCallback, apply_callbacks
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callbacks import apply_callbacks
 
 APPLY_CHUNK = 1_000
 

@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stickerq.api.problems import Problem, problem_response, problem_responses
 from stickerq.db import make_session_factory, shared_engine
 from stickerq.metrics import count_callback
+from stickerq.producer.callback_payloads import CallbackError, parse_callback
 from stickerq.producer.callback_writer import CallbacksNotWritten, CallbackWriter
-from stickerq.producer.callbacks import CallbackError, parse_callback
 from stickerq.settings import Settings
 
 PATH = "/callbacks/kaleyra"

@@ -15,12 +15,8 @@ from typer.testing import CliRunner
 from stickerq.cli import app
 from stickerq.cli.reports import report_table
 from stickerq.models import Campaign, Message, UnknownCallback, utcnow
-from stickerq.producer.callbacks import (
-    CallbackError,
-    apply_callback,
-    apply_callbacks,
-    parse_callback,
-)
+from stickerq.producer.callback_payloads import CallbackError, parse_callback
+from stickerq.producer.callbacks import apply_callback, apply_callbacks
 from stickerq.producer.reports import campaign_report
 from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.states import MessageStatus

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, Suppression, utcnow
 from stickerq.producer.api import enqueue_campaign
-from stickerq.producer.callbacks import apply_callbacks, parse_callback
+from stickerq.producer.callback_payloads import parse_callback
+from stickerq.producer.callbacks import apply_callbacks
 from stickerq.producer.lifecycle import show_campaign
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.store import RecipientsRejected
