@@ -57,14 +57,19 @@ def message(database_url: str, message_id: str) -> Message:
         return session.scalars(select(Message).where(Message.message_id == message_id)).one()
 
 
-@pytest.fixture
-def client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+def callbacks_client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+    """The app with a callback secret, as a client (for a fixture to yield from)."""
     # `with`: the app's lifespan runs, so its callback writer is closed at the end
     with TestClient(
         create_app(settings_for(database_url, redis_prefix)), raise_server_exceptions=False
     ) as client:
         client.database_url = database_url  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture
+def client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+    yield from callbacks_client(database_url, redis_prefix)
 
 
 def test_callbacks_out_of_order_and_duplicated_end_as_if_in_order(client: TestClient) -> None:
@@ -229,6 +234,13 @@ def test_config_shows_the_callback_secret_as_set_never_its_value(
     assert shown.exit_code == 0, shown.output
     assert SECRET not in shown.stdout and "pw-93" not in shown.stdout
     assert '"callback_secret": "(set)"' in shown.stdout
+
+
+def counted(client: TestClient, family: str, reason: str) -> float:
+    """A counter's value by reason on /metrics (0 before its first count)."""
+    line = f'{family}_total{{reason="{reason}"}} '
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
 
 
 def _callbacks_counted(client: TestClient, status: str) -> float:

@@ -26,6 +26,7 @@ FAMILIES = {
     "stickerq_limiter_wait_seconds",
     "stickerq_claims_in_flight",
     "stickerq_callbacks",
+    "stickerq_callbacks_refused",
     "stickerq_queue_depth",
     "stickerq_pauses_in_force",
     "stickerq_campaigns",

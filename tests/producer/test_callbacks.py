@@ -40,6 +40,11 @@ def callback(message_id: str, status: str, timestamp: int = 1_800_000_000, **met
 
 @pytest.fixture
 def sent_messages(sessions: sessionmaker[Session]) -> int:
+    return store_sent_messages(sessions)
+
+
+def store_sent_messages(sessions: sessionmaker[Session]) -> int:
+    """A campaign of three `sent` messages, M0 to M2; returns its id."""
     with sessions.begin() as session:
         campaign = Campaign(name="c", sid="SID", sender="+919000000001", sticker_id="1")
         session.add(campaign)
