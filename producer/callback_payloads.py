@@ -15,7 +15,7 @@ Longer refs, codes and titles are cut to their columns, as Kaleyra cuts refs its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,17 +49,20 @@ class StatusCallback:
     ref: str | None = None
     ref1: str | None = None
     ref2: str | None = None
+    # when stickerq received it: recorded instead of `at` when `at` cannot be true
+    received_at: datetime = field(default_factory=utcnow)
 
 
-def parse_callback(payload: Any) -> StatusCallback:
+def parse_callback(payload: Any, received_at: datetime | None = None) -> StatusCallback:
     """The callback in `payload` (a decoded JSON value); CallbackError when it cannot be
-    recorded."""
+    recorded. `received_at`: when it arrived (default now)."""
     if not isinstance(payload, dict):
         raise CallbackError(
             "a callback is a JSON object: send one object, or a list of objects",
             field="",
             reason="not_an_object",
         )
+    received_at = received_at or utcnow()
     meta = _first_status(payload)
     extra_info = payload.get("extra_info")
     extra: dict[str, Any] = extra_info if isinstance(extra_info, dict) else {}
@@ -70,12 +73,13 @@ def parse_callback(payload: Any) -> StatusCallback:
     return StatusCallback(
         message_id=_message_id(payload, extra, meta),
         status=_status(payload, meta),
-        at=_timestamp(meta.get("timestamp")),
+        at=_timestamp(meta.get("timestamp"), received_at),
         error_code=code[:CODE_LENGTH] if code is not None else None,
         error_detail=detail[:DETAIL_LENGTH] if detail else None,
         ref=_ref(extra.get("ref"), "extra_info.ref"),
         ref1=_ref(extra.get("ref1"), "extra_info.ref1"),
         ref2=_ref(extra.get("ref2"), "extra_info.ref2"),
+        received_at=received_at,
     )
 
 
@@ -160,11 +164,11 @@ def _first_status(payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _timestamp(raw: Any) -> datetime:
-    """Meta's epoch seconds; now when missing or not a time at all."""
+def _timestamp(raw: Any, received_at: datetime) -> datetime:
+    """Meta's epoch seconds; the time received when missing or not a time at all."""
     if not isinstance(raw, _SCALARS):
-        return utcnow()
+        return received_at
     try:
         return datetime.fromtimestamp(int(raw), UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        return utcnow()
+        return received_at

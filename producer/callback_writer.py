@@ -36,9 +36,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.errors import StickerqError
+from stickerq.metrics import count_replaced_times
 from stickerq.models import utcnow
 from stickerq.producer.callback_payloads import StatusCallback
-from stickerq.producer.callbacks import apply_callbacks
+from stickerq.producer.callbacks import Applied, apply_callbacks
 from stickerq.producer.unknown_callbacks import apply_unknown
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ class CallbackWriter:
     def _apply(self, callbacks: list[StatusCallback]) -> None:
         with self._sessions.begin() as session:
             applied = apply_callbacks(session, callbacks)
+        _count(applied)  # after the commit: a batch tried again is counted once
         if applied.unknown:
             self._recheck_until = time.monotonic() + RECHECK_WINDOW.total_seconds()
 
@@ -236,9 +238,16 @@ class CallbackWriter:
         self._rechecked_at = now
         try:
             with self._sessions.begin() as session:
-                apply_unknown(session, since=utcnow() - RECHECK_WINDOW)
+                applied = apply_unknown(session, since=utcnow() - RECHECK_WINDOW)
         except Exception as exc:  # tried again at the next round
             log.warning("unknown callbacks not checked again: %s", type(exc).__name__)
+            return
+        _count(applied)
+
+
+def _count(applied: Applied) -> None:
+    for reason, replaced in applied.times_replaced.items():
+        count_replaced_times(reason, replaced)
 
 
 def _settle(batch: list[_Waiting], error: Exception | None) -> None:

@@ -4,25 +4,32 @@ Payloads are read by producer/callback_payloads.py. Applying moves a message onl
 and the result is the same whatever order the callbacks come in and however often: a time is
 the earliest one heard (a `read` heard before its `delivered` sets delivered_at, which the
 late `delivered` may only move earlier), a late `sent` or `delivered` after `read` changes no
-status, and a duplicate matches no row. Callbacks are applied in bulk, one statement per
-status for a whole batch (producer/callback_updates.py). A callback whose message_id matches
-no message is kept in `unknown_callbacks`, not refused (`producer/unknown_callbacks.py`).
-A failure with Meta's 131050 (the user stopped marketing messages) also puts the recipient on
-its account's suppression list (`producer/suppressions.py`).
+status, and a duplicate matches no row. A time that cannot be true (before the message was
+sent, or in the future) is recorded as the time received instead (producer/callback_times.py).
+Callbacks are applied in bulk, one statement per status for a whole batch
+(producer/callback_updates.py), after one lookup of their messages.
+
+A callback whose message_id matches no message is kept in `unknown_callbacks`, not refused
+(`producer/unknown_callbacks.py`). A failure with Meta's 131050 (the
+user stopped marketing messages) also puts the recipient on its account's suppression list
+(`producer/suppressions.py`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from stickerq.models import Message, UnknownCallback, utcnow
+from stickerq.models import Message, UnknownCallback
 from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callback_times import doubt
 from stickerq.producer.callback_updates import update_status
 from stickerq.producer.suppressions import MARKETING_OPT_OUT, add_from_callbacks
 
@@ -33,31 +40,34 @@ LOOKUP_CHUNK = 500  # message_ids per IN (...) lookup
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a batch of callbacks did: messages changed, callbacks kept as unknown."""
+    """What a batch of callbacks did: messages changed, callbacks kept as unknown, and times
+    replaced by the time received, by reason."""
 
     changed: int
     unknown: int
+    times_replaced: Counter[str] = field(default_factory=Counter)
 
 
 def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Applied:
     """Record callbacks on their messages, in the caller's transaction; keep unknown ones."""
-    known = _known_message_ids(session, {callback.message_id for callback in callbacks})
-    unknown = [callback for callback in callbacks if callback.message_id not in known]
+    sent = _sent_times(session, {callback.message_id for callback in callbacks})
+    replaced: Counter[str] = Counter()
+    known: list[StatusCallback] = []
+    unknown: list[StatusCallback] = []
+    for callback in callbacks:
+        is_known = callback.message_id in sent
+        reason = doubt(callback.at, callback.received_at, sent.get(callback.message_id))
+        if reason is not None:
+            replaced[reason] += 1
+            callback = replace(callback, at=callback.received_at)
+        (known if is_known else unknown).append(callback)
     if unknown:
-        session.execute(insert(UnknownCallback), [_unknown_row(c) for c in unknown])
+        _keep_unknown(session, unknown)
     changed = 0
-    for status, rows in _by_status([c for c in callbacks if c.message_id in known]).items():
+    for status, rows in _by_status(known).items():
         changed += update_status(session, status, rows)
-    add_from_callbacks(
-        session,
-        (c.message_id for c in callbacks if c.message_id in known and _opted_out(c)),
-    )
-    return Applied(changed=changed, unknown=len(unknown))
-
-
-def _opted_out(callback: StatusCallback) -> bool:
-    """Meta says the user stopped marketing messages: never send them a sticker again."""
-    return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
+    add_from_callbacks(session, (c.message_id for c in known if _opted_out(c)))
+    return Applied(changed=changed, unknown=len(unknown), times_replaced=replaced)
 
 
 def apply_callback(session: Session, callback: StatusCallback) -> int:
@@ -65,19 +75,27 @@ def apply_callback(session: Session, callback: StatusCallback) -> int:
     return apply_callbacks(session, [callback]).changed
 
 
-def _known_message_ids(session: Session, message_ids: set[str]) -> set[str]:
+def _opted_out(callback: StatusCallback) -> bool:
+    """Meta says the user stopped marketing messages: never send them a sticker again."""
+    return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
+
+
+def _sent_times(session: Session, message_ids: set[str]) -> dict[str, datetime]:
+    """The known message_ids, each with when its message was sent (else created): in one
+    lookup, which finding them took anyway."""
+    found: list[Any]  # (message_id, sent_at, created_at) rows
     if session.get_bind().dialect.name == "postgresql":  # one statement, compiled once
-        return set(session.scalars(_PG_KNOWN, {"message_ids": list(message_ids)}))
-    ordered, known = sorted(message_ids), set[str]()
-    for start in range(0, len(ordered), LOOKUP_CHUNK):
-        chunk = ordered[start : start + LOOKUP_CHUNK]
-        known.update(
-            session.scalars(select(Message.message_id).where(Message.message_id.in_(chunk)))
-        )
-    return known
+        found = list(session.execute(_PG_SENT, {"message_ids": list(message_ids)}))
+    else:
+        ordered, found = sorted(message_ids), []
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
+            found += session.execute(_SENT.where(Message.message_id.in_(chunk))).all()
+    return {message_id: sent_at or created_at for message_id, sent_at, created_at in found}
 
 
-_PG_KNOWN = select(Message.message_id).where(
+_SENT = select(Message.message_id, Message.sent_at, Message.created_at)
+_PG_SENT = _SENT.where(
     Message.message_id == func.any(bindparam("message_ids", type_=ARRAY(String())))
 )
 
@@ -103,6 +121,10 @@ def _by_status(callbacks: Iterable[StatusCallback]) -> dict[str, list[dict[str, 
     return rows
 
 
+def _keep_unknown(session: Session, callbacks: list[StatusCallback]) -> None:
+    session.execute(insert(UnknownCallback), [_unknown_row(c) for c in callbacks])
+
+
 def _unknown_row(callback: StatusCallback) -> dict[str, Any]:
     return {
         "message_id": callback.message_id,
@@ -113,5 +135,5 @@ def _unknown_row(callback: StatusCallback) -> dict[str, Any]:
         "ref": callback.ref,
         "ref1": callback.ref1,
         "ref2": callback.ref2,
-        "received_at": utcnow(),
+        "received_at": callback.received_at,
     }

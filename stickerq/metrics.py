@@ -75,6 +75,13 @@ REFUSAL_REASONS = frozenset(
         "beside_refused",  # sound, but in a request refused for another of its callbacks
     }
 )
+CALLBACK_TIMES_REPLACED = Counter(
+    "stickerq_callback_times_replaced",
+    "Status callbacks whose time was not believed (before the message was sent, or in the "
+    "future) and was recorded as the time they were received",
+    ["reason"],
+)
+TIME_REPLACED_REASONS = frozenset({"before_sent", "in_future"})
 
 
 def bounded(value: str | None, known: Iterable[str]) -> str:
@@ -93,6 +100,11 @@ def count_callback(status: str | None, received: int = 1) -> None:
 def count_refused_callbacks(reason: str, refused: int = 1) -> None:
     """Count `refused` callbacks answered 4xx for `reason` (one of REFUSAL_REASONS)."""
     CALLBACKS_REFUSED.labels(bounded(reason, REFUSAL_REASONS)).inc(refused)
+
+
+def count_replaced_times(reason: str, replaced: int = 1) -> None:
+    """Count callback times not believed, by `reason` (before_sent, in_future)."""
+    CALLBACK_TIMES_REPLACED.labels(bounded(reason, TIME_REPLACED_REASONS)).inc(replaced)
 
 
 def multiprocess_mode() -> bool:

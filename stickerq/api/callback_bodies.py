@@ -20,6 +20,7 @@ from starlette.types import Receive
 
 from stickerq.api.problems import Problem
 from stickerq.metrics import count_refused_callbacks
+from stickerq.models import utcnow
 from stickerq.producer.callback_payloads import CallbackError, StatusCallback, parse_callback
 from stickerq.producer.callback_writer import CallbacksRefused
 
@@ -77,10 +78,11 @@ def payloads(raw: bytes) -> list[Any]:
 
 def parsed(items: list[Any]) -> list[StatusCallback]:
     """Every item read, or a 422 naming each one refused (and why): none is stored."""
+    received_at = utcnow()
     callbacks, refused = [], []
     for index, item in enumerate(items):
         try:
-            callbacks.append(parse_callback(item))
+            callbacks.append(parse_callback(item, received_at))
         except CallbackError as exc:
             refused.append((index, exc))
     if not refused:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,14 +19,15 @@ from uvicorn.logging import AccessFormatter
 from stickerq.api import create_app
 from stickerq.cli import app as cli_app
 from stickerq.db import open_sessions
-from stickerq.models import Campaign, Message, UnknownCallback
+from stickerq.models import Campaign, Message, UnknownCallback, utcnow
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
-from tests.producer.test_callbacks import callback
+from tests.producer.test_callbacks import SENT_AGO, T0, callback
 
 SECRET = "cb-secret-4f9a1d77e2"
 URL = f"/callbacks/kaleyra/{SECRET}"
+TIMES = "stickerq_callback_times_replaced"
 
 
 def settings_for(database_url: str, redis_prefix: str, **overrides: object) -> Settings:
@@ -45,6 +47,7 @@ def sent_messages(database_url: str, count: int = 3) -> int:
                 "recipient": f"+9198123456{n:02d}",
                 "status": MessageStatus.SENT,
                 "message_id": f"M{n}",
+                "sent_at": utcnow() - SENT_AGO,
             }
             for n in range(count)
         ]
@@ -76,31 +79,31 @@ def test_callbacks_out_of_order_and_duplicated_end_as_if_in_order(client: TestCl
     database_url = client.database_url  # type: ignore[attr-defined]
     sent_messages(database_url)
     for payload in (
-        callback("M0", "read", 1_800_000_060),  # before its delivered
-        callback("M0", "sent", 1_800_000_000),  # late: changes nothing
-        callback("M0", "delivered", 1_800_000_030),
-        callback("M0", "delivered", 1_800_000_030),  # duplicate
-        callback("M0", "read", 1_800_000_090),  # a later read: read_at stays the first
-        callback("M0", "read", 1_800_000_045),  # an earlier one: read_at, not delivered_at
-        callback("M1", "delivered", 1_800_000_030),
-        callback("M1", "delivered", 1_800_000_030),
+        callback("M0", "read", T0 + 60),  # before its delivered
+        callback("M0", "sent", T0),  # late: changes nothing
+        callback("M0", "delivered", T0 + 30),
+        callback("M0", "delivered", T0 + 30),  # duplicate
+        callback("M0", "read", T0 + 90),  # a later read: read_at stays the first
+        callback("M0", "read", T0 + 45),  # an earlier one: read_at, not delivered_at
+        callback("M1", "delivered", T0 + 30),
+        callback("M1", "delivered", T0 + 30),
     ):
         answer = client.post(URL, json=payload)  # no bearer token: the secret is the key
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"status": "ok"}
     read = message(database_url, "M0")
     assert read.status == MessageStatus.READ
-    assert read.delivered_at.timestamp() == 1_800_000_030
-    assert read.read_at.timestamp() == 1_800_000_045
+    assert read.delivered_at.timestamp() == T0 + 30
+    assert read.read_at.timestamp() == T0 + 45
     delivered = message(database_url, "M1")
     assert delivered.status == MessageStatus.DELIVERED
-    assert delivered.delivered_at.timestamp() == 1_800_000_030
+    assert delivered.delivered_at.timestamp() == T0 + 30
     # the same, in one request: one bulk statement per status
-    in_one = [callback("M2", s, t) for s, t in (("read", 60), ("delivered", 40), ("read", 50))]
+    in_one = [callback("M2", s, T0 + t) for s, t in (("read", 60), ("delivered", 40), ("read", 50))]
     assert client.post(URL, json=in_one).status_code == 200
     batched = message(database_url, "M2")
     assert batched.status == MessageStatus.READ
-    assert (batched.delivered_at.timestamp(), batched.read_at.timestamp()) == (40, 50)
+    assert (batched.delivered_at.timestamp(), batched.read_at.timestamp()) == (T0 + 40, T0 + 50)
 
 
 def test_failed_keeps_metas_code_and_title_and_a_late_read_does_not_undo_it(
@@ -123,7 +126,7 @@ def test_unknown_message_ids_are_kept_and_listed_not_refused(
     client: TestClient, redis_prefix: str
 ) -> None:
     database_url = client.database_url  # type: ignore[attr-defined]
-    payload = callback("NOT-OURS-1", "delivered", 1_800_000_000)
+    payload = callback("NOT-OURS-1", "delivered", T0)
     payload["extra_info"]["ref1"] = "crm-x"
     assert client.post(URL, json=payload).status_code == 200
     with open_sessions(database_url) as sessions, sessions() as session:
@@ -138,6 +141,32 @@ def test_unknown_message_ids_are_kept_and_listed_not_refused(
     listed = CliRunner().invoke(cli_app, ["callbacks", "unknown", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     assert '"message_id": "NOT-OURS-1"' in listed.stdout
+
+
+def test_impossible_status_times_are_recorded_as_received_and_counted(
+    client: TestClient,
+) -> None:
+    """A `delivered` of timestamp 0 (1970) or a `read` of year 1 is before the message was
+    sent; a `read` tomorrow is in the future: each is recorded as when it was received."""
+    database_url = client.database_url  # type: ignore[attr-defined]
+    sent_messages(database_url)
+    before = {reason: counted(client, TIMES, reason) for reason in ("before_sent", "in_future")}
+    now = int(time.time())
+    batch = [
+        callback("M0", "delivered", 0),
+        callback("M0", "read", -62_135_596_800),  # 0001-01-01
+        callback("M1", "read", now + 86_400),
+        callback("M2", "delivered", T0),  # a sane one stays
+    ]
+    start = utcnow()
+    assert client.post(URL, json=batch).status_code == 200
+    end = utcnow()
+    m0, m1, m2 = (message(database_url, f"M{n}") for n in range(3))
+    assert start <= m0.delivered_at == m0.read_at <= end
+    assert start <= m1.delivered_at == m1.read_at <= end
+    assert m2.delivered_at.timestamp() == T0
+    assert counted(client, TIMES, "before_sent") == before["before_sent"] + 2
+    assert counted(client, TIMES, "in_future") == before["in_future"] + 1
 
 
 @pytest.mark.parametrize("path", [f"/callbacks/kaleyra/{SECRET}x", "/callbacks/kaleyra/wrong"])

@@ -27,6 +27,7 @@ FAMILIES = {
     "stickerq_claims_in_flight",
     "stickerq_callbacks",
     "stickerq_callbacks_refused",
+    "stickerq_callback_times_replaced",
     "stickerq_queue_depth",
     "stickerq_pauses_in_force",
     "stickerq_campaigns",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,8 +23,13 @@ from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
 
+# Callback times an hour ago: after the test messages were sent (SENT_AGO), before now. A
+# time before a message was sent, or in the future, is not believed (test_callback_times.py).
+T0 = int(time.time()) - 3600
+SENT_AGO = timedelta(days=1)
 
-def callback(message_id: str, status: str, timestamp: int = 1_800_000_000, **meta: object):
+
+def callback(message_id: str, status: str, timestamp: int = T0, **meta: object):
     return {
         "status": status,
         "message_id": message_id,
@@ -44,7 +50,7 @@ def sent_messages(sessions: sessionmaker[Session]) -> int:
 
 
 def store_sent_messages(sessions: sessionmaker[Session]) -> int:
-    """A campaign of three `sent` messages, M0 to M2; returns its id."""
+    """A campaign of three `sent` messages, M0 to M2, sent a day ago; returns its id."""
     with sessions.begin() as session:
         campaign = Campaign(name="c", sid="SID", sender="+919000000001", sticker_id="1")
         session.add(campaign)
@@ -57,6 +63,7 @@ def store_sent_messages(sessions: sessionmaker[Session]) -> int:
                     "recipient": f"+9198123456{n:02d}",
                     "status": MessageStatus.SENT,
                     "message_id": f"M{n}",
+                    "sent_at": utcnow() - SENT_AGO,
                 }
                 for n in range(3)
             ],
@@ -77,14 +84,14 @@ def apply(sessions: sessionmaker[Session], payload: dict) -> int:
 def test_delivered_then_read_then_a_late_delivered_never_goes_back(
     sessions: sessionmaker[Session], sent_messages: int
 ) -> None:
-    assert apply(sessions, callback("M0", "delivered", 1_800_000_000)) == 1
+    assert apply(sessions, callback("M0", "delivered", T0)) == 1
     assert status_of(sessions, "M0").status == MessageStatus.DELIVERED
-    assert apply(sessions, callback("M0", "read", 1_800_000_060)) == 1
-    apply(sessions, callback("M0", "delivered", 1_800_000_090))  # late, out of order
+    assert apply(sessions, callback("M0", "read", T0 + 60)) == 1
+    apply(sessions, callback("M0", "delivered", T0 + 90))  # late, out of order
     message = status_of(sessions, "M0")
     assert message.status == MessageStatus.READ
-    assert message.delivered_at.timestamp() == 1_800_000_000
-    assert message.read_at.timestamp() == 1_800_000_060
+    assert message.delivered_at.timestamp() == T0
+    assert message.read_at.timestamp() == T0 + 60
 
 
 def test_outside_the_24_hour_window_is_failed_with_metas_code(
@@ -149,10 +156,10 @@ def test_an_early_callback_is_kept_then_applied_once_its_message_id_is_written(
         applied = apply_callbacks(session, [parse_callback(callback("LATE", "read"))])
     assert (applied.changed, applied.unknown) == (0, 1)
     with sessions.begin() as session:
-        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 0
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)).changed == 0
         session.execute(update(Message).where(Message.message_id == "M0").values(message_id="LATE"))
     with sessions.begin() as session:
-        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 1
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)).changed == 1
     assert status_of(sessions, "LATE").status == MessageStatus.READ
     with sessions() as session:
         assert session.scalars(select(UnknownCallback)).all() == []
