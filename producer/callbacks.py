@@ -10,7 +10,8 @@ Callbacks are applied in bulk, one statement per status for a whole batch
 (producer/callback_updates.py), after one lookup of their messages.
 
 A callback whose message_id matches no message is kept in `unknown_callbacks`, not refused
-(`producer/unknown_callbacks.py`). A failure with Meta's 131050 (the
+(`producer/unknown_callbacks.py`): once per message_id and status (a unique index; the
+copies Kaleyra sends again are ignored, on both backends). A failure with Meta's 131050 (the
 user stopped marketing messages) also puts the recipient on its account's suppression list
 (`producer/suppressions.py`).
 """
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, insert, select
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -40,8 +42,8 @@ LOOKUP_CHUNK = 500  # message_ids per IN (...) lookup
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a batch of callbacks did: messages changed, callbacks kept as unknown, and times
-    replaced by the time received, by reason."""
+    """What a batch of callbacks did: messages changed, callbacks kept as unknown (copies
+    already kept included), and times replaced by the time received, by reason."""
 
     changed: int
     unknown: int
@@ -122,7 +124,13 @@ def _by_status(callbacks: Iterable[StatusCallback]) -> dict[str, list[dict[str, 
 
 
 def _keep_unknown(session: Session, callbacks: list[StatusCallback]) -> None:
-    session.execute(insert(UnknownCallback), [_unknown_row(c) for c in callbacks])
+    """Insert one row per (message_id, status), unless one is kept already."""
+    rows = {(c.message_id, c.status): _unknown_row(c) for c in reversed(callbacks)}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(UnknownCallback).on_conflict_do_nothing(
+        index_elements=[UnknownCallback.message_id, UnknownCallback.status]
+    )
+    session.execute(statement, list(rows.values()))
 
 
 def _unknown_row(callback: StatusCallback) -> dict[str, Any]:

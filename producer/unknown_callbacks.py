@@ -5,6 +5,8 @@ A callback can beat its message_id to the database: Kaleyra calls back as soon a
 the send, while the worker writes results in bulk a moment later. Those are applied (and
 deleted) by `apply_unknown`, which the callback writer runs every few seconds over the recent
 ones; what stays belongs to no message of ours (another system sending on the same account).
+Kept once per (message_id, status), and not for ever: beat's purge (worker/retention.py)
+deletes them after STICKERQ_UNKNOWN_CALLBACK_DAYS and beyond STICKERQ_UNKNOWN_CALLBACK_MAX_ROWS.
 """
 
 from __future__ import annotations

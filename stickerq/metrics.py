@@ -82,6 +82,13 @@ CALLBACK_TIMES_REPLACED = Counter(
     ["reason"],
 )
 TIME_REPLACED_REASONS = frozenset({"before_sent", "in_future"})
+UNKNOWN_CALLBACKS_DROPPED = Counter(
+    "stickerq_unknown_callbacks_dropped",
+    "Kept callbacks of no known message deleted: older than STICKERQ_UNKNOWN_CALLBACK_DAYS "
+    "(expired) or the oldest over STICKERQ_UNKNOWN_CALLBACK_MAX_ROWS (over_cap)",
+    ["reason"],
+)
+DROP_REASONS = frozenset({"expired", "over_cap"})
 
 
 def bounded(value: str | None, known: Iterable[str]) -> str:
@@ -105,6 +112,11 @@ def count_refused_callbacks(reason: str, refused: int = 1) -> None:
 def count_replaced_times(reason: str, replaced: int = 1) -> None:
     """Count callback times not believed, by `reason` (before_sent, in_future)."""
     CALLBACK_TIMES_REPLACED.labels(bounded(reason, TIME_REPLACED_REASONS)).inc(replaced)
+
+
+def count_dropped_unknown_callbacks(reason: str, dropped: int) -> None:
+    """Count unknown callbacks deleted by the purge, by `reason` (expired, over_cap)."""
+    UNKNOWN_CALLBACKS_DROPPED.labels(bounded(reason, DROP_REASONS)).inc(dropped)
 
 
 def multiprocess_mode() -> bool:

@@ -143,6 +143,17 @@ def test_unknown_message_ids_are_kept_and_listed_not_refused(
     assert '"message_id": "NOT-OURS-1"' in listed.stdout
 
 
+def test_fifty_copies_of_an_unknown_callback_make_one_row(client: TestClient) -> None:
+    database_url = client.database_url  # type: ignore[attr-defined]
+    for _ in range(25):
+        assert client.post(URL, json=callback("NOT-OURS-2", "delivered")).status_code == 200
+    copies = [callback("NOT-OURS-2", "delivered") for _ in range(25)]
+    assert client.post(URL, json=[*copies, callback("NOT-OURS-2", "read")]).status_code == 200
+    with open_sessions(database_url) as sessions, sessions() as session:
+        kept = session.scalars(select(UnknownCallback.status).order_by(UnknownCallback.id)).all()
+    assert kept == ["delivered", "read"]
+
+
 def test_impossible_status_times_are_recorded_as_received_and_counted(
     client: TestClient,
 ) -> None:

@@ -28,6 +28,7 @@ FAMILIES = {
     "stickerq_callbacks",
     "stickerq_callbacks_refused",
     "stickerq_callback_times_replaced",
+    "stickerq_unknown_callbacks_dropped",
     "stickerq_queue_depth",
     "stickerq_pauses_in_force",
     "stickerq_campaigns",

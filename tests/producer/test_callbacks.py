@@ -163,3 +163,20 @@ def test_an_early_callback_is_kept_then_applied_once_its_message_id_is_written(
     assert status_of(sessions, "LATE").status == MessageStatus.READ
     with sessions() as session:
         assert session.scalars(select(UnknownCallback)).all() == []
+
+
+def test_copies_of_an_unknown_callback_keep_one_row_per_message_id_and_status(
+    sessions: sessionmaker[Session],
+) -> None:
+    copies = [parse_callback(callback("NOT-OURS", "delivered", T0 + n)) for n in range(50)]
+    with sessions.begin() as session:
+        assert apply_callbacks(session, copies).unknown == 50
+    with sessions.begin() as session:  # and again, in other transactions
+        apply_callbacks(session, [*copies[:10], parse_callback(callback("NOT-OURS", "read"))])
+    with sessions() as session:
+        kept = session.scalars(select(UnknownCallback).order_by(UnknownCallback.id)).all()
+    assert [(row.message_id, row.status) for row in kept] == [
+        ("NOT-OURS", "delivered"),
+        ("NOT-OURS", "read"),
+    ]
+    assert kept[0].occurred_at.timestamp() == T0  # the first one heard is the one kept
