@@ -9,6 +9,13 @@ same batch again with capped backoff; a request that gave up waiting (503) still
 callbacks written once the database is back, and Kaleyra's retry of it is a duplicate, which
 changes nothing.
 
+A request whose callbacks the database refuses (DataError, IntegrityError, text no driver
+encodes: a value it will refuse however often it is sent) is not tried again: its wait ends
+with CallbacksRefused, naming which of its callbacks the database refuses alone, and nothing
+of that request is written. The other requests of its batch are written one request at a
+time, so one bad request never fails another. Anything else (the schema missing, a bug) ends
+the wait with CallbacksNotWritten: try again later.
+
 Under load the batches grow by themselves (whatever arrived during one commit goes in the
 next), so there is no timer to tune: a lone callback is written at once.
 """
@@ -25,12 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.errors import StickerqError
+from stickerq.metrics import count_replaced_times
 from stickerq.models import utcnow
-from stickerq.producer.callbacks import StatusCallback, apply_callbacks
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callbacks import Applied, apply_callbacks
 from stickerq.producer.unknown_callbacks import apply_unknown
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,15 @@ class CallbacksNotWritten(StickerqError):
     """The callbacks could not be written in time (database unreachable) or at all."""
 
 
+class CallbacksRefused(StickerqError):
+    """The database refuses these callbacks, and would every time: `indexes` are those it
+    refuses alone (positions in the request); nothing of the request was written."""
+
+    def __init__(self, message: str, indexes: list[int]) -> None:
+        super().__init__(message)
+        self.indexes = indexes
+
+
 @dataclass(slots=True)
 class _Waiting:
     callbacks: Sequence[StatusCallback]
@@ -58,6 +76,21 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    """The database will never take these values, however often it is asked."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    return isinstance(cause, UnicodeError)  # a lone surrogate: no driver encodes it
+
+
+def _why(exc: BaseException) -> str:
+    """The database's words, first line, as ASCII (a refused value may not encode)."""
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    line = (str(cause).strip().splitlines() or [""])[0][:200]
+    return f"{type(cause).__name__}: {line}".encode("ascii", "backslashreplace").decode()
 
 
 class CallbackWriter:
@@ -156,6 +189,9 @@ class CallbackWriter:
                     for waiting in batch:
                         self._commit([waiting])
                     return
+                if _refused(exc):
+                    _settle(batch, self._refusal(batch[0].callbacks, exc))
+                    return
                 log.exception("a callback could not be written")
                 _settle(batch, CallbacksNotWritten("the callback could not be written"))
                 return
@@ -165,8 +201,35 @@ class CallbackWriter:
     def _apply(self, callbacks: list[StatusCallback]) -> None:
         with self._sessions.begin() as session:
             applied = apply_callbacks(session, callbacks)
+        _count(applied)  # after the commit: a batch tried again is counted once
         if applied.unknown:
             self._recheck_until = time.monotonic() + RECHECK_WINDOW.total_seconds()
+
+    def _refusal(self, callbacks: Sequence[StatusCallback], exc: Exception) -> CallbacksRefused:
+        """Which of a refused request's callbacks the database refuses alone: each tried in
+        a transaction rolled back (rare: parsing refuses what it knows no database stores)."""
+        indexes = []
+        for index, callback in enumerate(callbacks):
+            try:
+                with self._sessions() as session:
+                    apply_callbacks(session, [callback])
+                    session.rollback()
+            except Exception as alone:
+                if _refused(alone):
+                    indexes.append(index)
+        log.warning(
+            "the database refused a request of %s callback(s): %s", len(callbacks), _why(exc)
+        )
+        which = (
+            f"callback(s) {', '.join(map(str, indexes))} of this request"
+            if indexes
+            else "this request's callbacks together (none alone)"
+        )
+        return CallbacksRefused(
+            f"the database refused {which} ({_why(exc)}); nothing of the request was stored: "
+            "fix those and send it again",
+            indexes,
+        )
 
     def _recheck_unknown(self) -> None:
         now = time.monotonic()
@@ -175,9 +238,16 @@ class CallbackWriter:
         self._rechecked_at = now
         try:
             with self._sessions.begin() as session:
-                apply_unknown(session, since=utcnow() - RECHECK_WINDOW)
+                applied = apply_unknown(session, since=utcnow() - RECHECK_WINDOW)
         except Exception as exc:  # tried again at the next round
             log.warning("unknown callbacks not checked again: %s", type(exc).__name__)
+            return
+        _count(applied)
+
+
+def _count(applied: Applied) -> None:
+    for reason, replaced in applied.times_replaced.items():
+        count_replaced_times(reason, replaced)
 
 
 def _settle(batch: list[_Waiting], error: Exception | None) -> None:

@@ -1,123 +1,75 @@
 """Kaleyra status callbacks (sent, delivered, read, failed, not-sent) applied to messages.
 
-The v2 payload carries `message_id` and `status` at the top, ours under `extra_info` and
-Meta's under `meta_object.value.statuses[]` (`id`, `status`, `timestamp`, `errors`). Parsed
-defensively: any of them may be missing.
+Payloads are read by producer/callback_payloads.py. Applying moves a message only forward,
+and the result is the same whatever order the callbacks come in and however often: a time is
+the earliest one heard (a `read` heard before its `delivered` sets delivered_at, which the
+late `delivered` may only move earlier), a late `sent` or `delivered` after `read` changes no
+status, and a duplicate matches no row. A time that cannot be true (before the message was
+sent, or in the future) is recorded as the time received instead (producer/callback_times.py).
+Callbacks are applied in bulk, one statement per status for a whole batch
+(producer/callback_updates.py), after one lookup of their messages.
 
-Applying moves a message only forward, and the result is the same whatever order the
-callbacks come in and however often: a time is the earliest one heard (a `read` heard before
-its `delivered` sets delivered_at, which the late `delivered` may only move earlier), a late
-`sent` or `delivered` after `read` changes no status, and a duplicate matches no row. Callbacks
-are applied in bulk, one statement per status for a whole batch (PostgreSQL's counting
-triggers run per statement; SQLite takes an executemany). A callback whose message_id matches
-no message is kept in `unknown_callbacks`, not refused (`producer/unknown_callbacks.py`).
-A failure with Meta's 131050 (the user stopped marketing messages) also puts the recipient on
-its account's suppression list (`producer/suppressions.py`).
+A callback whose message_id matches no message is kept in `unknown_callbacks`, not refused
+(`producer/unknown_callbacks.py`): once per message_id and status (a unique index; the
+copies Kaleyra sends again are ignored, on both backends). A failure with Meta's 131050 (the
+user stopped marketing messages) also puts the recipient on its account's suppression list
+(`producer/suppressions.py`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache
-from types import SimpleNamespace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Text, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Update
-from sqlalchemy.sql.elements import ColumnElement
 
-from stickerq.db import rows_changed
-from stickerq.errors import StickerqError
-from stickerq.models import REF_LENGTH, Message, UnknownCallback, UTCDateTime, utcnow
+from stickerq.models import Message, UnknownCallback
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callback_times import doubt
+from stickerq.producer.callback_updates import update_status
 from stickerq.producer.suppressions import MARKETING_OPT_OUT, add_from_callbacks
-from stickerq.states import MessageStatus
 
 # Meta's code for a message outside the recipient's 24-hour window: stickers are not templates.
 OUTSIDE_WINDOW = "131047"
-STATUSES = ("sent", "delivered", "read", "failed", "not-sent")
-AFTER_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED)
-HEARD_OF = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
-MESSAGE_ID_LENGTH = 128  # Message.message_id
-CODE_LENGTH = 32  # Message.last_error_code
-DETAIL_LENGTH = 300
 LOOKUP_CHUNK = 500  # message_ids per IN (...) lookup
-
-
-class CallbackError(StickerqError):
-    """A callback without a message_id or a status we know."""
-
-
-@dataclass(frozen=True, slots=True)
-class StatusCallback:
-    message_id: str
-    status: str  # sent | delivered | read | failed | not-sent
-    at: datetime
-    error_code: str | None = None
-    error_detail: str | None = None
-    ref: str | None = None
-    ref1: str | None = None
-    ref2: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What a batch of callbacks did: messages changed, callbacks kept as unknown."""
+    """What a batch of callbacks did: messages changed, callbacks kept as unknown (copies
+    already kept included), and times replaced by the time received, by reason."""
 
     changed: int
     unknown: int
-
-
-def parse_callback(payload: Any) -> StatusCallback:
-    if not isinstance(payload, dict):
-        raise CallbackError("a callback is a JSON object")
-    meta = _first_status(payload)
-    extra_info = payload.get("extra_info")
-    extra: dict[str, Any] = extra_info if isinstance(extra_info, dict) else {}
-    message_id = payload.get("message_id") or extra.get("message_id") or meta.get("id")
-    status = str(payload.get("status") or meta.get("status") or "").lower()
-    if not message_id or not isinstance(message_id, str | int):
-        raise CallbackError("the callback has no message_id")
-    if len(str(message_id)) > MESSAGE_ID_LENGTH:
-        raise CallbackError(f"the callback's message_id is longer than {MESSAGE_ID_LENGTH}")
-    if status not in STATUSES:
-        raise CallbackError(f"the callback's status {status[:40]!r} is not one Kaleyra sends")
-    errors = meta.get("errors") if isinstance(meta.get("errors"), list) else []
-    error = errors[0] if errors and isinstance(errors[0], dict) else {}
-    return StatusCallback(
-        message_id=str(message_id),
-        status=status,
-        at=_timestamp(meta.get("timestamp")),
-        error_code=str(error["code"])[:CODE_LENGTH] if error.get("code") is not None else None,
-        error_detail=str(error.get("title") or error.get("message") or "")[:DETAIL_LENGTH] or None,
-        ref=_ref(extra.get("ref")),
-        ref1=_ref(extra.get("ref1")),
-        ref2=_ref(extra.get("ref2")),
-    )
+    times_replaced: Counter[str] = field(default_factory=Counter)
 
 
 def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Applied:
     """Record callbacks on their messages, in the caller's transaction; keep unknown ones."""
-    known = _known_message_ids(session, {callback.message_id for callback in callbacks})
-    unknown = [callback for callback in callbacks if callback.message_id not in known]
+    sent = _sent_times(session, {callback.message_id for callback in callbacks})
+    replaced: Counter[str] = Counter()
+    known: list[StatusCallback] = []
+    unknown: list[StatusCallback] = []
+    for callback in callbacks:
+        is_known = callback.message_id in sent
+        reason = doubt(callback.at, callback.received_at, sent.get(callback.message_id))
+        if reason is not None:
+            replaced[reason] += 1
+            callback = replace(callback, at=callback.received_at)
+        (known if is_known else unknown).append(callback)
     if unknown:
-        session.execute(insert(UnknownCallback), [_unknown_row(c) for c in unknown])
+        _keep_unknown(session, unknown)
     changed = 0
-    for status, rows in _by_status([c for c in callbacks if c.message_id in known]).items():
-        changed += _update(session, status, rows)
-    add_from_callbacks(
-        session,
-        (c.message_id for c in callbacks if c.message_id in known and _opted_out(c)),
-    )
-    return Applied(changed=changed, unknown=len(unknown))
-
-
-def _opted_out(callback: StatusCallback) -> bool:
-    """Meta says the user stopped marketing messages: never send them a sticker again."""
-    return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
+    for status, rows in _by_status(known).items():
+        changed += update_status(session, status, rows)
+    add_from_callbacks(session, (c.message_id for c in known if _opted_out(c)))
+    return Applied(changed=changed, unknown=len(unknown), times_replaced=replaced)
 
 
 def apply_callback(session: Session, callback: StatusCallback) -> int:
@@ -125,19 +77,27 @@ def apply_callback(session: Session, callback: StatusCallback) -> int:
     return apply_callbacks(session, [callback]).changed
 
 
-def _known_message_ids(session: Session, message_ids: set[str]) -> set[str]:
+def _opted_out(callback: StatusCallback) -> bool:
+    """Meta says the user stopped marketing messages: never send them a sticker again."""
+    return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
+
+
+def _sent_times(session: Session, message_ids: set[str]) -> dict[str, datetime]:
+    """The known message_ids, each with when its message was sent (else created): in one
+    lookup, which finding them took anyway."""
+    found: list[Any]  # (message_id, sent_at, created_at) rows
     if session.get_bind().dialect.name == "postgresql":  # one statement, compiled once
-        return set(session.scalars(_PG_KNOWN, {"message_ids": list(message_ids)}))
-    ordered, known = sorted(message_ids), set[str]()
-    for start in range(0, len(ordered), LOOKUP_CHUNK):
-        chunk = ordered[start : start + LOOKUP_CHUNK]
-        known.update(
-            session.scalars(select(Message.message_id).where(Message.message_id.in_(chunk)))
-        )
-    return known
+        found = list(session.execute(_PG_SENT, {"message_ids": list(message_ids)}))
+    else:
+        ordered, found = sorted(message_ids), []
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
+            found += session.execute(_SENT.where(Message.message_id.in_(chunk))).all()
+    return {message_id: sent_at or created_at for message_id, sent_at, created_at in found}
 
 
-_PG_KNOWN = select(Message.message_id).where(
+_SENT = select(Message.message_id, Message.sent_at, Message.created_at)
+_PG_SENT = _SENT.where(
     Message.message_id == func.any(bindparam("message_ids", type_=ARRAY(String())))
 )
 
@@ -163,106 +123,14 @@ def _by_status(callbacks: Iterable[StatusCallback]) -> dict[str, list[dict[str, 
     return rows
 
 
-def _update(session: Session, status: str, rows: list[dict[str, Any]]) -> int:
-    names = ["cb_message_id", "cb_at"] + (["cb_code", "cb_detail"] if status == "failed" else [])
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        arrays = {f"{name}s": [row[name] for row in rows] for name in names}
-        return rows_changed(connection.execute(_pg_statement(status), arrays))
-    binds = SimpleNamespace(**{name: bindparam(name, type_=_TYPES[name]) for name in names})
-    return rows_changed(connection.execute(_RULES[status](binds), rows))
-
-
-_TYPES: dict[str, Any] = {
-    "cb_message_id": String(),
-    "cb_at": UTCDateTime(),
-    "cb_code": String(),
-    "cb_detail": Text(),
-}
-
-
-@cache
-def _pg_statement(status: str) -> Update:
-    """The rule over `unnest` of one array per column: the same SQL whatever the batch's
-    size, so it is compiled once (a VALUES list was compiled anew for every batch)."""
-    names = ["cb_message_id", "cb_at"] + (["cb_code", "cb_detail"] if status == "failed" else [])
-    arrays = [bindparam(f"{name}s", type_=ARRAY(_TYPES[name])) for name in names]
-    incoming = func.unnest(*arrays).table_valued(*names).render_derived(name="incoming")
-    return _RULES[status](incoming.c)
-
-
-def _earliest(current: Any, at: Any) -> ColumnElement[Any]:
-    return case((or_(current.is_(None), current > at), at), else_=current)
-
-
-def _status_in(*statuses: MessageStatus) -> ColumnElement[bool]:
-    """`status IN (...)` written out: an executemany takes no expanding IN parameter."""
-    return or_(*(Message.status == status.value for status in statuses))
-
-
-def _would_lower(current: Any, at: Any) -> ColumnElement[bool]:
-    return or_(current.is_(None), current > at)
-
-
-def _delivered(incoming: Any) -> Update:
-    at = incoming.cb_at
-    return (
-        update(Message)
-        .where(
-            Message.message_id == incoming.cb_message_id,
-            or_(
-                Message.status == MessageStatus.SENT,
-                and_(
-                    _status_in(MessageStatus.DELIVERED, MessageStatus.READ),
-                    _would_lower(Message.delivered_at, at),
-                ),
-            ),
-        )
-        .values(
-            status=case(
-                (Message.status == MessageStatus.SENT, MessageStatus.DELIVERED.value),
-                else_=Message.status,
-            ),
-            delivered_at=_earliest(Message.delivered_at, at),
-        )
+def _keep_unknown(session: Session, callbacks: list[StatusCallback]) -> None:
+    """Insert one row per (message_id, status), unless one is kept already."""
+    rows = {(c.message_id, c.status): _unknown_row(c) for c in reversed(callbacks)}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(UnknownCallback).on_conflict_do_nothing(
+        index_elements=[UnknownCallback.message_id, UnknownCallback.status]
     )
-
-
-def _read(incoming: Any) -> Update:
-    at = incoming.cb_at
-    return (
-        update(Message)
-        .where(
-            Message.message_id == incoming.cb_message_id,
-            _status_in(*HEARD_OF),
-            or_(
-                Message.status != MessageStatus.READ,
-                _would_lower(Message.read_at, at),
-                _would_lower(Message.delivered_at, at),
-            ),
-        )
-        .values(
-            status=MessageStatus.READ,
-            read_at=_earliest(Message.read_at, at),
-            delivered_at=_earliest(Message.delivered_at, at),
-        )
-    )
-
-
-def _failed(incoming: Any) -> Update:
-    return (
-        update(Message)
-        .where(Message.message_id == incoming.cb_message_id, _status_in(*AFTER_SENT))
-        .values(
-            status=MessageStatus.FAILED,
-            last_error_code=incoming.cb_code,
-            last_error_detail=incoming.cb_detail,
-        )
-    )
-
-
-# Each status's rule, over the incoming callbacks' columns (VALUES or bound parameters).
-_RULES = {"delivered": _delivered, "read": _read, "failed": _failed}
+    session.execute(statement, list(rows.values()))
 
 
 def _unknown_row(callback: StatusCallback) -> dict[str, Any]:
@@ -275,25 +143,5 @@ def _unknown_row(callback: StatusCallback) -> dict[str, Any]:
         "ref": callback.ref,
         "ref1": callback.ref1,
         "ref2": callback.ref2,
-        "received_at": utcnow(),
+        "received_at": callback.received_at,
     }
-
-
-def _ref(value: Any) -> str | None:
-    return str(value)[:REF_LENGTH] if value is not None else None
-
-
-def _first_status(payload: dict[str, Any]) -> dict[str, Any]:
-    meta = payload.get("meta_object")
-    value = meta.get("value") if isinstance(meta, dict) else None
-    statuses = value.get("statuses") if isinstance(value, dict) else None
-    if isinstance(statuses, list) and statuses and isinstance(statuses[0], dict):
-        return statuses[0]
-    return {}
-
-
-def _timestamp(raw: Any) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return utcnow()

@@ -5,6 +5,8 @@ A callback can beat its message_id to the database: Kaleyra calls back as soon a
 the send, while the worker writes results in bulk a moment later. Those are applied (and
 deleted) by `apply_unknown`, which the callback writer runs every few seconds over the recent
 ones; what stays belongs to no message of ours (another system sending on the same account).
+Kept once per (message_id, status), and not for ever: beat's purge (worker/retention.py)
+deletes them after STICKERQ_UNKNOWN_CALLBACK_DAYS and beyond STICKERQ_UNKNOWN_CALLBACK_MAX_ROWS.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message, UnknownCallback
-from stickerq.producer.callbacks import StatusCallback, apply_callbacks
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callbacks import Applied, apply_callbacks
 
 APPLY_CHUNK = 1_000
 
 
-def apply_unknown(session: Session, since: datetime) -> int:
+def apply_unknown(session: Session, since: datetime) -> Applied:
     """Apply the unknown callbacks received since `since` whose message now exists, and
-    forget them; returns how many were applied."""
+    forget them; returns what applying them did."""
     has_message = exists().where(Message.message_id == UnknownCallback.message_id)
     found = list(
         session.scalars(
@@ -33,10 +36,10 @@ def apply_unknown(session: Session, since: datetime) -> int:
         )
     )
     if not found:
-        return 0
-    apply_callbacks(session, [_callback(row) for row in found])
+        return Applied(changed=0, unknown=0)
+    applied = apply_callbacks(session, [_callback(row) for row in found])
     session.execute(delete(UnknownCallback).where(UnknownCallback.id.in_([r.id for r in found])))
-    return len(found)
+    return applied
 
 
 def list_unknown(session: Session, limit: int = 50) -> list[UnknownCallback]:
@@ -56,4 +59,5 @@ def _callback(row: UnknownCallback) -> StatusCallback:
         ref=row.ref,
         ref1=row.ref1,
         ref2=row.ref2,
+        received_at=row.received_at,
     )

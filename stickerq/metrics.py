@@ -53,6 +53,42 @@ CALLBACKS = Counter(
     ["status"],
 )
 CALLBACK_STATUSES = frozenset({"sent", "delivered", "read", "failed", "not-sent"})
+CALLBACKS_REFUSED = Counter(
+    "stickerq_callbacks_refused",
+    "Kaleyra status callbacks answered 4xx and not stored (Kaleyra does not send them again), "
+    "by why",
+    ["reason"],
+)
+# Why a callback is refused; the README's callbacks section says what each means.
+REFUSAL_REASONS = frozenset(
+    {
+        "invalid_json",  # the body is not JSON (or nested too deep to read)
+        "too_large",  # the body is over the receiver's cap
+        "too_many",  # an empty list, or more callbacks than one request may carry
+        "not_an_object",  # a list item that is not a JSON object
+        "no_message_id",
+        "unknown_status",  # a status Kaleyra does not send
+        "nul_byte",  # a NUL character, which PostgreSQL cannot store in text
+        "not_unicode",  # a lone surrogate (\ud800): no database can store it
+        "too_long",  # a message_id longer than the column
+        "database_refused",  # passed every check, and the database refused it all the same
+        "beside_refused",  # sound, but in a request refused for another of its callbacks
+    }
+)
+CALLBACK_TIMES_REPLACED = Counter(
+    "stickerq_callback_times_replaced",
+    "Status callbacks whose time was not believed (before the message was sent, or in the "
+    "future) and was recorded as the time they were received",
+    ["reason"],
+)
+TIME_REPLACED_REASONS = frozenset({"before_sent", "in_future"})
+UNKNOWN_CALLBACKS_DROPPED = Counter(
+    "stickerq_unknown_callbacks_dropped",
+    "Kept callbacks of no known message deleted: older than STICKERQ_UNKNOWN_CALLBACK_DAYS "
+    "(expired) or the oldest over STICKERQ_UNKNOWN_CALLBACK_MAX_ROWS (over_cap)",
+    ["reason"],
+)
+DROP_REASONS = frozenset({"expired", "over_cap"})
 
 
 def bounded(value: str | None, known: Iterable[str]) -> str:
@@ -66,6 +102,21 @@ def bounded(value: str | None, known: Iterable[str]) -> str:
 def count_callback(status: str | None, received: int = 1) -> None:
     """Count `received` Kaleyra callbacks reporting `status` (the receiver calls this)."""
     CALLBACKS.labels(bounded(status, CALLBACK_STATUSES)).inc(received)
+
+
+def count_refused_callbacks(reason: str, refused: int = 1) -> None:
+    """Count `refused` callbacks answered 4xx for `reason` (one of REFUSAL_REASONS)."""
+    CALLBACKS_REFUSED.labels(bounded(reason, REFUSAL_REASONS)).inc(refused)
+
+
+def count_replaced_times(reason: str, replaced: int = 1) -> None:
+    """Count callback times not believed, by `reason` (before_sent, in_future)."""
+    CALLBACK_TIMES_REPLACED.labels(bounded(reason, TIME_REPLACED_REASONS)).inc(replaced)
+
+
+def count_dropped_unknown_callbacks(reason: str, dropped: int) -> None:
+    """Count unknown callbacks deleted by the purge, by `reason` (expired, over_cap)."""
+    UNKNOWN_CALLBACKS_DROPPED.labels(bounded(reason, DROP_REASONS)).inc(dropped)
 
 
 def multiprocess_mode() -> bool:

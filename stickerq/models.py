@@ -291,14 +291,15 @@ class UnknownCallback(Base):
     """A status callback whose message_id matched no message: kept for inspection.
 
     Early ones (Kaleyra answered faster than the worker wrote the message_id) are applied
-    and deleted when their message appears (producer/callbacks.py, `apply_unknown`); the rest
-    stay: messages sent by another system on the same Kaleyra account, say.
+    and deleted when their message appears (producer/unknown_callbacks.py, `apply_unknown`);
+    the rest stay until beat's purge (worker/retention.py): messages sent by another system
+    on the same Kaleyra account, say. One row per message_id and status: copies are ignored.
     """
 
     __tablename__ = "unknown_callbacks"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(String(128), index=True)
+    message_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the callback's own timestamp
     error_code: Mapped[str | None] = mapped_column(String(32))
@@ -307,6 +308,11 @@ class UnknownCallback(Base):
     ref1: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     ref2: Mapped[str | None] = mapped_column(String(REF_LENGTH))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (
+        # the conflict target of insert-or-ignore; also the lookup by message_id
+        Index("uq_unknown_callbacks_message_id_status", "message_id", "status", unique=True),
+    )
 
 
 class Suppression(Base):

@@ -26,6 +26,9 @@ SEND_BATCH = "stickerq.send_batch"
 SWEEP = "stickerq.sweep"
 DISPATCH_DUE_RETRIES = "stickerq.dispatch_due"
 DISPATCH_DUE_CAMPAIGNS = "stickerq.dispatch_due_campaigns"
+PURGE_UNKNOWN_CALLBACKS = "stickerq.purge_unknown_callbacks"
+# Unknown callbacks are kept for days: a purge a minute holds them near their cap.
+PURGE_INTERVAL_SECONDS = 60.0
 
 QUEUE = "stickerq"  # beat's periodic tasks
 # send_batch tasks go to one of these by campaign: kombu's Redis transport reads its queues
@@ -107,6 +110,10 @@ def configure_celery(settings: Settings) -> Celery:
             "dispatch-due-campaigns": {
                 "task": DISPATCH_DUE_CAMPAIGNS,
                 "schedule": settings.dispatch_interval_seconds,
+            },
+            "purge-unknown-callbacks": {
+                "task": PURGE_UNKNOWN_CALLBACKS,
+                "schedule": PURGE_INTERVAL_SECONDS,
             },
         },
     )

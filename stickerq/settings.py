@@ -182,6 +182,18 @@ class Settings(BaseSettings):
         description="USER:PASSWORD that callbacks must also carry as HTTP basic auth "
         "(Kaleyra's callback profiles can send it); unset, none is asked",
     )
+    unknown_callback_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="callbacks of no known message (`stickerq callbacks unknown`) are deleted "
+        "this many days after they arrived (beat's purge)",
+    )
+    unknown_callback_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="at most this many callbacks of no known message are kept: beat's purge "
+        "deletes the oldest beyond it",
+    )
 
     sticker_check_allow_hosts: str = Field(
         default="",

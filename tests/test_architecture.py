@@ -243,7 +243,7 @@ def test_the_status_writers_are_found() -> None:
     """The scan above finds what it is meant to (a scan that finds nothing proves nothing)."""
     writers = status_writers()
     assert {"worker.claims.claim", "worker.sweeper.settle_dead_claims"} <= writers
-    assert "producer.callbacks._read" in writers
+    assert "producer.callback_updates._read" in writers
 
 
 # Campaigns, layers, modules, names

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.campaign_status import complete_if_settled
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, utcnow
-from stickerq.producer.callbacks import StatusCallback, apply_callback
+from stickerq.producer.callback_payloads import StatusCallback
+from stickerq.producer.callbacks import apply_callback
 from stickerq.states import MessageStatus
 from stickerq.worker.claims import claim, release
 from stickerq.worker.due_retries import take_due_retries

@@ -15,12 +15,13 @@ from stickerq.db import UPGRADE_ADVICE, lacks_schema
 from stickerq.queue import (
     DISPATCH_DUE_CAMPAIGNS,
     DISPATCH_DUE_RETRIES,
+    PURGE_UNKNOWN_CALLBACKS,
     SEND_BATCH,
     SWEEP,
     app,
     dispatch_messages,
 )
-from stickerq.worker import batches, runtime, scheduling, sweeper
+from stickerq.worker import batches, retention, runtime, scheduling, sweeper
 from stickerq.worker.due_retries import dispatch_due_retries
 from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.runtime import current_runtime
@@ -94,3 +95,16 @@ def dispatch_due_campaigns() -> None:
         runtime = current_runtime()
         scheduling.run_due_schedules(runtime.sessions)
         scheduling.dispatch_due_campaigns(runtime.sessions, runtime.settings.batch_size)
+
+
+@app.task(name=PURGE_UNKNOWN_CALLBACKS)
+def purge_unknown_callbacks() -> None:
+    """Delete the callbacks of no known message past their retention, and beyond the cap."""
+    with _needs_schema("purge of unknown callbacks"):
+        runtime = current_runtime()
+        settings = runtime.settings
+        retention.purge_unknown_callbacks(
+            runtime.sessions,
+            days=settings.unknown_callback_days,
+            max_rows=settings.unknown_callback_max_rows,
+        )

@@ -1,7 +1,7 @@
 """idempotency_keys.owner_token, owner_process: a key whose owner died is taken over at once
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-08 10:00:00
 
 A reservation names its owner: owner_token, which the owner's store checks as it commits
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,13 @@ class UnknownCallbackView(View):
 
     message_id: Annotated[str, Field(description="Kaleyra's message_id, as the callback gave it")]
     status: Annotated[str, Field(description="sent, delivered, read, failed or not-sent")]
-    occurred_at: Annotated[Time, Field(description="the callback's own timestamp")]
+    occurred_at: Annotated[
+        Time,
+        Field(
+            description="the callback's own timestamp; the time received instead when that "
+            "was more than 5 minutes ahead of it"
+        ),
+    ]
     received_at: Annotated[Time, Field(description="when stickerq received it")]
     error_code: Annotated[str | None, Field(description="Meta's error code (failed, not-sent)")]
     error_detail: Annotated[str | None, Field(description="Meta's error title")]

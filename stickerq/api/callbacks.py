@@ -5,39 +5,44 @@ basic auth) says the call is Kaleyra's, so this route takes no bearer token. The
 comes once the callback is committed (producer/callback_writer.py: group commit), so an
 acknowledged callback survives a crash or a database restart. The secret never reaches a log:
 the path is redacted from uvicorn's and our own log records.
+
+A request is refused whole (nothing stored) with a 4xx when its body cannot be read or any of
+its callbacks can never be stored (stickerq/api/callback_bodies.py); a 503 means only that the
+database could not be reached in time: send it again.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
-import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from stickerq.api import callback_bodies as bodies
 from stickerq.api.problems import Problem, problem_response, problem_responses
 from stickerq.db import make_session_factory, shared_engine
 from stickerq.metrics import count_callback
-from stickerq.producer.callback_writer import CallbacksNotWritten, CallbackWriter
-from stickerq.producer.callbacks import CallbackError, parse_callback
+from stickerq.producer.callback_writer import (
+    CallbacksNotWritten,
+    CallbacksRefused,
+    CallbackWriter,
+)
 from stickerq.settings import Settings
 
 PATH = "/callbacks/kaleyra"
 PREFIX = PATH + "/"
-MAX_BODY_BYTES = 1 << 20
 MIN_SECRET_LENGTH = 16  # `openssl rand -hex 24` gives 48
 WRITE_TIMEOUT_SECONDS = 15.0  # past it a 503: Kaleyra tries again, and the first still lands
-MAX_CALLBACKS = 1_000  # per request (Kaleyra sends one; a list is accepted)
 REDACTED = "***"
 # loggers that may name a request's path: uvicorn's access and error logs, our problems
 LOGGERS = ("uvicorn.access", "uvicorn.error", "stickerq.api.problems")
@@ -128,16 +133,17 @@ def _writer(state: State) -> CallbackWriter:
     return writer
 
 
-async def receive_callbacks(state: State, secret: str, authorization: str, body: bytes) -> None:
-    """Check the caller, parse the body and wait until its callbacks are committed; a
-    Problem otherwise."""
+async def receive_callbacks(
+    state: State, secret: str, authorization: str, read_body: Callable[[], Awaitable[bytes]]
+) -> None:
+    """Check the caller, then read and parse the body and wait until its callbacks are
+    committed; a Problem otherwise (nothing stored)."""
     _check_caller(state.settings, secret, authorization)
-    try:
-        callbacks = [parse_callback(item) for item in _payloads(body)]
-    except CallbackError as exc:
-        raise Problem(422, "invalid_callback", "the callback is not valid", str(exc)) from None
+    callbacks = bodies.parsed(bodies.payloads(await read_body()))
     try:
         await _writer(state).write(callbacks, WRITE_TIMEOUT_SECONDS)
+    except CallbacksRefused as exc:
+        raise bodies.unstorable(exc, len(callbacks)) from None
     except CallbacksNotWritten as exc:
         raise Problem(
             503, "callbacks_not_written", "the callback was not stored: try again", str(exc)
@@ -168,17 +174,6 @@ def _basic_credentials(authorization: str) -> bytes:
         return b""
 
 
-def _payloads(raw: bytes) -> list[Any]:
-    try:
-        data = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
-        raise Problem(400, "invalid_json", "the body is not JSON") from None
-    items = data if isinstance(data, list) else [data]
-    if not items or len(items) > MAX_CALLBACKS:
-        raise Problem(422, "invalid_callback", f"send 1 to {MAX_CALLBACKS} callbacks at once")
-    return items
-
-
 @router.post(
     PATH + "/{secret}",
     summary="Kaleyra's status callback (sent, delivered, read...)",
@@ -192,7 +187,7 @@ async def kaleyra_callback(secret: str, request: Request) -> Response:
     kept for inspection (`stickerq callbacks unknown`), not refused. (Served by
     `CallbackFastPath` in front of the app; this route documents it and stands in without.)"""
     authorization = request.headers.get("authorization", "")
-    await receive_callbacks(request.app.state, secret, authorization, await request.body())
+    await receive_callbacks(request.app.state, secret, authorization, request.body)
     return Response(_OK, media_type="application/json")
 
 
@@ -215,26 +210,12 @@ class CallbackFastPath:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
         try:
-            body = await _body(receive)
-            await receive_callbacks(self.state, secret, authorization, body)
+            await receive_callbacks(
+                self.state, secret, authorization, functools.partial(bodies.read_body, receive)
+            )
             response = Response(_OK, media_type="application/json")
         except Problem as problem:
             response = problem_response(
                 problem.status, problem.code, problem.title, problem.detail, **problem.extra
             )
         await response(scope, receive, send)
-
-
-async def _body(receive: Receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Problem(400, "disconnected", "the caller went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise Problem(413, "body_too_large", f"a callback body is at most {MAX_BODY_BYTES}")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)

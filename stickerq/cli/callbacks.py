@@ -33,7 +33,8 @@ def apply(
 ) -> None:
     """Record callbacks received by your webhook: delivered/read times, Meta's error codes."""
     from stickerq.db import open_sessions
-    from stickerq.producer.callbacks import CallbackError, apply_callbacks, parse_callback
+    from stickerq.producer.callback_payloads import CallbackError, parse_callback
+    from stickerq.producer.callbacks import apply_callbacks
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,14 +19,15 @@ from uvicorn.logging import AccessFormatter
 from stickerq.api import create_app
 from stickerq.cli import app as cli_app
 from stickerq.db import open_sessions
-from stickerq.models import Campaign, Message, UnknownCallback
+from stickerq.models import Campaign, Message, UnknownCallback, utcnow
 from stickerq.settings import Settings
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
-from tests.producer.test_callbacks import callback
+from tests.producer.test_callbacks import SENT_AGO, T0, callback
 
 SECRET = "cb-secret-4f9a1d77e2"
 URL = f"/callbacks/kaleyra/{SECRET}"
+TIMES = "stickerq_callback_times_replaced"
 
 
 def settings_for(database_url: str, redis_prefix: str, **overrides: object) -> Settings:
@@ -45,6 +47,7 @@ def sent_messages(database_url: str, count: int = 3) -> int:
                 "recipient": f"+9198123456{n:02d}",
                 "status": MessageStatus.SENT,
                 "message_id": f"M{n}",
+                "sent_at": utcnow() - SENT_AGO,
             }
             for n in range(count)
         ]
@@ -57,8 +60,8 @@ def message(database_url: str, message_id: str) -> Message:
         return session.scalars(select(Message).where(Message.message_id == message_id)).one()
 
 
-@pytest.fixture
-def client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+def callbacks_client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+    """The app with a callback secret, as a client (for a fixture to yield from)."""
     # `with`: the app's lifespan runs, so its callback writer is closed at the end
     with TestClient(
         create_app(settings_for(database_url, redis_prefix)), raise_server_exceptions=False
@@ -67,35 +70,40 @@ def client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def client(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
+    yield from callbacks_client(database_url, redis_prefix)
+
+
 def test_callbacks_out_of_order_and_duplicated_end_as_if_in_order(client: TestClient) -> None:
     database_url = client.database_url  # type: ignore[attr-defined]
     sent_messages(database_url)
     for payload in (
-        callback("M0", "read", 1_800_000_060),  # before its delivered
-        callback("M0", "sent", 1_800_000_000),  # late: changes nothing
-        callback("M0", "delivered", 1_800_000_030),
-        callback("M0", "delivered", 1_800_000_030),  # duplicate
-        callback("M0", "read", 1_800_000_090),  # a later read: read_at stays the first
-        callback("M0", "read", 1_800_000_045),  # an earlier one: read_at, not delivered_at
-        callback("M1", "delivered", 1_800_000_030),
-        callback("M1", "delivered", 1_800_000_030),
+        callback("M0", "read", T0 + 60),  # before its delivered
+        callback("M0", "sent", T0),  # late: changes nothing
+        callback("M0", "delivered", T0 + 30),
+        callback("M0", "delivered", T0 + 30),  # duplicate
+        callback("M0", "read", T0 + 90),  # a later read: read_at stays the first
+        callback("M0", "read", T0 + 45),  # an earlier one: read_at, not delivered_at
+        callback("M1", "delivered", T0 + 30),
+        callback("M1", "delivered", T0 + 30),
     ):
         answer = client.post(URL, json=payload)  # no bearer token: the secret is the key
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"status": "ok"}
     read = message(database_url, "M0")
     assert read.status == MessageStatus.READ
-    assert read.delivered_at.timestamp() == 1_800_000_030
-    assert read.read_at.timestamp() == 1_800_000_045
+    assert read.delivered_at.timestamp() == T0 + 30
+    assert read.read_at.timestamp() == T0 + 45
     delivered = message(database_url, "M1")
     assert delivered.status == MessageStatus.DELIVERED
-    assert delivered.delivered_at.timestamp() == 1_800_000_030
+    assert delivered.delivered_at.timestamp() == T0 + 30
     # the same, in one request: one bulk statement per status
-    in_one = [callback("M2", s, t) for s, t in (("read", 60), ("delivered", 40), ("read", 50))]
+    in_one = [callback("M2", s, T0 + t) for s, t in (("read", 60), ("delivered", 40), ("read", 50))]
     assert client.post(URL, json=in_one).status_code == 200
     batched = message(database_url, "M2")
     assert batched.status == MessageStatus.READ
-    assert (batched.delivered_at.timestamp(), batched.read_at.timestamp()) == (40, 50)
+    assert (batched.delivered_at.timestamp(), batched.read_at.timestamp()) == (T0 + 40, T0 + 50)
 
 
 def test_failed_keeps_metas_code_and_title_and_a_late_read_does_not_undo_it(
@@ -118,7 +126,7 @@ def test_unknown_message_ids_are_kept_and_listed_not_refused(
     client: TestClient, redis_prefix: str
 ) -> None:
     database_url = client.database_url  # type: ignore[attr-defined]
-    payload = callback("NOT-OURS-1", "delivered", 1_800_000_000)
+    payload = callback("NOT-OURS-1", "delivered", T0)
     payload["extra_info"]["ref1"] = "crm-x"
     assert client.post(URL, json=payload).status_code == 200
     with open_sessions(database_url) as sessions, sessions() as session:
@@ -133,6 +141,43 @@ def test_unknown_message_ids_are_kept_and_listed_not_refused(
     listed = CliRunner().invoke(cli_app, ["callbacks", "unknown", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     assert '"message_id": "NOT-OURS-1"' in listed.stdout
+
+
+def test_fifty_copies_of_an_unknown_callback_make_one_row(client: TestClient) -> None:
+    database_url = client.database_url  # type: ignore[attr-defined]
+    for _ in range(25):
+        assert client.post(URL, json=callback("NOT-OURS-2", "delivered")).status_code == 200
+    copies = [callback("NOT-OURS-2", "delivered") for _ in range(25)]
+    assert client.post(URL, json=[*copies, callback("NOT-OURS-2", "read")]).status_code == 200
+    with open_sessions(database_url) as sessions, sessions() as session:
+        kept = session.scalars(select(UnknownCallback.status).order_by(UnknownCallback.id)).all()
+    assert kept == ["delivered", "read"]
+
+
+def test_impossible_status_times_are_recorded_as_received_and_counted(
+    client: TestClient,
+) -> None:
+    """A `delivered` of timestamp 0 (1970) or a `read` of year 1 is before the message was
+    sent; a `read` tomorrow is in the future: each is recorded as when it was received."""
+    database_url = client.database_url  # type: ignore[attr-defined]
+    sent_messages(database_url)
+    before = {reason: counted(client, TIMES, reason) for reason in ("before_sent", "in_future")}
+    now = int(time.time())
+    batch = [
+        callback("M0", "delivered", 0),
+        callback("M0", "read", -62_135_596_800),  # 0001-01-01
+        callback("M1", "read", now + 86_400),
+        callback("M2", "delivered", T0),  # a sane one stays
+    ]
+    start = utcnow()
+    assert client.post(URL, json=batch).status_code == 200
+    end = utcnow()
+    m0, m1, m2 = (message(database_url, f"M{n}") for n in range(3))
+    assert start <= m0.delivered_at == m0.read_at <= end
+    assert start <= m1.delivered_at == m1.read_at <= end
+    assert m2.delivered_at.timestamp() == T0
+    assert counted(client, TIMES, "before_sent") == before["before_sent"] + 2
+    assert counted(client, TIMES, "in_future") == before["in_future"] + 1
 
 
 @pytest.mark.parametrize("path", [f"/callbacks/kaleyra/{SECRET}x", "/callbacks/kaleyra/wrong"])
@@ -229,6 +274,13 @@ def test_config_shows_the_callback_secret_as_set_never_its_value(
     assert shown.exit_code == 0, shown.output
     assert SECRET not in shown.stdout and "pw-93" not in shown.stdout
     assert '"callback_secret": "(set)"' in shown.stdout
+
+
+def counted(client: TestClient, family: str, reason: str) -> float:
+    """A counter's value by reason on /metrics (0 before its first count)."""
+    line = f'{family}_total{{reason="{reason}"}} '
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
 
 
 def _callbacks_counted(client: TestClient, status: str) -> float:

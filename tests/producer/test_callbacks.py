@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,19 +16,20 @@ from typer.testing import CliRunner
 from stickerq.cli import app
 from stickerq.cli.reports import report_table
 from stickerq.models import Campaign, Message, UnknownCallback, utcnow
-from stickerq.producer.callbacks import (
-    CallbackError,
-    apply_callback,
-    apply_callbacks,
-    parse_callback,
-)
+from stickerq.producer.callback_payloads import CallbackError, parse_callback
+from stickerq.producer.callbacks import apply_callback, apply_callbacks
 from stickerq.producer.reports import campaign_report
 from stickerq.producer.unknown_callbacks import apply_unknown
 from stickerq.states import MessageStatus
 from tests.conftest import make_settings
 
+# Callback times an hour ago: after the test messages were sent (SENT_AGO), before now. A
+# time before a message was sent, or in the future, is not believed (test_callback_times.py).
+T0 = int(time.time()) - 3600
+SENT_AGO = timedelta(days=1)
 
-def callback(message_id: str, status: str, timestamp: int = 1_800_000_000, **meta: object):
+
+def callback(message_id: str, status: str, timestamp: int = T0, **meta: object):
     return {
         "status": status,
         "message_id": message_id,
@@ -44,6 +46,11 @@ def callback(message_id: str, status: str, timestamp: int = 1_800_000_000, **met
 
 @pytest.fixture
 def sent_messages(sessions: sessionmaker[Session]) -> int:
+    return store_sent_messages(sessions)
+
+
+def store_sent_messages(sessions: sessionmaker[Session]) -> int:
+    """A campaign of three `sent` messages, M0 to M2, sent a day ago; returns its id."""
     with sessions.begin() as session:
         campaign = Campaign(name="c", sid="SID", sender="+919000000001", sticker_id="1")
         session.add(campaign)
@@ -56,6 +63,7 @@ def sent_messages(sessions: sessionmaker[Session]) -> int:
                     "recipient": f"+9198123456{n:02d}",
                     "status": MessageStatus.SENT,
                     "message_id": f"M{n}",
+                    "sent_at": utcnow() - SENT_AGO,
                 }
                 for n in range(3)
             ],
@@ -76,14 +84,14 @@ def apply(sessions: sessionmaker[Session], payload: dict) -> int:
 def test_delivered_then_read_then_a_late_delivered_never_goes_back(
     sessions: sessionmaker[Session], sent_messages: int
 ) -> None:
-    assert apply(sessions, callback("M0", "delivered", 1_800_000_000)) == 1
+    assert apply(sessions, callback("M0", "delivered", T0)) == 1
     assert status_of(sessions, "M0").status == MessageStatus.DELIVERED
-    assert apply(sessions, callback("M0", "read", 1_800_000_060)) == 1
-    apply(sessions, callback("M0", "delivered", 1_800_000_090))  # late, out of order
+    assert apply(sessions, callback("M0", "read", T0 + 60)) == 1
+    apply(sessions, callback("M0", "delivered", T0 + 90))  # late, out of order
     message = status_of(sessions, "M0")
     assert message.status == MessageStatus.READ
-    assert message.delivered_at.timestamp() == 1_800_000_000
-    assert message.read_at.timestamp() == 1_800_000_060
+    assert message.delivered_at.timestamp() == T0
+    assert message.read_at.timestamp() == T0 + 60
 
 
 def test_outside_the_24_hour_window_is_failed_with_metas_code(
@@ -148,10 +156,27 @@ def test_an_early_callback_is_kept_then_applied_once_its_message_id_is_written(
         applied = apply_callbacks(session, [parse_callback(callback("LATE", "read"))])
     assert (applied.changed, applied.unknown) == (0, 1)
     with sessions.begin() as session:
-        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 0
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)).changed == 0
         session.execute(update(Message).where(Message.message_id == "M0").values(message_id="LATE"))
     with sessions.begin() as session:
-        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)) == 1
+        assert apply_unknown(session, since=utcnow() - timedelta(minutes=1)).changed == 1
     assert status_of(sessions, "LATE").status == MessageStatus.READ
     with sessions() as session:
         assert session.scalars(select(UnknownCallback)).all() == []
+
+
+def test_copies_of_an_unknown_callback_keep_one_row_per_message_id_and_status(
+    sessions: sessionmaker[Session],
+) -> None:
+    copies = [parse_callback(callback("NOT-OURS", "delivered", T0 + n)) for n in range(50)]
+    with sessions.begin() as session:
+        assert apply_callbacks(session, copies).unknown == 50
+    with sessions.begin() as session:  # and again, in other transactions
+        apply_callbacks(session, [*copies[:10], parse_callback(callback("NOT-OURS", "read"))])
+    with sessions() as session:
+        kept = session.scalars(select(UnknownCallback).order_by(UnknownCallback.id)).all()
+    assert [(row.message_id, row.status) for row in kept] == [
+        ("NOT-OURS", "delivered"),
+        ("NOT-OURS", "read"),
+    ]
+    assert kept[0].occurred_at.timestamp() == T0  # the first one heard is the one kept

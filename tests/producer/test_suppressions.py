@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.models import Campaign, Message, Suppression, utcnow
 from stickerq.producer.api import enqueue_campaign
-from stickerq.producer.callbacks import apply_callbacks, parse_callback
+from stickerq.producer.callback_payloads import parse_callback
+from stickerq.producer.callbacks import apply_callbacks
 from stickerq.producer.lifecycle import show_campaign
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.store import RecipientsRejected
@@ -176,6 +177,6 @@ def test_a_131050_callback_that_came_before_its_message_id_suppresses_once_appli
         session.flush()
         session.add(Message(campaign_id=campaign.id, recipient=D, status="sent", message_id="M7"))
     with sessions.begin() as session:
-        assert apply_unknown(session, started) == 1
+        assert apply_unknown(session, started).changed == 1
     with sessions() as session:
         assert session.get(Suppression, ("SID", D)) is not None

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stickerq.producer.callbacks import parse_callback
+from stickerq.producer.callback_payloads import parse_callback
 from stickerq.sandbox import SandboxConfig, SandboxConfigError, SandboxServer
 from stickerq.sandbox.callbacks import plan
 from stickerq.sandbox.config import changed_config
