@@ -23,6 +23,7 @@ from stickerq.api import (
 )
 from stickerq.api.auth import parse_tokens
 from stickerq.api.dashboard.sessions import Sessions
+from stickerq.api.own_process import OwnProcess
 from stickerq.api.problems import problem_responses
 from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
+    app.state.own_process = OwnProcess(settings)  # large campaigns are stored beside the API
     store = make_redis(settings.redis_url, purpose=Purpose.SESSIONS)
     sessions = Sessions(
         app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60

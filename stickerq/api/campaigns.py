@@ -3,32 +3,46 @@ resume, cancel."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
 from stickerq.api.common import BIGINT_MAX, AppSettings, CampaignId, json_answer, problem_of
+from stickerq.api.own_process import (
+    OWN_PROCESS_BYTES,
+    OWN_PROCESS_RECIPIENTS,
+    OwnProcess,
+    store,
+)
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.producer import lifecycle
-from stickerq.producer.idempotency import MAX_KEY_LENGTH, send_campaign_once
+from stickerq.producer.idempotency import MAX_KEY_LENGTH
 from stickerq.producer.request import CampaignRequest, Timing
-from stickerq.producer.send import send_campaign
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.own_process.close()  # made by create_app, its child started at first use
+
 
 router = APIRouter(
     prefix="/campaigns",
     tags=["campaigns"],
     dependencies=[Depends(require_token)],
     responses=problem_responses(401, 422, 503),
+    lifespan=_lifespan,
 )
 
 PAGE_LIMIT = 50
@@ -113,9 +127,12 @@ async def create_campaign(
     if kind == "multipart/form-data":
         async with uploaded(request) as (fields, path, filename):
             campaign = fields.request(to_file=path)
-            return await run_in_threadpool(
-                _create, settings, campaign, fields.timing(), idempotency_key, (path, filename)
-            )
+            large = path.stat().st_size >= OWN_PROCESS_BYTES
+            try:
+                return await _create(request, campaign, fields.timing(), idempotency_key, large)
+            except Problem as problem:  # the client's name for its file, not our temporary path
+                problem.detail = problem.detail.replace(str(path), filename)
+                raise
     if kind != "application/json" and not kind.endswith("+json"):
         raise Problem(
             415,
@@ -134,29 +151,32 @@ async def create_campaign(
             "multipart/form-data with the file in the field `recipients`",
         )
     campaign = body.request(to=body.joined())
-    return await run_in_threadpool(_create, settings, campaign, body.timing(), idempotency_key)
+    large = body.recipient_count() >= OWN_PROCESS_RECIPIENTS
+    return await _create(request, campaign, body.timing(), idempotency_key, large)
 
 
-def _create(
-    settings: Settings,
-    campaign: CampaignRequest,
-    timing: Timing,
-    key: str | None,
-    upload: tuple[Path, str] | None = None,
+async def _create(
+    request: Request, campaign: CampaignRequest, timing: Timing, key: str | None, large: bool
 ) -> Any:
+    """Store the campaign, a large one in the API's child process (api/own_process.py), and
+    answer it as `campaigns show` does."""
+    settings: Settings = request.app.state.settings
+    if large:
+        own: OwnProcess = request.app.state.own_process
+        campaign_id, created = await own.store(campaign, timing, key)
+    else:
+        campaign_id, created = await run_in_threadpool(_store, settings, campaign, timing, key)
+    answer = await run_in_threadpool(details, settings, campaign_id)
+    return json_answer(answer, 201 if created else 200)
+
+
+def _store(
+    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None
+) -> tuple[int, bool]:
     try:
-        if key is None:
-            result, _ = send_campaign(settings, campaign, timing)
-            campaign_id, created = result.campaign_id, True
-        else:
-            once = send_campaign_once(settings, key, campaign, timing)
-            campaign_id, created = once.campaign_id, once.created
+        return store(settings, campaign, timing, key)
     except StickerqError as exc:
-        problem = problem_of(exc)
-        if upload is not None:  # the client's name for its file, not our temporary path
-            problem.detail = problem.detail.replace(str(upload[0]), upload[1])
-        raise problem from None
-    return json_answer(details(settings, campaign_id), 201 if created else 200)
+        raise problem_of(exc) from None
 
 
 @router.get("", response_model=CampaignPage)
