@@ -12,7 +12,7 @@ import re
 
 from croniter import croniter
 
-from stickerq.producer.spec import excerpt
+from stickerq.errors import excerpt
 
 MAX_LENGTH = 120  # Schedule.cron is a String(120)
 HINT = (

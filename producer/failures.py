@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.models import Attempt, Campaign, CampaignCount, Message, utcnow
-from stickerq.producer.spec import InvalidPhone, excerpt, normalise_phone
+from stickerq.producer.phones import InvalidPhone, normalise_phone
 from stickerq.states import MessageStatus
 
 # The statuses an operator looks at and may requeue, in the order they are listed.

@@ -17,7 +17,7 @@ import httpx
 
 from stickerq.accounts import Account, check_sender, default_sender
 from stickerq.errors import ConfigurationError, ServiceUnavailable, StickerqError
-from stickerq.producer.spec import InvalidPhone, normalise_phone
+from stickerq.producer.phones import InvalidPhone, normalise_phone
 from stickerq.producer.stickers import WEBP_TYPE, check_sticker_file
 from stickerq.settings import Settings
 

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import IO, TypeVar
 
-from stickerq.producer.spec import InvalidPhone, normalise_phone
+from stickerq.producer.phones import InvalidPhone, normalise_phone
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,11 @@ from pathlib import Path
 from typing import TextIO
 
 from stickerq.accounts import Account
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
 from stickerq.producer.normalising import normalised
-from stickerq.producer.spec import (
-    INVISIBLE_MARKS,
-    InvalidPhone,
-    check_region,
-    excerpt,
-    normalise_phone,
-    truncate_ref,
-)
+from stickerq.producer.phones import INVISIBLE_MARKS, InvalidPhone, check_region, normalise_phone
+from stickerq.producer.spec import truncate_ref
 
 __all__ = [
     "InvalidPhone",

@@ -31,12 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.cron import next_run, wall_time_exists
 from stickerq.db import open_sessions, rows_changed
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import EnqueueResult, enqueue_campaign
 from stickerq.producer.cron_check import cron_problem
 from stickerq.producer.request import CampaignRequest
-from stickerq.producer.spec import excerpt
 from stickerq.producer.time_reach import check_reach
 from stickerq.producer.validity import Validity, check_start, read_validity
 from stickerq.settings import Settings

@@ -19,10 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.db import open_sessions
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.keys import sender_rate_key
 from stickerq.models import SenderRate, utcnow
-from stickerq.producer.spec import InvalidPhone, check_region, excerpt, normalise_phone
+from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
 from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
 

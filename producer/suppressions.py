@@ -19,16 +19,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.db import open_sessions, rows_changed
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
 from stickerq.models import Campaign, Message, Suppression, utcnow
+from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
 from stickerq.producer.recipients import (
     InvalidRow,
     RecipientError,
     RecipientReport,
     open_recipients,
 )
-from stickerq.producer.spec import InvalidPhone, check_region, excerpt, normalise_phone
 from stickerq.queue import chunks
 from stickerq.settings import Settings
 

@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from stickerq.errors import StickerqError
+from stickerq.errors import StickerqError, excerpt
 from stickerq.models import utcnow
-from stickerq.producer.spec import excerpt
 from stickerq.producer.time_reach import check_reach
 
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

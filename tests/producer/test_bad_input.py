@@ -30,7 +30,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from typer.testing import CliRunner
 
 from stickerq.cli import app
-from stickerq.errors import ConfigurationError
+from stickerq.errors import EXCERPT_MAX, ConfigurationError, excerpt
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.recipients import (
     InvalidPhone,
@@ -43,13 +43,11 @@ from stickerq.producer.recipients import (
 )
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.spec import (
-    EXCERPT_MAX,
     NAME_MAX,
     REF_MAX,
     STICKER_ID_MAX,
     WA_SOURCES,
     SpecError,
-    excerpt,
     validate_spec,
 )
 from stickerq.producer.store import RecipientsRejected

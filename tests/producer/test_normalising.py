@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from stickerq.producer import normalising
-from stickerq.producer.spec import InvalidPhone
+from stickerq.producer.phones import InvalidPhone
 
 ROWS = [
     (raw, line)
