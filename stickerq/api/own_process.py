@@ -9,13 +9,15 @@ API's threads: handing one to the child costs a few milliseconds, and the child'
 second or two, once) is paid only by the first large one.
 
 One child at most: two large uploads are stored one after the other, while their requests
-wait without holding a thread.
+wait without holding a thread. The child ends with the API, even one killed with SIGKILL
+(worker/parent_death.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -27,6 +29,7 @@ from stickerq.producer.idempotency import send_campaign_once
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.send import send_campaign
 from stickerq.settings import Settings
+from stickerq.worker.parent_death import end_with_parent
 
 OWN_PROCESS_BYTES = 1 << 20  # an uploaded CSV this large (~40,000 rows) goes to the child
 OWN_PROCESS_RECIPIENTS = 20_000  # a JSON campaign naming this many recipients too
@@ -42,6 +45,11 @@ def store(
         return result.campaign_id, True
     once = send_campaign_once(settings, key, campaign, timing)
     return once.campaign_id, once.created
+
+
+def _start_child(settings: Settings, parent: int) -> None:
+    end_with_parent(parent)
+    setup_logging(settings, "info")
 
 
 def _store_in_child(
@@ -78,8 +86,8 @@ class OwnProcess:
             self._pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),  # no copy of our threads
-                initializer=setup_logging,
-                initargs=(self._settings, "info"),
+                initializer=_start_child,
+                initargs=(self._settings, os.getpid()),
             )
         loop = asyncio.get_running_loop()
         stored, problem = await loop.run_in_executor(

@@ -3,8 +3,13 @@ same answers as in the API's threads, refusals and Idempotency-Key included."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,7 +17,8 @@ from stickerq.api import create_app
 from stickerq.api.own_process import OWN_PROCESS_BYTES
 from stickerq.models import Campaign, Message
 from tests.api.conftest import TOKEN, WRITE, count
-from tests.conftest import make_settings
+from tests.api.test_api_logs import free_port
+from tests.conftest import make_settings, wait_until
 
 ROWS = 48_000  # a phone and a ref each: past OWN_PROCESS_BYTES
 
@@ -71,3 +77,58 @@ def test_a_large_upload_refused_by_the_child_names_the_clients_file_and_stores_n
 def test_a_small_upload_stays_in_the_apis_threads(served: TestClient) -> None:
     assert upload(served, csv_of(10)).status_code == 201
     assert not served.app.state.own_process.started  # type: ignore[attr-defined]
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found |= {int(child) for child in text.split()}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_child_ends_with_an_api_killed_by_sigkill(
+    sqlite_database: str, redis_prefix: str
+) -> None:
+    settings = make_settings(sqlite_database, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN)
+    port = free_port()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "stickerq", "api", "--port", str(port)],
+        env={**os.environ, **settings.as_environment()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def answered() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answered, timeout=20, interval=0.1)
+        answer = httpx.post(
+            f"{base}/campaigns",
+            data={"sticker_id": "media-1"},
+            files={"recipients": ("audience.csv", csv_of(ROWS), "text/csv")},
+            headers=WRITE,
+            timeout=120,
+        )
+        assert answer.status_code == 201, answer.text
+        children = children_of(api.pid)  # the one that stored it (and spawn's resource tracker)
+        assert children
+        api.kill()
+        api.wait(timeout=10)
+        wait_until(lambda: not any(alive(child) for child in children), timeout=10, interval=0.1)
+    finally:
+        if api.poll() is None:
+            api.kill()
+            api.wait(timeout=10)
