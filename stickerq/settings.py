@@ -146,6 +146,13 @@ class Settings(BaseSettings):
         description="largest CSV upload the HTTP API reads (POST /campaigns multipart, "
         "POST /suppressions/import), streamed to disk (413)",
     )
+    api_own_process_bytes: int = Field(
+        default=1 << 20,
+        ge=0,
+        description="a CSV upload this large, or a JSON campaign of a fiftieth as many "
+        "recipients, is stored in a child process of the API so other requests keep their "
+        "pace (0: every campaign)",
+    )
     api_max_json_recipients: int = Field(
         default=100_000,
         ge=1,

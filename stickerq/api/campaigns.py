@@ -13,12 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
 from stickerq.api.common import BIGINT_MAX, AppSettings, CampaignId, json_answer, problem_of
-from stickerq.api.own_process import (
-    OWN_PROCESS_BYTES,
-    OWN_PROCESS_RECIPIENTS,
-    OwnProcess,
-    store,
-)
+from stickerq.api.own_process import OwnProcess, store
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
@@ -127,7 +122,7 @@ async def create_campaign(
     if kind == "multipart/form-data":
         async with uploaded(request) as (fields, path, filename):
             campaign = fields.request(to_file=path)
-            large = path.stat().st_size >= OWN_PROCESS_BYTES
+            large = request.app.state.own_process.wants_upload(path.stat().st_size)
             try:
                 return await _create(request, campaign, fields.timing(), idempotency_key, large)
             except Problem as problem:  # the client's name for its file, not our temporary path
@@ -151,7 +146,7 @@ async def create_campaign(
             "multipart/form-data with the file in the field `recipients`",
         )
     campaign = body.request(to=body.joined())
-    large = body.recipient_count() >= OWN_PROCESS_RECIPIENTS
+    large = request.app.state.own_process.wants_recipients(body.recipient_count())
     return await _create(request, campaign, body.timing(), idempotency_key, large)
 
 

@@ -31,8 +31,9 @@ from stickerq.producer.send import send_campaign
 from stickerq.settings import Settings
 from stickerq.worker.parent_death import end_with_parent
 
-OWN_PROCESS_BYTES = 1 << 20  # an uploaded CSV this large (~40,000 rows) goes to the child
-OWN_PROCESS_RECIPIENTS = 20_000  # a JSON campaign naming this many recipients too
+# A JSON recipient takes about 50 bytes of a CSV: a JSON campaign of a fiftieth as many
+# recipients as STICKERQ_API_OWN_PROCESS_BYTES goes to the child too (1 MiB: ~20,000).
+BYTES_PER_RECIPIENT = 50
 
 
 def store(
@@ -77,6 +78,15 @@ class OwnProcess:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._pool: ProcessPoolExecutor | None = None
+        self._bytes = settings.api_own_process_bytes
+
+    def wants_upload(self, size: int) -> bool:
+        """Whether an uploaded CSV of `size` bytes is stored in the child."""
+        return size >= self._bytes
+
+    def wants_recipients(self, count: int) -> bool:
+        """Whether a JSON campaign of `count` recipients is stored in the child."""
+        return count * BYTES_PER_RECIPIENT >= self._bytes
 
     async def store(
         self, campaign: CampaignRequest, timing: Timing, key: str | None

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stickerq.api import create_app
-from stickerq.api.own_process import OWN_PROCESS_BYTES
 from stickerq.models import Campaign, Message
 from tests.api.conftest import TOKEN, WRITE, count
 from tests.api.test_api_logs import free_port
 from tests.conftest import make_settings, wait_until
 
-ROWS = 48_000  # a phone and a ref each: past OWN_PROCESS_BYTES
+ROWS = 300  # a phone and a ref each: past OWN_PROCESS_BYTES
+OWN_PROCESS_BYTES = 4_096
 
 
 def csv_of(rows: int, bad_line: int | None = None) -> bytes:
@@ -32,7 +32,13 @@ def csv_of(rows: int, bad_line: int | None = None) -> bytes:
 
 @pytest.fixture
 def served(database_url: str, redis_prefix: str) -> Iterator[TestClient]:
-    settings = make_settings(database_url, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN)
+    settings = make_settings(
+        database_url,
+        redis_prefix,
+        "http://127.0.0.1:9",
+        api_tokens=TOKEN,
+        api_own_process_bytes=OWN_PROCESS_BYTES,
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client  # the lifespan closes the child
 
@@ -65,11 +71,11 @@ def test_a_large_upload_is_stored_by_the_child_and_answered_as_any(
 def test_a_large_upload_refused_by_the_child_names_the_clients_file_and_stores_nothing(
     served: TestClient, database_url: str
 ) -> None:
-    answer = upload(served, csv_of(ROWS, bad_line=30_000))
+    answer = upload(served, csv_of(ROWS, bad_line=200))
     assert answer.status_code == 422
     problem = answer.json()
     assert problem["code"] == "invalid_recipients"
-    assert [row["line"] for row in problem["invalid"]] == [30_000]
+    assert [row["line"] for row in problem["invalid"]] == [200]
     assert "stickerq-upload-" not in answer.text
     assert count(database_url, Campaign) == 0
 
@@ -97,7 +103,13 @@ def alive(pid: int) -> bool:
 def test_the_child_ends_with_an_api_killed_by_sigkill(
     sqlite_database: str, redis_prefix: str
 ) -> None:
-    settings = make_settings(sqlite_database, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN)
+    settings = make_settings(
+        sqlite_database,
+        redis_prefix,
+        "http://127.0.0.1:9",
+        api_tokens=TOKEN,
+        api_own_process_bytes=OWN_PROCESS_BYTES,
+    )
     port = free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "stickerq", "api", "--port", str(port)],
@@ -132,3 +144,13 @@ def test_the_child_ends_with_an_api_killed_by_sigkill(
         if api.poll() is None:
             api.kill()
             api.wait(timeout=10)
+
+
+def test_a_json_campaign_of_many_recipients_goes_to_the_child_too(served: TestClient) -> None:
+    recipients = [f"+9198{10_000_000 + n:08d}" for n in range(100)]  # 100 x 50 >= 4,096
+    answer = served.post(
+        "/campaigns", json={"sticker_id": "media-1", "recipients": recipients}, headers=WRITE
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["recipients"] == 100
+    assert served.app.state.own_process.started  # type: ignore[attr-defined]
