@@ -13,18 +13,16 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import String, Text, and_, bindparam, case, func, or_, update
+from sqlalchemy import String, Text, bindparam, case, func, or_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from stickerq.db import rows_changed
+from stickerq.message_status import MessageMove, move_messages
 from stickerq.models import Message, UTCDateTime
 from stickerq.states import MessageStatus
-
-AFTER_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED)
-HEARD_OF = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
 
 
 def update_status(session: Session, status: str, rows: list[dict[str, Any]]) -> int:
@@ -61,69 +59,45 @@ def _earliest(current: Any, at: Any) -> ColumnElement[Any]:
     return case((or_(current.is_(None), current > at), at), else_=current)
 
 
-def _status_in(*statuses: MessageStatus) -> ColumnElement[bool]:
-    """`status IN (...)` written out: an executemany takes no expanding IN parameter."""
-    return or_(*(Message.status == status.value for status in statuses))
-
-
 def _would_lower(current: Any, at: Any) -> ColumnElement[bool]:
     return or_(current.is_(None), current > at)
 
 
 def _delivered(incoming: Any) -> Update:
     at = incoming.cb_at
-    return (
-        update(Message)
-        .where(
-            Message.message_id == incoming.cb_message_id,
-            or_(
-                Message.status == MessageStatus.SENT,
-                and_(
-                    _status_in(MessageStatus.DELIVERED, MessageStatus.READ),
-                    _would_lower(Message.delivered_at, at),
-                ),
-            ),
-        )
-        .values(
-            status=case(
-                (Message.status == MessageStatus.SENT, MessageStatus.DELIVERED.value),
-                else_=Message.status,
-            ),
-            delivered_at=_earliest(Message.delivered_at, at),
-        )
+    return move_messages(
+        MessageMove.DELIVERED,
+        Message.message_id == incoming.cb_message_id,
+        or_(Message.status == MessageStatus.SENT, _would_lower(Message.delivered_at, at)),
+        to=case(
+            (Message.status == MessageStatus.SENT, MessageStatus.DELIVERED.value),
+            else_=Message.status,
+        ),
+        delivered_at=_earliest(Message.delivered_at, at),
     )
 
 
 def _read(incoming: Any) -> Update:
     at = incoming.cb_at
-    return (
-        update(Message)
-        .where(
-            Message.message_id == incoming.cb_message_id,
-            _status_in(*HEARD_OF),
-            or_(
-                Message.status != MessageStatus.READ,
-                _would_lower(Message.read_at, at),
-                _would_lower(Message.delivered_at, at),
-            ),
-        )
-        .values(
-            status=MessageStatus.READ,
-            read_at=_earliest(Message.read_at, at),
-            delivered_at=_earliest(Message.delivered_at, at),
-        )
+    return move_messages(
+        MessageMove.READ,
+        Message.message_id == incoming.cb_message_id,
+        or_(
+            Message.status != MessageStatus.READ,
+            _would_lower(Message.read_at, at),
+            _would_lower(Message.delivered_at, at),
+        ),
+        read_at=_earliest(Message.read_at, at),
+        delivered_at=_earliest(Message.delivered_at, at),
     )
 
 
 def _failed(incoming: Any) -> Update:
-    return (
-        update(Message)
-        .where(Message.message_id == incoming.cb_message_id, _status_in(*AFTER_SENT))
-        .values(
-            status=MessageStatus.FAILED,
-            last_error_code=incoming.cb_code,
-            last_error_detail=incoming.cb_detail,
-        )
+    return move_messages(
+        MessageMove.CALLBACK_FAILED,
+        Message.message_id == incoming.cb_message_id,
+        last_error_code=incoming.cb_code,
+        last_error_detail=incoming.cb_detail,
     )
 
 

@@ -18,14 +18,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign, starts
-from stickerq.db import open_sessions, rows_changed
+from stickerq.db import open_sessions
 from stickerq.errors import ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
-from stickerq.models import Campaign, Message, utcnow
+from stickerq.message_status import MessageMove, end_unsent
+from stickerq.models import Campaign, utcnow
 from stickerq.pauses import campaign_pauses, campaign_senders, resume_command
 from stickerq.producer.pace import Pace, campaign_pace
 from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
@@ -33,7 +34,7 @@ from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.redis_client import Purpose, make_redis
 from stickerq.settings import Settings
-from stickerq.states import CampaignStatus, MessageStatus, PauseScope
+from stickerq.states import CampaignStatus, PauseScope
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +248,7 @@ def cancel_campaign(
         # Messages before the campaign row: the order a claim locks them in, so the two
         # cannot deadlock. A batch that claimed first keeps its messages (its worker records
         # them); one that comes after finds nothing pending.
-        cancelled = rows_changed(
-            session.execute(
-                update(Message)
-                .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
-                .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
-                execution_options={"synchronize_session": False},
-            )
-        )
+        cancelled = end_unsent(session, MessageMove.CANCEL, campaign_id)
         changed = move_campaign(session, campaign_id, Move.CANCEL, finished_at=utcnow())
         campaign = _get(session, campaign_id, lock=True)
         if not changed and campaign.status != CampaignStatus.CANCELLED:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
+from stickerq.message_status import MessageMove, move_messages
 from stickerq.models import Campaign, Message, Pause, utcnow
 from stickerq.pauses import campaign_pauses, describe_pause, resume_command
 from stickerq.producer.failures import parse_status
@@ -184,17 +185,16 @@ def _requeue_chunks(
             after = ids[-1]
             # The status condition is repeated: a message changed since the SELECT stays put.
             taken = session.scalars(
-                update(Message)
-                .where(Message.id.in_(ids), *conditions)
-                .values(
-                    status=MessageStatus.PENDING,
+                move_messages(
+                    MessageMove.REQUEUE,
+                    Message.id.in_(ids),
+                    *conditions,
+                    starts={status},
                     delayed_retries=0,
                     next_attempt_at=None,
                     claimed_at=None,
                     claim_token=None,
-                )
-                .returning(Message.id),
-                execution_options={"synchronize_session": False},
+                ).returning(Message.id)
             ).all()
             if taken:
                 _reopen(session, campaign_id)

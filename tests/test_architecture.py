@@ -1,7 +1,7 @@
 """docs/architecture.md cannot drift from the code: its state table holds every message
-status and every function that writes one, and every module, name, path and thread it cites
-exists. The code is read, never imported (importing stickerq.worker.celery_app configures
-the app)."""
+status, every move of `MOVES` and every function that makes one, and every module, name,
+path and thread it cites exists. The code is read, never imported (importing
+stickerq.worker.celery_app configures the app)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from stickerq.campaign_status import Move
+from stickerq.message_status import MOVES, MessageMove
 from stickerq.states import CampaignStatus, MessageStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +20,7 @@ PAGE = ROOT / "docs" / "architecture.md"
 # import name -> folder: pyproject's package-dir
 PACKAGE_DIRS = {"producer": "producer", "worker": "worker", "migrations": "migrations"}
 CODE = ("stickerq", "producer", "worker")
-STATE_TABLE_HEADER = ["from", "to", "by", "when"]
+STATE_TABLE_HEADER = ["from", "to", "move", "by", "when"]
 FIX = "; bring docs/architecture.md up to date with the code"
 
 
@@ -197,6 +198,41 @@ def _names_message_status(node: ast.AST) -> bool:
     )
 
 
+def move_makers() -> set[tuple[str, str]]:
+    """(function, move) for every function that names a `MessageMove.<move>` in its body."""
+    found: set[tuple[str, str]] = set()
+    for module, path in code_files():
+        _scan_moves(_tree(path), module, found)
+    return found
+
+
+def _scan_moves(
+    node: ast.AST, qualname: str, found: set[tuple[str, str]], in_function: bool = False
+) -> None:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            inside = in_function or not isinstance(child, ast.ClassDef)
+            _scan_moves(child, f"{qualname}.{child.name}", found, inside)
+            continue
+        if (
+            in_function
+            and isinstance(child, ast.Attribute)
+            and isinstance(child.value, ast.Name)
+            and child.value.id == "MessageMove"
+        ):
+            found.add((qualname, child.attr))
+        _scan_moves(child, qualname, found, in_function)
+
+
+def row_move(row: dict[str, str]) -> MessageMove | None:
+    """The row's `MessageMove`, or None for an insert ("—")."""
+    if row["move"] == "—":
+        return None
+    (name,) = backticked(row["move"])
+    assert name in MessageMove.__members__, f"{name} is no MessageMove ({row}){FIX}"
+    return MessageMove[name]
+
+
 # The state machine
 
 
@@ -240,10 +276,51 @@ def test_every_function_that_writes_a_message_status_is_in_the_state_table() -> 
 
 
 def test_the_status_writers_are_found() -> None:
-    """The scan above finds what it is meant to (a scan that finds nothing proves nothing)."""
-    writers = status_writers()
-    assert {"worker.claims.claim", "worker.sweeper.settle_dead_claims"} <= writers
-    assert "producer.callback_updates._read" in writers
+    """The scans above find what they are meant to (a scan that finds nothing proves nothing)."""
+    assert {"worker.sending.BatchSender._result", "worker.sending.BatchSender._expired"} <= (
+        status_writers()
+    )
+    makers = move_makers()
+    assert ("worker.claims.claim", "CLAIM") in makers
+    assert ("producer.callback_updates._read", "READ") in makers
+
+
+def test_each_row_is_a_move_of_the_table_made_by_its_function() -> None:
+    """A row's statuses are among its move's starts and ends in `MOVES`, and the first name
+    in "by" names that move in its body."""
+    makers = move_makers()
+    for row in state_rows():
+        move = row_move(row)
+        if move is None:
+            assert row["from"] == "—", f"a move with no MessageMove: {row}{FIX}"
+            continue
+        starts, ends = MOVES[move]
+        assert set(statuses_in(row["from"])) <= starts, f"{row} starts outside {move}{FIX}"
+        assert set(statuses_in(row["to"])) <= ends, f"{row} ends outside {move}{FIX}"
+        mover = _normalised(movers(row["by"])[0])
+        assert (mover, move.name) in makers, (
+            f"{mover} does not make {move.name} (it names no MessageMove.{move.name}){FIX}"
+        )
+
+
+def test_every_move_of_the_table_and_of_the_code_is_on_the_page() -> None:
+    rows = [(row_move(row), row) for row in state_rows()]
+    for move, (starts, ends) in MOVES.items():
+        shown = [row for named, row in rows if named is move]
+        assert shown, f"MessageMove.{move.name} has no row{FIX}"
+        assert starts == {s for row in shown for s in statuses_in(row["from"])}, (
+            f"the rows of {move.name} do not start from every status MOVES gives it{FIX}"
+        )
+        assert ends == {s for row in shown for s in statuses_in(row["to"])}, (
+            f"the rows of {move.name} do not end in every status MOVES gives it{FIX}"
+        )
+    for function, move in move_makers():
+        named = any(
+            row_move(row) is MessageMove[move]
+            and function in {_normalised(name) for name in movers(row["by"])}
+            for row in state_rows()
+        )
+        assert named, f"{function} makes {move}, but no row of {move} names it{FIX}"
 
 
 # Campaigns, layers, modules, names

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from stickerq.campaign_status import Move, move_campaign
-from stickerq.db import rows_changed
+from stickerq.message_status import MessageMove, end_unsent, move_messages
+from stickerq.message_status import release as release_messages
 from stickerq.models import Campaign, Message, utcnow
-from stickerq.states import CampaignStatus, MessageStatus
-from stickerq.worker.locked_rows import locked, still_claimed
+from stickerq.states import CampaignStatus
+from stickerq.worker.locked_rows import claimed_by, locked
 
 SENDABLE_CAMPAIGN = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
 
@@ -60,7 +61,6 @@ def claim(
     conditions = [
         Message.id == batch.c.id,
         batch.c.campaign_id == campaign_id,
-        batch.c.status == MessageStatus.PENDING,
         or_(batch.c.next_attempt_at.is_(None), batch.c.next_attempt_at <= now),
         campaign_sendable,
     ]
@@ -68,12 +68,14 @@ def claim(
         sent_from = func.coalesce(batch.c.sender, held.campaign_sender)
         conditions.append(sent_from.not_in(held.senders))
     rows = session.execute(
-        update(Message)
-        .where(*conditions)
-        .values(
-            status=MessageStatus.SENDING, claimed_at=now, next_attempt_at=None, claim_token=token
-        )
-        .returning(
+        move_messages(
+            MessageMove.CLAIM,
+            *conditions,
+            rows=batch,
+            claimed_at=now,
+            next_attempt_at=None,
+            claim_token=token,
+        ).returning(
             Message.id,
             Message.recipient,
             Message.ref,
@@ -82,8 +84,7 @@ def claim(
             Message.attempts,
             Message.delayed_retries,
             Message.sender,
-        ),
-        execution_options={"synchronize_session": False},
+        )
     ).all()
     if rows:
         move_campaign(session, campaign_id, Move.START, started_at=now)
@@ -102,16 +103,13 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
         select(Campaign.status == CampaignStatus.CANCELLED).where(Campaign.id == campaign_id)
     )
     batch = locked(Message.id.in_(message_pks))
-    session.execute(
-        update(Message)
-        # The worker knows these never left, even if a sweeper had to guess `unknown`.
-        .where(Message.id == batch.c.id, still_claimed(batch, token))
-        .values(
-            status=MessageStatus.CANCELLED if cancelled else MessageStatus.PENDING,
-            claimed_at=None,
-            claim_token=None,
-        ),
-        execution_options={"synchronize_session": False},
+    # The worker knows these never left, even if a sweeper had to guess `unknown`.
+    release_messages(
+        session,
+        Message.id == batch.c.id,
+        claimed_by(batch, token),
+        rows=batch,
+        cancelled=bool(cancelled),
     )
 
 
@@ -122,14 +120,6 @@ def cancel_unsent(session: Session, campaign_id: int, message_pks: Sequence[int]
     back to `pending` after it (a WA500 with a retry left, no connection made): that retry is
     dispatched when due and ends here instead of waiting for ever."""
     batch = locked(Message.id.in_(message_pks))
-    result = session.execute(
-        update(Message)
-        .where(
-            Message.id == batch.c.id,
-            batch.c.campaign_id == campaign_id,
-            batch.c.status == MessageStatus.PENDING,
-        )
-        .values(status=MessageStatus.CANCELLED, next_attempt_at=None),
-        execution_options={"synchronize_session": False},
+    return end_unsent(
+        session, MessageMove.CANCEL, campaign_id, Message.id == batch.c.id, rows=batch
     )
-    return rows_changed(result)

@@ -18,15 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.counts import messages_in
-from stickerq.db import rows_changed
 from stickerq.logs import ids
+from stickerq.message_status import MessageMove, end_unsent
 from stickerq.models import Campaign, Message, utcnow
 from stickerq.states import CampaignStatus, MessageStatus
 from stickerq.worker.locked_rows import locked
 
 log = logging.getLogger(__name__)
-
-EXPIRED_DETAIL = "not sent before its campaign's deadline (valid_until)"
 
 # Campaigns whose pending messages may still be sent (a scheduled one's deadline is later
 # than its time, and beat queues it when due).
@@ -66,16 +64,7 @@ def expire_overdue(sessions: sessionmaker[Session]) -> int:
 
 
 def _expire_campaign(session: Session, campaign_id: int) -> int:
-    expired = rows_changed(
-        session.execute(
-            update(Message)
-            .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.PENDING)
-            .values(
-                status=MessageStatus.EXPIRED, next_attempt_at=None, last_error_detail=EXPIRED_DETAIL
-            ),
-            execution_options={"synchronize_session": False},
-        )
-    )
+    expired = end_unsent(session, MessageMove.EXPIRE, campaign_id)
     if expired:
         _started_by_expiry(session, campaign_id)
     return expired
@@ -85,22 +74,12 @@ def expire_late(session: Session, campaign_id: int, message_pks: Sequence[int]) 
     """Past the campaign's deadline: the batch's still-pending messages (due or waiting for a
     retry) become `expired`, never sent. One UPDATE by primary key, like the claim."""
     batch = locked(Message.id.in_(message_pks))
-    expired = session.execute(
-        update(Message)
-        .where(
-            Message.id == batch.c.id,
-            batch.c.campaign_id == campaign_id,
-            batch.c.status == MessageStatus.PENDING,
-        )
-        .values(
-            status=MessageStatus.EXPIRED, next_attempt_at=None, last_error_detail=EXPIRED_DETAIL
-        )
-        .returning(Message.id),
-        execution_options={"synchronize_session": False},
-    ).all()
+    expired = end_unsent(
+        session, MessageMove.EXPIRE, campaign_id, Message.id == batch.c.id, rows=batch
+    )
     if expired:
         _started_by_expiry(session, campaign_id)
-    return len(expired)
+    return expired
 
 
 def _started_by_expiry(session: Session, campaign_id: int) -> None:

@@ -10,11 +10,10 @@ messages would read the campaign's million (tests/worker/test_plans.py).
 
 from __future__ import annotations
 
-from sqlalchemy import CTE, ColumnElement, and_, or_, select
+from sqlalchemy import CTE, ColumnElement, select
 from sqlalchemy.sql.elements import BindParameter
 
 from stickerq.models import Message
-from stickerq.states import MessageStatus
 
 
 def locked(rows: ColumnElement[bool]) -> CTE:
@@ -36,11 +35,8 @@ def locked(rows: ColumnElement[bool]) -> CTE:
     )
 
 
-def still_claimed(rows: CTE, token: str | BindParameter[str]) -> ColumnElement[bool]:
-    """Still under this claim. A sweeper that took the claim for dead may have made its
-    messages `unknown`; the worker's own word (a result, or "never sent") still wins."""
-    return and_(
-        rows.c.claim_token == token,
-        # OR of equalities, not IN: an expanding IN cannot go with executemany.
-        or_(rows.c.status == MessageStatus.SENDING, rows.c.status == MessageStatus.UNKNOWN),
-    )
+def claimed_by(rows: CTE, token: str | BindParameter[str]) -> ColumnElement[bool]:
+    """Still under this claim (the move's starting statuses say which statuses count: a
+    sweeper that took the claim for dead may have made its messages `unknown`, and the
+    worker's own word, a result or "never sent", still wins)."""
+    return rows.c.claim_token == token

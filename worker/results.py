@@ -20,15 +20,15 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from stickerq.message_status import MessageMove, may_end_in, move_messages
 from stickerq.models import Attempt, Message
 from stickerq.states import MessageStatus
-from stickerq.worker.locked_rows import locked, still_claimed
+from stickerq.worker.locked_rows import claimed_by, locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +80,15 @@ def _write_statement(
     rows: ColumnElement[bool], pk: ColumnElement[int], values: dict[str, Any]
 ) -> Update:
     ours = locked(rows)
-    return (
-        update(_table)
-        .where(_table.c.id == ours.c.id, ours.c.id == pk, still_claimed(ours, bindparam("token")))
-        .values(values)
+    status, others = values["status"], {k: v for k, v in values.items() if k != "status"}
+    return move_messages(
+        MessageMove.RECORD,
+        _table.c.id == ours.c.id,
+        ours.c.id == pk,
+        claimed_by(ours, bindparam("token")),
+        rows=ours,
+        to=status,
+        **others,
     )
 
 
@@ -116,6 +121,9 @@ def write_results(session: Session, token: str, results: Sequence[MessageResult]
     """All of a batch's outcomes and attempts in two statements."""
     if not results:
         return
+    for result in results:
+        if not may_end_in(MessageMove.RECORD, result.status):
+            raise ValueError(f"a result cannot leave message {result.pk} {result.status}")
     rows = [_result_params(r) for r in results]
     connection = session.connection()
     if connection.dialect.name == "postgresql":

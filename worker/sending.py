@@ -19,11 +19,11 @@ from redis.exceptions import RedisError
 from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
 from stickerq.masking import mask_phone
+from stickerq.message_status import EXPIRED_DETAIL
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.claims import ClaimedMessage
-from stickerq.worker.expiry import EXPIRED_DETAIL
 from stickerq.worker.gate import Expired, RequestGate, Stopped
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from stickerq.message_status import MessageMove, move_messages
 from stickerq.models import Message, Suppression
-from stickerq.states import MessageStatus
 from stickerq.worker.claims import ClaimedMessage
-from stickerq.worker.locked_rows import locked, still_claimed
+from stickerq.worker.locked_rows import claimed_by, locked
 
 DETAIL = "not sent: the number is on the account's suppression list"
 
@@ -41,14 +41,14 @@ def drop_suppressed(
     suppressed = [message.pk for message in claimed if message.recipient in found]
     batch = locked(Message.id.in_(suppressed))
     session.execute(
-        update(Message)
-        .where(Message.id == batch.c.id, still_claimed(batch, token))
-        .values(
-            status=MessageStatus.SUPPRESSED,
+        move_messages(
+            MessageMove.SUPPRESS,
+            Message.id == batch.c.id,
+            claimed_by(batch, token),
+            rows=batch,
             claimed_at=None,
             claim_token=None,
             last_error_detail=DETAIL,
-        ),
-        execution_options={"synchronize_session": False},
+        )
     )
     return [message for message in claimed if message.recipient not in found]

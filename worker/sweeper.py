@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, true, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, text, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, move_campaigns
 from stickerq.counts import messages_in
 from stickerq.db import rows_changed
+from stickerq.message_status import MessageMove, move_messages, release
 from stickerq.models import OPEN_CLAIM, Campaign, Message, utcnow
 from stickerq.pauses import in_force
 from stickerq.queue import dispatch_grouped, queued_tasks
@@ -61,7 +62,8 @@ def settle_dead_claims(
         if verdict.alive:
             continue
         with sessions.begin() as session:
-            stuck = (text(OPEN_CLAIM), Message.claim_token == token)
+            # `sending` inline (move_messages): the open claims' partial index proves it
+            stuck = Message.claim_token == token
             never_left: ColumnElement[bool]
             if verdict.record_kept:
                 never_left = Message.id.not_in(verdict.sent) if verdict.sent else true()
@@ -69,29 +71,20 @@ def settle_dead_claims(
                 never_left = or_(
                     Message.leaving_claim_token.is_(None), Message.leaving_claim_token != token
                 )
-            pending += _set(
-                session,
-                and_(*stuck, never_left),
-                status=MessageStatus.PENDING,
-                claim_token=None,
-                claimed_at=None,
-            )
-            unknown += _set(
-                session,
-                and_(*stuck),
-                status=MessageStatus.UNKNOWN,
-                last_error_detail="its worker died after the request may have left; never resent",
+            pending += release(session, stuck, never_left, starts={MessageStatus.SENDING})
+            unknown += rows_changed(
+                session.execute(
+                    move_messages(
+                        MessageMove.DEAD_CLAIM,
+                        stuck,
+                        last_error_detail=(
+                            "its worker died after the request may have left; never resent"
+                        ),
+                    )
+                )
             )
         log.warning("claim %s settled: its worker is gone", token)
     return SweepReport(unknown=unknown, pending=pending)
-
-
-def _set(session: Session, condition: ColumnElement[bool], **values: object) -> int:
-    result = session.execute(
-        update(Message).where(condition).values(**values),
-        execution_options={"synchronize_session": False},
-    )
-    return rows_changed(result)
 
 
 def redispatch_uncovered(
