@@ -23,7 +23,7 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from stickerq.models import Campaign, Message
-from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.progress import CampaignNotFound, MessagesPurged
 from stickerq.producer.reports import iso_utc
 from stickerq.producer.window import OUTSIDE_WINDOW
 
@@ -139,6 +139,8 @@ def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
         raise CampaignNotFound(
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
+    if campaign.messages_purged_at is not None:
+        raise MessagesPurged.of(campaign, "an export")
     own_sender = func.coalesce(Message.sender, literal(campaign.sender))
     selected: Iterable[Sequence[Any]] = session.execute(
         select(_SELECTED[0], own_sender, *_SELECTED[1:])

@@ -49,25 +49,28 @@ def parse_status(value: str) -> MessageStatus:
     return MessageStatus(value.strip().lower())
 
 
-def parse_since(value: str, now: datetime | None = None) -> datetime:
+def parse_since(value: str, now: datetime | None = None, option: str = "--since") -> datetime:
     """An ISO datetime with its zone (`2024-05-01T09:00+05:30`, `...Z`) or a duration back
     from now (`30m`, `2h`, `1d`, `1h30m`), as an aware UTC datetime."""
     text = value.strip()
     if _DURATION.fullmatch(text):
         delta = timedelta()
-        for amount, unit in _DURATION_PART.findall(text):
-            delta += timedelta(**{_DURATION_UNITS[unit]: int(amount)})
-        return (now or utcnow()) - delta
+        try:
+            for amount, unit in _DURATION_PART.findall(text):
+                delta += timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+            return (now or utcnow()) - delta
+        except OverflowError:
+            raise FilterError(f"{option} {excerpt(value)!r} reaches back before year 1") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise FilterError(
-            f"--since {value!r} is neither a duration (30m, 2h, 1d) nor an ISO datetime "
-            "(2024-05-01T09:00:00+05:30)"
+            f"{option} {excerpt(value)!r} is neither a duration (30m, 2h, 1d) nor an ISO "
+            "datetime (2024-05-01T09:00:00+05:30)"
         ) from None
     if moment.tzinfo is None:
         raise FilterError(
-            f"--since {value!r} has no time zone: add one, e.g. {text}+05:30 or {text}Z"
+            f"{option} {value!r} has no time zone: add one, e.g. {text}+05:30 or {text}Z"
         )
     return moment.astimezone(UTC)
 

@@ -26,6 +26,20 @@ class CampaignNotFound(StickerqError):
     pass
 
 
+class MessagesPurged(StickerqError):
+    """The campaign's messages are gone (retention); its counts and report remain."""
+
+    @classmethod
+    def of(cls, campaign: Campaign, what: str) -> MessagesPurged:
+        purged_at = campaign.messages_purged_at
+        when = f" on {purged_at:%Y-%m-%d}" if purged_at else ""
+        return cls(
+            f"campaign {campaign.id}'s messages were purged{when}, past the retention period "
+            f"(STICKERQ_RETENTION_DAYS or the account's retention_days): {what} needs them. "
+            f"Its counts by status and code remain: `stickerq report {campaign.id}`"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignProgress:
     campaign_id: int

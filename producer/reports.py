@@ -2,7 +2,8 @@
 duration, delivered/read counts from callbacks, and a breakdown by ref, ref1 or ref2.
 
 Every number is an SQL aggregate (COUNT / MIN / MAX ... GROUP BY) or a counter: a report on a
-million recipients reads a handful of rows, never the messages themselves. Its pace is
+million recipients reads a handful of rows, never the messages themselves. A campaign whose
+messages were purged (worker/purge.py) reports its kept counts and totals instead. Its pace is
 `campaigns show`'s (producer/pace.py). `stickerq report --json` prints it as
 producer.views.reports.ReportView.
 """
@@ -16,9 +17,10 @@ from typing import Literal
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from stickerq.counts import campaign_counts, send_totals
 from stickerq.models import Campaign, Message
 from stickerq.producer.pace import Pace, campaign_pace
-from stickerq.producer.progress import CampaignNotFound, campaign_progress
+from stickerq.producer.progress import CampaignNotFound, MessagesPurged, campaign_progress
 from stickerq.producer.window import outside_window
 from stickerq.states import MessageStatus
 
@@ -111,6 +113,8 @@ class CampaignReport:
     duration_seconds: float | None
     pace: Pace  # messages settled per second since it started, and the ETA at that rate
     breakdown: Breakdown | None = field(default=None)
+    # Its messages were purged (retention): the figures are its counts, kept
+    messages_purged_at: datetime | None = None
 
     @property
     def succeeded(self) -> int:
@@ -148,31 +152,16 @@ def campaign_report(
         raise CampaignNotFound(
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
-    of_campaign = Message.campaign_id == campaign_id
-    by_status: dict[str, int] = {}
-    by_code: dict[str, int] = {}
-    for status, code, count in session.execute(
-        select(Message.status, Message.last_error_code, func.count())
-        .where(of_campaign)
-        .group_by(Message.status, Message.last_error_code)
-    ):
-        by_status[status] = by_status.get(status, 0) + count
-        if code is not None:
-            by_code[code] = by_code.get(code, 0) + count
-    totals = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Message.attempts), 0),
-            func.count(Message.sent_at),
-            func.count().filter(
-                or_(Message.delivered_at.is_not(None), Message.read_at.is_not(None))
-            ),
-            func.count(Message.read_at),
-            func.min(Message.sent_at),
-            func.max(Message.sent_at),
-        ).where(of_campaign)
-    ).one()
-    recipients, attempts, sent, delivered, read, first_sent, last_sent = totals
+    purged = campaign.messages_purged_at is not None
+    if purged and by is not None:
+        raise MessagesPurged.of(campaign, f"a breakdown by {by}")
+    if purged:  # its counts, kept when the messages went
+        counts = campaign_counts(session, campaign_id)
+        by_status, by_code, attempts = counts.by_status, counts.by_code, counts.attempts
+    else:
+        by_status, by_code, attempts = _counted(session, campaign_id)
+    recipients = sum(by_status.values())
+    totals = send_totals(session, campaign_id)
     now = now or datetime.now(UTC)
     return CampaignReport(
         campaign_id=campaign.id,
@@ -183,14 +172,14 @@ def campaign_report(
         by_status=_all_statuses(by_status),
         by_code=dict(sorted(by_code.items())),
         attempts=int(attempts),
-        sent=sent,
-        delivered=delivered,
-        read=read,
+        sent=totals.sent,
+        delivered=totals.delivered,
+        read=totals.read,
         created_at=campaign.created_at,
         started_at=campaign.started_at,
         finished_at=campaign.finished_at,
-        first_sent_at=first_sent,
-        last_sent_at=last_sent,
+        first_sent_at=totals.first_sent_at,
+        last_sent_at=totals.last_sent_at,
         duration_seconds=_duration(campaign, now),
         pace=campaign_pace(
             campaign_progress(session, campaign_id), campaign.started_at, campaign.finished_at, now
@@ -198,7 +187,30 @@ def campaign_report(
         breakdown=(
             _breakdown(session, campaign_id, by, top, recipients, by_status) if by else None
         ),
+        messages_purged_at=campaign.messages_purged_at,
     )
+
+
+def _counted(session: Session, campaign_id: int) -> tuple[dict[str, int], dict[str, int], int]:
+    """(by status, by code, attempts) from the campaign's messages."""
+    by_status: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    attempts = 0
+    for status, code, count, tried in session.execute(
+        select(
+            Message.status,
+            Message.last_error_code,
+            func.count(),
+            func.coalesce(func.sum(Message.attempts), 0),
+        )
+        .where(Message.campaign_id == campaign_id)
+        .group_by(Message.status, Message.last_error_code)
+    ):
+        by_status[status] = by_status.get(status, 0) + count
+        if code is not None:
+            by_code[code] = by_code.get(code, 0) + count
+        attempts += int(tried)
+    return by_status, by_code, attempts
 
 
 def _duration(campaign: Campaign, now: datetime) -> float | None:

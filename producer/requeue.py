@@ -102,6 +102,8 @@ def _requeue(
         )
     if campaign_status == CampaignStatus.CANCELLED:
         raise RequeueRefused(f"campaign {campaign_id} was cancelled: its messages cannot go out")
+    if campaign.messages_purged_at is not None:
+        raise RequeueRefused(purged_refusal(campaign_id, campaign.messages_purged_at))
     _check_deadline(campaign_id, wanted, deadline, validity)
     described = [describe_pause(pause) for pause in pauses]
     if dry_run:
@@ -198,8 +200,28 @@ def _requeue_chunks(
             ).all()
             if taken:
                 _reopen(session, campaign_id)
+                _check_not_purged(session, campaign_id)
         if taken:
             yield sorted(taken)
+
+
+def purged_refusal(campaign_id: int, purged_at: datetime) -> str:
+    return (
+        f"campaign {campaign_id}'s messages were purged on {purged_at:%Y-%m-%d} (retention: "
+        "STICKERQ_RETENTION_DAYS, or the account's retention_days): there is nothing to "
+        "requeue. Its counts remain in `stickerq report`; send a new campaign instead"
+    )
+
+
+def _check_not_purged(session: Session, campaign_id: int) -> None:
+    """After the chunk's messages moved (messages before the campaign row: the claims' lock
+    order): a purge that marked the campaign first wins, and this chunk rolls back; one that
+    comes after finds the campaign running and leaves it (worker/purge.py)."""
+    purged_at = session.scalar(
+        select(Campaign.messages_purged_at).where(Campaign.id == campaign_id).with_for_update()
+    )
+    if purged_at is not None:
+        raise RequeueRefused(purged_refusal(campaign_id, purged_at))
 
 
 def _reopen(session: Session, campaign_id: int) -> None:

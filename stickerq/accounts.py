@@ -62,6 +62,12 @@ class Account(BaseModel):
         default=(),
         description="the account's business numbers (E.164); empty: any sender is taken",
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="days its finished campaigns' messages are kept (0: for ever); "
+        "unset: STICKERQ_RETENTION_DAYS",
+    )
 
     @property
     def url(self) -> str:

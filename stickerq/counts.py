@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from stickerq.models import CampaignCount, Message
+from stickerq.models import CampaignCount, Message, PurgeTotals
 from stickerq.states import UNSETTLED
 
 
@@ -89,3 +90,36 @@ def _fold(rows: Iterable[Sequence[Any]]) -> CampaignCounts:
         counts.attempted += int(attempted)
         counts.retries_waiting += int(retries_waiting)
     return counts
+
+
+@dataclass(frozen=True, slots=True)
+class SendTotals:
+    """What a report shows beyond the counts: messages Kaleyra accepted, and what came of
+    them."""
+
+    sent: int  # messages with a sent_at, whatever came after
+    delivered: int  # a delivered or read callback arrived (a read message was delivered)
+    read: int
+    first_sent_at: datetime | None
+    last_sent_at: datetime | None
+
+
+def send_totals(session: Session, campaign_id: int) -> SendTotals:
+    """Counted from the campaign's messages; for a purged campaign, as they were kept when its
+    purge began (worker/purge.py)."""
+    kept = session.get(PurgeTotals, campaign_id)
+    if kept is not None:
+        return SendTotals(
+            kept.sent, kept.delivered, kept.read, kept.first_sent_at, kept.last_sent_at
+        )
+    heard = or_(Message.delivered_at.is_not(None), Message.read_at.is_not(None))
+    sent, delivered, read, first, last = session.execute(
+        select(
+            func.count(Message.sent_at),
+            func.count().filter(heard),
+            func.count(Message.read_at),
+            func.min(Message.sent_at),
+            func.max(Message.sent_at),
+        ).where(Message.campaign_id == campaign_id)
+    ).one()
+    return SendTotals(sent, delivered, read, first, last)

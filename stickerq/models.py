@@ -103,6 +103,9 @@ class Campaign(Base):
     # worker groups each batch by sender. `sender` is then the default for rows without one
     # ("" when there is none).
     senders_per_row: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When its messages began to be purged, past the retention period (worker/purge.py): its
+    # counts stay, its messages and their attempts go.
+    messages_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "status", "scheduled_at"), Index(None, "status", "valid_until"))
 
@@ -219,6 +222,22 @@ class CampaignCount(Base):
     attempts: Mapped[int] = mapped_column(BigInteger)
     attempted: Mapped[int] = mapped_column(BigInteger)  # messages with at least one attempt
     retries_waiting: Mapped[int] = mapped_column(BigInteger)  # with a due time set
+
+
+class PurgeTotals(Base):
+    """What a purged campaign's report shows that its counts do not hold, written as its
+    messages begin to go (worker/purge.py)."""
+
+    __tablename__ = "purge_totals"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    sent: Mapped[int] = mapped_column(BigInteger)  # messages with a sent_at
+    delivered: Mapped[int] = mapped_column(BigInteger)  # delivered or read
+    read: Mapped[int] = mapped_column(BigInteger)
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Attempt(Base):

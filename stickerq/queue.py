@@ -27,7 +27,9 @@ SWEEP = "stickerq.sweep"
 DISPATCH_DUE_RETRIES = "stickerq.dispatch_due"
 DISPATCH_DUE_CAMPAIGNS = "stickerq.dispatch_due_campaigns"
 PURGE_UNKNOWN_CALLBACKS = "stickerq.purge_unknown_callbacks"
-# Unknown callbacks are kept for days: a purge a minute holds them near their cap.
+PURGE_MESSAGES = "stickerq.purge_messages"
+# Unknown callbacks are kept for days: a purge a minute holds them near their cap; and a
+# minute's batches of old messages keep up with any day's sending (worker/purge.py).
 PURGE_INTERVAL_SECONDS = 60.0
 
 QUEUE = "stickerq"  # beat's periodic tasks
@@ -115,6 +117,7 @@ def configure_celery(settings: Settings) -> Celery:
                 "task": PURGE_UNKNOWN_CALLBACKS,
                 "schedule": PURGE_INTERVAL_SECONDS,
             },
+            "purge-messages": {"task": PURGE_MESSAGES, "schedule": PURGE_INTERVAL_SECONDS},
         },
     )
     return app

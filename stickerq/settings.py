@@ -202,6 +202,14 @@ class Settings(BaseSettings):
         "deletes the oldest beyond it",
     )
 
+    retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="a finished campaign's messages and their attempts are deleted this many "
+        "days after it finished, by beat, in batches (its counts and report stay); 0 keeps "
+        "them for ever; an account of STICKERQ_ACCOUNTS_FILE may set its own retention_days",
+    )
+
     sticker_check_allow_hosts: str = Field(
         default="",
         description="hosts (comma-separated, `host` or `host:port`) that `send --sticker-link` "

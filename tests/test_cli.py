@@ -64,6 +64,7 @@ SUBCOMMANDS = [
     ["suppress", "remove"],
     ["suppress", "list"],
     ["suppress", "import"],
+    ["purge"],
 ]
 
 

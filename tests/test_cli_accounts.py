@@ -52,6 +52,7 @@ def test_accounts_list_shows_each_account_and_never_its_key(
                 "url": "http://127.0.0.1:9",
                 "api_key_set": True,
                 "senders": [SENDER],
+                "retention_days": None,
             },
             {
                 "sid": SID_B,
@@ -59,6 +60,7 @@ def test_accounts_list_shows_each_account_and_never_its_key(
                 "url": "http://127.0.0.1:9",
                 "api_key_set": True,
                 "senders": [SENDER_B],
+                "retention_days": None,
             },
         ],
     }

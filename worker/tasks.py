@@ -12,16 +12,18 @@ from celery import signals
 
 from stickerq.beat import mark_beat_seen
 from stickerq.db import UPGRADE_ADVICE, lacks_schema
+from stickerq.models import utcnow
 from stickerq.queue import (
     DISPATCH_DUE_CAMPAIGNS,
     DISPATCH_DUE_RETRIES,
+    PURGE_MESSAGES,
     PURGE_UNKNOWN_CALLBACKS,
     SEND_BATCH,
     SWEEP,
     app,
     dispatch_messages,
 )
-from stickerq.worker import batches, retention, runtime, scheduling, sweeper
+from stickerq.worker import batches, purge, retention, runtime, scheduling, sweeper
 from stickerq.worker.due_retries import dispatch_due_retries
 from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.runtime import current_runtime
@@ -108,3 +110,13 @@ def purge_unknown_callbacks() -> None:
             days=settings.unknown_callback_days,
             max_rows=settings.unknown_callback_max_rows,
         )
+
+
+@app.task(name=PURGE_MESSAGES)
+def purge_messages() -> None:
+    """Delete the messages of finished campaigns past their retention, a bounded run at a time."""
+    with _needs_schema("purge of old messages"):
+        runtime = current_runtime()
+        settings = runtime.settings
+        kept = purge.Retention.of(settings.retention_days, settings.all_accounts())
+        purge.purge(runtime.sessions, kept.past(utcnow()))

@@ -23,6 +23,10 @@ class AccountView(View):
     senders: Annotated[
         list[str], Field(description="its business numbers (E.164); empty: any sender is taken")
     ]
+    retention_days: Annotated[
+        int | None,
+        Field(description="its own retention in days (0: for ever); null: STICKERQ_RETENTION_DAYS"),
+    ] = None
 
     @classmethod
     def of_account(cls, account: Account) -> AccountView:
@@ -32,6 +36,7 @@ class AccountView(View):
             url=account.url,
             api_key_set=account.has_key,
             senders=list(account.senders),
+            retention_days=account.retention_days,
         )
 
 

@@ -110,6 +110,13 @@ class ReportView(CampaignHeadView):
     outside_window: Annotated[
         OutsideWindowView, Field(description="messages that came back 131047")
     ]
+    messages_purged_at: Annotated[
+        UtcTime | None,
+        Field(
+            description="when its messages were purged, past the retention period: the "
+            "figures are its kept counts; null while they are there"
+        ),
+    ] = None
 
     @classmethod
     def of_report(cls, report: CampaignReport) -> Self:

@@ -15,7 +15,7 @@ from stickerq.producer import lifecycle
 from stickerq.producer.failures import FilterError, MessageNotFound
 from stickerq.producer.idempotency import IdempotencyConflict, IdempotencyInProgress
 from stickerq.producer.operations import ResumeTargetError
-from stickerq.producer.progress import CampaignNotFound
+from stickerq.producer.progress import CampaignNotFound, MessagesPurged
 from stickerq.producer.recipients import RecipientFileError
 from stickerq.producer.requeue import RequeueRefused
 from stickerq.producer.stickers import StickerRejected
@@ -72,6 +72,8 @@ def problem_of(exc: StickerqError) -> Problem:
         )
     if isinstance(exc, CampaignNotFound):
         return Problem(404, "campaign_not_found", "no such campaign", str(exc))
+    if isinstance(exc, MessagesPurged):
+        return Problem(410, "messages_purged", "the campaign's messages were purged", str(exc))
     if isinstance(exc, MessageNotFound):
         return Problem(404, "message_not_found", "no such message", str(exc))
     if isinstance(exc, IdempotencyInProgress):  # answered at once: no thread waits for it

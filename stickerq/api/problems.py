@@ -37,6 +37,7 @@ _MEANINGS = {
     409: "conflicts with the current state",
     413: "the body is larger than the API reads (STICKERQ_API_MAX_*_BYTES)",
     415: "not a content type this route takes",
+    410: "the campaign's messages were purged (retention): its report remains",
     422: "the request is not valid",
     429: "too many failed tokens or logins from this address: wait Retry-After seconds",
     500: "the server's own configuration is unusable",

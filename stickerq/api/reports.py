@@ -22,7 +22,7 @@ router = APIRouter(
     prefix="/campaigns/{campaign_id}",
     tags=["reports"],
     dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 404, 422),
+    responses=problem_responses(401, 404, 410, 422),
 )
 
 

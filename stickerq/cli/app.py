@@ -22,6 +22,7 @@ from stickerq.cli import (
     database,
     failures,
     media,
+    purge,
     reports,
     schedules,
     senders,
@@ -94,6 +95,7 @@ for _module in (
     suppress,
     senders,
     accounts,
+    purge,
 ):
     _module.register(app)
 

@@ -85,7 +85,7 @@ def export(
     """
     from stickerq.db import open_sessions
     from stickerq.producer.export import export_campaign
-    from stickerq.producer.progress import CampaignNotFound
+    from stickerq.producer.progress import CampaignNotFound, MessagesPurged
 
     settings = load_settings()
     try:
@@ -95,7 +95,7 @@ def export(
             _output(csv_path) as out,
         ):
             rows = export_campaign(session, campaign_id, out)
-    except CampaignNotFound as exc:
+    except (CampaignNotFound, MessagesPurged) as exc:
         raise fail(exc) from None
     except BrokenPipeError:
         # The reader stopped early (`export 7 --csv - | head`): not an error. Point stdout at
@@ -171,6 +171,10 @@ def report_table(result: CampaignReport) -> Table:
         table.add_row("ETA", eta_text(result.pace), "at that rate")
     table.add_row("duration", _duration(result.duration_seconds),
                   "" if result.finished_at else "so far")  # fmt: skip
+    if result.messages_purged_at is not None:
+        table.add_section()
+        table.add_row("[yellow]messages purged on", f"{result.messages_purged_at:%Y-%m-%d}",
+                      "retention: these are its kept counts")  # fmt: skip
     return table
 
 

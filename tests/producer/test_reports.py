@@ -544,7 +544,7 @@ def test_report_json_prints_the_documented_document(cli_settings: Settings) -> N
         "campaign_id", "name", "status", "sender", "recipients", "by_status", "by_code",
         "succeeded", "success_rate", "attempts", "sent", "delivered", "read", "created_at",
         "started_at", "finished_at", "first_sent_at", "last_sent_at", "duration_seconds",
-        "pace", "breakdown", "outside_window",
+        "pace", "breakdown", "outside_window", "messages_purged_at",
     ]  # fmt: skip
     assert (document["campaign_id"], document["recipients"]) == (campaign_id, 12)
     assert (document["succeeded"], document["delivered"], document["read"]) == (6, 3, 2)

@@ -1,0 +1,277 @@
+"""Retention: a finished campaign's messages and their attempts go once it is old enough, and
+idempotency keys after a day; the campaign and its counts stay for ever.
+
+A campaign is due when it is `completed` or `cancelled` and finished longer ago than its
+account's `retention_days` (else STICKERQ_RETENTION_DAYS; 0 keeps it for ever). Its purge:
+
+1. marks it (`campaigns.messages_purged_at`) in a transaction of its own, only while it is
+   still finished: from then on the counting trigger leaves its counts alone (migration
+   0013) and a requeue is refused, so what `status` and `report` show does not change;
+2. deletes its messages `batch` at a time, each batch one short transaction (their attempts
+   first, by the index on message_pk, then the messages by primary key), so no statement of
+   the send path waits long behind it.
+
+A run deletes at most `max_batches` batches and leaves the rest to the next; a campaign marked
+and not yet emptied is taken up again first. Two runs at once delete the same rows at worst.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from stickerq.accounts import Account
+from stickerq.counts import send_totals
+from stickerq.db import rows_changed
+from stickerq.errors import StickerqError
+from stickerq.logs import ids
+from stickerq.models import Attempt, Campaign, IdempotencyKey, Message, PurgeTotals, utcnow
+from stickerq.states import CampaignStatus
+
+log = logging.getLogger(__name__)
+
+BATCH = 10_000  # messages per delete transaction
+MAX_BATCHES = 100  # per run of beat's purge: a million messages
+IDEMPOTENCY_KEY_HOURS = 24.0
+FINISHED = (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Days a finished campaign's messages are kept: per account, else the default (0: ever)."""
+
+    default_days: float
+    per_sid: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, default_days: float, accounts: Iterable[Account]) -> Retention:
+        return cls(
+            default_days,
+            {a.sid: a.retention_days for a in accounts if a.retention_days is not None},
+        )
+
+    def past(self, now: datetime) -> ColumnElement[bool]:
+        """Campaigns finished longer ago than their account keeps them."""
+
+        def older(days: float) -> ColumnElement[bool]:
+            return Campaign.finished_at < now - timedelta(days=days) if days else false()
+
+        own = [and_(Campaign.sid == sid, older(days)) for sid, days in self.per_sid.items()]
+        others = and_(Campaign.sid.not_in(list(self.per_sid)), older(self.default_days))
+        return or_(*own, others)
+
+
+class NotPurgeable(StickerqError):
+    """A campaign named for a purge that does not exist or has not finished."""
+
+
+def check_purgeable(sessions: sessionmaker[Session], campaign_ids: Sequence[int]) -> None:
+    with sessions() as session:
+        found = dict(
+            session.execute(
+                select(Campaign.id, Campaign.status).where(Campaign.id.in_(campaign_ids))
+            ).all()
+        )
+    for campaign_id in campaign_ids:
+        status = found.get(campaign_id)
+        if status is None:
+            raise NotPurgeable(f"no campaign {campaign_id}; `stickerq campaigns list` shows them")
+        if status not in FINISHED:
+            raise NotPurgeable(
+                f"campaign {campaign_id} is {status}: only a completed or cancelled campaign's "
+                f"messages are purged (cancel it first: `stickerq campaigns cancel {campaign_id}`)"
+            )
+
+
+@dataclass(slots=True)
+class CampaignPurge:
+    campaign_id: int
+    finished_at: datetime | None
+    messages: int = 0
+    attempts: int = 0
+    done: bool = False  # no message of it is left
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    campaigns: list[CampaignPurge] = field(default_factory=list)
+    idempotency_keys: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(c.messages for c in self.campaigns)
+
+    @property
+    def attempts(self) -> int:
+        return sum(c.attempts for c in self.campaigns)
+
+
+def due_campaigns(
+    session: Session,
+    *,
+    older_than: ColumnElement[bool],
+    campaign_ids: Sequence[int] | None = None,
+) -> list[tuple[int, datetime | None]]:
+    """(id, finished_at) of the finished campaigns `older_than` holds whose messages are not
+    gone yet: those being purged first, then the oldest."""
+    has_messages = exists().where(Message.campaign_id == Campaign.id)
+    chosen = [Campaign.id.in_(campaign_ids)] if campaign_ids is not None else []
+    rows = session.execute(
+        select(Campaign.id, Campaign.finished_at)
+        .where(
+            Campaign.status.in_(FINISHED),
+            or_(Campaign.messages_purged_at.is_not(None), older_than),
+            has_messages,
+            *chosen,
+        )
+        .order_by(Campaign.messages_purged_at.is_(None), Campaign.finished_at, Campaign.id)
+    ).all()
+    return [(campaign_id, finished_at) for campaign_id, finished_at in rows]
+
+
+def purge(
+    sessions: sessionmaker[Session],
+    older_than: ColumnElement[bool],
+    *,
+    now: datetime | None = None,
+    campaign_ids: Sequence[int] | None = None,
+    batch: int = BATCH,
+    max_batches: int | None = MAX_BATCHES,
+    key_hours: float = IDEMPOTENCY_KEY_HOURS,
+) -> PurgeReport:
+    """Purge the messages of the finished campaigns `older_than` holds (`Retention.past`), at
+    most `max_batches` batches (None: all), then the idempotency keys older than `key_hours`."""
+    now = now or utcnow()
+    report = PurgeReport()
+    with sessions() as session:
+        due = due_campaigns(session, older_than=older_than, campaign_ids=campaign_ids)
+    left = max_batches
+    for campaign_id, finished_at in due:
+        if left is not None and left <= 0:
+            break
+        if not _mark(sessions, campaign_id, now):
+            continue
+        purged = CampaignPurge(campaign_id, finished_at)
+        report.campaigns.append(purged)
+        while left is None or left > 0:
+            messages, attempts = _delete_batch(sessions, campaign_id, batch)
+            purged.messages += messages
+            purged.attempts += attempts
+            left = None if left is None else left - 1
+            if messages < batch:
+                purged.done = True
+                break
+        log.info(
+            "campaign %s: %s message(s) and %s attempt(s) purged%s",
+            campaign_id,
+            purged.messages,
+            purged.attempts,
+            "" if purged.done else "; the rest in the next run",
+            extra=ids(campaign_id),
+        )
+    report.idempotency_keys = _delete_old_keys(sessions, now - timedelta(hours=key_hours))
+    return report
+
+
+def _mark(sessions: sessionmaker[Session], campaign_id: int, now: datetime) -> bool:
+    """Mark the campaign as being purged, if it is still finished (a requeue may have reopened
+    it); True when it is marked, by this run or an earlier one."""
+    with sessions.begin() as session:
+        newly = rows_changed(
+            session.execute(
+                update(Campaign)
+                .where(
+                    Campaign.id == campaign_id,
+                    Campaign.status.in_(FINISHED),
+                    Campaign.messages_purged_at.is_(None),
+                )
+                .values(messages_purged_at=now),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        if newly:
+            _keep_totals(session, campaign_id)
+        marked = session.scalar(
+            select(Campaign.messages_purged_at.is_not(None)).where(Campaign.id == campaign_id)
+        )
+    return bool(marked)
+
+
+def _keep_totals(session: Session, campaign_id: int) -> None:
+    """What the report shows beyond the counts, read once while every message is there."""
+    totals = send_totals(session, campaign_id)
+    session.add(PurgeTotals(campaign_id=campaign_id, **asdict(totals)))
+
+
+def _delete_batch(sessions: sessionmaker[Session], campaign_id: int, batch: int) -> tuple[int, int]:
+    """One transaction: up to `batch` of the campaign's messages and their attempts; returns
+    (messages, attempts) deleted."""
+    with sessions.begin() as session:
+        pks = list(
+            session.scalars(
+                select(Message.id).where(Message.campaign_id == campaign_id).limit(batch)
+            )
+        )
+        if not pks:
+            return 0, 0
+        attempts = rows_changed(
+            session.execute(
+                delete(Attempt).where(Attempt.message_pk.in_(pks)),
+                execution_options={"synchronize_session": False},
+            )
+        )
+        messages = rows_changed(
+            session.execute(
+                delete(Message).where(Message.id.in_(pks)),
+                execution_options={"synchronize_session": False},
+            )
+        )
+    return messages, attempts
+
+
+def _delete_old_keys(sessions: sessionmaker[Session], before: datetime) -> int:
+    with sessions.begin() as session:
+        return rows_changed(
+            session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.created_at < before),
+                execution_options={"synchronize_session": False},
+            )
+        )
+
+
+def would_purge(
+    sessions: sessionmaker[Session],
+    older_than: ColumnElement[bool],
+    *,
+    now: datetime | None = None,
+    campaign_ids: Sequence[int] | None = None,
+    key_hours: float = IDEMPOTENCY_KEY_HOURS,
+) -> PurgeReport:
+    """What `purge` would delete, deleting nothing (`stickerq purge --dry-run`)."""
+    now = now or utcnow()
+    report = PurgeReport()
+    with sessions() as session:
+        due = due_campaigns(session, older_than=older_than, campaign_ids=campaign_ids)
+        for campaign_id, finished_at in due:
+            of_campaign = Message.campaign_id == campaign_id
+            messages = session.scalar(select(func.count()).where(of_campaign)) or 0
+            attempts = session.scalar(
+                select(func.count()).select_from(Attempt).join(Message).where(of_campaign)
+            )
+            report.campaigns.append(
+                CampaignPurge(campaign_id, finished_at, messages, attempts or 0, done=True)
+            )
+        report.idempotency_keys = (
+            session.scalar(
+                select(func.count()).where(
+                    IdempotencyKey.created_at < now - timedelta(hours=key_hours)
+                )
+            )
+            or 0
+        )
+    return report
