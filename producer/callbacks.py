@@ -35,8 +35,6 @@ from stickerq.producer.callback_times import doubt
 from stickerq.producer.callback_updates import update_status
 from stickerq.producer.suppressions import MARKETING_OPT_OUT, add_from_callbacks
 
-# Meta's code for a message outside the recipient's 24-hour window: stickers are not templates.
-OUTSIDE_WINDOW = "131047"
 LOOKUP_CHUNK = 500  # message_ids per IN (...) lookup
 
 

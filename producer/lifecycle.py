@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign, starts
 from stickerq.db import open_sessions
-from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.errors import CampaignNotFound, ServiceUnavailable, StickerqError
 from stickerq.keys import campaign_pause_key
 from stickerq.message_status import MessageMove, end_unsent
 from stickerq.models import Campaign, utcnow
 from stickerq.pauses import campaign_pauses, campaign_senders, resume_command
 from stickerq.producer.pace import Pace, campaign_pace
-from stickerq.producer.progress import CampaignNotFound, CampaignProgress, campaign_progress
+from stickerq.producer.progress import CampaignProgress, campaign_progress
 from stickerq.producer.queue import check_broker, dispatch_campaign
 from stickerq.producer.schedule import ScheduleError, zone_named
 from stickerq.redis_client import Purpose, make_redis

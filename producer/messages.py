@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from stickerq.errors import CampaignNotFound
 from stickerq.models import Campaign, Message
 from stickerq.producer.failures import FilterError
-from stickerq.producer.progress import CampaignNotFound
 from stickerq.states import MessageStatus
 
 MAX_PAGE = 500

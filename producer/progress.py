@@ -12,7 +12,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from stickerq.counts import campaign_counts
-from stickerq.errors import StickerqError
+from stickerq.errors import CampaignNotFound
 from stickerq.models import Campaign, Message, Pause
 from stickerq.pauses import campaign_pauses, campaign_senders, describe_pause
 from stickerq.producer.window import outside_window
@@ -20,24 +20,6 @@ from stickerq.states import SETTLED, UNSETTLED, CampaignStatus, MessageStatus, P
 
 # While a campaign is in one of these its messages go out, so an ETA means something.
 GOING = (CampaignStatus.QUEUED, CampaignStatus.RUNNING)
-
-
-class CampaignNotFound(StickerqError):
-    pass
-
-
-class MessagesPurged(StickerqError):
-    """The campaign's messages are gone (retention); its counts and report remain."""
-
-    @classmethod
-    def of(cls, campaign: Campaign, what: str) -> MessagesPurged:
-        purged_at = campaign.messages_purged_at
-        when = f" on {purged_at:%Y-%m-%d}" if purged_at else ""
-        return cls(
-            f"campaign {campaign.id}'s messages were purged{when}, past the retention period "
-            f"(STICKERQ_RETENTION_DAYS or the account's retention_days): {what} needs them. "
-            f"Its counts by status and code remain: `stickerq report {campaign.id}`"
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,10 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from stickerq.counts import campaign_counts, send_totals
+from stickerq.errors import CampaignNotFound, MessagesPurged
 from stickerq.models import Campaign, Message
 from stickerq.producer.pace import Pace, campaign_pace
-from stickerq.producer.progress import CampaignNotFound, MessagesPurged, campaign_progress
+from stickerq.producer.progress import campaign_progress
 from stickerq.producer.window import outside_window
 from stickerq.states import MessageStatus
 
@@ -46,13 +47,6 @@ CODE_MEANINGS = {
     "131056": "pair rate limit (same recipient too often)",
     "131050": "the user stopped marketing messages (number suppressed)",
 }
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with microseconds and a `Z`, e.g. `2024-05-01T10:00:00.000000Z`."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _all_statuses(counts: dict[str, int]) -> dict[str, int]:
@@ -154,7 +148,7 @@ def campaign_report(
         )
     purged = campaign.messages_purged_at is not None
     if purged and by is not None:
-        raise MessagesPurged.of(campaign, f"a breakdown by {by}")
+        raise MessagesPurged.of(campaign.id, campaign.messages_purged_at, f"a breakdown by {by}")
     if purged:  # its counts, kept when the messages went
         counts = campaign_counts(session, campaign_id)
         by_status, by_code, attempts = counts.by_status, counts.by_code, counts.attempts

@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
-from stickerq.errors import StickerqError
+from stickerq.errors import CampaignNotFound, StickerqError
 from stickerq.message_status import MessageMove, move_messages
 from stickerq.models import Campaign, Message, Pause, utcnow
 from stickerq.pauses import campaign_pauses, describe_pause, resume_command
 from stickerq.producer.failures import parse_status
 from stickerq.producer.operations import resume_sending
-from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.queue import check_broker, dispatch_campaign, dispatch_ids
 from stickerq.producer.validity import Validity, read_validity
 from stickerq.settings import Settings

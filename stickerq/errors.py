@@ -1,5 +1,9 @@
 """The one root of stickerq's own errors: each says what is wrong, where, and how to fix it."""
 
+from __future__ import annotations
+
+from datetime import datetime
+
 EXCERPT_MAX = 60  # longest value quoted back to the user in a problem report
 
 
@@ -13,6 +17,24 @@ class ConfigurationError(StickerqError):
 
 class ServiceUnavailable(StickerqError):
     """Redis or the database cannot be reached."""
+
+
+class CampaignNotFound(StickerqError):
+    """No campaign has that id."""
+
+
+class MessagesPurged(StickerqError):
+    """The campaign's messages are gone (retention, worker/purge.py); its counts and report
+    remain."""
+
+    @classmethod
+    def of(cls, campaign_id: int, purged_at: datetime | None, what: str) -> MessagesPurged:
+        when = f" on {purged_at:%Y-%m-%d}" if purged_at else ""
+        return cls(
+            f"campaign {campaign_id}'s messages were purged{when}, past the retention period "
+            f"(STICKERQ_RETENTION_DAYS or the account's retention_days): {what} needs them. "
+            f"Its counts by status and code remain: `stickerq report {campaign_id}`"
+        )
 
 
 def excerpt(value: object, limit: int = EXCERPT_MAX) -> str:

@@ -210,6 +210,13 @@ class Settings(BaseSettings):
         "them for ever; an account of STICKERQ_ACCOUNTS_FILE may set its own retention_days",
     )
 
+    archive_dir: Path | None = Field(
+        default=None,
+        description="before a campaign's messages are purged, its export is written here as "
+        "campaign-<id>.csv.gz (a campaign whose file cannot be written keeps its rows); unset, "
+        "nothing is archived",
+    )
+
     sticker_check_allow_hosts: str = Field(
         default="",
         description="hosts (comma-separated, `host` or `host:port`) that `send --sticker-link` "

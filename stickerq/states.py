@@ -42,6 +42,11 @@ class CampaignStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Meta's code for a message outside the recipient's 24-hour window (only a template reaches
+# them): its own column in exports, its own line in reports (producer/window.py).
+OUTSIDE_WINDOW = "131047"
+
+
 class PauseScope(StrEnum):
     ACCOUNT = "account"  # every sender of one SID
     SENDER = "sender"  # one business number of a SID

@@ -4,6 +4,8 @@ idempotency keys after a day; the campaign and its counts stay for ever.
 A campaign is due when it is `completed` or `cancelled` and finished longer ago than its
 account's `retention_days` (else STICKERQ_RETENTION_DAYS; 0 keeps it for ever). Its purge:
 
+0. with STICKERQ_ARCHIVE_DIR, writes its export there first (`campaign-<id>.csv.gz`, written
+   beside and renamed into place): a campaign whose archive cannot be written keeps its rows;
 1. marks it (`campaigns.messages_purged_at`) in a transaction of its own, only while it is
    still finished: from then on the counting trigger leaves its counts alone (migration
    0013) and a requeue is refused, so what `status` and `report` show does not change;
@@ -17,10 +19,13 @@ and not yet emptied is taken up again first. Two runs at once delete the same ro
 
 from __future__ import annotations
 
+import gzip
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +34,7 @@ from stickerq.accounts import Account
 from stickerq.counts import send_totals
 from stickerq.db import rows_changed
 from stickerq.errors import StickerqError
+from stickerq.export import export_campaign
 from stickerq.logs import ids
 from stickerq.models import Attempt, Campaign, IdempotencyKey, Message, PurgeTotals, utcnow
 from stickerq.states import CampaignStatus
@@ -95,6 +101,8 @@ class CampaignPurge:
     messages: int = 0
     attempts: int = 0
     done: bool = False  # no message of it is left
+    archive: Path | None = None  # its export, written before its rows went
+    error: str | None = None  # why it was left alone (its archive could not be written)
 
 
 @dataclass(slots=True)
@@ -116,13 +124,13 @@ def due_campaigns(
     *,
     older_than: ColumnElement[bool],
     campaign_ids: Sequence[int] | None = None,
-) -> list[tuple[int, datetime | None]]:
-    """(id, finished_at) of the finished campaigns `older_than` holds whose messages are not
-    gone yet: those being purged first, then the oldest."""
+) -> list[tuple[int, datetime | None, bool]]:
+    """(id, finished_at, marked) of the finished campaigns `older_than` holds whose messages
+    are not gone yet: those being purged (marked) first, then the oldest."""
     has_messages = exists().where(Message.campaign_id == Campaign.id)
     chosen = [Campaign.id.in_(campaign_ids)] if campaign_ids is not None else []
     rows = session.execute(
-        select(Campaign.id, Campaign.finished_at)
+        select(Campaign.id, Campaign.finished_at, Campaign.messages_purged_at.is_not(None))
         .where(
             Campaign.status.in_(FINISHED),
             or_(Campaign.messages_purged_at.is_not(None), older_than),
@@ -131,7 +139,7 @@ def due_campaigns(
         )
         .order_by(Campaign.messages_purged_at.is_(None), Campaign.finished_at, Campaign.id)
     ).all()
-    return [(campaign_id, finished_at) for campaign_id, finished_at in rows]
+    return [(campaign_id, finished_at, bool(marked)) for campaign_id, finished_at, marked in rows]
 
 
 def purge(
@@ -143,20 +151,30 @@ def purge(
     batch: int = BATCH,
     max_batches: int | None = MAX_BATCHES,
     key_hours: float = IDEMPOTENCY_KEY_HOURS,
+    archive_dir: Path | None = None,
 ) -> PurgeReport:
     """Purge the messages of the finished campaigns `older_than` holds (`Retention.past`), at
-    most `max_batches` batches (None: all), then the idempotency keys older than `key_hours`."""
+    most `max_batches` batches (None: all), then the idempotency keys older than `key_hours`;
+    with `archive_dir`, each campaign's export is written there first."""
     now = now or utcnow()
     report = PurgeReport()
     with sessions() as session:
         due = due_campaigns(session, older_than=older_than, campaign_ids=campaign_ids)
     left = max_batches
-    for campaign_id, finished_at in due:
+    for campaign_id, finished_at, marked in due:
         if left is not None and left <= 0:
             break
+        purged = CampaignPurge(campaign_id, finished_at)
+        if archive_dir is not None and not marked:
+            try:
+                purged.archive = write_archive(sessions, campaign_id, archive_dir)
+            except OSError as exc:
+                purged.error = f"its archive could not be written in {archive_dir}: {exc}"
+                report.campaigns.append(purged)
+                log.error("campaign %s kept: %s", campaign_id, purged.error, extra=ids(campaign_id))
+                continue
         if not _mark(sessions, campaign_id, now):
             continue
-        purged = CampaignPurge(campaign_id, finished_at)
         report.campaigns.append(purged)
         while left is None or left > 0:
             messages, attempts = _delete_batch(sessions, campaign_id, batch)
@@ -176,6 +194,25 @@ def purge(
         )
     report.idempotency_keys = _delete_old_keys(sessions, now - timedelta(hours=key_hours))
     return report
+
+
+def archive_path(archive_dir: Path, campaign_id: int) -> Path:
+    return archive_dir / f"campaign-{campaign_id}.csv.gz"
+
+
+def write_archive(sessions: sessionmaker[Session], campaign_id: int, archive_dir: Path) -> Path:
+    """The campaign's export (stickerq/export.py) as gzip CSV in `archive_dir`, written beside
+    and renamed into place, so a file there is always whole; raises OSError."""
+    target = archive_path(archive_dir, campaign_id)
+    partial = target.with_name(f".{target.name}.partial")
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with sessions() as session, gzip.open(partial, "wt", encoding="utf-8", newline="") as out:
+            export_campaign(session, campaign_id, out)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def _mark(sessions: sessionmaker[Session], campaign_id: int, now: datetime) -> bool:
@@ -251,21 +288,23 @@ def would_purge(
     now: datetime | None = None,
     campaign_ids: Sequence[int] | None = None,
     key_hours: float = IDEMPOTENCY_KEY_HOURS,
+    archive_dir: Path | None = None,
 ) -> PurgeReport:
-    """What `purge` would delete, deleting nothing (`stickerq purge --dry-run`)."""
+    """What `purge` would delete (and archive), deleting nothing (`stickerq purge --dry-run`)."""
     now = now or utcnow()
     report = PurgeReport()
     with sessions() as session:
         due = due_campaigns(session, older_than=older_than, campaign_ids=campaign_ids)
-        for campaign_id, finished_at in due:
+        for campaign_id, finished_at, marked in due:
             of_campaign = Message.campaign_id == campaign_id
             messages = session.scalar(select(func.count()).where(of_campaign)) or 0
             attempts = session.scalar(
                 select(func.count()).select_from(Attempt).join(Message).where(of_campaign)
             )
-            report.campaigns.append(
-                CampaignPurge(campaign_id, finished_at, messages, attempts or 0, done=True)
-            )
+            purged = CampaignPurge(campaign_id, finished_at, messages, attempts or 0, done=True)
+            if archive_dir is not None and not marked:
+                purged.archive = archive_path(archive_dir, campaign_id)
+            report.campaigns.append(purged)
         report.idempotency_keys = (
             session.scalar(
                 select(func.count()).where(

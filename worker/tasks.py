@@ -119,4 +119,4 @@ def purge_messages() -> None:
         runtime = current_runtime()
         settings = runtime.settings
         kept = purge.Retention.of(settings.retention_days, settings.all_accounts())
-        purge.purge(runtime.sessions, kept.past(utcnow()))
+        purge.purge(runtime.sessions, kept.past(utcnow()), archive_dir=settings.archive_dir)

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 
-from stickerq.producer.reports import iso_utc
+from stickerq.export import iso_utc
 
 if TYPE_CHECKING:
     from typing import TextIO

@@ -10,12 +10,11 @@ from pydantic import BaseModel
 
 from stickerq.accounts import ForeignSender, UnknownAccount
 from stickerq.api.problems import Problem
-from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.errors import CampaignNotFound, MessagesPurged, ServiceUnavailable, StickerqError
 from stickerq.producer import lifecycle
 from stickerq.producer.failures import FilterError, MessageNotFound
 from stickerq.producer.idempotency import IdempotencyConflict, IdempotencyInProgress
 from stickerq.producer.operations import ResumeTargetError
-from stickerq.producer.progress import CampaignNotFound, MessagesPurged
 from stickerq.producer.recipients import RecipientFileError
 from stickerq.producer.requeue import RequeueRefused
 from stickerq.producer.stickers import StickerRejected

@@ -14,7 +14,7 @@ from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
-from stickerq.producer.export import export_chunks
+from stickerq.export import export_chunks
 from stickerq.producer.reports import DEFAULT_TOP, RefColumn, campaign_report
 from stickerq.producer.views.reports import ReportView
 

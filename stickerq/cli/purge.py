@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from stickerq.cli.common import ID_MAX, console, err_console, fail, load_settings
+from stickerq.cli.common import (
+    EXIT_UNAVAILABLE,
+    ID_MAX,
+    console,
+    err_console,
+    fail,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from stickerq.worker.purge import PurgeReport
@@ -44,7 +52,8 @@ def purge(
 ) -> None:
     """Delete the messages and attempts of finished (completed or cancelled) campaigns past
     their retention, and idempotency keys older than a day. Each campaign keeps its counts
-    by status and code: `report` still answers, and says when its messages were purged."""
+    by status and code: `report` still answers, and says when its messages were purged. With
+    STICKERQ_ARCHIVE_DIR, each campaign's export is written there (gzip CSV) first."""
     from sqlalchemy import true
 
     from stickerq.db import open_sessions
@@ -71,10 +80,16 @@ def purge(
             check_purgeable(sessions, campaign or [])
         except StickerqError as exc:
             raise fail(exc) from None
+        archive_dir = settings.archive_dir
         if dry_run:
-            report = would_purge(sessions, due, now=now, campaign_ids=campaign)
+            report = would_purge(
+                sessions, due, now=now, campaign_ids=campaign, archive_dir=archive_dir
+            )
         else:
-            report = purge_messages(sessions, due, now=now, campaign_ids=campaign, max_batches=None)
+            report = purge_messages(
+                sessions, due, now=now, campaign_ids=campaign, archive_dir=archive_dir,
+                max_batches=None,
+            )  # fmt: skip
     console.print(_table(report, dry_run))
     verb = "would be deleted" if dry_run else "deleted"
     err_console.print(
@@ -82,15 +97,25 @@ def purge(
         f"{report.idempotency_keys:,} idempotency key(s) {verb}"
         + ("" if report.campaigns else ": no finished campaign is past its retention")
     )
+    refused = [purged for purged in report.campaigns if purged.error]
+    for purged in refused:
+        err_console.print(f"[red]error:[/] campaign {purged.campaign_id} kept: {purged.error}")
+    if refused:
+        raise typer.Exit(EXIT_UNAVAILABLE)
 
 
 def _table(report: PurgeReport, dry_run: bool) -> Table:
     table = Table(title="would be purged (dry run)" if dry_run else "purged")
-    for column in ("campaign", "finished", "messages", "attempts"):
-        table.add_column(column, justify="left" if column == "finished" else "right")
+    for column in ("campaign", "finished", "messages", "attempts", "archive"):
+        table.add_column(column, justify="left" if column in ("finished", "archive") else "right")
     for purged in report.campaigns:
         finished = f"{purged.finished_at:%Y-%m-%d %H:%M} UTC" if purged.finished_at else "—"
+        archive = "kept: see below" if purged.error else escape(str(purged.archive or "—"))
         table.add_row(
-            str(purged.campaign_id), finished, f"{purged.messages:,}", f"{purged.attempts:,}"
+            str(purged.campaign_id),
+            finished,
+            f"{purged.messages:,}",
+            f"{purged.attempts:,}",
+            archive,
         )
     return table

@@ -84,8 +84,8 @@ def export(
     reading the file back drop that one leading ' (see docs/export.md).
     """
     from stickerq.db import open_sessions
-    from stickerq.producer.export import export_campaign
-    from stickerq.producer.progress import CampaignNotFound, MessagesPurged
+    from stickerq.errors import CampaignNotFound, MessagesPurged
+    from stickerq.export import export_campaign
 
     settings = load_settings()
     try:

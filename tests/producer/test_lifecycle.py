@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
 from stickerq.cli import app
-from stickerq.errors import ServiceUnavailable
+from stickerq.errors import CampaignNotFound, ServiceUnavailable
 from stickerq.keys import campaign_pause_key
 from stickerq.models import Campaign, Message
 from stickerq.producer.api import enqueue_campaign
@@ -30,7 +30,6 @@ from stickerq.producer.lifecycle import (
     resume_campaign,
     show_campaign,
 )
-from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.request import CampaignRequest
 from stickerq.queue import queued_tasks
 from stickerq.sandbox import SandboxServer

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from stickerq.cli import app
+from stickerq.errors import CampaignNotFound
+from stickerq.export import COLUMNS, export_campaign, guard_cell, iso_utc, unguard_cell
 from stickerq.models import Campaign, Message
 from stickerq.producer.api import enqueue_campaign
-from stickerq.producer.export import COLUMNS, export_campaign, guard_cell, unguard_cell
-from stickerq.producer.progress import CampaignNotFound
-from stickerq.producer.reports import campaign_report, iso_utc
+from stickerq.producer.reports import campaign_report
 from stickerq.producer.request import CampaignRequest
 from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings

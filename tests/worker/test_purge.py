@@ -4,7 +4,10 @@ report; younger, unfinished and kept-for-ever campaigns keep everything."""
 
 from __future__ import annotations
 
+import csv
+import gzip
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, true
@@ -12,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
 from stickerq.counts import campaign_counts
+from stickerq.errors import MessagesPurged
+from stickerq.export import COLUMNS, export_rows, unguard_cell
 from stickerq.models import Attempt, Campaign, IdempotencyKey, Message, utcnow
-from stickerq.producer.export import export_rows
-from stickerq.producer.progress import MessagesPurged
 from stickerq.producer.reports import campaign_report
 from stickerq.queue import PURGE_MESSAGES, app, configure_celery
 from stickerq.states import CampaignStatus
@@ -224,3 +227,40 @@ def test_when_it_finished_decides_not_when_it_was_made(sessions: sessionmaker[Se
         assert campaign is not None
         campaign.created_at = datetime(2020, 1, 1, tzinfo=campaign.finished_at.tzinfo)  # type: ignore[union-attr]
     assert purge(sessions, Retention(30).past(utcnow())).campaigns == []
+
+
+def test_with_an_archive_dir_each_campaign_is_exported_before_its_rows_go(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    old = finished_campaign(sessions, days_ago=40, copies=2)
+    with sessions() as session:
+        expected = [unguard_cell(row[0]) for row in export_rows(session, old)]
+    archive_dir = tmp_path / "archive"
+    dry = would_purge(sessions, Retention(30).past(utcnow()), archive_dir=archive_dir)
+    assert dry.campaigns[0].archive == archive_dir / f"campaign-{old}.csv.gz"
+    assert not archive_dir.exists()
+
+    report = purge(sessions, Retention(30).past(utcnow()), archive_dir=archive_dir)
+    [purged] = report.campaigns
+    assert purged.archive == archive_dir / f"campaign-{old}.csv.gz" and purged.error is None
+    with gzip.open(purged.archive, "rt", encoding="utf-8", newline="") as archived:
+        lines = list(csv.reader(archived))
+    assert lines[0] == list(COLUMNS)
+    assert [unguard_cell(row[0]) for row in lines[1:]] == expected
+    assert sorted(p.name for p in archive_dir.iterdir()) == [f"campaign-{old}.csv.gz"]
+    assert rows(sessions, old) == (0, 0)
+
+
+def test_a_campaign_whose_archive_cannot_be_written_keeps_its_rows(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    old = finished_campaign(sessions, days_ago=40, copies=1)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("in the way", encoding="utf-8")
+    report = purge(sessions, Retention(30).past(utcnow()), archive_dir=not_a_folder)
+    [kept] = report.campaigns
+    assert kept.error is not None and "could not be written" in kept.error
+    assert kept.messages == 0 and rows(sessions, old) == (6, 7)
+    with sessions() as session:
+        campaign = session.get(Campaign, old)
+        assert campaign is not None and campaign.messages_purged_at is None

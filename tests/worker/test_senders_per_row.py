@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from stickerq.db import open_sessions
+from stickerq.export import export_chunks, unguard_cell
 from stickerq.producer.api import enqueue_campaign
-from stickerq.producer.export import export_chunks, unguard_cell
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.progress import campaign_progress
 from stickerq.producer.request import CampaignRequest

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from stickerq.export import export_campaign
 from stickerq.models import Campaign, Schedule, utcnow
 from stickerq.producer.api import enqueue_campaign
-from stickerq.producer.export import export_campaign
 from stickerq.producer.failures import FailureFilters, failure_summary
 from stickerq.producer.lifecycle import pause_campaign, resume_campaign
 from stickerq.producer.progress import campaign_progress

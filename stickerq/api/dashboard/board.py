@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from stickerq.db import open_sessions
+from stickerq.errors import CampaignNotFound
 from stickerq.masking import mask_phone
 from stickerq.producer import lifecycle
 from stickerq.producer.failures import (
@@ -18,7 +19,6 @@ from stickerq.producer.failures import (
 )
 from stickerq.producer.operations import list_active_pauses
 from stickerq.producer.pace import Pace, PaceTracker
-from stickerq.producer.progress import CampaignNotFound
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 

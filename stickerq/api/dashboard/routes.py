@@ -26,10 +26,9 @@ from stickerq.api.dashboard.sessions import (
 )
 from stickerq.api.dashboard.templating import templates
 from stickerq.api.problems import Problem
-from stickerq.errors import ServiceUnavailable, StickerqError
+from stickerq.errors import CampaignNotFound, ServiceUnavailable, StickerqError
 from stickerq.producer import lifecycle
 from stickerq.producer.operations import resume_sending
-from stickerq.producer.progress import CampaignNotFound
 from stickerq.producer.requeue import requeue
 from stickerq.settings import Settings
 

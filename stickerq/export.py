@@ -16,16 +16,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
+from stickerq.errors import CampaignNotFound, MessagesPurged
 from stickerq.models import Campaign, Message
-from stickerq.producer.progress import CampaignNotFound, MessagesPurged
-from stickerq.producer.reports import iso_utc
-from stickerq.producer.window import OUTSIDE_WINDOW
+from stickerq.states import OUTSIDE_WINDOW
 
 COLUMNS = (
     "recipient",
@@ -65,6 +64,14 @@ ROWS_PER_FETCH = 2_000
 # Full-width = + - @ too: cheap insurance where an input method or locale folds them to ASCII.
 FORMULA_TRIGGERS = frozenset("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20")
 _LEADING_BLANKS = " \t\r\n\0\u3000"
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with microseconds and a `Z`, e.g. `2024-05-01T10:00:00.000000Z` (also
+    the JSON views' times)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _looks_like_formula(value: str) -> bool:
@@ -140,7 +147,7 @@ def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
             f"no campaign {campaign_id}; check the id printed by `stickerq send`"
         )
     if campaign.messages_purged_at is not None:
-        raise MessagesPurged.of(campaign, "an export")
+        raise MessagesPurged.of(campaign.id, campaign.messages_purged_at, "an export")
     own_sender = func.coalesce(Message.sender, literal(campaign.sender))
     selected: Iterable[Sequence[Any]] = session.execute(
         select(_SELECTED[0], own_sender, *_SELECTED[1:])
