@@ -1,15 +1,21 @@
 """`stickerq purge` on PostgreSQL: a dry run that deletes nothing, the purge by hand, and what
-`report`, `export` and `requeue` say of a purged campaign afterwards."""
+`report`, `export` and `requeue` say of a purged campaign afterwards, in the CLI and the HTTP
+API (both databases)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.db import make_engine, make_session_factory
+from stickerq.api import create_app
+from stickerq.db import make_engine, make_session_factory, open_sessions
+from stickerq.models import utcnow
 from stickerq.settings import Settings
+from stickerq.worker.purge import Retention, purge
+from tests.api.conftest import TOKEN, WRITE
 from tests.conftest import make_settings
 from tests.test_cli import assert_clean_exit, run
 from tests.worker.test_purge import finished_campaign, rows
@@ -83,3 +89,23 @@ def test_purge_of_named_campaigns_and_its_refusals(
     kept = run(cli_settings, "purge", "--older-than", "4d")
     assert_clean_exit(kept, 0)
     assert rows(sessions, later) == (6, 7)
+
+
+def test_the_api_reports_a_purged_campaign_and_refuses_its_export(
+    database_url: str, redis_prefix: str
+) -> None:
+    settings = make_settings(
+        database_url, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN, retention_days=30
+    )
+    with open_sessions(database_url) as sessions:
+        old = finished_campaign(sessions, days_ago=31, copies=1)
+        purge(sessions, Retention(30).past(utcnow()))
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    report = client.get(f"/campaigns/{old}/report", headers=WRITE)
+    assert report.status_code == 200, report.text
+    assert report.json()["messages_purged_at"] is not None
+    assert report.json()["by_status"]["read"] == 1 and report.json()["recipients"] == 6
+    for path in (f"/campaigns/{old}/export.csv", f"/campaigns/{old}/report?by=ref1"):
+        refused = client.get(path, headers=WRITE)
+        assert refused.status_code == 410, refused.text
+        assert refused.json()["code"] == "messages_purged"
