@@ -243,8 +243,9 @@ def message_history(session: Session, recipient_or_message_id: str) -> list[Mess
     histories = _histories(session, or_(*matches))
     if not histories:
         raise MessageNotFound(
-            f"no message to {wanted!r} and none with that message_id; give the recipient in "
-            "E.164 (+919812345678) or the message_id Kaleyra returned"
+            f"no message to {excerpt(wanted)!r} and none with that message_id; give the "
+            f"recipient in E.164 (+919812345678) or the message_id Kaleyra returned"
+            f"{_purged_note(session)}"
         )
     return histories
 
@@ -256,9 +257,20 @@ def message_history_by_id(session: Session, message_id: str) -> list[MessageHist
     if not histories:
         raise MessageNotFound(
             f"no message has the message_id {excerpt(message_id)!r}: give the id Kaleyra "
-            "returned when it accepted the message"
+            f"returned when it accepted the message{_purged_note(session)}"
         )
     return histories
+
+
+def _purged_note(session: Session) -> str:
+    """Where a message may have gone: the retention purge of its campaign."""
+    last = session.scalar(select(func.max(Campaign.messages_purged_at)))
+    if last is None:
+        return ""
+    return (
+        "; or it was purged with its campaign past the retention period (the latest purge "
+        f"began on {last:%Y-%m-%d}: `stickerq campaigns list` and `report` still show them)"
+    )
 
 
 def _histories(session: Session, condition: ColumnElement[bool]) -> list[MessageHistory]:

@@ -18,6 +18,7 @@ from stickerq.counts import campaign_counts
 from stickerq.errors import MessagesPurged
 from stickerq.export import COLUMNS, export_rows, unguard_cell
 from stickerq.models import Attempt, Campaign, IdempotencyKey, Message, utcnow
+from stickerq.producer.failures import MessageNotFound, message_history
 from stickerq.producer.reports import campaign_report
 from stickerq.queue import PURGE_MESSAGES, app, configure_celery
 from stickerq.states import CampaignStatus
@@ -135,6 +136,8 @@ def test_a_campaign_past_its_retention_loses_its_messages_and_keeps_its_report(
             export_rows(session, old)
         with pytest.raises(MessagesPurged, match="a breakdown by ref1"):
             campaign_report(session, old, "ref1")
+        with pytest.raises(MessageNotFound, match="purged with its campaign"):
+            message_history(session, f"+9198{old:03d}00000")
     assert report_figures(sessions, old) == before
 
 
