@@ -25,6 +25,8 @@ from tests.worker.conftest import Workers
 
 pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
 
+# Enough for a worker to hold full claims (4 x 100) ahead when it is killed after 300 sends.
+FAULT_RECIPIENTS = 1000
 TERMINAL = {MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.PARKED, MessageStatus.UNKNOWN}
 
 
@@ -76,7 +78,7 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
 ) -> None:
     sandbox.configure(latency_ms=100)
     db = Db(fault_settings)
-    campaign_id = enqueue(fault_settings, 2000)
+    campaign_id = enqueue(fault_settings, FAULT_RECIPIENTS)
     victim = workers.start(fault_settings)
     wait_until(lambda: sent_count(db, campaign_id) >= 300, timeout=60, interval=0.1)
     workers.kill(victim)
@@ -92,7 +94,7 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     # for a slow disk (40 seen). Written per batch, it would be up to 3 batches of 100.
     assert counts.get(MessageStatus.UNKNOWN, 0) <= fault_settings.in_flight * 2.5
     assert counts.get(MessageStatus.UNKNOWN, 0) <= in_flight_when_killed
-    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == 2000
+    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == FAULT_RECIPIENTS
     db.close()
 
 
@@ -139,7 +141,7 @@ def test_losing_every_redis_key_mid_campaign_loses_nothing(
     under this test's prefix, so other users of this Redis are left alone."""
     sandbox.configure(latency_ms=100)
     db = Db(fault_settings)
-    campaign_id = enqueue(fault_settings, 2000)
+    campaign_id = enqueue(fault_settings, FAULT_RECIPIENTS)
     workers.start(fault_settings, "--beat")
     wait_until(lambda: sent_count(db, campaign_id) >= 300, timeout=60, interval=0.1)
     client = redis.Redis.from_url(REDIS_URL)
@@ -148,7 +150,7 @@ def test_losing_every_redis_key_mid_campaign_loses_nothing(
 
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
-    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == 2000
+    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == FAULT_RECIPIENTS
     assert counts.get(MessageStatus.UNKNOWN, 0) <= fault_settings.in_flight
     db.close()
 

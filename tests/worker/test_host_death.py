@@ -33,7 +33,9 @@ from tests.worker.test_faults import assert_nothing_lost_nothing_twice, enqueue,
 pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
 
 LATENCY_SECONDS = 0.1
-RECIPIENTS = 3000
+# Enough for each worker's full claims (4 x 100) ahead of the 600 sent at the fault.
+RECIPIENTS = 1200  # one worker
+RECIPIENTS_TWO_WORKERS = 1600
 # A commit that waits for a slow disk holds answers back a little longer than the flush.
 SLOW_COMMIT_SECONDS = 0.5
 
@@ -83,10 +85,11 @@ def assert_settled_with_unknown_bounded(
     settings: Settings,
     fault_at: float,
     processes: int = 1,
+    recipients: int = RECIPIENTS,
 ) -> None:
     wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
-    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == RECIPIENTS
+    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == recipients
     unknown = counts.get(MessageStatus.UNKNOWN, 0)
     bound = unknown_bound(sandbox, settings, fault_at, processes)
     claimed_at_most = settings.batches_per_process * settings.batch_size * processes
@@ -163,7 +166,7 @@ def test_a_real_redis_restart_while_workers_send(
     pool = Workers(tmp_path)
     try:
         db = Db(settings)
-        campaign_id = enqueue(settings, RECIPIENTS)
+        campaign_id = enqueue(settings, RECIPIENTS_TWO_WORKERS)
         pool.start(settings, "--beat")
         pool.start(settings)
         wait_until(lambda: sent_count(db, campaign_id) >= 600, timeout=60, interval=0.1)
@@ -172,7 +175,8 @@ def test_a_real_redis_restart_while_workers_send(
         time.sleep(2)
         own_redis.start()
         assert_settled_with_unknown_bounded(
-            db, campaign_id, sandbox, settings, restarted_at, processes=2
-        )
+            db, campaign_id, sandbox, settings, restarted_at, processes=2,
+            recipients=RECIPIENTS_TWO_WORKERS,
+        )  # fmt: skip
     finally:
         pool.stop_all()
