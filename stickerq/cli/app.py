@@ -20,6 +20,7 @@ from stickerq.cli import (
     callbacks,
     campaigns,
     database,
+    erase,
     failures,
     media,
     reports,
@@ -92,6 +93,7 @@ for _module in (
     database,
     media,
     suppress,
+    erase,
     senders,
     accounts,
 ):
