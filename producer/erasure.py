@@ -37,7 +37,8 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from stickerq.campaign_status import complete_if_settled
+from stickerq.campaign_status import Move, complete_if_settled, move_campaign
+from stickerq.counts import messages_in
 from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
@@ -56,7 +57,7 @@ from stickerq.models import (
 from stickerq.producer.idempotency import ERASED_SHA256
 from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
 from stickerq.settings import Settings
-from stickerq.states import MessageStatus
+from stickerq.states import UNSETTLED, MessageStatus
 from stickerq.suppression_list import SET_THE_KEY, ErasureKeyMissing, phone_hasher
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,8 @@ def _keep_counts_of_settled(session: Session, rows: Sequence[Any]) -> None:
 
 def _forget_pending(session: Session, rows: Sequence[Any]) -> None:
     """A pending message erased was never sent: its campaign counts one recipient fewer, and
-    completes if it waited for nothing else."""
+    completes if it waited for nothing else (a queued one starts first, as expiry does; a
+    scheduled one stays so, and completes once it runs)."""
     pending = Counter(row.campaign_id for row in rows if row.status == MessageStatus.PENDING)
     for campaign_id, erased in sorted(pending.items()):
         session.execute(
@@ -301,6 +303,8 @@ def _forget_pending(session: Session, rows: Sequence[Any]) -> None:
             .where(Campaign.id == campaign_id)
             .values(recipient_count=Campaign.recipient_count - erased)
         )
+        nothing_left = messages_in(campaign_id, UNSETTLED) == 0
+        move_campaign(session, campaign_id, Move.START, nothing_left, started_at=utcnow())
         complete_if_settled(session, campaign_id)
 
 
