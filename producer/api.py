@@ -25,6 +25,7 @@ from stickerq.producer.store import store_campaign
 from stickerq.producer.validity import check_start, read_validity
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
+from stickerq.suppression_list import phone_hasher
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def enqueue_campaign(
             skip_invalid=request.skip_invalid,
             status=status,
             validity=validity,
+            hasher=phone_hasher(settings),
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings

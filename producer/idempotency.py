@@ -60,6 +60,12 @@ class IdempotencyInProgress(IdempotencyConflict):
         self.retry_after = retry_after
 
 
+# The hash of a request whose recipient was erased (producer/erasure.py): a hash of a body
+# holding the number is the number, to anyone who tries every number. The key still answers
+# its campaign, to a retry of any body: it can no longer be compared, and a retry must not
+# make a second campaign.
+ERASED_SHA256 = "erased"
+
 # Request fields added after keys were first stored: left out of the hash at their defaults.
 LATER_FIELDS = ("no_check", "valid_for", "valid_until", "account")
 
@@ -142,7 +148,7 @@ def _reserve(sessions: sessionmaker[Session], key: str, sha: str, proof: OwnerPr
         if row is not None and (
             row.campaign_id is not None or proof.owner_alive(row.owner_process, row.owner_token)
         ):
-            if row.request_sha256 != sha:
+            if row.request_sha256 not in (sha, ERASED_SHA256):
                 raise IdempotencyConflict(
                     f"idempotency key {key!r} was used for a different request: use a new key"
                 )

@@ -15,6 +15,7 @@ from stickerq.producer.recipients import Recipient, RecipientReport
 from stickerq.producer.spec import CampaignSpec
 from stickerq.producer.validity import Validity
 from stickerq.states import CampaignStatus, MessageStatus
+from stickerq.suppression_list import PhoneHasher
 
 # Distinct `from` numbers one campaign may use: a business has a handful; thousands mean the
 # column holds something else (the recipients, say).
@@ -39,6 +40,7 @@ def store_campaign(
     skip_invalid: bool,
     status: CampaignStatus = CampaignStatus.QUEUED,
     validity: Validity = Validity(),
+    hasher: PhoneHasher | None = None,
 ) -> int:
     """Store the campaign and every valid recipient; returns the campaign id.
 
@@ -73,6 +75,7 @@ def store_campaign(
             campaign.id,
             (_message_row(campaign, senders.note(recipient)) for recipient in recipients),
             sid,
+            hasher,
         )
         stored = campaign_counts(session, campaign.id).messages
         report.duplicates += report.valid - stored - report.suppressed

@@ -5,6 +5,9 @@ list are dropped at enqueue (producer/bulk_insert.py) and checked again when the
 claimed (worker/suppressed.py), so a number added after the enqueue is not sent either. A
 status callback saying the user stopped marketing messages adds its number
 (`add_from_callbacks`). Adding a number already on the list keeps its first reason and time.
+An erased number (`stickerq erase`) stays on the list as a keyed hash
+(stickerq/suppression_list.py): `find_number` and `remove_numbers` find it by its number, with
+STICKERQ_ERASURE_KEY; `list_numbers` cannot show it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
-from stickerq.models import Campaign, Message, Suppression, utcnow
+from stickerq.models import Campaign, ErasedSuppression, Message, Suppression, utcnow
 from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
 from stickerq.producer.recipients import (
     InvalidRow,
@@ -31,6 +34,7 @@ from stickerq.producer.recipients import (
 )
 from stickerq.queue import chunks
 from stickerq.settings import Settings
+from stickerq.suppression_list import phone_hasher
 
 REASON_MAX = 500
 DEFAULT_REASON = "opted out"
@@ -152,6 +156,7 @@ def remove_numbers(
     """Take the numbers off the account's list: they may get stickers again."""
     phones = sorted(set(_normalised(numbers, settings.default_region)))
     sid = _sid(settings, account)
+    hasher = phone_hasher(settings)
     removed = 0
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         for chunk in chunks(phones, INSERT_CHUNK):
@@ -160,6 +165,15 @@ def remove_numbers(
                     delete(Suppression).where(Suppression.sid == sid, Suppression.phone.in_(chunk))
                 )
             )
+            if hasher is not None:  # erased ones, by their hash
+                hashes = [hasher(phone) for phone in chunk]
+                removed += rows_changed(
+                    session.execute(
+                        delete(ErasedSuppression).where(
+                            ErasedSuppression.sid == sid, ErasedSuppression.phone_hash.in_(hashes)
+                        )
+                    )
+                )
     return RemoveResult(sid=sid, removed=removed, not_found=len(phones) - removed)
 
 
@@ -194,12 +208,18 @@ def find_number(
     account: str | None = None,
     sessions: sessionmaker[Session] | None = None,
 ) -> SuppressedNumber | None:
-    """The number's entry on the account's list, or None."""
+    """The number's entry on the account's list (an erased one too, with the key), or None."""
     (phone,) = _normalised([number], settings.default_region)
     sid = _sid(settings, account)
+    hasher = phone_hasher(settings)
     with open_sessions(settings.database_url, sessions) as factory, factory() as session:
         row = session.get(Suppression, (sid, phone))
-        return _number(row) if row is not None else None
+        if row is not None:
+            return _number(row)
+        erased = session.get(ErasedSuppression, (sid, hasher(phone))) if hasher else None
+        if erased is None:
+            return None
+        return SuppressedNumber(sid, phone, erased.reason, erased.created_at)
 
 
 def store_numbers(session: Session, sid: str, reason: str, phones: Iterable[str]) -> int:

@@ -348,6 +348,20 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ErasedSuppression(Base):
+    """A suppressed number that was erased (`stickerq erase`): kept as an HMAC-SHA256 of its
+    E.164 form under STICKERQ_ERASURE_KEY, so that it stays suppressed with no trace of the
+    number (stickerq/suppression_list.py). The primary key is the lookup, as on the list."""
+
+    __tablename__ = "erased_suppressions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex
+    reason: Mapped[str] = mapped_column(Text)  # the suppression's, the number cut out
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was suppressed
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SenderRate(Base):
     """A sender number's own rate (messages per second, every worker together); a number
     without a row sends at STICKERQ_RATE_PER_SECOND. Claims read it by primary key."""

@@ -189,6 +189,12 @@ class Settings(BaseSettings):
         description="USER:PASSWORD that callbacks must also carry as HTTP basic auth "
         "(Kaleyra's callback profiles can send it); unset, none is asked",
     )
+    erasure_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="key of the HMAC-SHA256 that keeps an erased number suppressed (`stickerq "
+        "erase`): the same on every host, never changed; unset, a suppressed number cannot be "
+        "erased. Make one with `openssl rand -hex 32`",
+    )
     unknown_callback_days: float = Field(
         default=7.0,
         gt=0,

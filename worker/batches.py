@@ -222,7 +222,7 @@ def _claim(
         late = deadline is not None and deadline <= utcnow()
         expired = expire_late(session, campaign_id, message_pks) if late else 0
         claimed = [] if late else claim(session, campaign_id, message_pks, keys.token, held)
-        sendable = drop_suppressed(session, campaign.sid, keys.token, claimed)
+        sendable = drop_suppressed(session, campaign.sid, keys.token, claimed, runtime.hasher)
         # Expired or suppressed here, the batch's last messages may have settled the campaign.
         settled_here = bool(expired) or len(sendable) < len(claimed)
         groups = [

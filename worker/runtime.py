@@ -28,6 +28,7 @@ from stickerq.db import make_engine, make_session_factory
 from stickerq.errors import ConfigurationError
 from stickerq.redis_client import Purpose, make_async_redis, make_redis
 from stickerq.settings import Settings
+from stickerq.suppression_list import phone_hasher
 from stickerq.worker.batch_room import BatchRoom
 from stickerq.worker.kaleyra import KaleyraClient
 from stickerq.worker.leaving import LeavingRecord
@@ -66,6 +67,8 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.accounts = {account.sid: account for account in check_keys(settings)}
         self.settings = settings
+        # Erased suppressed numbers are matched by their keyed hash (None: no key set).
+        self.hasher = phone_hasher(settings)
         self.pid = os.getpid()
         self.engine = make_engine(settings.database_url, pool_pre_ping=False)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)

@@ -1,20 +1,21 @@
 """The suppression list, checked again right after a batch is claimed.
 
 The enqueue dropped the numbers suppressed then; one added since (an operator, or Meta's
-131050 in a callback) is caught here: one SELECT on the list's primary key (sid, phone) for
-the whole batch, and only when it finds some, one UPDATE of those messages, locked by primary
-key, from `sending` to `suppressed`. They are never sent.
+131050 in a callback) is caught here: one SELECT on the list's primary keys for the whole
+batch (`found_on_list`: (sid, phone), and (sid, phone_hash) for erased numbers), and only when
+it finds some, one UPDATE of those messages, locked by primary key, from `sending` to
+`suppressed`. They are never sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stickerq.message_status import MessageMove, move_messages
-from stickerq.models import Message, Suppression
+from stickerq.models import Message
+from stickerq.suppression_list import PhoneHasher, found_on_list
 from stickerq.worker.claims import ClaimedMessage
 from stickerq.worker.locked_rows import claimed_by, locked
 
@@ -22,20 +23,19 @@ DETAIL = "not sent: the number is on the account's suppression list"
 
 
 def drop_suppressed(
-    session: Session, sid: str, token: str, claimed: Sequence[ClaimedMessage]
+    session: Session,
+    sid: str,
+    token: str,
+    claimed: Sequence[ClaimedMessage],
+    hasher: PhoneHasher | None = None,
 ) -> list[ClaimedMessage]:
     """The claimed messages still to send; those whose number is suppressed on `sid` become
-    `suppressed`, in the claim's transaction."""
+    `suppressed`, in the claim's transaction. Without `hasher` (no STICKERQ_ERASURE_KEY), an
+    account with erased suppressions raises ErasureKeyMissing: the claim is rolled back and
+    nothing is sent until the key is set."""
     if not claimed:
         return []
-    found = set(
-        session.scalars(
-            select(Suppression.phone).where(
-                Suppression.sid == sid,
-                Suppression.phone.in_(sorted({message.recipient for message in claimed})),
-            )
-        )
-    )
+    found = found_on_list(session, sid, {message.recipient for message in claimed}, hasher)
     if not found:
         return list(claimed)
     suppressed = [message.pk for message in claimed if message.recipient in found]

@@ -17,6 +17,7 @@ from stickerq.api import (
     metrics,
     operations,
     problems,
+    recipients,
     reports,
     senders,
     suppressions,
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(operations.router)
     app.include_router(suppressions.router)
+    app.include_router(recipients.router)
     app.include_router(senders.router)
     app.include_router(accounts.router)
     metrics.install(app, settings)

@@ -21,6 +21,7 @@ from stickerq.producer.views.base import json_schema
 from stickerq.producer.views.callbacks import UnknownCallbackView
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
 from stickerq.producer.views.config import ConfigView
+from stickerq.producer.views.erasure import ErasureView
 from stickerq.producer.views.failures import FailuresView, HistoryView, RequeueView
 from stickerq.producer.views.media import MediaUploadView
 from stickerq.producer.views.reports import ReportView
@@ -193,6 +194,14 @@ COMMANDS = (
         "stickerq suppress list [--account SID] [--after NUMBER] [--limit N] --json",
         SuppressionPageView,
         "A page of the account's suppression list in number order; `next_after` pages on.",
+    ),
+    JsonCommand(
+        "erase --json",
+        "stickerq erase NUMBER [--dry-run] --json",
+        ErasureView,
+        "What erasing a number removed from each table (with `--dry-run`, would remove), "
+        "and the messages a worker was sending, which were left (`complete` false: erase "
+        "again). The number is shown masked. A number no table holds gives `found` false.",
     ),
     JsonCommand(
         "senders set-rate|reset --json",
