@@ -320,7 +320,7 @@ def _summary(campaign: Campaign) -> CampaignSummary:
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    return make_redis(settings.redis_url, purpose=Purpose.COMMAND)
+    return make_redis(settings.redis_target, purpose=Purpose.COMMAND)
 
 
 def _set_key(settings: Settings, campaign_id: int, status: str, warnings: list[str]) -> None:

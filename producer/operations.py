@@ -55,7 +55,7 @@ def resume_sending(
             campaigns = session.scalars(query).all()
         mirrors = [pause_keys(settings.redis_prefix, sid, sender or "") for sid in sids]
         keys = [sender_key if sender else account_key for account_key, sender_key in mirrors]
-        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+        with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
             client.delete(*keys)
         batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches

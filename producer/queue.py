@@ -19,7 +19,7 @@ from stickerq.settings import Settings
 def check_broker(settings: Settings) -> None:
     """Fail before storing anything if the queue cannot be reached."""
     try:
-        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+        with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
             client.ping()
     except redis.RedisError as exc:
         raise ServiceUnavailable(

@@ -117,7 +117,7 @@ def _sender(number: str, settings: Settings) -> str:
 
 def _mirror(settings: Settings, sender: str, rate: float) -> list[str]:
     """Tell the limiters at once; without Redis, each worker's next claim reads it."""
-    client = make_redis(settings.redis_url, purpose=Purpose.COMMAND)
+    client = make_redis(settings.redis_target, purpose=Purpose.COMMAND)
     try:
         with closing(client):
             client.set(sender_rate_key(settings.redis_prefix, sender), repr(rate))

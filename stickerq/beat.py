@@ -14,7 +14,7 @@ import time
 import redis
 
 from stickerq.keys import beat_seen_key
-from stickerq.redis_client import Purpose, make_redis
+from stickerq.redis_client import Purpose, RedisTarget, make_redis
 
 SEEN_FOR_SECONDS = 60
 NO_BEAT = (
@@ -34,11 +34,13 @@ def mark_beat_seen(client: redis.Redis, prefix: str, dispatch_interval_seconds: 
     client.set(beat_seen_key(prefix), f"{time.time():.0f}", ex=seconds)
 
 
-def missing_beat(redis_url: str, prefix: str, dispatch_interval_seconds: float) -> str | None:
+def missing_beat(
+    target: RedisTarget | str, prefix: str, dispatch_interval_seconds: float
+) -> str | None:
     """What to tell the user when no periodic task ran lately; None when one did, or when
     Redis cannot be asked (the command says so itself if it needs Redis)."""
     try:
-        client = make_redis(redis_url, purpose=Purpose.GLANCE)
+        client = make_redis(target, purpose=Purpose.GLANCE)
         with client:
             seen = client.exists(beat_seen_key(prefix))
     except redis.RedisError:

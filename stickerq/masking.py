@@ -22,9 +22,12 @@ def _as_is(number: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A connection URL without its password, fit for an error message."""
+    """A connection URL without its password, fit for an error message (each part of a
+    `sentinel://h1:26379;sentinel://h2:26380/0` list)."""
     from sqlalchemy.engine import make_url
 
+    if ";" in url:
+        return ";".join(redact_url(part) for part in url.split(";"))
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy can parse: show only its scheme

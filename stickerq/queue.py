@@ -16,6 +16,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from stickerq.keys import queue_key
+from stickerq.redis_client import celery_transport_options
 
 if TYPE_CHECKING:
     import redis
@@ -66,7 +67,7 @@ def queued_tasks(client: redis.Redis, prefix: str) -> int:
 def configure_celery(settings: Settings) -> Celery:
     """Point the app at these settings' broker; a no-op when it already is."""
     broker = (
-        settings.redis_url,
+        settings.redis_target,
         settings.redis_prefix,
         settings.dispatch_interval_seconds,
         settings.sweep_interval_seconds,
@@ -81,6 +82,8 @@ def configure_celery(settings: Settings) -> Celery:
             "global_keyprefix": settings.redis_prefix,
             # An unacked task comes back after this long; a batch never takes close to it.
             "visibility_timeout": 3600,
+            # sentinel://: the master's name and the Sentinels' password
+            **celery_transport_options(settings.redis_target),
         },
         broker_connection_retry_on_startup=True,
         # A worker started without -Q (`celery -A stickerq.worker.celery_app worker`)

@@ -4,17 +4,74 @@
 A caller names its purpose, and the purpose sets how long the client waits: to connect, and
 for each reply. The timeouts live in one table (TIMEOUTS) instead of in each caller. Redis is
 never the truth (the database is), so a client that gives up costs a retry or a warning,
-never a message. This is the one place to change how clients reach Redis (a Sentinel's
-current master, TLS), for every user at once.
+never a message.
+
+A target is one Redis (`redis://`, `rediss://`, `unix://`) or a master that Sentinels know by
+name (`sentinel://h1:26379;sentinel://h2:26380/0`, Celery's own form, the database number
+last). A Sentinel client asks the Sentinels for the master on each new connection; after a
+failover the old master's connections fail (refused, or READONLY once it is a replica, which
+redis-py turns into a ConnectionError), and the next one reaches the new master: every user
+finds it by itself, with no restart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
+
+SENTINEL_SCHEME = "sentinel://"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where stickerq's Redis is: a URL, and for a `sentinel://` one the master's name and the
+    Sentinels' own password (STICKERQ_REDIS_SENTINEL_MASTER, _PASSWORD)."""
+
+    url: str
+    sentinel_master: str | None = None
+    sentinel_password: str | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.url.startswith(SENTINEL_SCHEME)
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelUrl:
+    hosts: list[tuple[str, int]]
+    db: int
+    password: str | None  # the master's, as in `sentinel://:secret@h1:26379;...`
+    username: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """`sentinel://[user:pass@]h1:26379;sentinel://h2:26380/0` (ValueError if it is not)."""
+    hosts: list[tuple[str, int]] = []
+    db, password, username = 0, None, None
+    for part in url.split(";"):
+        split = urlsplit(part.strip())
+        if split.scheme != "sentinel" or not split.hostname:
+            raise ValueError(
+                f"{part.split('@')[-1]!r} is not sentinel://host:port: write each Sentinel as "
+                "sentinel://host:port, separated by `;`, the database number last "
+                "(sentinel://h1:26379;sentinel://h2:26380/0)"
+            )
+        hosts.append((split.hostname, split.port or 26379))
+        if split.password is not None:
+            password = unquote(split.password)
+            username = unquote(split.username) if split.username else None
+        if split.path.strip("/"):
+            if not split.path.strip("/").isdigit():
+                raise ValueError(f"the database number must be an integer, not {split.path!r}")
+            db = int(split.path.strip("/"))
+    return SentinelUrl(hosts, db, password, username)
 
 
 class Purpose(StrEnum):
@@ -49,17 +106,78 @@ TIMEOUTS: dict[Purpose, Timeouts] = {
 }
 
 
-def make_redis(url: str, *, purpose: Purpose) -> redis.Redis:
-    """A client of the Redis at `url` with the timeouts of `purpose`; close it when done."""
-    timeouts = TIMEOUTS[purpose]
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=timeouts.connect, socket_timeout=timeouts.reply
+def make_redis(target: RedisTarget | str, *, purpose: Purpose) -> redis.Redis:
+    """A client of the Redis (or Sentinel master) at `target` with the timeouts of `purpose`;
+    close it when done."""
+    target = _target(target)
+    timeouts = _timeouts(purpose)
+    if not target.is_sentinel:
+        return redis.Redis.from_url(target.url, **timeouts)
+    found = parse_sentinel_url(target.url)
+    sentinels = redis.sentinel.Sentinel(
+        found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
+    master: redis.Redis = sentinels.master_for(_master(target), **_master_kwargs(found), **timeouts)
+    return master
 
 
-def make_async_redis(url: str, *, purpose: Purpose) -> aioredis.Redis:
+def make_async_redis(target: RedisTarget | str, *, purpose: Purpose) -> aioredis.Redis:
     """The same as `make_redis`, for an asyncio event loop; `aclose` it when done."""
-    timeouts = TIMEOUTS[purpose]
-    return aioredis.Redis.from_url(
-        url, socket_connect_timeout=timeouts.connect, socket_timeout=timeouts.reply
+    target = _target(target)
+    timeouts = _timeouts(purpose)
+    if not target.is_sentinel:
+        return aioredis.Redis.from_url(target.url, **timeouts)
+    found = parse_sentinel_url(target.url)
+    sentinels = aiosentinel.Sentinel(
+        found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
+    master: aioredis.Redis = sentinels.master_for(
+        _master(target), **_master_kwargs(found), **timeouts
+    )
+    return master
+
+
+def celery_transport_options(target: RedisTarget) -> dict[str, Any]:
+    """What kombu's Redis transport needs besides the URL: for Sentinel, the master's name
+    and the Sentinels' password (kombu's `sentinel://` transport reads both from here)."""
+    if not target.is_sentinel:
+        return {}
+    options: dict[str, Any] = {"master_name": _master(target)}
+    if target.sentinel_password:
+        options["sentinel_kwargs"] = {"password": target.sentinel_password}
+    return options
+
+
+def _target(target: RedisTarget | str) -> RedisTarget:
+    return RedisTarget(target) if isinstance(target, str) else target
+
+
+def _timeouts(purpose: Purpose) -> dict[str, Any]:
+    timeouts = TIMEOUTS[purpose]
+    return {"socket_connect_timeout": timeouts.connect, "socket_timeout": timeouts.reply}
+
+
+def _master(target: RedisTarget) -> str:
+    if not target.sentinel_master:
+        raise ValueError(
+            "a sentinel:// STICKERQ_REDIS_URL needs STICKERQ_REDIS_SENTINEL_MASTER, the name "
+            "the Sentinels monitor the master by (`sentinel monitor <name> ...`)"
+        )
+    return target.sentinel_master
+
+
+def _sentinel_kwargs(target: RedisTarget, timeouts: dict[str, Any]) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves: the same timeouts, their own password."""
+    kwargs: dict[str, Any] = dict(timeouts)
+    if target.sentinel_password:
+        kwargs["password"] = target.sentinel_password
+    return kwargs
+
+
+def _master_kwargs(found: SentinelUrl) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"db": found.db}
+    if found.password is not None:
+        kwargs["password"] = found.password
+    if found.username is not None:
+        kwargs["username"] = found.username
+    return kwargs

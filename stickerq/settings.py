@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stickerq.accounts import (
@@ -22,6 +22,7 @@ from stickerq.accounts import (
     read_accounts_json,
 )
 from stickerq.errors import ConfigurationError
+from stickerq.redis_client import SENTINEL_SCHEME, RedisTarget, parse_sentinel_url
 
 __all__ = ["POD_DOMAINS", "Settings", "default_database_url"]
 
@@ -51,7 +52,20 @@ class Settings(BaseSettings):
         "postgresql://user@host/db for production",
     )
     redis_url: str = Field(
-        default="redis://localhost:6379/0", description="broker, limiter and pause mirror"
+        default="redis://localhost:6379/0",
+        description="broker, limiter and pause mirror: redis://, rediss://, unix://, or "
+        "Sentinels as sentinel://h1:26379;sentinel://h2:26380/0 (the database number last) "
+        "with STICKERQ_REDIS_SENTINEL_MASTER",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None,
+        description="with a sentinel:// STICKERQ_REDIS_URL: the name the Sentinels monitor "
+        "the master by (`sentinel monitor <name> ...`)",
+    )
+    redis_sentinel_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="the Sentinels' own password (`requirepass` of the Sentinels), if they "
+        "ask one; the master's goes in the URL (sentinel://:password@h1:26379;...)",
     )
     # Every Redis key (queues, limiter buckets, pause mirrors) starts with this, so that
     # several deployments or test runs can share one Redis.
@@ -248,9 +262,32 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str) -> str:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+        if url.startswith(SENTINEL_SCHEME):
+            parse_sentinel_url(url)
+        elif not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "a Redis URL starts with redis://, rediss://, unix:// or sentinel:// "
+                "(sentinel://h1:26379;sentinel://h2:26380/0)"
+            )
         return url
+
+    @model_validator(mode="after")
+    def _sentinel_master_named(self) -> Settings:
+        if self.redis_url.startswith(SENTINEL_SCHEME) and not self.redis_sentinel_master:
+            raise ValueError(
+                "a sentinel:// STICKERQ_REDIS_URL needs STICKERQ_REDIS_SENTINEL_MASTER: the "
+                "name the Sentinels monitor the master by (`sentinel monitor <name> ...`)"
+            )
+        return self
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        """Where Redis is, for stickerq.redis_client's factory and Celery's broker."""
+        return RedisTarget(
+            self.redis_url,
+            self.redis_sentinel_master,
+            self.redis_sentinel_password.get_secret_value() or None,
+        )
 
     @property
     def kaleyra_url(self) -> str:

@@ -29,7 +29,7 @@ class StateCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # a scrape must not wait long on a Redis that does not answer
-        self.redis = make_redis(settings.redis_url, purpose=Purpose.GLANCE)
+        self.redis = make_redis(settings.redis_target, purpose=Purpose.GLANCE)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -4,6 +4,7 @@ of its purpose, and gives up on a Redis that stops answering after its reply tim
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -11,8 +12,18 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from pydantic import ValidationError
 
-from stickerq.redis_client import TIMEOUTS, Purpose, make_async_redis, make_redis
+from stickerq.masking import redact_url
+from stickerq.redis_client import (
+    TIMEOUTS,
+    Purpose,
+    celery_transport_options,
+    make_async_redis,
+    make_redis,
+    parse_sentinel_url,
+)
+from stickerq.settings import Settings
 
 
 @pytest.mark.parametrize("purpose", list(Purpose))
@@ -82,3 +93,44 @@ def test_a_redis_that_stops_answering_is_given_up_after_the_reply_timeout(
     with pytest.raises(redis.TimeoutError):
         asyncio.run(ping_async())
     assert reply <= time.monotonic() - started < reply + 2
+
+
+# Sentinel: what the settings take and refuse (the failover itself: tests/worker/
+# test_sentinel_failover.py, with real Sentinels)
+
+
+def test_a_sentinel_url_is_parsed_with_its_database_and_the_masters_password() -> None:
+    found = parse_sentinel_url("sentinel://:s3cret@h1:26379;sentinel://h2:26380;sentinel://h3/2")
+    assert found.hosts == [("h1", 26379), ("h2", 26380), ("h3", 26379)]
+    assert (found.db, found.password) == (2, "s3cret")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sentinel://h1:26379;redis://h2:6379/0", "'redis://h2:6379/0' is not sentinel://"),
+        ("sentinel://h1:26379/x", "the database number must be an integer"),
+        ("sentinel://:26379", "is not sentinel://host:port"),
+    ],
+)
+def test_a_wrong_sentinel_url_is_refused_saying_how_to_write_it(url: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        Settings(_env_file=None, redis_url=url, redis_sentinel_master="m")  # type: ignore[call-arg]
+
+
+def test_a_sentinel_url_needs_the_masters_name_and_never_shows_a_password() -> None:
+    url = "sentinel://:s3cret@h1:26379;sentinel://h2:26380/0"
+    with pytest.raises(ValidationError, match="needs STICKERQ_REDIS_SENTINEL_MASTER"):
+        Settings(_env_file=None, redis_url=url)  # type: ignore[call-arg]
+    settings = Settings(
+        _env_file=None, redis_url=url, redis_sentinel_master="stickerq",  # type: ignore[call-arg]
+        redis_sentinel_password="sentinel-pw",
+    )  # fmt: skip
+    target = settings.redis_target
+    assert (target.sentinel_master, target.sentinel_password) == ("stickerq", "sentinel-pw")
+    assert celery_transport_options(target) == {
+        "master_name": "stickerq",
+        "sentinel_kwargs": {"password": "sentinel-pw"},
+    }
+    assert "s3cret" not in redact_url(url) and "h2:26380" in redact_url(url)
+    assert "sentinel-pw" not in repr(settings) and "sentinel-pw" not in str(settings)

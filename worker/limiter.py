@@ -137,12 +137,22 @@ class RateLimiter:
     `max_backoff` caps the wait between tries while Redis is unreachable.
     """
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        max_backoff: float = 5.0,
+        hold: Callable[[], float] | None = None,
+    ) -> None:
         if not max_backoff > 0:
             raise ValueError(f"max_backoff must be more than 0 seconds, got {max_backoff!r}")
         self._redis = redis
         self._prefix = prefix
         self.max_backoff = max_backoff
+        # seconds to grant nothing for, asked before each round trip: after a Redis failover
+        # (worker/master_watch.py)
+        self.hold = hold or (lambda: 0.0)
         self._script = redis.register_script(_GCRA)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -309,6 +319,10 @@ class _Dispenser:
             if not self.waiting:
                 self.registry.pop(self.key, None)
                 return
+            held = self.limiter.hold()
+            if held > 0:
+                await asyncio.sleep(held)
+                continue
             asking = list(itertools.islice(self.waiting, MAX_TOKENS_PER_ASK))
             try:
                 grant = await self.limiter.try_acquire(

@@ -33,6 +33,7 @@ from stickerq.worker.batch_room import BatchRoom
 from stickerq.worker.kaleyra import KaleyraClient
 from stickerq.worker.leaving import LeavingRecord
 from stickerq.worker.limiter import RateLimiter
+from stickerq.worker.master_watch import MasterWatch
 from stickerq.worker.pairs import PairGuard
 from stickerq.worker.retries import RetryPolicy
 
@@ -72,7 +73,7 @@ class Runtime:
         self.pid = os.getpid()
         self.engine = make_engine(settings.database_url, pool_pre_ping=False)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
-        self.redis = make_redis(settings.redis_url, purpose=Purpose.WORKER)
+        self.redis = make_redis(settings.redis_target, purpose=Purpose.WORKER)
         self.policy = RetryPolicy(
             quick_attempts=settings.quick_attempts,
             quick_backoff_seconds=settings.quick_backoff_seconds,
@@ -85,6 +86,7 @@ class Runtime:
             1, thread_name_prefix="stickerq-leaving"
         )
         self._loop = new_event_loop()
+        self._watch_task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.clients, self.aredis, self.limiter = self.run(self._open_async())
@@ -116,8 +118,14 @@ class Runtime:
             )
             for account in self.accounts.values()
         }
-        aredis = make_async_redis(s.redis_url, purpose=Purpose.WORKER)
-        return clients, aredis, RateLimiter(aredis, s.redis_prefix)
+        aredis = make_async_redis(s.redis_target, purpose=Purpose.WORKER)
+        hold: Callable[[], float] | None = None
+        if MasterWatch.applies_to(aredis):  # Sentinel: follow a failover, all workers at once
+            watch = MasterWatch(aredis, self.redis)
+            await watch.check()
+            self._watch_task = asyncio.get_running_loop().create_task(watch.run())
+            hold = watch.hold_seconds
+        return clients, aredis, RateLimiter(aredis, s.redis_prefix, hold=hold)
 
     def holds(self, sid: str) -> bool:
         """Whether this worker has the key of account `sid`."""
@@ -147,6 +155,8 @@ class Runtime:
             # Batches whose task has returned: stop them before their next request, write
             # their results.
             await self.batches.halt_and_wait(self.settings.read_timeout + 30)
+            if self._watch_task is not None:
+                self._watch_task.cancel()
             for client in self.clients.values():
                 await client.aclose()
             await self.aredis.aclose()

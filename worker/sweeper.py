@@ -2,9 +2,10 @@
 
 0. A campaign completed while a requeue raced it, and has pending messages, runs again.
 1. A claim whose heartbeat stopped (its worker died, or Redis lost it) is settled: messages
-   its record says may have left become `unknown`, the others `pending` again (see
-   worker/inflight.py for why that record can be trusted). When Redis lost the record, the
-   database's own evidence says which may have left (worker/leaving.py).
+   its record says may have left, or the database's own evidence does (worker/leaving.py),
+   become `unknown`, the others `pending` again. The record alone is not enough: after a
+   Redis failover it may lack the last grants (see worker/inflight.py); when Redis lost it
+   altogether, the database's evidence decides alone.
 2. When no task is queued or running, every due `pending` message of a live campaign is
    uncovered (Redis lost its queue, a task was dropped): it is dispatched again. A message
    dispatched twice is claimed once, so this is safe on several hosts at once.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import redis
-from sqlalchemy import ColumnElement, exists, func, or_, select, text, true
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text, true
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.campaign_status import Move, move_campaigns
@@ -64,13 +65,16 @@ def settle_dead_claims(
         with sessions.begin() as session:
             # `sending` inline (move_messages): the open claims' partial index proves it
             stuck = Message.claim_token == token
-            never_left: ColumnElement[bool]
+            # the database's own evidence, written before each request left
+            never_marked = or_(
+                Message.leaving_claim_token.is_(None), Message.leaving_claim_token != token
+            )
+            never_left: ColumnElement[bool] = never_marked
             if verdict.record_kept:
-                never_left = Message.id.not_in(verdict.sent) if verdict.sent else true()
-            else:  # the database's own evidence, written before each request left
-                never_left = or_(
-                    Message.leaving_claim_token.is_(None), Message.leaving_claim_token != token
-                )
+                # Both must say so: a record that lived through a Redis failover may lack
+                # the last grants the old master took (replication is asynchronous).
+                not_granted = Message.id.not_in(verdict.sent) if verdict.sent else true()
+                never_left = and_(not_granted, never_marked)
             pending += release(session, stuck, never_left, starts={MessageStatus.SENDING})
             unknown += rows_changed(
                 session.execute(

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
     app.state.own_process = OwnProcess(settings)  # large campaigns are stored beside the API
-    store = make_redis(settings.redis_url, purpose=Purpose.SESSIONS)
+    store = make_redis(settings.redis_target, purpose=Purpose.SESSIONS)
     sessions = Sessions(
         app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60
     )

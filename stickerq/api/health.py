@@ -32,7 +32,7 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "unreachable"
         checks["migrations"] = "unknown"
     try:
-        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+        with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
             client.ping()
     except redis.RedisError:
         checks["redis"] = "unreachable"

@@ -69,7 +69,7 @@ def warn_if_no_beat(settings: Settings) -> None:
     from stickerq.beat import missing_beat
 
     warning = missing_beat(
-        settings.redis_url, settings.redis_prefix, settings.dispatch_interval_seconds
+        settings.redis_target, settings.redis_prefix, settings.dispatch_interval_seconds
     )
     if warning is not None:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}")

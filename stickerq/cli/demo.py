@@ -186,7 +186,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def _forget_redis_keys(settings: Settings) -> None:
     try:
-        with make_redis(settings.redis_url, purpose=Purpose.COMMAND) as client:
+        with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
             keys = list(client.scan_iter(match=settings.redis_prefix + "*", count=1000))
             if keys:
                 client.delete(*keys)
