@@ -1,7 +1,7 @@
 """Bytes per message: what a sent campaign, called back, leaves in the database.
 
     .venv/bin/python bench/storage.py [--recipients 20000] [--backend both|postgresql|sqlite]
-                                      [--seed 7] [--json FILE]
+                                      [--vacuum-every 25] [--seed 7] [--json FILE]
 
 For each backend, two new databases, filled the same way: one migrated to head, one to the
 revision before the storage cuts (`0015`'s down_revision), written there as the code before
@@ -15,6 +15,12 @@ WA400 (failed), 3 % one WA500 then WA202 (a quick retry), 1 % three WA500s (a du
 sent by a later claim), the rest WA202. Callbacks go through `producer.callbacks.
 apply_callbacks` in batches of 500, a batch behind the sends: 2 % of the sent fail (Meta's
 131047), the rest are delivered, 85 % of those read.
+
+Autovacuum is off on every table: when its ANALYZE holds a snapshot decides which dead rows a
+page can drop, and the figures varied by a quarter from run to run. The bench vacuums
+`messages` and `attempts` itself every --vacuum-every batches (25: every 5,000 messages), as
+autovacuum would during a campaign; `--vacuum-every 0` vacuums only at the end, as the first
+measurement of issue 23 did, which leaves every dead version's space in the tables.
 
 Then PostgreSQL gets VACUUM (ANALYZE) and its sizes from pg_relation_size (heap, with its
 free space and visibility maps), pg_indexes_size and the TOAST table's
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,10 +55,7 @@ CALLBACK_BATCH = 500
 LEAVING_GROUP = 5  # what a worker's leaving thread gathers in 5 ms at ~1,000 msgs/s
 STORAGE_REVISION = "0015"  # the migration that made the cuts; the baseline is the one before
 TABLES = ("messages", "attempts")
-# Autovacuum is off on every table (when its ANALYZE holds a snapshot decides which dead rows
-# a page can drop, so the figures varied by a quarter); the bench vacuums the measured tables
-# itself every VACUUM_EVERY batches instead, as autovacuum would.
-VACUUM_EVERY = 25
+VACUUM_EVERY = 25  # batches (see the docstring)
 
 # The outcome mix of one message: (share, answers of its first claim, answer of a later one).
 MIX: list[tuple[float, tuple[str, ...], str | None]] = [
@@ -190,7 +193,9 @@ def outcome_of(message: Any, answers: Sequence[str], rng: random.Random) -> Any:
     return result
 
 
-def fill(url: str, prefix: str, recipients: int, seed: int, before: bool) -> Filled:
+def fill(
+    url: str, prefix: str, recipients: int, seed: int, before: bool, vacuum_every: int
+) -> Filled:
     """One campaign enqueued, sent and called back through the code's own statements."""
     from sqlalchemy import select
 
@@ -219,7 +224,7 @@ def fill(url: str, prefix: str, recipients: int, seed: int, before: bool) -> Fil
             sent = send_batch(engine, sessions, campaign_id, batch, plans, rng, before, 0)
             retries += [pk for pk in batch if plans[pk][1] is not None]
             callbacks.after(sent, filled)
-            if (start // BATCH) % VACUUM_EVERY == VACUUM_EVERY - 1:
+            if vacuum_every and (start // BATCH) % vacuum_every == vacuum_every - 1:
                 vacuum(engine)
         for start in range(0, len(retries), BATCH):  # the durable retries, due later
             batch = retries[start : start + BATCH]
@@ -411,21 +416,33 @@ def sqlite_sizes(url: str) -> dict[str, Size]:
 
 
 def measure(
-    backend: str, revision: str, recipients: int, seed: int, before: bool
+    backend: str, revision: str, recipients: int, seed: int, before: bool, vacuum_every: int
 ) -> dict[str, Any]:
     database = postgres_database if backend == "postgresql" else sqlite_database
     with database(revision) as url, common.redis_prefix("storage") as prefix:
         common.log(f"{backend} at {revision}: filling {recipients:,} messages")
-        filled = fill(url, prefix, recipients, seed, before)
+        filled = fill(url, prefix, recipients, seed, before, vacuum_every)
         sizes = postgres_sizes(url) if backend == "postgresql" else sqlite_sizes(url)
     return {"filled": filled, "sizes": sizes}
+
+
+def as_json(figure: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "filled": asdict(figure["filled"]),
+        "bytes": {
+            name: {**asdict(size), "total": size.total} for name, size in figure["sizes"].items()
+        },
+    }
 
 
 def per_message(value: int, recipients: int) -> str:
     return fmt(value / recipients, ",.0f")
 
 
-def report(backend: str, before: dict[str, Any], after: dict[str, Any], recipients: int) -> float:
+def report(
+    backend: str, baseline: str, before: dict[str, Any], after: dict[str, Any], recipients: int
+) -> float:
+    """Print the backend's tables; returns head's bytes per message over the baseline's."""
     rows: list[list[str]] = []
     totals = [0, 0]
 
@@ -450,7 +467,7 @@ def report(backend: str, before: dict[str, Any], after: dict[str, Any], recipien
     print_table(
         f"{backend}: bytes per message, {recipients:,} recipients, {filled.attempts:,} "
         f"attempts, {filled.callbacks:,} callbacks",
-        ["", f"at {BEFORE[0]}", "head", "head / before"],
+        ["", f"at {baseline}", "head", "head / before"],
         rows,
     )
     index_rows = []
@@ -461,37 +478,41 @@ def report(backend: str, before: dict[str, Any], after: dict[str, Any], recipien
             new = after["sizes"][table].per_index.get(name, 0)
             index_rows.append([name, per_message(old, recipients), per_message(new, recipients)])
     print_table(
-        f"{backend}: each index, bytes per message", ["", f"at {BEFORE[0]}", "head"], index_rows
+        f"{backend}: each index, bytes per message", ["", f"at {baseline}", "head"], index_rows
     )
     return totals[1] / totals[0]
-
-
-BEFORE: list[str] = [""]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--backend", choices=["both", "postgresql", "sqlite"], default="both")
+    parser.add_argument(
+        "--vacuum-every",
+        type=int,
+        default=VACUUM_EVERY,
+        help="VACUUM messages and attempts every N batches of 200 (0: only at the end)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--before", help="the baseline's revision (default: the one before the storage cuts)"
     )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args(argv)
-    BEFORE[0] = args.before or before_revision()
+    baseline = args.before or before_revision()
     print(common.machine_line())
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     figures: dict[str, Any] = {}
     for backend in backends:
-        before = measure(backend, BEFORE[0], args.recipients, args.seed, before=True)
-        after = measure(backend, "head", args.recipients, args.seed, before=False)
-        ratio = report(backend, before, after, args.recipients)
-        figures[backend] = {"before": before, "after": after, "ratio": ratio}
+        runs = args.recipients, args.seed
+        before = measure(backend, baseline, *runs, before=True, vacuum_every=args.vacuum_every)
+        after = measure(backend, "head", *runs, before=False, vacuum_every=args.vacuum_every)
+        ratio = report(backend, baseline, before, after, args.recipients)
+        figures[backend] = {"before": as_json(before), "after": as_json(after), "ratio": ratio}
     print()
     for backend, figure in figures.items():
-        print(f"  {backend}: head / {BEFORE[0]} = {figure['ratio']:.2f} of the bytes per message")
-    dump_json(args.json, figures)
+        print(f"  {backend}: head / {baseline} = {figure['ratio']:.2f} of the bytes per message")
+    dump_json(args.json, {"recipients": args.recipients, "baseline": baseline, **figures})
     return 0
 
 
