@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,11 @@ def test_the_storage_bench_prints_bytes_per_message_before_and_after(tmp_path: P
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "STICKERQ_BENCH_PG_URL": PG_ADMIN_URL},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "STICKERQ_BENCH_PG_URL": PG_ADMIN_URL,
+            "STICKERQ_BENCH_REDIS_URL": REDIS_URL,
+        },
     )
     assert done.returncode == 0, done.stderr
     for backend in ("postgresql", "sqlite"):
