@@ -64,6 +64,10 @@ def _make_folder_of(sqlite_url: str) -> None:
 def _tune_sqlite(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see make_engine)
     cursor = dbapi_conn.cursor()
+    # A new file keeps its free pages apart, to be given back (stickerq/space.py): this takes
+    # effect only before the first table is made, which migrate.py does on this connection.
+    # On an older file it changes nothing until `stickerq db vacuum` converts it.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")  # = SQLITE_BUSY_TIMEOUT_MS; PRAGMAs take no params
     cursor.execute("PRAGMA synchronous=NORMAL")

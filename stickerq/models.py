@@ -144,6 +144,8 @@ class Schedule(Base):
 # The predicates of two partial indexes of messages (the statements that use them repeat them).
 RETRY_DUE = "status = 'pending' AND next_attempt_at IS NOT NULL"
 OPEN_CLAIM = "status = 'sending'"
+# Only sent messages have a message_id; `message_id = x` proves the predicate by itself.
+HAS_MESSAGE_ID = "message_id IS NOT NULL"
 
 
 class Message(Base):
@@ -165,7 +167,7 @@ class Message(Base):
     delayed_retries: Mapped[int] = mapped_column(Integer, default=0)
     # Due time of a durable WA500 retry (or of a resend after a connection failure).
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    message_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(128))
     # The claim that moved it to `sending`: the sweeper asks Redis what that claim sent.
     claim_token: Mapped[str | None] = mapped_column(String(32))
     # Written before the first request under a claim leaves (worker/leaving.py): equal to
@@ -198,6 +200,14 @@ class Message(Base):
             "claimed_at",
             postgresql_where=text(OPEN_CLAIM),
             sqlite_where=text(OPEN_CLAIM),
+        ),
+        # Partial: no entry for a message without one (each version of a pending, sending or
+        # failed row put one there: 14 bytes a message on PostgreSQL, migration 0015).
+        Index(
+            "ix_messages_message_id",
+            "message_id",
+            postgresql_where=text(HAS_MESSAGE_ID),
+            sqlite_where=text(HAS_MESSAGE_ID),
         ),
     )
 

@@ -37,6 +37,7 @@ SUBCOMMANDS = [
     ["db", "current"],
     ["db", "history"],
     ["db", "downgrade"],
+    ["db", "vacuum"],
     ["config"],
     ["sandbox"],
     ["worker"],

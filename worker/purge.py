@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
@@ -37,6 +37,7 @@ from stickerq.errors import StickerqError
 from stickerq.export import export_campaign
 from stickerq.logs import ids
 from stickerq.models import Attempt, Campaign, IdempotencyKey, Message, PurgeTotals, utcnow
+from stickerq.space import SpaceGiven, return_free_pages
 from stickerq.states import CampaignStatus
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class CampaignPurge:
 class PurgeReport:
     campaigns: list[CampaignPurge] = field(default_factory=list)
     idempotency_keys: int = 0
+    space: SpaceGiven | None = None  # what a SQLite file gave back afterwards
 
     @property
     def messages(self) -> int:
@@ -193,6 +195,11 @@ def purge(
             extra=ids(campaign_id),
         )
     report.idempotency_keys = _delete_old_keys(sessions, now - timedelta(hours=key_hours))
+    if report.messages:
+        with sessions() as session:
+            engine = session.get_bind()
+        if isinstance(engine, Engine):  # SQLite: the file shrinks (stickerq/space.py)
+            report.space = return_free_pages(engine)
     return report
 
 

@@ -18,8 +18,11 @@ from sqlalchemy import (
     Update,
     any_,
     bindparam,
+    case,
     func,
     insert,
+    literal_column,
+    null,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -77,10 +80,20 @@ _SET_BY_RESULT = [name for name in _RESULT_COLUMNS if name != "pk"]
 
 
 def _write_statement(
-    rows: ColumnElement[bool], pk: ColumnElement[int], values: dict[str, Any]
+    rows: ColumnElement[bool],
+    pk: ColumnElement[int],
+    values: dict[str, Any],
+    clear_settled_claims: bool = True,
 ) -> Update:
     ours = locked(rows)
     status, others = values["status"], {k: v for k, v in values.items() if k != "status"}
+    if clear_settled_claims:
+        # A message the result takes out of its claim keeps no token (66 bytes a row, for
+        # ever): only `unknown` may still be settled under it (the sweeper's guess, then the
+        # worker's word), as RELEASE, REQUEUE and SUPPRESS already clear it.
+        still_claimed = literal_column(f"'{MessageStatus.UNKNOWN.value}'") == status
+        for column in ("claim_token", "leaving_claim_token"):
+            others[column] = case((still_claimed, _table.c[column]), else_=null())
     return move_messages(
         MessageMove.RECORD,
         _table.c.id == ours.c.id,
@@ -92,29 +105,36 @@ def _write_statement(
     )
 
 
-# SQLite: one UPDATE per result, executemany (it has no arrays; it writes in-process anyway).
-_write_result = _write_statement(
-    _table.c.id == bindparam("pk"),
-    bindparam("pk"),
-    {_RESULT_COLUMNS[name][0]: bindparam(name) for name in _SET_BY_RESULT},
-)
-
-# PostgreSQL: one UPDATE ... FROM unnest(arrays) for the whole flush, so the counting trigger
-# (once per statement) runs once per flush.
-_pks = bindparam("pk", type_=ARRAY(BigInteger()))
-_results = (
-    func.unnest(
-        _pks,
-        *(bindparam(name, type_=ARRAY(_RESULT_COLUMNS[name][1])) for name in _SET_BY_RESULT),
+def write_statements(clear_settled_claims: bool = True) -> tuple[Update, Update]:
+    """The result write for SQLite (one UPDATE per result, executemany: it has no arrays; it
+    writes in-process anyway) and for PostgreSQL (one UPDATE ... FROM unnest(arrays) for the
+    whole flush, so the counting trigger, once per statement, runs once per flush).
+    `clear_settled_claims=False` is the write as it was before 0015 (bench/storage.py)."""
+    sqlite_write = _write_statement(
+        _table.c.id == bindparam("pk"),
+        bindparam("pk"),
+        {_RESULT_COLUMNS[name][0]: bindparam(name) for name in _SET_BY_RESULT},
+        clear_settled_claims,
     )
-    .table_valued(*_RESULT_COLUMNS)
-    .render_derived(name="result")
-)
-_write_results_pg = _write_statement(
-    _table.c.id == any_(_pks),
-    _results.c.pk,
-    {_RESULT_COLUMNS[name][0]: _results.c[name] for name in _SET_BY_RESULT},
-)
+    pks = bindparam("pk", type_=ARRAY(BigInteger()))
+    results = (
+        func.unnest(
+            pks,
+            *(bindparam(name, type_=ARRAY(_RESULT_COLUMNS[name][1])) for name in _SET_BY_RESULT),
+        )
+        .table_valued(*_RESULT_COLUMNS)
+        .render_derived(name="result")
+    )
+    postgres_write = _write_statement(
+        _table.c.id == any_(pks),
+        results.c.pk,
+        {_RESULT_COLUMNS[name][0]: results.c[name] for name in _SET_BY_RESULT},
+        clear_settled_claims,
+    )
+    return sqlite_write, postgres_write
+
+
+_write_result, _write_results_pg = write_statements()
 
 
 def write_results(session: Session, token: str, results: Sequence[MessageResult]) -> None:

@@ -1,4 +1,5 @@
-"""`stickerq db upgrade|current|history|downgrade`: the schema, by Alembic."""
+"""`stickerq db upgrade|current|history|downgrade`: the schema, by Alembic; `stickerq db
+vacuum`: the space of deleted rows given back."""
 
 from __future__ import annotations
 
@@ -66,3 +67,30 @@ def db_upgrade(revision: str = "head") -> None:
     settings = load_settings()
     upgrade(settings.database_url, revision)
     console.print(f"database {redact_url(settings.database_url)} is at {revision}")
+
+
+@database_app.command("vacuum")
+def db_vacuum() -> None:
+    """Give back the space of deleted rows: SQLite shrinks its file (an older file is
+    converted to incremental auto-vacuum first); PostgreSQL gets VACUUM (ANALYZE), which
+    frees the space for new rows without shrinking the tables."""
+    from stickerq.db import make_engine
+    from stickerq.masking import redact_url
+    from stickerq.space import give_space_back
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        given = give_space_back(engine)
+    finally:
+        engine.dispose()
+    console.print(f"database {redact_url(settings.database_url)}: {escape(given.action)}")
+    if given.bytes_before is not None and given.bytes_after is not None:
+        console.print(
+            f"file {_size(given.bytes_before)} -> {_size(given.bytes_after)} "
+            f"({_size(given.bytes_before - given.bytes_after)} given back)"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1024 / 1024:,.1f} MiB" if n_bytes >= 1024 * 1024 else f"{n_bytes:,} bytes"

@@ -97,6 +97,8 @@ def purge(
         f"{report.idempotency_keys:,} idempotency key(s) {verb}"
         + ("" if report.campaigns else ": no finished campaign is past its retention")
     )
+    if report.space is not None and report.space.bytes_freed is not None:
+        err_console.print(f"the SQLite file gave back {report.space.bytes_freed:,} bytes")
     refused = [purged for purged in report.campaigns if purged.error]
     for purged in refused:
         err_console.print(f"[red]error:[/] campaign {purged.campaign_id} kept: {purged.error}")

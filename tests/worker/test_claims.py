@@ -118,6 +118,46 @@ def test_results_are_written_in_bulk_and_the_campaign_completes(
         assert complete_if_settled(session, campaign_id)
 
 
+def test_a_result_clears_the_claim_tokens_except_on_an_unknown_message(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A settled message keeps no claim (66 bytes a row): only an `unknown` one may still be
+    written under it, by its worker's late word after the sweeper's guess."""
+    campaign_id, ids = stored_campaign(sessions, 4)
+    claim_in_own_session(sessions, campaign_id, ids)
+    with sessions.begin() as session:
+        assert record_leaving(session.connection(), "T1", ids) == set(ids)
+    record = AttemptRecord(1, utcnow(), 12.5, 202, "WA202", "sent", None)
+    retry_at = utcnow() + timedelta(minutes=5)
+    results = [
+        MessageResult(ids[0], MessageStatus.SENT, [record], 1, 0, message_id="A1"),
+        MessageResult(ids[1], MessageStatus.FAILED, [record], 1, 0, code="WA400"),
+        MessageResult(ids[2], MessageStatus.PENDING, [record], 1, 1, next_attempt_at=retry_at),
+        MessageResult(ids[3], MessageStatus.UNKNOWN, [record], 1, 0),
+    ]
+    with sessions.begin() as session:
+        write_results(session, "T1", results)
+    with sessions() as session:
+        tokens = {
+            m.id: (m.status, m.claim_token, m.leaving_claim_token)
+            for m in session.scalars(select(Message).where(Message.id.in_(ids)))
+        }
+    assert tokens == {
+        ids[0]: (MessageStatus.SENT, None, None),
+        ids[1]: (MessageStatus.FAILED, None, None),
+        ids[2]: (MessageStatus.PENDING, None, None),
+        ids[3]: (MessageStatus.UNKNOWN, "T1", "T1"),
+    }
+    # The worker's word on the unknown one still lands under its claim, and then clears it.
+    sent = MessageResult(ids[3], MessageStatus.SENT, [record], 2, 0, message_id="A4")
+    with sessions.begin() as session:
+        write_results(session, "T1", [sent])
+    with sessions() as session:
+        last = session.get(Message, ids[3])
+        assert last is not None
+        assert (last.status, last.claim_token, last.leaving_claim_token) == ("sent", None, None)
+
+
 def test_a_due_retry_is_handed_to_one_dispatcher_only(sessions: sessionmaker[Session]) -> None:
     campaign_id, ids = stored_campaign(sessions, 5)
     with sessions.begin() as session:
