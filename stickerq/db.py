@@ -30,6 +30,7 @@ UPGRADE_ADVICE = "the database has no stickerq tables (or an old schema): run `s
 # idempotency locks', Alembic's) is made from the URL, so none can miss it.
 POOLER_PARAMETER = "pooler"
 POOLERS = ("pgbouncer",)
+PREPARED_STATEMENT_MISSING = "26000"  # SQLSTATE invalid_sql_statement_name
 
 
 def rows_changed(result: Result[Any]) -> int:
@@ -42,6 +43,8 @@ def lacks_schema(exc: BaseException) -> bool:
     """A database error that means the tables are missing or behind the code's migrations."""
     if not isinstance(exc, OperationalError | ProgrammingError):
         return False
+    if getattr(exc.orig, "sqlstate", None) == PREPARED_STATEMENT_MISSING:
+        return False  # a pooler in transaction mode that the URL does not name: not the schema
     message = str(exc.orig) if exc.orig is not None else str(exc)
     return "no such table" in message or "does not exist" in message
 
