@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian's pgbouncer, which tests/test_pgbouncer.py starts in transaction mode in front of the
 # tests' PostgreSQL: installed with apt-get where it is missing and we are root, else fail
-# saying how. Fast (one file check) when it is there. Only the binary is used: the package's
-# own service is stopped and disabled, the tests run their own on a free port.
+# saying how. Fast (one file check) when it is there. Only the binary is used (the tests run
+# their own on a free port): the package's service is not started on install.
 set -u
 PGBOUNCER=/usr/sbin/pgbouncer
 present() { [ -x "$PGBOUNCER" ]; }
