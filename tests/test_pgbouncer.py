@@ -26,6 +26,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from psycopg import sql
+from pydantic import ValidationError
 from sqlalchemy import Engine, event, func, make_url, select
 from sqlalchemy.exc import ProgrammingError
 
@@ -377,3 +378,15 @@ def test_a_client_gone_mid_transaction_takes_its_advisory_lock_along(
             return got
 
         wait_until(taken, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://u@h:6432/db?pooler=pgcat", "give pooler=pgbouncer"),
+        ("sqlite:////tmp/stickerq.db?pooler=pgbouncer", "only on a postgresql:// URL"),
+    ],
+)
+def test_a_pooler_stickerq_cannot_use_is_refused_saying_what_to_give(url: str, says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        Settings(database_url=url)
