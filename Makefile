@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test services browser lint json-docs config-docs docs
+.PHONY: demo test services browser pgbouncer lint json-docs config-docs docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ services:
 browser:
 	bash scripts/ensure-chromium.sh
 
+# Debian's pgbouncer for tests/test_pgbouncer.py, which runs its own (apt-get, or says how)
+pgbouncer:
+	bash scripts/ensure-pgbouncer.sh
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -29,7 +33,7 @@ lint: $(VENV)/.installed
 # (measured: 242 s with two, 201 s with three, 179 s with four); the
 # tests marked serial (a restarted PostgreSQL, rates per second, kill bounds) run alone after.
 # Each run exits non-zero when it collects no test.
-test: $(VENV)/.installed services browser lint
+test: $(VENV)/.installed services browser pgbouncer lint
 	$(PY) -m pytest -n 3 -m "not serial"
 	$(PY) -m pytest -m serial
 

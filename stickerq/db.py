@@ -1,4 +1,5 @@
-"""Engine and session factory for SQLite (WAL, busy timeout) and PostgreSQL."""
+"""Engine and session factory for SQLite (WAL, busy timeout) and PostgreSQL, direct or
+behind a pooler in transaction mode (`?pooler=pgbouncer` in the URL)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url
+import psycopg
+from sqlalchemy import URL, CursorResult, Engine, Result, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.errors import ConfigurationError
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 UPGRADE_ADVICE = "the database has no stickerq tables (or an old schema): run `stickerq db upgrade`"
+
+# A pooler in transaction mode hands each transaction whichever server connection is free, so
+# nothing a session keeps between transactions may be relied on. Of that, only psycopg's
+# prepared statements are ours (it prepares a statement run prepare_threshold times); the URL
+# names the pooler (postgresql://user@host:6432/db?pooler=pgbouncer) and they are turned off.
+# In the URL, not a setting of its own: every connection (pools, the leaving thread's, the
+# idempotency locks', Alembic's) is made from the URL, so none can miss it.
+POOLER_PARAMETER = "pooler"
+POOLERS = ("pgbouncer",)
+PREPARED_STATEMENT_MISSING = "26000"  # SQLSTATE invalid_sql_statement_name
 
 
 def rows_changed(result: Result[Any]) -> int:
@@ -29,11 +43,35 @@ def lacks_schema(exc: BaseException) -> bool:
     """A database error that means the tables are missing or behind the code's migrations."""
     if not isinstance(exc, OperationalError | ProgrammingError):
         return False
+    if getattr(exc.orig, "sqlstate", None) == PREPARED_STATEMENT_MISSING:
+        return False  # a pooler in transaction mode that the URL does not name: not the schema
     message = str(exc.orig) if exc.orig is not None else str(exc)
     return "no such table" in message or "does not exist" in message
 
 
+def pooler_of(url: str | URL) -> str | None:
+    """The pooler in transaction mode that the URL names (`?pooler=pgbouncer`), else None.
+    Raises ConfigurationError for a pooler stickerq does not know, or on a SQLite URL."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    pooler = parsed.query.get(POOLER_PARAMETER)
+    if pooler is None:
+        return None
+    if parsed.get_backend_name() != "postgresql":
+        raise ConfigurationError(
+            f"the database URL names a pooler ({POOLER_PARAMETER}={pooler}) but is not "
+            "PostgreSQL's: a pooler goes only on a postgresql:// URL"
+        )
+    if pooler not in POOLERS:
+        raise ConfigurationError(
+            f"the database URL's {POOLER_PARAMETER}={pooler!r} is not a pooler stickerq knows: "
+            f"give {POOLER_PARAMETER}=pgbouncer (PgBouncer, in transaction or session mode), "
+            "or leave it out for a direct connection"
+        )
+    return str(pooler)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    pooler = pooler_of(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
@@ -51,7 +89,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # spares a round trip per transaction (a lost connection fails once, then the whole
     # pool is invalidated and the call tried again).
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if pooler is not None:
+        # The URL keeps the parameter (a URL derived from engine.url still names the pooler);
+        # psycopg is given what it means instead.
+        event.listen(engine, "do_connect", _through_pooler)
+    return engine
+
+
+def _through_pooler(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    params.pop(POOLER_PARAMETER, None)
+    params["prepare_threshold"] = None  # psycopg: never prepare
+
+
+def connect_psycopg(url: URL, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A psycopg connection of its own to `url` (a SQLAlchemy URL of PostgreSQL): what a
+    pooled engine's connections are, prepared statements off behind a pooler."""
+    if pooler_of(url) is not None:
+        kwargs["prepare_threshold"] = None
+    query = {k: v for k, v in url.query.items() if k != POOLER_PARAMETER}
+    plain = url.set(drivername="postgresql", query=query)
+    return psycopg.connect(plain.render_as_string(hide_password=False), **kwargs)
 
 
 def _make_folder_of(sqlite_url: str) -> None:

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default_factory=default_database_url,
         description="SQLite for one host (default: a file in the user's data folder), "
-        "postgresql://user@host/db for production",
+        "postgresql://user@host/db for production; behind PgBouncer in transaction mode, "
+        "postgresql://user@pgbouncer:6432/db?pooler=pgbouncer (prepared statements off: "
+        "docs/deployment.md)",
     )
     redis_url: str = Field(
         default="redis://localhost:6379/0",
@@ -257,6 +259,13 @@ class Settings(BaseSettings):
                 "not a database URL stickerq can use: give sqlite:///path/to/stickerq.db or "
                 "postgresql://user@host/db"
             ) from None
+        from stickerq.db import pooler_of
+        from stickerq.errors import ConfigurationError
+
+        try:
+            pooler_of(url)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
         return url
 
     @field_validator("redis_url")

@@ -28,6 +28,7 @@ from sqlalchemy import BigInteger, ColumnElement, Engine, Table, Update, any_, b
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from stickerq.db import connect_psycopg
 from stickerq.models import Message
 from stickerq.states import MessageStatus
 from stickerq.worker.locked_rows import locked
@@ -152,10 +153,7 @@ class MarkWriter:
 
     def _write_postgres(self, wanted: Marks) -> Ours:
         if self._connection is None:
-            url = self.engine.url.set(drivername="postgresql")
-            self._connection = psycopg.connect(
-                url.render_as_string(hide_password=False), autocommit=True
-            )
+            self._connection = connect_psycopg(self.engine.url, autocommit=True)
         ours: Ours = {}
         with self._connection.cursor() as cursor:
             for token, pks in wanted.items():
