@@ -13,6 +13,7 @@ import yaml
 
 from stickerq.api import create_app
 from stickerq.cli import app
+from stickerq.redis_client import parse_sentinel_url
 from stickerq.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +171,24 @@ def test_the_worker_serves_its_metrics_to_a_scraper_beside_it(
     _, command = parse_cli(worker["command"])
     assert command.params["metrics_port"] == 9108
     assert service_settings(worker, {}, monkeypatch).worker_metrics_host == "0.0.0.0"
+
+
+def test_sentinel_override_reaches_redis_through_three_sentinels_watching_its_master(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = load_compose("docker-compose.sentinel.yml")["services"]
+    sentinels = [name for name in services if name.startswith("sentinel-")]
+    assert len(sentinels) == 3
+    for name in STICKERQ_SERVICES:
+        settings = service_settings(services[name], {}, monkeypatch)
+        target = settings.redis_target
+        assert target.is_sentinel and target.sentinel_master == "stickerq", name
+        hosts = [host for host, _ in parse_sentinel_url(target.url).hosts]
+        assert hosts == sentinels, name
+    for name in sentinels:
+        script = services[name]["command"][0]
+        assert "sentinel monitor stickerq redis 6379 2" in script  # the master, quorum 2
+        assert script.rstrip().endswith("--sentinel")
+    assert "--replicaof" in services["redis-replica"]["command"]
+    assert services["redis-replica"]["command"][services["redis-replica"]["command"].index(
+        "--replicaof") + 1] == "redis"  # fmt: skip
