@@ -234,8 +234,16 @@ def first_arrival(sandbox: common.Sandbox, timeout: float = 30.0) -> float:
 
 
 def run_stickerq(
-    sandbox: common.Sandbox, db_url: str, prefix: str, count: int, run: int, args: Any
+    sandbox: common.Sandbox,
+    db_url: str,
+    prefix: str,
+    count: int,
+    run: int,
+    args: Any,
+    redis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`redis`: where the workers find Redis (STICKERQ_REDIS_* settings); the bench's own
+    Redis by default."""
     from stickerq.producer.api import enqueue_campaign
     from stickerq.producer.request import CampaignRequest
     from stickerq.queue import app, configure_celery
@@ -247,6 +255,7 @@ def run_stickerq(
         sandbox.url,
         **common.worker_settings(args),
         rate_per_second=args.rate,
+        **(redis or {}),
     )
     configure_celery(settings)
     workers = common.spawn_stickerq_workers(
@@ -371,6 +380,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile-format", default="flamegraph", choices=["flamegraph", "speedscope", "raw"]
     )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="sentinel://h1:26379;...: stickerq alone, through the Sentinels' master against "
+        "the same master's direct redis:// URL, alternated (needs --sentinel-master)",
+    )
+    parser.add_argument("--sentinel-master", default=None, help="the Sentinels' master name")
     parser.add_argument("--child-ceiling", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -382,6 +398,8 @@ def main() -> int:
         ceiling_child(url, int(count), int(concurrency))
         return 0
     common.QUIET["enabled"] = not args.no_wait_quiet
+    if args.redis_url:
+        return compare_sentinel(args)
     count = args.recipients
     naive_count = args.naive_recipients or count
     ceiling_c = args.ceiling_concurrency or in_flight_total(args)
@@ -429,6 +447,53 @@ def main() -> int:
             sandbox.stop()
     summarise(runs, args, ceiling_c)
     common.dump_json(args.json, runs)
+    return 0
+
+
+def compare_sentinel(args: Any) -> int:
+    """stickerq through the Sentinels' master and through a direct URL to that same master,
+    alternated, same database and sandbox: what following a failover costs when none comes."""
+    from stickerq.redis_client import Purpose, RedisTarget, make_redis, parse_sentinel_url
+
+    target = RedisTarget(args.redis_url, args.sentinel_master)
+    parse_sentinel_url(target.url)  # a wrong URL stops here, saying how to write it
+    with make_redis(target, purpose=Purpose.COMMAND) as client:
+        host, port = client.connection_pool.get_master_address()
+    db = parse_sentinel_url(target.url).db
+    variants = {
+        "sentinel": {"redis_url": target.url, "redis_sentinel_master": args.sentinel_master},
+        "direct": {"redis_url": f"redis://{host}:{port}/{db}"},
+    }
+    print(common.machine_line())
+    print(
+        f"throughput through Sentinel: {args.recipients:,} recipients, latency "
+        f"{args.latency_ms:g} ms, {args.runs} run(s) of each, alternated; master {host}:{port}"
+    )
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    with common.bench_database("sn") as db_url, common.redis_prefix("sn") as prefix:
+        sandbox = common.Sandbox(args.latency_ms)
+        try:
+            for run in range(1, args.runs + 1):
+                order = list(variants) if run % 2 else list(reversed(variants))
+                for name in order:
+                    log(f"run {run}: stickerq, {name}")
+                    figures = run_stickerq(
+                        sandbox, db_url, prefix, args.recipients, run, args, variants[name]
+                    )
+                    assert figures["duplicates"] == 0, figures
+                    rates[name].append(figures["rate"])
+                    print(f"  run {run} {name:8} {figures['rate']:,.0f} msg/s", flush=True)
+        finally:
+            sandbox.stop()
+    through, direct = median(rates["sentinel"]), median(rates["direct"])
+    rows = [
+        [name, fmt(median(values)), ", ".join(fmt(v) for v in values)]
+        for name, values in rates.items()
+    ]
+    print_table("medians", ["redis", "msg/s", "runs"], rows)
+    ratio_text = f"{through / direct:.3f} (target >= 0.95)"
+    print_targets([Target("through Sentinel / direct", through / direct >= 0.95, ratio_text)])
+    common.dump_json(args.json, rates)
     return 0
 
 

@@ -148,3 +148,20 @@ class SentinelTopology:
                 if int(master["num-slaves"]) < 1 or int(master["num-other-sentinels"]) < 2:
                     return False
         return True
+
+
+if __name__ == "__main__":  # `python -m tests.redis_servers`: a topology for bench/throughput.py
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory(prefix="stickerq-sentinel-") as folder:
+        topology = SentinelTopology(Path(folder))
+        topology.start()
+        print(f"--redis-url '{topology.url}' --sentinel-master {MASTER_NAME}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            topology.stop()
