@@ -8,14 +8,16 @@ never a message.
 
 A target is one Redis (`redis://`, `rediss://`, `unix://`) or a master that Sentinels know by
 name (`sentinel://h1:26379;sentinel://h2:26380/0`, Celery's own form, the database number
-last). A Sentinel client asks the Sentinels for the master on each new connection; after a
-failover the old master's connections fail (refused, or READONLY once it is a replica, which
-redis-py turns into a ConnectionError), and the next one reaches the new master: every user
-finds it by itself, with no restart.
+last). A Sentinel client asks the Sentinels for the master on each new connection, and takes
+the one a majority of them name (MajoritySentinel); after a failover the old master's
+connections fail (refused, or READONLY once it is a replica, which redis-py turns into a
+ConnectionError), and the next one reaches the new master: every user finds it by itself,
+with no restart. A worker also moves before that (worker/master_watch.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -106,6 +108,54 @@ TIMEOUTS: dict[Purpose, Timeouts] = {
 }
 
 
+class MajoritySentinel(redis.sentinel.Sentinel):
+    """The master a majority of the Sentinels name, not the first answer: right after a
+    failover some Sentinels still name the old master (they learn within seconds), and two
+    clients that asked two Sentinels would write to two masters, two rate limiters among
+    them. No majority: no master (MasterNotFoundError, an outage the callers retry)."""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        votes: Counter[tuple[str, int]] = Counter()
+        for sentinel in self.sentinels:
+            try:
+                masters: Any = sentinel.sentinel_masters()
+            except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+                continue
+            _vote(votes, masters.get(service_name))
+        return _elected(votes, len(self.sentinels), service_name)
+
+
+class AsyncMajoritySentinel(aiosentinel.Sentinel):
+    """MajoritySentinel for an asyncio event loop."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        votes: Counter[tuple[str, int]] = Counter()
+        for sentinel in self.sentinels:
+            try:
+                masters: Any = await sentinel.sentinel_masters()
+            except (redis.ConnectionError, redis.ResponseError, redis.TimeoutError):
+                continue
+            _vote(votes, masters.get(service_name))
+        return _elected(votes, len(self.sentinels), service_name)
+
+
+def _vote(votes: Counter[tuple[str, int]], state: dict[str, Any] | None) -> None:
+    """One Sentinel's word, when it takes its master for a working master (redis-py's own
+    check_master_state: role master, neither subjectively nor objectively down)."""
+    if state and state["is_master"] and not (state["is_sdown"] or state["is_odown"]):
+        votes[(state["ip"], int(state["port"]))] += 1
+
+
+def _elected(votes: Counter[tuple[str, int]], sentinels: int, name: str) -> tuple[str, int]:
+    if votes:
+        address, count = votes.most_common(1)[0]
+        if 2 * count > sentinels:
+            return address
+    raise redis.sentinel.MasterNotFoundError(
+        f"no master of {name!r} named by a majority of the {sentinels} Sentinels: {dict(votes)}"
+    )
+
+
 def make_redis(target: RedisTarget | str, *, purpose: Purpose) -> redis.Redis:
     """A client of the Redis (or Sentinel master) at `target` with the timeouts of `purpose`;
     close it when done."""
@@ -114,7 +164,7 @@ def make_redis(target: RedisTarget | str, *, purpose: Purpose) -> redis.Redis:
     if not target.is_sentinel:
         return redis.Redis.from_url(target.url, **timeouts)
     found = parse_sentinel_url(target.url)
-    sentinels = redis.sentinel.Sentinel(
+    sentinels = MajoritySentinel(
         found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
     master: redis.Redis = sentinels.master_for(_master(target), **_master_kwargs(found), **timeouts)
@@ -128,7 +178,7 @@ def make_async_redis(target: RedisTarget | str, *, purpose: Purpose) -> aioredis
     if not target.is_sentinel:
         return aioredis.Redis.from_url(target.url, **timeouts)
     found = parse_sentinel_url(target.url)
-    sentinels = aiosentinel.Sentinel(
+    sentinels = AsyncMajoritySentinel(
         found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
     master: aioredis.Redis = sentinels.master_for(

