@@ -26,8 +26,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
@@ -258,17 +273,26 @@ def _delete_batch(sessions: sessionmaker[Session], campaign_id: int, batch: int)
             return 0, 0
         attempts = rows_changed(
             session.execute(
-                delete(Attempt).where(Attempt.message_pk.in_(pks)),
+                delete(Attempt).where(_one_of(session, Attempt.message_pk, pks)),
                 execution_options={"synchronize_session": False},
             )
         )
         messages = rows_changed(
             session.execute(
-                delete(Message).where(Message.id.in_(pks)),
+                delete(Message).where(_one_of(session, Message.id, pks)),
                 execution_options={"synchronize_session": False},
             )
         )
     return messages, attempts
+
+
+def _one_of(session: Session, column: Any, pks: list[int]) -> ColumnElement[bool]:
+    """`column` is one of `pks`: on PostgreSQL one array parameter. As an IN list, each of a
+    batch's 10,000 values was rendered and bound by itself: 13 µs of the purge's CPU a message,
+    and the purge at half its speed (bench/purge.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("pks", pks, type_=ARRAY(BigInteger())))
+    return column.in_(pks)
 
 
 def _delete_old_keys(sessions: sessionmaker[Session], before: datetime) -> int:
