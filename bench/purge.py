@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -691,7 +691,10 @@ def main() -> int:
             sandbox.stop()
             old.close()
     summarise(runs)
-    common.dump_json(args.json, runs)
+    common.dump_json(
+        args.json,
+        [{k: asdict(v) if isinstance(v, Send) else v for k, v in f.items()} for f in runs],
+    )
     return 0
 
 
