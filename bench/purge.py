@@ -602,9 +602,14 @@ def summarise(runs: list[dict[str, Any]]) -> None:
                 f"{ratio:.2f} x ({purged:,.0f} / {base:,.0f} msgs/s)",
             ),
             Target(
-                f"the purge removes ≥ {PURGE_TARGET:,} messages/s (while sending)",
+                f"the purge removes ≥ {PURGE_TARGET:,} messages/s, alone",
+                alone >= PURGE_TARGET,
+                f"{fmt(alone)} msgs/s",
+            ),
+            Target(
+                f"the purge removes ≥ {PURGE_TARGET:,} messages/s, while the campaign sends",
                 during >= PURGE_TARGET,
-                f"{during:,.0f} msgs/s (alone: {fmt(alone)})",
+                f"{fmt(during)} msgs/s",
             ),
             Target(
                 f"no send-path statement waits on a lock > {WAIT_TARGET_MS:.0f} ms",
@@ -619,8 +624,6 @@ def summarise(runs: list[dict[str, Any]]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    from stickerq.worker.purge import BATCH, MAX_BATCHES
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="~5 min each at the full sizes")
     parser.add_argument("--old-messages", type=int, default=5_000_000)
@@ -641,9 +644,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-wait-quiet", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--child-purge", nargs=3, help=argparse.SUPPRESS)
-    parser.epilog = f"The purge runs with worker/purge.py's defaults: batch {BATCH:,}, "
-    parser.epilog += f"{MAX_BATCHES} batches a run."
     return parser.parse_args()
+
+
+def purge_shape() -> str:
+    """worker/purge.py's defaults, which the purge process runs with."""
+    from stickerq.worker import purge
+
+    shape = f"batches of {purge.BATCH:,}, {purge.MAX_BATCHES} a run"
+    pause = getattr(purge, "SENDING_PAUSE", None)
+    return shape + (f", pause {pause:g} x a batch while sending" if pause else ", no pause")
 
 
 def lock_logging(db_url: str) -> ServerLog:
@@ -670,7 +680,7 @@ def main() -> int:
         f"purge: {args.old_messages:,} old messages in campaigns of {args.old_campaign_size:,}, "
         f"a campaign of {args.recipients:,}, sandbox latency {args.latency_ms:g} ms, "
         f"{args.runs} run(s); {args.procs} worker(s) x {args.pool} {args.concurrency}, "
-        f"in_flight {args.in_flight}, batch {args.batch_size}"
+        f"in_flight {args.in_flight}, batch {args.batch_size}; the purge: {purge_shape()}"
     )
     runs: list[dict[str, Any]] = []
     with common.bench_database("purge") as db_url, common.redis_prefix("purge") as prefix:
