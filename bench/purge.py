@@ -179,10 +179,11 @@ class OldData:
 # --------------------------------------------------------------------------- the purge
 
 
-def purge_child(url: str, events: Path, retention_days: float) -> None:
-    """Runs in a process of its own: beat's purge (default batch and max_batches) run after
-    run, until killed. Writes one line per DELETE on messages (time, rows) to `events`, and
-    the backend pid of each connection it opens (its lock waits are not the send path's)."""
+def purge_child(url: str, events: Path, retention_days: float, pause: float | None) -> None:
+    """Runs in a process of its own: beat's purge (its defaults; `pause`: another
+    sending_pause) run after run, until killed. Writes one line per DELETE on messages
+    (time, rows) to `events`, and the backend pid of each connection it opens (its lock
+    waits are not the send path's)."""
     from sqlalchemy import event
 
     from stickerq.db import make_engine, make_session_factory
@@ -206,8 +207,9 @@ def purge_child(url: str, events: Path, retention_days: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # mid-batch: it rolls back
     sessions = make_session_factory(engine)
     kept = Retention(retention_days)
+    options = {} if pause is None else {"sending_pause": pause}
     while True:
-        if not purge(sessions, kept.past(utcnow())).messages:
+        if not purge(sessions, kept.past(utcnow()), **options).messages:
             out.write(json.dumps({"t": time.time(), "idle": True}) + "\n")
             time.sleep(0.5)  # nothing past retention: wait as beat would, only shorter
 
@@ -218,10 +220,11 @@ class PurgeProcess:
     events: Path
 
     @classmethod
-    def start(cls, url: str, run: int, retention_days: float) -> PurgeProcess:
+    def start(cls, url: str, run: int, args: Any) -> PurgeProcess:
         events = Path(tempfile.gettempdir()) / f"stickerq-bench-{common.RUN_ID}-purge{run}"
         events.unlink(missing_ok=True)
-        argv = [PY, __file__, "--child-purge", url, str(events), str(retention_days)]
+        argv = [PY, __file__, "--child-purge", url, str(events), str(args.retention_days)]
+        argv += [] if args.sending_pause is None else ["--sending-pause", str(args.sending_pause)]
         return cls(common.spawn(argv, common.child_env(), f"purge-{run}"), events)
 
     def read(self) -> tuple[list[tuple[float, int | None]], set[int]]:
@@ -438,7 +441,7 @@ def run_once(
     def timed(kind: str, offset: int) -> Send:
         sandbox.reset()
         common.wait_for_quiet()
-        purger = PurgeProcess.start(db_url, run, args.retention_days) if kind == "purged" else None
+        purger = PurgeProcess.start(db_url, run, args) if kind == "purged" else None
         waits: Any = None
         try:
             if purger is not None:
@@ -636,6 +639,13 @@ def parse_args() -> argparse.Namespace:
         "--alone-seconds", type=float, default=15.0, help="the purge alone after the send"
     )
     parser.add_argument(
+        "--sending-pause",
+        type=float,
+        default=None,
+        help="the purge's pause after a batch while a campaign sends, in batch times "
+        "(default: worker/purge.py's; 0: none)",
+    )
+    parser.add_argument(
         "--sample-locks",
         action="store_true",
         help="sample pg_locks every 20 ms even when the server's log can be read",
@@ -647,12 +657,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def purge_shape() -> str:
-    """worker/purge.py's defaults, which the purge process runs with."""
+def purge_shape(args: Any) -> str:
+    """What the purge process runs with: worker/purge.py's defaults, or --sending-pause."""
     from stickerq.worker import purge
 
     shape = f"batches of {purge.BATCH:,}, {purge.MAX_BATCHES} a run"
-    pause = getattr(purge, "SENDING_PAUSE", None)
+    pause = (
+        getattr(purge, "SENDING_PAUSE", None) if args.sending_pause is None else args.sending_pause
+    )
     return shape + (f", pause {pause:g} x a batch while sending" if pause else ", no pause")
 
 
@@ -672,7 +684,7 @@ def main() -> int:
     args = parse_args()
     if args.child_purge:
         url, events, days = args.child_purge
-        purge_child(url, Path(events), float(days))
+        purge_child(url, Path(events), float(days), args.sending_pause)
         return 0
     common.QUIET["enabled"] = not args.no_wait_quiet
     print(common.machine_line())
@@ -680,7 +692,7 @@ def main() -> int:
         f"purge: {args.old_messages:,} old messages in campaigns of {args.old_campaign_size:,}, "
         f"a campaign of {args.recipients:,}, sandbox latency {args.latency_ms:g} ms, "
         f"{args.runs} run(s); {args.procs} worker(s) x {args.pool} {args.concurrency}, "
-        f"in_flight {args.in_flight}, batch {args.batch_size}; the purge: {purge_shape()}"
+        f"in_flight {args.in_flight}, batch {args.batch_size}; the purge: {purge_shape(args)}"
     )
     runs: list[dict[str, Any]] = []
     with common.bench_database("purge") as db_url, common.redis_prefix("purge") as prefix:
