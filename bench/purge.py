@@ -27,7 +27,7 @@ server logs every lock wait past 100 ms with its statement. Per run:
    every lock wait the server logged for this database during the sends.
 
 Prints a table per run, then the medians and MET/MISSED per target; exits non-zero only on
-a crash. A run at the full sizes costs about 5 minutes (2-3 of them seeding).
+a crash. A run at the full sizes costs about 3 minutes, half of it seeding.
 """
 
 from __future__ import annotations
@@ -628,7 +628,7 @@ def summarise(runs: list[dict[str, Any]]) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=1, help="~5 min each at the full sizes")
+    parser.add_argument("--runs", type=int, default=1, help="~3 min each at the full sizes")
     parser.add_argument("--old-messages", type=int, default=5_000_000)
     parser.add_argument("--old-campaign-size", type=int, default=100_000)
     parser.add_argument("--recipients", type=int, default=20_000)
