@@ -584,6 +584,9 @@ def summarise(runs: list[dict[str, Any]]) -> None:
     purged = median([f["purged"].rate for f in runs])
     ratio = median([f["purged"].rate / f["baseline"].rate for f in runs])
     during = median([(f["purged"].purge or {}).get("rate") for f in runs])
+    ran_out = any((f["purged"].purge or {}).get("ran_out") for f in runs)
+    # The purge emptied the old data before the send ended: its rates are not a measure.
+    short = " (the old data ran out during the send: more --old-messages)" if ran_out else ""
     alone = median([(f["purged"].purge_alone or {}).get("rate") for f in runs])
     waits = [w for f in runs for kind in ("baseline", "purged") for w in send_path_waits(f[kind])]
     worst = longest(waits)
@@ -606,13 +609,13 @@ def summarise(runs: list[dict[str, Any]]) -> None:
             ),
             Target(
                 f"the purge removes ≥ {PURGE_TARGET:,} messages/s, alone",
-                alone >= PURGE_TARGET,
-                f"{fmt(alone)} msgs/s",
+                alone >= PURGE_TARGET and not ran_out,
+                f"{fmt(alone)} msgs/s{short}",
             ),
             Target(
                 f"the purge removes ≥ {PURGE_TARGET:,} messages/s, while the campaign sends",
-                during >= PURGE_TARGET,
-                f"{fmt(during)} msgs/s",
+                during >= PURGE_TARGET and not ran_out,
+                f"{fmt(during)} msgs/s{short}",
             ),
             Target(
                 f"no send-path statement waits on a lock > {WAIT_TARGET_MS:.0f} ms",
