@@ -273,3 +273,20 @@ def test_a_campaign_whose_archive_cannot_be_written_keeps_its_rows(
     with sessions() as session:
         campaign = session.get(Campaign, old)
         assert campaign is not None and campaign.messages_purged_at is None
+
+
+def test_the_purge_yields_to_a_sending_campaign_after_each_batch_and_not_otherwise(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Each batch is followed by a pause of SENDING_PAUSE times its own duration while a
+    campaign is queued or running (bench/purge.py measures why), and by none when nothing
+    sends. The pauses are recorded, not slept."""
+    old = finished_campaign(sessions, days_ago=40, copies=5)  # 30 messages: 3 batches of 10
+    pauses: list[float] = []
+    purge(sessions, Campaign.id == old, batch=10, sleep=pauses.append)
+    assert pauses == []  # nothing sends
+    older = finished_campaign(sessions, days_ago=40, copies=5)
+    sending = finished_campaign(sessions, days_ago=0, copies=1, status=CampaignStatus.RUNNING)
+    purge(sessions, Campaign.id == older, batch=10, sleep=pauses.append, sending_pause=3.0)
+    assert len(pauses) == 3 and all(pause > 0 for pause in pauses)  # after each full batch
+    assert rows(sessions, older) == (0, 0) and rows(sessions, sending) == (6, 7)
