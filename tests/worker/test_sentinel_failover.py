@@ -12,8 +12,6 @@ answer from the new master. No process is restarted.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,9 +31,9 @@ from stickerq.states import MessageStatus
 from stickerq.worker.batches import FLUSH_GAP_SECONDS, FLUSH_SECONDS
 from tests.conftest import STICKER_ID, make_settings, wait_until
 from tests.helpers import Db
-from tests.redis_servers import MASTER_NAME, SentinelTopology, free_port
+from tests.redis_servers import MASTER_NAME, SentinelTopology
 from tests.worker.conftest import Workers
-from tests.worker.test_global_limit import max_in_any_second
+from tests.worker.test_global_limit import max_in_any_second, sandbox_process  # noqa: F401
 
 pytestmark = pytest.mark.serial  # fails over a Redis and bounds a rate per second: alone
 
@@ -56,36 +54,13 @@ def topology(tmp_path: Path) -> Iterator[SentinelTopology]:
 
 
 @pytest.fixture
-def sandbox_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "sandbox.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stickerq",
-            "sandbox",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(LATENCY_SECONDS * 1000),
-        ],
-        env={**os.environ, "STICKERQ_SANDBOX_API_KEY": "test-key-7f3a9c1e5b"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def sandbox_url(sandbox_process: str) -> str:  # noqa: F811 (the fixture, by name)
+    """The sandbox in a process of its own (tests/worker/test_global_limit.py), at 100 ms."""
+    answer = httpx.post(
+        f"{sandbox_process}/_sandbox/config", json={"latency_ms": LATENCY_SECONDS * 1000}
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, timeout=30, interval=0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    answer.raise_for_status()
+    return sandbox_process
 
 
 @pytest.fixture
