@@ -13,6 +13,7 @@ from itertools import groupby, islice
 from typing import TYPE_CHECKING, TypeVar
 
 from celery import Celery
+from kombu import pools as kombu_pools
 from kombu.entity import Exchange, Queue
 
 from stickerq.keys import queue_key
@@ -127,10 +128,11 @@ def configure_celery(settings: Settings) -> Celery:
 
 
 def _drop_connections() -> None:
-    """Forget pooled broker connections made with older settings (tests re-configure)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    """Forget pooled broker connections made with older settings (tests and benches
+    re-configure). kombu keeps one pool per broker URL in a registry of its own: closing only
+    the app's would hand that closed pool back when an earlier URL comes again."""
+    kombu_pools.reset()  # type: ignore[no-untyped-call]
+    app._pool = None
     app.amqp._producer_pool = None
 
 
