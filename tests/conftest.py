@@ -11,13 +11,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,6 +89,20 @@ def postgres_url() -> Iterator[str]:
     # a fresh connection: a test may have restarted the server meanwhile
     with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=30) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def own_postgres_database(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database of the caller's own (no schema: migrate it if needed),
+    dropped afterwards: for tests that need tables no other test has given statistics to."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:  # a fresh connection: a test may have restarted the server meanwhile
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=30) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture

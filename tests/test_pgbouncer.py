@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
-from psycopg import sql
 from pydantic import ValidationError
 from sqlalchemy import Engine, event, func, make_url, select
 from sqlalchemy.exc import ProgrammingError
@@ -45,6 +43,7 @@ from tests.conftest import (
     STICKER_ID,
     TEST_API_KEY,
     make_settings,
+    own_postgres_database,
     wait_until,
 )
 from tests.worker.test_plans import (
@@ -185,14 +184,8 @@ def test_with_the_pooler_named_nothing_is_prepared(pgbouncer: PgBouncer, pg_data
 @pytest.fixture
 def new_database() -> Iterator[str]:
     """An empty database of this test's own (no schema)."""
-    name = f"stickerq_pgbouncer_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with own_postgres_database("stickerq_pgbouncer") as url:
+        yield url
 
 
 def stickerq_command(database_url: str, *args: str) -> str:

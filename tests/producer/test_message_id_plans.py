@@ -12,12 +12,10 @@ the table with the full index of 0013 as with this one: that is not the index's 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import event
 
 from stickerq.db import make_engine, make_session_factory
@@ -27,7 +25,7 @@ from stickerq.producer.callback_payloads import StatusCallback
 from stickerq.producer.callbacks import apply_callbacks
 from stickerq.producer.failures import message_history, message_history_by_id
 from stickerq.producer.unknown_callbacks import apply_unknown
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import own_postgres_database
 from tests.worker.test_plans import PLAN_MODES, PlanProbe
 
 CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
@@ -36,11 +34,7 @@ CALLBACKS = 50
 
 @pytest.fixture(scope="module")
 def sent_campaign() -> Iterator[str]:
-    name = f"stickerq_mid_plans_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_postgres_database("stickerq_mid_plans") as url:
         upgrade(url)
         with psycopg.connect(url, autocommit=True) as db:
             db.execute("ALTER TABLE messages SET (autovacuum_enabled = false)")
@@ -65,9 +59,6 @@ def sent_campaign() -> Iterator[str]:
                 if first == 1:
                     db.execute("ANALYZE messages")
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def lookups(url: str, probe: PlanProbe, first: int) -> dict[str, int]:

@@ -39,7 +39,7 @@ from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from stickerq.worker.sender_rates import sender_rate
 from stickerq.worker.suppressed import drop_suppressed
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import own_postgres_database
 
 # Messages per campaign (three campaigns); STICKERQ_TEST_PLAN_SIZE=1000000 for the real size.
 CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
@@ -121,20 +121,13 @@ def rows_read(plan: Any) -> int:
 @pytest.fixture(scope="module")
 def big_database() -> Iterator[str]:
     """A database of this module's own: new, so that its tables start with no statistics."""
-    name = f"stickerq_plans_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with own_postgres_database("stickerq_plans") as url:
         upgrade(url)
         with psycopg.connect(url, autocommit=True) as db:
             # Statistics change only where this test says so.
             for table in (*WATCHED, "campaigns", "campaign_counts"):
                 db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def add_campaign(
