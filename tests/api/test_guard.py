@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from stickerq.api import create_app
+from stickerq.api.callbacks import PREFIX as CALLBACKS
 from stickerq.api.guard import ANONYMOUS_MAX_BODY_BYTES
 from stickerq.api.throttle import FAILURES_ALLOWED
 from stickerq.errors import ConfigurationError
@@ -21,18 +22,31 @@ from stickerq.settings import Settings
 from tests.api.conftest import BODY, TOKEN, WRITE, count
 from tests.conftest import make_settings
 
-# The routes a hostile client sent 96 MB to with no token; each read the whole body first.
-CHANGING_ROUTES = [
-    ("POST", "/campaigns"),
-    ("POST", "/suppressions"),
-    ("POST", "/suppressions/import"),
-    ("POST", "/requeue"),
-    ("POST", "/pauses/resume"),
-    ("POST", "/campaigns/1/pause"),
-    ("PUT", "/senders/+919000000001/rate"),
-    ("POST", "/dashboard/campaigns/1/pause"),
-]
 CHUNK = b"x" * 65_536
+# What a path parameter of a changing route stands for in these calls.
+SAMPLE_PARAMETERS = {"campaign_id": "1", "number": "+919000000001"}
+# The dashboard's form posts, which the OpenAPI schema leaves out.
+DASHBOARD_ROUTES = [("POST", "/dashboard/campaigns/1/pause")]
+
+
+def changing_routes() -> list[tuple[str, str]]:
+    """Every route that changes something, read from the app's own schema (a new route is
+    checked without being listed here), but the callbacks', which answer to their secret
+    (tests/api/test_callback_refusals.py), and the dashboard's form posts."""
+    app = create_app(
+        make_settings("sqlite:///:memory:", "guard:", "http://127.0.0.1:9", api_tokens=TOKEN)
+    )
+    routes = []
+    for path, operations in app.openapi()["paths"].items():
+        if path.startswith(CALLBACKS):
+            continue
+        for method in sorted(set(operations) & {"post", "put", "patch", "delete"}):
+            routes.append((method.upper(), path.format(**SAMPLE_PARAMETERS)))
+    return routes + DASHBOARD_ROUTES
+
+
+# A hostile client sent 96 MB to such routes with no token; each read the whole body first.
+CHANGING_ROUTES = changing_routes()
 
 
 def small_caps(database_url: str, redis_prefix: str, **overrides: Any) -> Settings:
