@@ -12,7 +12,9 @@ last). A Sentinel client asks the Sentinels for the master on each new connectio
 the one a majority of them name (MajoritySentinel); after a failover the old master's
 connections fail (refused, or READONLY once it is a replica, which redis-py turns into a
 ConnectionError), and the next one reaches the new master: every user finds it by itself,
-with no restart. A worker also moves before that (worker/master_watch.py).
+with no restart. A connection still open to the old master is closed before it is used
+again (stickerq/redis_master.py), and a worker moves before the old master is demoted
+(worker/master_watch.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
+
+from stickerq.redis_master import AsyncMasterPool, MasterConnection
 
 SENTINEL_SCHEME = "sentinel://"
 
@@ -167,7 +171,9 @@ def make_redis(target: RedisTarget | str, *, purpose: Purpose) -> redis.Redis:
     sentinels = MajoritySentinel(
         found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
-    master: redis.Redis = sentinels.master_for(_master(target), **_master_kwargs(found), **timeouts)
+    master: redis.Redis = sentinels.master_for(
+        _master(target), connection_class=MasterConnection, **_master_kwargs(found), **timeouts
+    )
     return master
 
 
@@ -182,7 +188,10 @@ def make_async_redis(target: RedisTarget | str, *, purpose: Purpose) -> aioredis
         found.hosts, sentinel_kwargs=_sentinel_kwargs(target, timeouts), **timeouts
     )
     master: aioredis.Redis = sentinels.master_for(
-        _master(target), **_master_kwargs(found), **timeouts
+        _master(target),
+        connection_pool_class=AsyncMasterPool,
+        **_master_kwargs(found),
+        **timeouts,
     )
     return master
 

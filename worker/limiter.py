@@ -354,6 +354,10 @@ class _Dispenser:
             if grant.blocked:
                 self.refuse_all()
                 continue
+            if self.limiter.hold() > 0:
+                # The master moved during the ask: these tokens may be the new master's,
+                # granted while another worker still takes the old one's. Not used.
+                continue
             self._hand_out(asking[: grant.granted], grant)
             if grant.granted < len(asking):
                 await asyncio.sleep(grant.wait_seconds)

@@ -494,3 +494,69 @@ def test_a_stop_answers_false_to_requests_still_waiting_for_their_turn(
 
     answers = run(scenario)
     assert answers.count(True) <= 4 and answers.count(False) >= 96
+
+
+class CountingAsks(RateLimiter):
+    """Records the time of each answer from Redis."""
+
+    answers: list[float]
+
+    async def try_acquire(self, *args: Any, **kwargs: Any) -> Grant:
+        grant = await super().try_acquire(*args, **kwargs)
+        self.answers = [*getattr(self, "answers", []), time.monotonic()]
+        return grant
+
+
+def test_a_hold_grants_nothing_until_it_ends(redis_url: str, redis_prefix: str):
+    """After a Redis failover (worker/master_watch.py) nothing is asked while the hold lasts."""
+
+    async def scenario() -> None:
+        client = client_for(redis_url)
+        until = time.monotonic() + 0.3
+        try:
+            limiter = CountingAsks(
+                client, redis_prefix, hold=lambda: max(0.0, until - time.monotonic())
+            )
+            assert await limiter.take(SENDER, 1000.0) is True
+            assert limiter.answers and min(limiter.answers) >= until
+        finally:
+            await client.aclose()
+
+    run(scenario)
+
+
+def test_tokens_answered_after_a_hold_began_are_not_used(redis_url: str, redis_prefix: str):
+    """The master moved while the ask was on its way: the tokens may be the new master's while
+    another worker still takes the old one's, so they are dropped and asked for again after
+    the hold."""
+    rate = 1.0  # a token a second, the bucket holds one
+    hold_until = float("inf")
+
+    def hold() -> float:
+        return max(0.0, hold_until - time.monotonic())
+
+    async def scenario() -> None:
+        nonlocal hold_until
+        client = client_for(redis_url)
+        try:
+            limiter = CountingAsks(client, redis_prefix, hold=hold)
+            hold_until = 0.0
+            original = limiter.try_acquire
+
+            async def ask_then_move(*args: Any, **kwargs: Any) -> Grant:
+                nonlocal hold_until
+                grant = await original(*args, **kwargs)
+                if len(limiter.answers) == 1:  # the move is learned while this ask is out
+                    hold_until = time.monotonic() + 0.1
+                return grant
+
+            limiter.try_acquire = ask_then_move  # type: ignore[method-assign]
+            assert await asyncio.wait_for(limiter.take(SENDER, rate), 3.0) is True
+            taken_at = time.monotonic()
+            first, second = limiter.answers[:2]
+            # the token handed over is the second ask's, due a whole interval after the first
+            assert second >= first + 0.1 and taken_at >= first + 0.9
+        finally:
+            await client.aclose()
+
+    run(scenario)
