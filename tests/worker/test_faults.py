@@ -23,7 +23,8 @@ from tests.conftest import REDIS_URL, STICKER_ID, wait_until
 from tests.helpers import Db
 from tests.worker.conftest import Workers
 
-pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
+# The tests that bound `unknown` or a count by how fast a worker writes or stops run alone
+# (serial); the others assert only what may never happen, and run beside other tests.
 
 # Enough for a worker to hold full claims (4 x 100) ahead when it is killed after 300 sends.
 FAULT_RECIPIENTS = 1000
@@ -73,6 +74,7 @@ def sent_count(db: Db, campaign_id: int) -> int:
     return sum(1 for m in db.messages(campaign_id) if m.status == MessageStatus.SENT)
 
 
+@pytest.mark.serial  # bounds by timing
 def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
 ) -> None:
@@ -98,6 +100,7 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     db.close()
 
 
+@pytest.mark.serial  # bounds by timing
 def test_warm_shutdown_stops_before_the_next_request_and_writes_every_result(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
 ) -> None:
