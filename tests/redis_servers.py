@@ -3,6 +3,7 @@ production topology (a master, a replica and three Sentinels) it can fail over."
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import socket
@@ -77,15 +78,29 @@ class SentinelTopology:
     """A master, a replica and three Sentinels (quorum 2) watching the master as MASTER_NAME."""
 
     def __init__(self, workdir: Path) -> None:
-        self.master = RedisServer(workdir / "a")
-        self.replica = RedisServer(workdir / "b", "--replicaof", "127.0.0.1", str(self.master.port))
+        # a replica's full sync starts at once, not after Redis's default wait of 5 s for others
+        at_once = ("--repl-diskless-sync-delay", "0")
+        self.master = RedisServer(workdir / "a", *at_once)
+        self.replica = RedisServer(
+            workdir / "b", *at_once, "--replicaof", "127.0.0.1", str(self.master.port)
+        )
         self.servers = {self.master.port: self.master, self.replica.port: self.replica}
         watch = (
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} 10000\n"
+            f"sentinel known-replica {MASTER_NAME} 127.0.0.1 {self.replica.port}\n"
         )
         self.sentinels = [RedisServer(workdir / f"s{n}", config=watch) for n in range(3)]
+        # Each starts knowing the others, as a Sentinel's own rewritten file would say, instead
+        # of finding them by their hellos (several seconds)
+        ids = {sentinel.port: secrets.token_hex(20) for sentinel in self.sentinels}
+        for sentinel in self.sentinels:
+            sentinel.config = f"{watch}sentinel myid {ids[sentinel.port]}\n" + "".join(
+                f"sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {port} {other}\n"
+                for port, other in ids.items()
+                if port != sentinel.port
+            )
         hosts = ";".join(f"sentinel://127.0.0.1:{s.port}" for s in self.sentinels)
         self.url = f"{hosts}/0"
 
