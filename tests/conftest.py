@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -31,6 +32,9 @@ from stickerq.queue import configure_celery, worker_queues
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
 from stickerq.worker import runtime
+
+if TYPE_CHECKING:
+    from tests.redis_servers import SentinelTopology
 
 # pytest-xdist gives its workers COLUMNS=80 and LINES=24. rich fixes a console's width from
 # COLUMNS when the console is made (at import), while the CLI tests give each command a width
@@ -231,6 +235,17 @@ def run_worker(redis_prefix: str) -> Iterator[Callable[[Settings], None]]:
     yield start
     stack.close()
     runtime.shutdown()
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[SentinelTopology]:
+    """A Redis master, its replica and three Sentinels of the test's own, started."""
+    from tests.redis_servers import SentinelTopology  # it imports this module
+
+    servers = SentinelTopology(tmp_path / "redis")
+    servers.start()
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture

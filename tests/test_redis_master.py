@@ -7,23 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 
 from stickerq.redis_client import Purpose, RedisTarget, make_async_redis, make_redis
 from tests.conftest import wait_until
 from tests.redis_servers import MASTER_NAME, SentinelTopology
-
-
-@pytest.fixture
-def topology(tmp_path: Path) -> Iterator[SentinelTopology]:
-    servers = SentinelTopology(tmp_path / "redis")
-    servers.start()
-    yield servers
-    servers.stop()
 
 
 def test_a_connection_busy_during_a_failover_writes_to_the_new_master(

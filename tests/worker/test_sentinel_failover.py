@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -41,14 +41,6 @@ LATENCY_SECONDS = 0.1
 WORKERS = 2
 IN_FLIGHT = 20
 SETTLE_AFTER_FAILOVER_SECONDS = 60
-
-
-@pytest.fixture
-def topology(tmp_path: Path) -> Iterator[SentinelTopology]:
-    redis = SentinelTopology(tmp_path / "redis")
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 @pytest.fixture
