@@ -33,6 +33,10 @@ lint: $(VENV)/.installed
 # (measured: 242 s with two, 201 s with three, 179 s with four); the
 # tests marked serial (a restarted PostgreSQL, rates per second, kill bounds) run alone after.
 # Each run exits non-zero when it collects no test.
+# Python's default again where the machine sets PYTHONDONTWRITEBYTECODE=1: bytecode and
+# pytest's rewritten test modules are kept, so a pytest or worker process after the first
+# does not compile them again (collection: 12.3 s -> 7.2 s a process).
+test: export PYTHONDONTWRITEBYTECODE =
 test: $(VENV)/.installed services browser pgbouncer lint
 	$(PY) -m pytest -n 3 -m "not serial"
 	$(PY) -m pytest -m serial
