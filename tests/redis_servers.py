@@ -166,9 +166,12 @@ class SentinelTopology:
 
 
 if __name__ == "__main__":  # `python -m tests.redis_servers`: a topology for bench/throughput.py
+    import sys
     import tempfile
     import time
 
+    # SIGTERM too (a background job ignores Ctrl-C's SIGINT): the servers stop with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with tempfile.TemporaryDirectory(prefix="stickerq-sentinel-") as folder:
         topology = SentinelTopology(Path(folder))
         topology.start()
@@ -176,7 +179,7 @@ if __name__ == "__main__":  # `python -m tests.redis_servers`: a topology for be
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
         finally:
             topology.stop()
