@@ -53,7 +53,15 @@ class TcpRelay:
                 client.close()
                 continue
             with self._lock:
-                self._sockets += [client, upstream]
+                # cut while this one was being connected: it must not outlive the cut (one
+                # did, and a worker reached Redis through it in the middle of its outage)
+                live = self._listener is listener
+                if live:
+                    self._sockets += [client, upstream]
+            if not live:
+                for sock in (client, upstream):
+                    sock.close()
+                return
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
