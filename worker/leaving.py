@@ -24,11 +24,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import BigInteger, ColumnElement, Engine, Table, Update, any_, bindparam, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, Engine, Table, Update, bindparam, update
 from sqlalchemy.engine import Connection
 
-from stickerq.db import connect_psycopg
+from stickerq.db import connect_psycopg, one_of
 from stickerq.models import Message
 from stickerq.states import MessageStatus
 from stickerq.worker.locked_rows import locked
@@ -63,10 +62,8 @@ def _leaving_statement(rows: ColumnElement[bool]) -> Update:
 
 
 # One text for any number of messages on PostgreSQL (an array), so psycopg prepares it once.
-RECORD_LEAVING_PG = _leaving_statement(
-    _table.c.id == any_(bindparam("pks", type_=ARRAY(BigInteger())))
-)
-_record_leaving = _leaving_statement(_table.c.id.in_(bindparam("pks", expanding=True)))
+RECORD_LEAVING_PG = _leaving_statement(one_of(_table.c.id, "postgresql"))
+_record_leaving = _leaving_statement(one_of(_table.c.id, "sqlite"))
 
 
 def record_leaving(connection: Connection, token: str, message_pks: Sequence[int]) -> set[int]:

@@ -32,12 +32,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Engine,
     and_,
-    any_,
-    bindparam,
     delete,
     exists,
     false,
@@ -46,12 +43,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
 from stickerq.counts import send_totals
-from stickerq.db import rows_changed
+from stickerq.db import one_of, rows_changed
 from stickerq.errors import StickerqError
 from stickerq.export import export_campaign
 from stickerq.logs import ids
@@ -290,30 +286,22 @@ def _delete_batch(sessions: sessionmaker[Session], campaign_id: int, batch: int)
         )
         if not pks:
             return 0, 0
+        dialect = session.get_bind().dialect.name
         attempts = rows_changed(
             session.execute(
-                delete(Attempt).where(_one_of(session, Attempt.message_pk, pks)),
+                delete(Attempt).where(one_of(Attempt.message_pk, dialect)),
+                {"pks": pks},
                 execution_options={"synchronize_session": False},
             )
         )
         messages = rows_changed(
             session.execute(
-                delete(Message).where(_one_of(session, Message.id, pks)),
+                delete(Message).where(one_of(Message.id, dialect)),
+                {"pks": pks},
                 execution_options={"synchronize_session": False},
             )
         )
     return messages, attempts
-
-
-def _one_of(
-    session: Session, column: InstrumentedAttribute[int], pks: list[int]
-) -> ColumnElement[bool]:
-    """`column` is one of `pks`: on PostgreSQL one array parameter. As an IN list, each of a
-    batch's 10,000 values was rendered and bound by itself: 10-13 µs of the purge's CPU a message,
-    and the purge at half its speed (bench/purge.py)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam("pks", pks, type_=ARRAY(BigInteger())))
-    return column.in_(pks)
 
 
 def _sending(sessions: sessionmaker[Session]) -> bool:
