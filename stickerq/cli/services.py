@@ -43,7 +43,9 @@ def sandbox(
     latency_ms: float = typer.Option(0.0, help="added to every send"),
     wa500_rate: float = typer.Option(0.0, help="fraction of sends answered WA500"),
     balance: int | None = typer.Option(None, help="answer E110 after this many accepted sends"),
-    seed: int | None = typer.Option(None, help="seed of the random WA500s"),
+    seed: int | None = typer.Option(
+        None, help="seed of the random WA500s and callbacks, and of who is in the window"
+    ),
     callback_url: str | None = typer.Option(
         None, help="POST each accepted send's status callbacks here (the URL `stickerq api` prints)"
     ),
@@ -56,7 +58,17 @@ def sandbox(
         0.0, help="fraction of messages whose callbacks come in a shuffled order"
     ),
     callback_failed_rate: float = typer.Option(
-        0.0, help="fraction of messages called back failed (131047, outside the 24-hour window)"
+        0.0, help="fraction of in-window messages called back failed (131047) at random"
+    ),
+    in_window_share: float = typer.Option(
+        0.97,
+        help="fraction of recipients inside their 24-hour window (picked by a hash of seed, "
+        "sender and number); sends to the others are called back failed (131047)",
+    ),
+    inbound_url: str | None = typer.Option(
+        None,
+        help="POST customer messages (POST /_inbound, /_sandbox/announce) here as Kaleyra's "
+        "incoming-message callbacks (the API's .../callbacks/kaleyra/<secret>/incoming)",
     ),
     known_media_only: bool = typer.Option(
         False, help="answer WA400 to a sticker id not uploaded here (`stickerq media upload`)"
@@ -88,6 +100,8 @@ def sandbox(
                 "callback_duplicate_rate": callback_duplicate_rate,
                 "callback_reorder_rate": callback_reorder_rate,
                 "callback_failed_rate": callback_failed_rate,
+                "in_window_share": in_window_share,
+                "inbound_url": inbound_url,
                 "known_media_only": known_media_only,
             },
         )
@@ -97,6 +111,11 @@ def sandbox(
     console.print(f"sandbox on http://{host}:{port} (sid {sids}, senders {', '.join(sender)})")
     if callback_url:
         console.print("status callbacks go to the callback URL given (--callback-url)")
+    console.print(
+        f"{in_window_share:.0%} of recipients are inside their 24-hour window; "
+        "POST /_inbound opens one"
+        + (", and posts it to the incoming URL given (--inbound-url)" if inbound_url else "")
+    )
     run_sandbox(config, host=host, port=port)
 
 

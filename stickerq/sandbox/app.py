@@ -1,4 +1,5 @@
-"""The sandbox's aiohttp application: Kaleyra's sticker send endpoint and the control endpoints.
+"""The sandbox's aiohttp application: Kaleyra's sticker send endpoint, customer messages
+(`POST /_inbound`, sandbox/inbound.py) and the control endpoints.
 
 Built to keep up with a 1,000 msgs/s benchmark: latency is a sleep, no request is logged
 through `logging`, and nothing blocks the event loop.
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from stickerq.sandbox import media
+from stickerq.sandbox import inbound, media
 from stickerq.sandbox.callbacks import CallbackPoster
 from stickerq.sandbox.config import SandboxConfig, SandboxConfigError, key_matches, public_view
 from stickerq.sandbox.payload import StickerSend, parse_sticker_send
@@ -32,6 +33,7 @@ from stickerq.sandbox.state import SandboxState, ScriptError
 
 STATE = web.AppKey("state", SandboxState)
 CALLBACKS = web.AppKey("callbacks", CallbackPoster)
+INBOUND = web.AppKey("inbound", CallbackPoster)  # incoming-message callbacks, counted apart
 SEND_PATH = "/v2/{sid}/whatsapp/{phone_number}/messages"
 API_KEY_HEADER = "api-key"
 BACKLOG = 1024  # a benchmark opens hundreds of connections at once
@@ -153,9 +155,14 @@ async def send_message(request: web.Request) -> web.StreamResponse:
 
 
 def _call_back(request: web.Request, message_id: str | None, send: StickerSend | None) -> None:
-    """An accepted send gets its status callbacks, when a callback_url is configured."""
-    if message_id is not None and send is not None:
-        request.app[CALLBACKS].accepted(request.app[STATE].config, message_id, send)
+    """An accepted send gets its status callbacks (when a callback_url is configured): failed
+    with 131047 when it is outside the recipient's window, which is counted either way."""
+    if message_id is None or send is None:
+        return
+    state = request.app[STATE]
+    sender = request.match_info["phone_number"]
+    in_window = state.windows.reaches(state.config, sender, send.recipient, time.time())
+    request.app[CALLBACKS].accepted(state.config, message_id, send, in_window)
 
 
 async def _answer_after_stall(
@@ -232,10 +239,26 @@ async def show_callbacks(request: web.Request) -> web.Response:
 
 
 async def reset(request: web.Request) -> web.Response:
-    """`POST /_sandbox/reset`: clear logs, counters and scripts."""
+    """`POST /_sandbox/reset`: clear logs, counters, scripts and opened windows."""
     request.app[STATE].reset()
     request.app[CALLBACKS].reset(request.app[STATE].config.seed)
+    request.app[INBOUND].reset(request.app[STATE].config.seed)
     return _json_response({"ok": True})
+
+
+async def receive_inbound(request: web.Request) -> web.Response:
+    """`POST /_inbound`: customers write to a business number (sandbox/inbound.py)."""
+    return await inbound.receive_inbound(request, request.app[STATE], request.app[INBOUND])
+
+
+async def announce(request: web.Request) -> web.Response:
+    """`POST /_sandbox/announce`: a list's in-window recipients wrote in the last hour."""
+    return await inbound.announce(request, request.app[STATE], request.app[INBOUND])
+
+
+async def show_windows(request: web.Request) -> web.Response:
+    """`GET /_sandbox/windows`: sends outside the window, pairs opened, incoming posts."""
+    return inbound.window_stats(request.app[STATE], request.app[INBOUND])
 
 
 async def upload_media(request: web.Request) -> web.Response:
@@ -258,6 +281,7 @@ def build_app(config: SandboxConfig) -> web.Application:
     app = web.Application()
     app[STATE] = SandboxState(config)
     app[CALLBACKS] = CallbackPoster(config.seed)
+    app[INBOUND] = CallbackPoster(config.seed)
     app.router.add_post(SEND_PATH, send_message)
     app.router.add_post(media.MEDIA_PATH, upload_media)
     app.router.add_get(media.SERVED_PATH, serve_media)
@@ -269,6 +293,9 @@ def build_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/_sandbox/requests", show_requests)
     app.router.add_get("/_sandbox/callbacks", show_callbacks)
     app.router.add_post("/_sandbox/reset", reset)
+    app.router.add_post("/_inbound", receive_inbound)
+    app.router.add_post("/_sandbox/announce", announce)
+    app.router.add_get("/_sandbox/windows", show_windows)
     app.router.add_get("/health", health)
     app.on_cleanup.append(_close_callbacks)
     return app
@@ -276,6 +303,7 @@ def build_app(config: SandboxConfig) -> web.Application:
 
 async def _close_callbacks(app: web.Application) -> None:
     await app[CALLBACKS].close()
+    await app[INBOUND].close()
 
 
 def run_sandbox(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8077) -> None:

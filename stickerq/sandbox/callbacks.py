@@ -1,10 +1,12 @@
 """The sandbox calls back as Kaleyra does: a v2 status callback per status of each accepted
 send, POSTed to `callback_url`, with fault injection (delays, duplicates, shuffled order,
-failures with Meta's 131047).
+failures with Meta's 131047). A send outside the recipient's 24-hour window (sandbox/windows.py)
+is called back `sent`, then `failed` with 131047, never `delivered` or `read`.
 
 A callback answered 5xx or not at all is posted again (a few times, with backoff), as a
 webhook sender does; a 4xx is given up at once. What happened is counted
-(`GET /_sandbox/callbacks`).
+(`GET /_sandbox/callbacks`). Incoming-message callbacks (sandbox/inbound.py) go through a
+`CallbackPoster` of their own, with the same retries, counted apart (`GET /_sandbox/windows`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import random
 import time
 from collections import Counter
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -29,6 +32,8 @@ ATTEMPTS = 6  # per callback: the first post and 5 more after 0.1, 0.2, 0.4, 0.8
 FIRST_BACKOFF_SECONDS = 0.1
 CONNECTIONS = 64
 TIMEOUT_SECONDS = 30.0
+
+_T = TypeVar("_T")
 
 
 def callback_payload(
@@ -60,10 +65,14 @@ def callback_payload(
     }
 
 
-def plan(config: SandboxConfig, rng: random.Random) -> list[str]:
-    """The statuses one message is called back with, in the order they will be posted."""
+def plan(config: SandboxConfig, rng: random.Random, in_window: bool = True) -> list[str]:
+    """The statuses one message is called back with, in the order they will be posted.
+
+    Outside the window it fails for certain; inside, `callback_failed_rate` fails it at random.
+    """
     statuses = list(config.callback_statuses)
-    if config.callback_failed_rate and rng.random() < config.callback_failed_rate:
+    rate = config.callback_failed_rate
+    if not in_window or (rate and rng.random() < rate):
         statuses = ["sent", "failed"]
     if config.callback_reorder_rate and rng.random() < config.callback_reorder_rate:
         rng.shuffle(statuses)
@@ -75,23 +84,33 @@ def plan(config: SandboxConfig, rng: random.Random) -> list[str]:
 
 
 class CallbackPoster:
-    """Posts the callbacks of accepted sends from the sandbox's event loop."""
+    """Posts callbacks from the sandbox's event loop, at most `CONNECTIONS` at a time."""
 
     def __init__(self, seed: int | None) -> None:
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
 
-    def accepted(self, config: SandboxConfig, message_id: str, send: StickerSend) -> None:
+    def accepted(
+        self, config: SandboxConfig, message_id: str, send: StickerSend, in_window: bool = True
+    ) -> None:
         """Schedule the callbacks of one accepted send (when callbacks are configured)."""
         if config.callback_url is None:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._post_all(config, config.callback_url, message_id, send, plan(config, self.rng))
-        )
+        statuses = plan(config, self.rng, in_window)
+        self._track(self._post_all(config, config.callback_url, message_id, send, statuses))
+
+    def post(self, url: str, payload: dict[str, Any]) -> asyncio.Task[str]:
+        """Schedule one post; the task ends with `posted`, `refused` or `gave_up`."""
+        return self._track(self._post(url, payload))
+
+    def _track(self, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def stats(self) -> dict[str, int]:
         """`posted` (answered 2xx), `refused` (4xx), `retried`, `gave_up`, `pending`."""
@@ -125,12 +144,16 @@ class CallbackPoster:
             payload = callback_payload(message_id, status, send, time.time(), error)
             await self._post(url, payload)
 
-    async def _post(self, url: str, payload: dict[str, Any]) -> None:
-        if self._session is None:
+    async def _post(self, url: str, payload: dict[str, Any]) -> str:
+        """Post until answered; returns the counter it added to."""
+        if self._session is None or self._slots is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=CONNECTIONS),
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECONDS),
             )
+            # aiohttp's timeout counts the wait for a pooled connection too: with thousands
+            # queued, posts would time out unsent. Waiting here is outside the timeout.
+            self._slots = asyncio.Semaphore(CONNECTIONS)
         delay = FIRST_BACKOFF_SECONDS
         for attempt in range(ATTEMPTS):
             if attempt:
@@ -138,14 +161,13 @@ class CallbackPoster:
                 await asyncio.sleep(delay)
                 delay *= 2
             try:
-                async with self._session.post(url, json=payload) as response:
+                async with self._slots, self._session.post(url, json=payload) as response:
                     await response.read()
             except (aiohttp.ClientError, TimeoutError):
                 continue
-            if response.status < 300:
-                self.counts["posted"] += 1
-                return
+            outcome = "posted" if response.status < 300 else "refused"
             if response.status < 500:
-                self.counts["refused"] += 1
-                return
+                self.counts[outcome] += 1
+                return outcome
         self.counts["gave_up"] += 1
+        return "gave_up"

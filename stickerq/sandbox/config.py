@@ -30,7 +30,7 @@ class SandboxConfig:
     latency_ms: float = 0.0  # added before answering each send
     wa500_rate: float = 0.0  # fraction of sends answered WA500 at random
     balance: int | None = None  # after this many accepted sends, answer E110 to every send
-    seed: int | None = None  # for the random WA500s
+    seed: int | None = None  # for the random WA500s and callbacks; picks who is in the window
     timeout_seconds: float = 60.0  # how long a TIMEOUT scripted outcome stalls before answering
     # Status callbacks, as Kaleyra's callback profile sends them (sandbox/callbacks.py): each
     # accepted send gets one POST per status, to this URL (None: no callbacks).
@@ -40,6 +40,15 @@ class SandboxConfig:
     callback_duplicate_rate: float = 0.0  # fraction of callbacks posted twice
     callback_reorder_rate: float = 0.0  # fraction of messages whose callbacks come shuffled
     callback_failed_rate: float = 0.0  # fraction of messages called back sent, failed (131047)
+    # The 24-hour window (sandbox/windows.py): the fraction of (sender, recipient) pairs whose
+    # customer wrote in the last 24 hours, picked by a hash of (seed, sender, recipient). A send
+    # outside it is accepted, then called back sent, failed (131047). 1.0 here, so that a test
+    # that does not care sees every accepted send delivered; `stickerq sandbox` uses 0.97.
+    in_window_share: float = 1.0
+    # Incoming-message callbacks (sandbox/inbound.py): customer messages (`POST /_inbound`,
+    # `POST /_sandbox/announce`) are POSTed here in Kaleyra's shape, e.g. the stickerq API's
+    # `.../callbacks/kaleyra/<secret>/incoming` (None: windows are opened, nothing is posted).
+    inbound_url: str | None = None
     # Sends whose sticker id was not uploaded here (sandbox/media.py) are answered WA400.
     known_media_only: bool = False
 
@@ -137,6 +146,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "callback_duplicate_rate": _rate,
     "callback_reorder_rate": _rate,
     "callback_failed_rate": _rate,
+    "in_window_share": _rate,
+    "inbound_url": _optional_url,
     "known_media_only": _flag,
 }
 

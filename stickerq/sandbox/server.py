@@ -1,13 +1,16 @@
 """The sandbox on its own event loop in a daemon thread, for tests and the demo.
 
 Its helpers go through the control endpoints over HTTP, so the state is only ever touched
-by the server's loop and no lock is needed.
+by the server's loop and no lock is needed. `inbound` and `announce_inbound` play customers
+writing to a business number (sandbox/inbound.py): they open 24-hour windows and post
+incoming-message callbacks to `inbound_url`, and return once every post is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -16,10 +19,14 @@ from aiohttp import web
 
 from stickerq.errors import StickerqError
 from stickerq.sandbox.app import BACKLOG, build_app
+from stickerq.sandbox.callbacks import ATTEMPTS
 from stickerq.sandbox.config import SandboxConfig, changed_config
 
 SHUTDOWN_SECONDS = 0.5  # on stop(), answers still stalled (TIMEOUT) are cancelled after this
 START_SECONDS = 10.0
+# Posting incoming callbacks waits for every answer: thousands of them, each tried up to 6
+# times with a 30 s timeout (sandbox/callbacks.py) when the receiver is slow or down.
+INBOUND_WAIT_SECONDS = 600.0
 
 
 class SandboxControlError(StickerqError):
@@ -109,10 +116,13 @@ class SandboxServer:
     ) -> None:
         self.stop()
 
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, payload: Any = None, timeout: float | None = None
+    ) -> Any:
         if self._client is None:
             raise SandboxControlError("the sandbox is not running: call start() first")
-        response = self._client.request(method, path, json=payload)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        response = self._client.request(method, path, json=payload, **extra)
         if response.status_code >= 400:
             raise SandboxControlError(f"{method} {path}: {response.json().get('error')}")
         return response.json()
@@ -138,8 +148,29 @@ class SandboxServer:
         return self._call("GET", "/_sandbox/callbacks")
 
     def reset(self) -> None:
-        """Clear logs, counters and scripts."""
+        """Clear logs, counters, scripts and opened windows."""
         self._call("POST", "/_sandbox/reset")
+
+    def windows(self) -> dict[str, Any]:
+        """`outside_window` (accepted sends called back 131047), `opened` (pairs opened by a
+        customer message) and `inbound`: incoming callbacks posted, refused, retried..."""
+        return self._call("GET", "/_sandbox/windows")
+
+    def inbound(self, sender: str, customers: Iterable[str], kind: str = "text") -> int:
+        """Each customer writes to `sender` now (a message of type `kind`): opens their windows
+        and, when `inbound_url` is set, posts the incoming callbacks. Returns how many opened."""
+        messages = [{"from": c, "wanumber": sender, "type": kind} for c in customers]
+        answer = self._call("POST", "/_inbound", messages, timeout=INBOUND_WAIT_SECONDS)
+        _check_posts("/_inbound", answer)
+        return answer["opened"]
+
+    def announce_inbound(self, sender: str, recipients: Iterable[str]) -> int:
+        """Post an incoming callback, dated up to an hour ago, for each recipient in the window
+        by `in_window_share`, and open its window; returns how many were posted."""
+        payload = {"sender": sender, "recipients": list(recipients)}
+        answer = self._call("POST", "/_sandbox/announce", payload, timeout=INBOUND_WAIT_SECONDS)
+        _check_posts("/_sandbox/announce", answer)
+        return answer["posted"]
 
     def configure(self, **changes: Any) -> None:
         """Change config fields at run time, e.g. `configure(latency_ms=100, balance=None)`."""
@@ -149,3 +180,13 @@ class SandboxServer:
             payload["senders"] = sorted(config.senders)
         self._call("POST", "/_sandbox/config", payload)
         self.config = config
+
+
+def _check_posts(path: str, answer: dict[str, int]) -> None:
+    """Raise when some incoming callbacks were not taken: refused (4xx) or given up."""
+    if answer["refused"] or answer["gave_up"]:
+        raise SandboxControlError(
+            f"POST {path}: of {answer['opened']} incoming callbacks, {answer['refused']} were "
+            f"refused (4xx) and {answer['gave_up']} given up (5xx or no answer, {ATTEMPTS} tries): "
+            "check inbound_url and the API's log"
+        )

@@ -1,4 +1,5 @@
-"""What the sandbox remembers: the request log, accepted sends, counters and scripts.
+"""What the sandbox remembers: the request log, accepted sends, counters, scripts and the
+customer service windows opened by customer messages (sandbox/windows.py).
 
 Only the server's event loop touches it, so no lock is needed; `choose` decides and counts
 nothing across an `await`, so concurrent sends cannot both take the last unit of balance.
@@ -15,6 +16,7 @@ from typing import Any
 from stickerq.sandbox.config import SandboxConfig, changed_config
 from stickerq.sandbox.payload import StickerSend
 from stickerq.sandbox.replies import OUTCOMES
+from stickerq.sandbox.windows import Windows
 
 _NESTED = ("body", "headers")  # the parts of a logged request kept as JSON text
 
@@ -31,7 +33,8 @@ class SandboxState:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every request, acceptance, counter and script; restart the random WA500s."""
+        """Forget every request, acceptance, counter, script and opened window; restart the
+        random WA500s."""
         self.requests: list[dict[str, Any]] = []
         self.accepted: list[dict[str, Any]] = []
         self.accepted_by_recipient: Counter[str] = Counter()
@@ -39,6 +42,7 @@ class SandboxState:
         self.scripts: defaultdict[str, deque[str]] = defaultdict(deque)
         self.rng = random.Random(self.config.seed)
         self.media: dict[str, tuple[str, bytes]] = {}  # media id -> (MIME type, file)
+        self.windows = Windows()
 
     def reconfigure(self, changes: Mapping[str, Any]) -> SandboxConfig:
         """Apply checked config changes; a new seed restarts the random WA500s."""
