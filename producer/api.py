@@ -23,6 +23,7 @@ from stickerq.producer.spec import validate_spec
 from stickerq.producer.sticker_links import allowed_hosts, check_sticker_link
 from stickerq.producer.store import store_campaign
 from stickerq.producer.validity import check_start, read_validity
+from stickerq.producer.window_audience import AudienceError, audience_since, window_recipients
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 from stickerq.suppression_list import phone_hasher
@@ -57,6 +58,7 @@ def enqueue_campaign(
     account = settings.account(request.account)
     sender = request.sender or default_sender(account, settings.sender)
     senders_per_row = request.to_file is not None and names_senders(request.to_file)
+    since = _audience_since(request)
     if not sender and not senders_per_row:
         raise ConfigurationError(
             "no sender number: pass --from +91... or set STICKERQ_SENDER to the business "
@@ -89,14 +91,18 @@ def enqueue_campaign(
         check_broker(settings)
     report = RecipientReport()
     with open_sessions(settings.database_url, sessions) as factory:
-        recipients = open_recipients(
-            to=request.to,
-            to_file=request.to_file,
-            default_region=settings.default_region,
-            report=report,
-            dedupe=False,  # the store drops them with the unique index: flat memory
-            default_sender=bool(spec.sender),
-            account=account,
+        recipients = (
+            window_recipients(factory, spec.sender, since, report)
+            if since is not None
+            else open_recipients(
+                to=request.to,
+                to_file=request.to_file,
+                default_region=settings.default_region,
+                report=report,
+                dedupe=False,  # the store drops them with the unique index: flat memory
+                default_sender=bool(spec.sender),
+                account=account,
+            )
         )
         campaign_id = store_campaign(
             factory,
@@ -108,6 +114,7 @@ def enqueue_campaign(
             status=status,
             validity=validity,
             hasher=phone_hasher(settings),
+            in_window=in_window(settings, request),
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings
@@ -130,3 +137,24 @@ def enqueue_campaign(
         warnings=warnings,
         batches=batches,
     )
+
+
+def in_window(settings: Settings, request: CampaignRequest) -> bool:
+    """Whether the campaign is sent only inside its recipients' windows: as asked, else
+    always for a `--to-window` audience, else STICKERQ_IN_WINDOW."""
+    if request.in_window is not None:
+        return request.in_window
+    return request.to_window or settings.in_window
+
+
+def _audience_since(request: CampaignRequest) -> datetime | None:
+    """`--to-window`'s start (None: the recipients are a list or a file)."""
+    if not request.to_window:
+        if request.window_since is not None:
+            raise AudienceError("--since goes with --to-window: the recipients' time range")
+        return None
+    if request.to is not None or request.to_file is not None:
+        raise AudienceError(
+            "recipients given both as --to-window and as a list or file: give only one"
+        )
+    return audience_since(request.window_since)

@@ -1,4 +1,7 @@
-"""Group commit of status callbacks: what many requests hand in goes in one transaction.
+"""Group commit of callbacks: what many requests hand in goes in one transaction.
+
+Status callbacks (`StatusCallback`) and incoming-message callbacks (`Inbound`, for the window
+ledger) share the one writer: a request hands in either kind.
 
 A request hands its parsed callbacks to `CallbackWriter.write` and waits. One thread takes
 everything handed in since its last commit (up to `max_batch` requests), applies it with
@@ -41,6 +44,9 @@ from stickerq.models import utcnow
 from stickerq.producer.callback_payloads import StatusCallback
 from stickerq.producer.callbacks import Applied, apply_callbacks
 from stickerq.producer.unknown_callbacks import apply_unknown
+from stickerq.window_ledger import Inbound, record_inbound
+
+Received = StatusCallback | Inbound
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ class CallbacksRefused(StickerqError):
 
 @dataclass(slots=True)
 class _Waiting:
-    callbacks: Sequence[StatusCallback]
+    callbacks: Sequence[Received]
     loop: asyncio.AbstractEventLoop
     done: asyncio.Future[None] = field(repr=False)
 
@@ -106,7 +112,7 @@ class CallbackWriter:
         self._recheck_until = 0.0  # monotonic time; set while unknown callbacks are recent
         self._rechecked_at = 0.0
 
-    async def write(self, callbacks: Sequence[StatusCallback], timeout: float) -> None:
+    async def write(self, callbacks: Sequence[Received], timeout: float) -> None:
         """Wait until the callbacks are committed; CallbacksNotWritten after `timeout`."""
         self._start()
         if self._queue.qsize() >= MAX_BACKLOG:
@@ -198,21 +204,21 @@ class CallbackWriter:
             _settle(batch, None)
             return
 
-    def _apply(self, callbacks: list[StatusCallback]) -> None:
+    def _apply(self, callbacks: list[Received]) -> None:
         with self._sessions.begin() as session:
-            applied = apply_callbacks(session, callbacks)
+            applied = apply_received(session, callbacks)
         _count(applied)  # after the commit: a batch tried again is counted once
         if applied.unknown:
             self._recheck_until = time.monotonic() + RECHECK_WINDOW.total_seconds()
 
-    def _refusal(self, callbacks: Sequence[StatusCallback], exc: Exception) -> CallbacksRefused:
+    def _refusal(self, callbacks: Sequence[Received], exc: Exception) -> CallbacksRefused:
         """Which of a refused request's callbacks the database refuses alone: each tried in
         a transaction rolled back (rare: parsing refuses what it knows no database stores)."""
         indexes = []
         for index, callback in enumerate(callbacks):
             try:
                 with self._sessions() as session:
-                    apply_callbacks(session, [callback])
+                    apply_received(session, [callback])
                     session.rollback()
             except Exception as alone:
                 if _refused(alone):
@@ -243,6 +249,16 @@ class CallbackWriter:
             log.warning("unknown callbacks not checked again: %s", type(exc).__name__)
             return
         _count(applied)
+
+
+def apply_received(session: Session, callbacks: Sequence[Received]) -> Applied:
+    """Record both kinds in the caller's transaction: customers' messages in the ledger,
+    statuses on their messages."""
+    inbound = [c for c in callbacks if isinstance(c, Inbound)]
+    if inbound:
+        record_inbound(session, inbound)
+    statuses = [c for c in callbacks if isinstance(c, StatusCallback)]
+    return apply_callbacks(session, statuses) if statuses else Applied(changed=0, unknown=0)
 
 
 def _count(applied: Applied) -> None:

@@ -13,7 +13,8 @@ A callback whose message_id matches no message is kept in `unknown_callbacks`, n
 (`producer/unknown_callbacks.py`): once per message_id and status (a unique index; the
 copies Kaleyra sends again are ignored, on both backends). A failure with Meta's 131050 (the
 user stopped marketing messages) also puts the recipient on its account's suppression list
-(`producer/suppressions.py`).
+(`producer/suppressions.py`); one with Meta's 131047 (outside the 24-hour window) shuts
+that recipient's window in the window ledger (`producer/window_callbacks.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from stickerq.producer.callback_payloads import StatusCallback
 from stickerq.producer.callback_times import doubt
 from stickerq.producer.callback_updates import update_status
 from stickerq.producer.suppressions import MARKETING_OPT_OUT, add_from_callbacks
+from stickerq.producer.window_callbacks import close_reported_windows, window_closed
 
 LOOKUP_CHUNK = 500  # message_ids per IN (...) lookup
 
@@ -67,6 +69,9 @@ def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Ap
     for status, rows in _by_status(known).items():
         changed += update_status(session, status, rows)
     add_from_callbacks(session, (c.message_id for c in known if _opted_out(c)))
+    closing = [c for c in known if window_closed(c)]
+    if closing:
+        close_reported_windows(session, closing)
     return Applied(changed=changed, unknown=len(unknown), times_replaced=replaced)
 
 

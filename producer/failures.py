@@ -26,6 +26,7 @@ FAILURE_STATUSES: tuple[MessageStatus, ...] = (
     MessageStatus.FAILED,
     MessageStatus.UNKNOWN,
     MessageStatus.EXPIRED,
+    MessageStatus.OUTSIDE_WINDOW,
 )
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
@@ -41,8 +42,8 @@ class MessageNotFound(StickerqError):
 
 
 def parse_status(value: str) -> MessageStatus:
-    """`parked`, `failed`, `unknown` or `expired`; anything else is refused with the allowed
-    values."""
+    """`parked`, `failed`, `unknown`, `expired` or `outside_window`; anything else is
+    refused with the allowed values."""
     allowed = ", ".join(FAILURE_STATUSES)
     if value.strip().lower() not in FAILURE_STATUSES:
         raise FilterError(f"--status {value!r} is not one of {allowed}")

@@ -67,7 +67,15 @@ class IdempotencyInProgress(IdempotencyConflict):
 ERASED_SHA256 = "erased"
 
 # Request fields added after keys were first stored: left out of the hash at their defaults.
-LATER_FIELDS = ("no_check", "valid_for", "valid_until", "account")
+LATER_FIELDS = (
+    "no_check",
+    "valid_for",
+    "valid_until",
+    "account",
+    "in_window",
+    "to_window",
+    "window_since",
+)
 
 
 @dataclass(frozen=True, slots=True)

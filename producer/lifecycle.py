@@ -94,6 +94,7 @@ class CampaignDetails:
     pace: Pace
     valid_until: datetime | None = None  # its unsent messages expire then (producer/validity.py)
     senders: list[str] = field(default_factory=list)  # the numbers its messages go out from
+    in_window: bool = False  # sent only inside its recipients' windows (`send --in-window`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ def show_campaign(sessions: sessionmaker[Session], campaign_id: int) -> Campaign
             progress=progress,
             pace=campaign_pace(progress, campaign.started_at, campaign.finished_at),
             valid_until=campaign.valid_until,
+            in_window=campaign.in_window,
             senders=campaign_senders(session, campaign),
         )
 

@@ -36,6 +36,13 @@ class CampaignRequest:
     # settings.valid_for (STICKERQ_VALID_FOR), unset = no limit. See producer/validity.py.
     valid_for: str | timedelta | None = None
     valid_until: str | datetime | None = None
+    # Sent only inside each recipient's 24-hour window with the sender (worker/window_check.py);
+    # None: settings.in_window (STICKERQ_IN_WINDOW), or True with to_window.
+    in_window: bool | None = None
+    # The recipients are every customer who wrote to the sender within `window_since` (`24h`,
+    # `2d` or an ISO time; default 24h), read from the window ledger: no to, no to_file.
+    to_window: bool = False
+    window_since: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,6 +41,7 @@ def store_campaign(
     status: CampaignStatus = CampaignStatus.QUEUED,
     validity: Validity = Validity(),
     hasher: PhoneHasher | None = None,
+    in_window: bool = False,
 ) -> int:
     """Store the campaign and every valid recipient; returns the campaign id.
 
@@ -65,6 +66,7 @@ def store_campaign(
             valid_until=validity.deadline(utcnow())
             if status is CampaignStatus.QUEUED
             else validity.valid_until,
+            in_window=in_window,
         )
         session.add(campaign)
         session.flush()

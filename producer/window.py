@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from stickerq.states import OUTSIDE_WINDOW
+from stickerq.states import OUTSIDE_WINDOW_CODE as OUTSIDE_WINDOW
 
 __all__ = ["ADVICE", "LABEL", "OUTSIDE_WINDOW", "describe", "outside_window"]
 

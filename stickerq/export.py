@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from stickerq.errors import CampaignNotFound, MessagesPurged
 from stickerq.models import Campaign, Message
-from stickerq.states import OUTSIDE_WINDOW
+from stickerq.states import OUTSIDE_WINDOW_CODE
 
 COLUMNS = (
     "recipient",
@@ -160,7 +160,7 @@ def export_rows(session: Session, campaign_id: int) -> Iterator[list[str]]:
 
 def _cells(row: Sequence[Any]) -> list[str]:
     cells = [f(value) for f, value in zip(_FORMAT, row, strict=True)]
-    cells.append("yes" if row[_ERROR_CODE] == OUTSIDE_WINDOW else "")
+    cells.append("yes" if row[_ERROR_CODE] == OUTSIDE_WINDOW_CODE else "")
     return cells
 
 

@@ -26,13 +26,19 @@ PENDING, SENDING, SENT = MessageStatus.PENDING, MessageStatus.SENDING, MessageSt
 DELIVERED, READ, PARKED = MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PARKED
 FAILED, UNKNOWN, CANCELLED = MessageStatus.FAILED, MessageStatus.UNKNOWN, MessageStatus.CANCELLED
 EXPIRED, SUPPRESSED = MessageStatus.EXPIRED, MessageStatus.SUPPRESSED
+OUTSIDE_WINDOW = MessageStatus.OUTSIDE_WINDOW
 
 EXPIRED_DETAIL = "not sent before its campaign's deadline (valid_until)"
+WINDOW_CLOSED_DETAIL = (
+    "not sent: the recipient's 24-hour window with the sender was closed when it was claimed"
+)
+WINDOW_ENDED_DETAIL = "not sent: the recipient's 24-hour window ended before it could go"
 
 
 class MessageMove(StrEnum):
     CLAIM = "claim"  # a worker takes a batch
     SUPPRESS = "suppress"  # in the claim's transaction: the number was suppressed since
+    WINDOW_CLOSED = "window_closed"  # in the claim's transaction: `--in-window`, window shut
     RECORD = "record"  # a worker writes what its request came to
     RELEASE = "release"  # claimed, provably never sent: back, or cancelled with its campaign
     DEAD_CLAIM = "dead_claim"  # the sweeper: its worker died after the request may have left
@@ -48,17 +54,22 @@ class MessageMove(StrEnum):
 MOVES: dict[MessageMove, tuple[frozenset[MessageStatus], frozenset[MessageStatus]]] = {
     MessageMove.CLAIM: (frozenset({PENDING}), frozenset({SENDING})),
     MessageMove.SUPPRESS: (frozenset({SENDING}), frozenset({SUPPRESSED})),
+    MessageMove.WINDOW_CLOSED: (frozenset({SENDING}), frozenset({OUTSIDE_WINDOW})),
     # `unknown` too: a sweeper guessed about a worker that was alive after all, whose own
     # word wins
     MessageMove.RECORD: (
         frozenset({SENDING, UNKNOWN}),
-        frozenset({SENT, PARKED, FAILED, UNKNOWN, PENDING, EXPIRED}),
+        frozenset({SENT, PARKED, FAILED, UNKNOWN, PENDING, EXPIRED, OUTSIDE_WINDOW}),
     ),
     MessageMove.RELEASE: (frozenset({SENDING, UNKNOWN}), frozenset({PENDING, CANCELLED})),
     MessageMove.DEAD_CLAIM: (frozenset({SENDING}), frozenset({UNKNOWN})),
     MessageMove.CANCEL: (frozenset({PENDING}), frozenset({CANCELLED})),
     MessageMove.EXPIRE: (frozenset({PENDING}), frozenset({EXPIRED})),
-    MessageMove.REQUEUE: (frozenset({PARKED, FAILED, UNKNOWN, EXPIRED}), frozenset({PENDING})),
+    # `outside_window` too: the customer may have written since
+    MessageMove.REQUEUE: (
+        frozenset({PARKED, FAILED, UNKNOWN, EXPIRED, OUTSIDE_WINDOW}),
+        frozenset({PENDING}),
+    ),
     MessageMove.DELIVERED: (frozenset({SENT, DELIVERED, READ}), frozenset({DELIVERED, READ})),
     MessageMove.READ: (frozenset({SENT, DELIVERED, READ}), frozenset({READ})),
     MessageMove.CALLBACK_FAILED: (frozenset({SENT, DELIVERED}), frozenset({FAILED})),

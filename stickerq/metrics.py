@@ -49,10 +49,11 @@ CLAIMS_IN_FLIGHT = Gauge(
 )
 CALLBACKS = Counter(
     "stickerq_callbacks",
-    "Kaleyra status callbacks received, by the status they report",
+    "Kaleyra callbacks received, by the status they report (`incoming`: a customer's message "
+    "to a business number, for the window ledger)",
     ["status"],
 )
-CALLBACK_STATUSES = frozenset({"sent", "delivered", "read", "failed", "not-sent"})
+CALLBACK_STATUSES = frozenset({"sent", "delivered", "read", "failed", "not-sent", "incoming"})
 CALLBACKS_REFUSED = Counter(
     "stickerq_callbacks_refused",
     "Kaleyra status callbacks answered 4xx and not stored (Kaleyra does not send them again), "
@@ -73,6 +74,9 @@ REFUSAL_REASONS = frozenset(
         "too_long",  # a message_id longer than the column
         "database_refused",  # passed every check, and the database refused it all the same
         "beside_refused",  # sound, but in a request refused for another of its callbacks
+        "missing_field",  # an incoming-message callback without from, wanumber, created_at, type
+        "invalid_number",  # its from or wanumber is not a phone number
+        "invalid_time",  # its created_at is not epoch seconds
     }
 )
 CALLBACK_TIMES_REPLACED = Counter(

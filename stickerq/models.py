@@ -106,6 +106,9 @@ class Campaign(Base):
     # When its messages began to be purged, past the retention period (worker/purge.py): its
     # counts stay, its messages and their attempts go.
     messages_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sent only where the recipient's 24-hour window with the sender is open when its batch
+    # is claimed (`send --in-window`, worker/window_check.py); the rest end `outside_window`.
+    in_window: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (Index(None, "status", "scheduled_at"), Index(None, "status", "valid_until"))
 
@@ -266,6 +269,25 @@ class Attempt(Base):
     code: Mapped[str | None] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class CustomerWindow(Base):
+    """The window ledger: when a customer last wrote to a business number (Kaleyra's
+    incoming-message callbacks, or `stickerq window import`), which opens their 24-hour
+    customer service window. Never what they wrote. A 131047 status callback sets
+    `closed_at`: WhatsApp says the window is shut, whatever the ledger thought, until the
+    customer writes again (producer/window_ledger.py)."""
+
+    __tablename__ = "customer_windows"
+
+    sender: Mapped[str] = mapped_column(String(20), primary_key=True)  # the business number
+    customer: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_type: Mapped[str | None] = mapped_column(String(32))  # text, image, sticker...
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # `send --to-window` and `window stats`: a sender's customers by their last inbound time
+    __table_args__ = (Index(None, "sender", "last_inbound_at"),)
 
 
 class Pause(Base):

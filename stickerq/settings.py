@@ -135,6 +135,17 @@ class Settings(BaseSettings):
         description="default deadline of a campaign's messages, counted from its start "
         "(`send --valid-for`): 6h, 90m, 1d; a message not sent by then expires; unset: no limit",
     )
+    in_window: bool = Field(
+        default=False,
+        description="default of `send --in-window`: send only to recipients whose 24-hour "
+        "window with the sender is open (the window ledger); the others end outside_window",
+    )
+    window_margin_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="an in-window message must go this long before its window ends (last "
+        "inbound message + 24 h): its deadline",
+    )
     dispatch_interval_seconds: float = Field(
         default=2.0, description="how often beat dispatches due retries and due campaigns"
     )

@@ -15,6 +15,9 @@ class MessageStatus(StrEnum):
     CANCELLED = "cancelled"  # its campaign was cancelled before it was sent
     EXPIRED = "expired"  # its campaign's deadline (--valid-for) passed before it was sent
     SUPPRESSED = "suppressed"  # its number was suppressed after enqueue: never sent
+    # `--in-window`: its recipient's 24-hour window with the sender was closed when it was
+    # claimed, or ended before it could go: never sent
+    OUTSIDE_WINDOW = "outside_window"
 
 
 SETTLED = frozenset(
@@ -28,6 +31,7 @@ SETTLED = frozenset(
         MessageStatus.CANCELLED,
         MessageStatus.EXPIRED,
         MessageStatus.SUPPRESSED,
+        MessageStatus.OUTSIDE_WINDOW,
     }
 )
 UNSETTLED = frozenset({MessageStatus.PENDING, MessageStatus.SENDING})
@@ -44,7 +48,7 @@ class CampaignStatus(StrEnum):
 
 # Meta's code for a message outside the recipient's 24-hour window (only a template reaches
 # them): its own column in exports, its own line in reports (producer/window.py).
-OUTSIDE_WINDOW = "131047"
+OUTSIDE_WINDOW_CODE = "131047"
 
 
 class PauseScope(StrEnum):

@@ -25,16 +25,21 @@ HOME = ROOT / "stickerq" / "message_status.py"
 EXPECTED = [
     (MessageMove.CLAIM, {S.PENDING}, {S.SENDING}),
     (MessageMove.SUPPRESS, {S.SENDING}, {S.SUPPRESSED}),
+    (MessageMove.WINDOW_CLOSED, {S.SENDING}, {S.OUTSIDE_WINDOW}),
     (
         MessageMove.RECORD,
         {S.SENDING, S.UNKNOWN},
-        {S.SENT, S.PARKED, S.FAILED, S.UNKNOWN, S.PENDING, S.EXPIRED},
+        {S.SENT, S.PARKED, S.FAILED, S.UNKNOWN, S.PENDING, S.EXPIRED, S.OUTSIDE_WINDOW},
     ),
     (MessageMove.RELEASE, {S.SENDING, S.UNKNOWN}, {S.PENDING, S.CANCELLED}),
     (MessageMove.DEAD_CLAIM, {S.SENDING}, {S.UNKNOWN}),
     (MessageMove.CANCEL, {S.PENDING}, {S.CANCELLED}),
     (MessageMove.EXPIRE, {S.PENDING}, {S.EXPIRED}),
-    (MessageMove.REQUEUE, {S.PARKED, S.FAILED, S.UNKNOWN, S.EXPIRED}, {S.PENDING}),
+    (
+        MessageMove.REQUEUE,
+        {S.PARKED, S.FAILED, S.UNKNOWN, S.EXPIRED, S.OUTSIDE_WINDOW},
+        {S.PENDING},
+    ),
     (MessageMove.DELIVERED, {S.SENT, S.DELIVERED, S.READ}, {S.DELIVERED, S.READ}),
     (MessageMove.READ, {S.SENT, S.DELIVERED, S.READ}, {S.READ}),
     (MessageMove.CALLBACK_FAILED, {S.SENT, S.DELIVERED}, {S.FAILED}),

@@ -44,6 +44,7 @@ from stickerq.worker.sender_groups import SenderGroups, by_sender
 from stickerq.worker.sender_rates import mirror_rate, sender_rate
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 from stickerq.worker.suppressed import drop_suppressed
+from stickerq.worker.window_check import keep_in_window
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,17 @@ def _claim(
         expired = expire_late(session, campaign_id, message_pks) if late else 0
         claimed = [] if late else claim(session, campaign_id, message_pks, keys.token, held)
         sendable = drop_suppressed(session, campaign.sid, keys.token, claimed, runtime.hasher)
-        # Expired or suppressed here, the batch's last messages may have settled the campaign.
+        if campaign.in_window:
+            sendable = keep_in_window(
+                session,
+                campaign.sender,
+                keys.token,
+                sendable,
+                runtime.settings.window_margin_seconds,
+                utcnow(),
+            )
+        # Expired, suppressed or outside the window here, the batch's last messages may have
+        # settled the campaign.
         settled_here = bool(expired) or len(sendable) < len(claimed)
         groups = [
             (_context(runtime, session, campaign, sender), messages)

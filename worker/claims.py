@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -42,6 +43,8 @@ class ClaimedMessage:
     attempts: int
     delayed_retries: int
     sender: str | None = None  # its own `from` number; None: the campaign's sender
+    # `--in-window`: when its recipient's window ends (less the margin), its own deadline
+    window_ends_at: datetime | None = None
 
 
 def claim(

@@ -3,7 +3,7 @@ recipient's pair free (worker/pairs.py), a rate-limit token and an in-flight slo
 (worker/limiter.py), and the database's evidence that it may leave (worker/leaving.py).
 
 A pause, a halt or a sweeper that settled the claim ends the wait with Stopped; the
-campaign's deadline passing during it, with Expired.
+message's deadline (its campaign's, or its window's end) passing during it, with Expired.
 """
 
 from __future__ import annotations
@@ -31,7 +31,15 @@ class Stopped(Exception):
 
 
 class Expired(Exception):
-    """The campaign's deadline passed before this attempt: it is not made."""
+    """The message's deadline passed before this attempt: it is not made."""
+
+
+def deadline_of(valid_until: datetime | None, message: ClaimedMessage) -> datetime | None:
+    """A message's deadline: its campaign's, or its window's end when that comes first."""
+    window_end = message.window_ends_at
+    if window_end is None or (valid_until is not None and valid_until <= window_end):
+        return valid_until
+    return window_end
 
 
 class RequestGate:
@@ -78,7 +86,7 @@ class RequestGate:
         this sender went out within the pair interval."""
         if self.pairs is None:
             return 0.0
-        deadline = self.valid_until
+        deadline = deadline_of(self.valid_until, message)
         seconds_left = None if deadline is None else (deadline - utcnow()).total_seconds()
         wait, reserved_at = await self.pairs.reserve(
             self.sender, message.recipient, owner, self.stop, seconds_left

@@ -42,6 +42,7 @@ RUN_FIELDS = (
     "ref1",
     "ref2",
     "senders_per_row",
+    "in_window",
 )
 
 

@@ -19,12 +19,12 @@ from redis.exceptions import RedisError
 from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
 from stickerq.masking import mask_phone
-from stickerq.message_status import EXPIRED_DETAIL
+from stickerq.message_status import EXPIRED_DETAIL, WINDOW_ENDED_DETAIL
 from stickerq.models import utcnow
 from stickerq.pauses import PauseRequest, mirror_key, pause_keys
 from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.claims import ClaimedMessage
-from stickerq.worker.gate import Expired, RequestGate, Stopped
+from stickerq.worker.gate import Expired, RequestGate, Stopped, deadline_of
 from stickerq.worker.inflight import ClaimKeys
 from stickerq.worker.kaleyra import KaleyraClient, Reply, StickerRequest
 from stickerq.worker.leaving import LeavingRecord
@@ -144,7 +144,8 @@ class BatchSender:
             outcome = await with_quick_retries(self.ctx.policy, message.delayed_retries, attempt)
         except Expired:
             outcome = Outcome(Action.FAIL, reason=EXPIRED_DETAIL)
-            self.outcome.results.append(self._expired(self._result(message, outcome, progress)))
+            result = self._result(message, outcome, progress)
+            self.outcome.results.append(self._expired(result, message))
             self.results_ready.set()
             return
         except Stopped:
@@ -167,12 +168,12 @@ class BatchSender:
     ) -> Outcome:
         if self.stop.is_set():
             raise Stopped
-        if self._past_deadline():  # no token spent on it
+        if self._past_deadline(message):  # no token spent on it
             raise Expired
         progress.leaving_recorded = await self.gate.through(message, progress.leaving_recorded)
         try:
             started_at = utcnow()
-            if self._past_deadline(started_at):  # the wait for a token outlasted it
+            if self._past_deadline(message, started_at):  # the wait for a token outlasted it
                 raise Expired
             reply = await self.client.send_sticker(request)
         finally:
@@ -257,8 +258,8 @@ class BatchSender:
             pass  # WA500, then a pause or cancel stopped the batch: pending, for the resume
         else:
             due = self.ctx.policy.next_due(message.delayed_retries, now)
-            if due is not None and self._past_deadline(due):
-                return self._expired(result)  # its retry would come after the deadline
+            if due is not None and self._past_deadline(message, due):
+                return self._expired(result, message)  # its retry would come after it
             if due is None:
                 result.status = MessageStatus.FAILED
                 result.detail = f"WA500 retries exhausted after {result.total_attempts} attempts"
@@ -267,12 +268,17 @@ class BatchSender:
                 result.delayed_retries += 1
         return result
 
-    def _past_deadline(self, now: datetime | None = None) -> bool:
-        deadline = self.ctx.valid_until
+    def _past_deadline(self, message: ClaimedMessage, now: datetime | None = None) -> bool:
+        deadline = deadline_of(self.ctx.valid_until, message)
         return deadline is not None and (now or utcnow()) >= deadline
 
-    @staticmethod
-    def _expired(result: MessageResult) -> MessageResult:
-        result.status, result.next_attempt_at = MessageStatus.EXPIRED, None
-        result.message_id, result.detail = None, EXPIRED_DETAIL
+    def _expired(self, result: MessageResult, message: ClaimedMessage) -> MessageResult:
+        """Not sent by its deadline: `outside_window` when its window's end came first,
+        `expired` when the campaign's deadline did (or both at once)."""
+        window_end, valid_until = message.window_ends_at, self.ctx.valid_until
+        if window_end is not None and (valid_until is None or window_end < valid_until):
+            result.status, result.detail = MessageStatus.OUTSIDE_WINDOW, WINDOW_ENDED_DETAIL
+        else:
+            result.status, result.detail = MessageStatus.EXPIRED, EXPIRED_DETAIL
+        result.next_attempt_at, result.message_id = None, None
         return result

@@ -92,6 +92,13 @@ class CampaignDetailsView(CampaignView):
             "number of its CSV's `from` column"
         ),
     ]
+    in_window: Annotated[
+        bool,
+        Field(
+            description="sent only where the recipient's 24-hour window with the sender is "
+            "open (`send --in-window`); the others end `outside_window`"
+        ),
+    ]
 
     @classmethod
     def of_details(cls, details: CampaignDetails) -> Self:

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from starlette.types import Receive
 
 from stickerq.api.problems import Problem
 from stickerq.metrics import count_refused_callbacks
 from stickerq.models import utcnow
-from stickerq.producer.callback_payloads import CallbackError, StatusCallback, parse_callback
+from stickerq.producer.callback_payloads import CallbackError
 from stickerq.producer.callback_writer import CallbacksRefused
 
 MAX_BODY_BYTES = 1 << 20
@@ -76,13 +78,18 @@ def payloads(raw: bytes) -> list[Any]:
     return items
 
 
-def parsed(items: list[Any]) -> list[StatusCallback]:
-    """Every item read, or a 422 naming each one refused (and why): none is stored."""
+Parsed = TypeVar("Parsed")
+
+
+def parsed(items: list[Any], parse: Callable[[Any, datetime], Parsed]) -> list[Parsed]:
+    """Every item read by `parse` (a status or an incoming-message callback's), or a 422
+    naming each one refused (and why): none is stored."""
     received_at = utcnow()
-    callbacks, refused = [], []
+    callbacks: list[Parsed] = []
+    refused: list[tuple[int, CallbackError]] = []
     for index, item in enumerate(items):
         try:
-            callbacks.append(parse_callback(item, received_at))
+            callbacks.append(parse(item, received_at))
         except CallbackError as exc:
             refused.append((index, exc))
     if not refused:

@@ -1,4 +1,6 @@
-"""POST /callbacks/kaleyra/{secret}: Kaleyra's status callbacks, written in bulk.
+"""POST /callbacks/kaleyra/{secret}: Kaleyra's status callbacks, written in bulk; and
+POST or GET /callbacks/kaleyra/{secret}/incoming: its incoming-message callbacks (a customer
+wrote to a business number), kept in the window ledger (stickerq/window_ledger.py).
 
 Kaleyra calls the URL given in its callback profile; the secret in the path (and, if set, HTTP
 basic auth) says the call is Kaleyra's, so this route takes no bearer token. The answer 200
@@ -20,8 +22,10 @@ import hmac
 import logging
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -32,15 +36,19 @@ from stickerq.api import callback_bodies as bodies
 from stickerq.api.problems import Problem, problem_response, problem_responses
 from stickerq.db import make_session_factory, shared_engine
 from stickerq.metrics import count_callback
+from stickerq.producer.callback_payloads import parse_callback
 from stickerq.producer.callback_writer import (
     CallbacksNotWritten,
     CallbacksRefused,
     CallbackWriter,
+    Received,
 )
+from stickerq.producer.incoming_payloads import parse_incoming
 from stickerq.settings import Settings
 
 PATH = "/callbacks/kaleyra"
 PREFIX = PATH + "/"
+INCOMING = "/incoming"  # after the secret: customers' messages, for the window ledger
 MIN_SECRET_LENGTH = 16  # `openssl rand -hex 24` gives 48
 WRITE_TIMEOUT_SECONDS = 15.0  # past it a 503: Kaleyra tries again, and the first still lands
 REDACTED = "***"
@@ -54,6 +62,11 @@ _OK = b'{"status":"ok"}'
 def callback_url(settings: Settings, base_url: str) -> str:
     """The URL to give Kaleyra: base_url (your public https address) + the path + secret."""
     return f"{base_url.rstrip('/')}{PATH}/{settings.callback_secret.get_secret_value()}"
+
+
+def incoming_url(settings: Settings, base_url: str) -> str:
+    """The URL of the callback profile for incoming WhatsApp messages."""
+    return callback_url(settings, base_url) + INCOMING
 
 
 def masked_callback_url(base_url: str) -> str:
@@ -139,7 +152,24 @@ async def receive_callbacks(
     """Check the caller, then read and parse the body and wait until its callbacks are
     committed; a Problem otherwise (nothing stored)."""
     _check_caller(state.settings, secret, authorization)
-    callbacks = bodies.parsed(bodies.payloads(await read_body()))
+    callbacks = bodies.parsed(bodies.payloads(await read_body()), parse_callback)
+    await _written(state, callbacks)
+    for status, received in Counter(callback.status for callback in callbacks).items():
+        count_callback(status, received)
+
+
+async def receive_incoming(
+    state: State, secret: str, authorization: str, read_items: Callable[[], Awaitable[list[Any]]]
+) -> None:
+    """The same for incoming-message callbacks: `read_items` gives the body's callbacks (a
+    POST) or the query's one (a GET)."""
+    _check_caller(state.settings, secret, authorization)
+    messages = bodies.parsed(await read_items(), parse_incoming)
+    await _written(state, messages)
+    count_callback("incoming", len(messages))
+
+
+async def _written(state: State, callbacks: Sequence[Received]) -> None:
     try:
         await _writer(state).write(callbacks, WRITE_TIMEOUT_SECONDS)
     except CallbacksRefused as exc:
@@ -148,8 +178,6 @@ async def receive_callbacks(
         raise Problem(
             503, "callbacks_not_written", "the callback was not stored: try again", str(exc)
         ) from None
-    for status, received in Counter(callback.status for callback in callbacks).items():
-        count_callback(status, received)
 
 
 def _check_caller(settings: Settings, given: str, authorization: str) -> None:
@@ -191,28 +219,82 @@ async def kaleyra_callback(secret: str, request: Request) -> Response:
     return Response(_OK, media_type="application/json")
 
 
+_INCOMING_RESPONSES = {
+    200: {"description": "stored in the window ledger"},
+    **problem_responses(400, 401, 404, 422, 503),
+}
+
+
+@router.post(PATH + "/{secret}" + INCOMING, summary="Kaleyra's incoming-message callback (POST)",
+             responses=_INCOMING_RESPONSES)  # fmt: skip
+async def kaleyra_incoming(secret: str, request: Request) -> Response:
+    """Record that a customer wrote to a business number (`from`, `wanumber`, `created_at`,
+    `type`; the rest is ignored and never stored): 200 once it is in the window ledger."""
+    authorization = request.headers.get("authorization", "")
+    read_items = functools.partial(_body_items, request.body)
+    await receive_incoming(request.app.state, secret, authorization, read_items)
+    return Response(_OK, media_type="application/json")
+
+
+@router.get(PATH + "/{secret}" + INCOMING, summary="Kaleyra's incoming-message callback (GET)",
+            responses=_INCOMING_RESPONSES)  # fmt: skip
+async def kaleyra_incoming_get(secret: str, request: Request) -> Response:
+    """The same, with the names as query parameters (a callback profile that uses GET)."""
+    authorization = request.headers.get("authorization", "")
+    read_items = functools.partial(_query_items, request.url.query.encode("latin-1"))
+    await receive_incoming(request.app.state, secret, authorization, read_items)
+    return Response(_OK, media_type="application/json")
+
+
+async def _body_items(read_body: Callable[[], Awaitable[bytes]]) -> list[Any]:
+    return bodies.payloads(await read_body())
+
+
+async def _query_items(query: bytes) -> list[Any]:
+    """A GET's one callback: its query parameters (the first of a repeated name)."""
+    fields: dict[str, str] = {}
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        fields.setdefault(name, value)
+    return [fields]
+
+
 class CallbackFastPath:
-    """ASGI middleware that answers POST /callbacks/kaleyra/<secret> itself, before FastAPI's
-    routing, dependency solving and exception layers: they took more CPU per callback than
-    the rest of the work together (bench/callbacks.py). Any other request goes on."""
+    """ASGI middleware that answers the callback routes (POST /callbacks/kaleyra/<secret>, and
+    POST or GET .../<secret>/incoming) itself, before FastAPI's routing, dependency solving and
+    exception layers: they took more CPU per callback than the rest of the work together
+    (bench/callbacks.py). Any other request goes on."""
 
     def __init__(self, app: ASGIApp, state: State) -> None:
         self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith(PREFIX):
+        if scope["type"] != "http" or not path.startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        secret = path[len(PREFIX) :]
+        secret, method = path[len(PREFIX) :], scope["method"]
+        incoming = secret.endswith(INCOMING)
+        if incoming:
+            secret = secret[: -len(INCOMING)]
+        if method != "POST" and not (incoming and method == "GET"):
+            await self.app(scope, receive, send)
+            return
         authorization = ""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
         try:
-            await receive_callbacks(
-                self.state, secret, authorization, functools.partial(bodies.read_body, receive)
-            )
+            if not incoming:
+                read_body = functools.partial(bodies.read_body, receive)
+                await receive_callbacks(self.state, secret, authorization, read_body)
+            elif method == "POST":
+                read_items = functools.partial(
+                    _body_items, functools.partial(bodies.read_body, receive)
+                )
+                await receive_incoming(self.state, secret, authorization, read_items)
+            else:
+                read_items = functools.partial(_query_items, scope.get("query_string", b""))
+                await receive_incoming(self.state, secret, authorization, read_items)
             response = Response(_OK, media_type="application/json")
         except Problem as problem:
             response = problem_response(

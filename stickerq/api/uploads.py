@@ -58,6 +58,11 @@ class CampaignFields(BaseModel):
     valid_until: datetime | str | None = Field(
         default=None, description="like send --valid-until (without an offset: read in tz)"
     )
+    in_window: bool | None = Field(
+        default=None,
+        description="like send --in-window: send only where the recipient's 24-hour window "
+        "with the sender is open; the others end outside_window (default STICKERQ_IN_WINDOW)",
+    )
 
     def request(self, *, to: str | None = None, to_file: Path | None = None) -> CampaignRequest:
         timing = {"scheduled_at", "tz", "every", "now_if_past"}

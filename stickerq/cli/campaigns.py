@@ -58,8 +58,8 @@ ShowJson = Annotated[
         "suppressed_at_enqueue and "
         "progress: {by_status, by_code, retries_waiting, attempts, retried, pause {scope, sid, "
         "sender, code, since, reason}, paused_senders [the same], settled, outside_window "
-        "{messages, advice}}, pace: {rate_per_second, remaining, eta_at}, valid_until and "
-        "senders",
+        "{messages, advice}}, pace: {rate_per_second, remaining, eta_at}, valid_until, "
+        "senders and in_window",
     ),
 ]
 ResultJson = Annotated[
@@ -271,6 +271,7 @@ def _details_table(details: CampaignDetails) -> Table:
         ("rate", rate_text(details.pace)),
         ("ETA", eta_text(details.pace)),
         ("valid until", _utc(details.valid_until) if details.valid_until else None),
+        ("in window only", "yes: the others end outside_window" if details.in_window else None),
     ]  # fmt: skip
     for name, value in fields:
         if value:

@@ -3,6 +3,7 @@ senders."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -85,6 +86,25 @@ def send(
     idempotency_key: str | None = typer.Option(
         None, help="a retry with the same key and options prints the first campaign, sends nothing"
     ),
+    in_window: bool | None = typer.Option(
+        None,
+        "--in-window/--no-in-window",
+        help="send only where the recipient's 24-hour window with the sender is open (the "
+        "window ledger); the others end outside_window, never sent (default "
+        "STICKERQ_IN_WINDOW; on with --to-window)",
+    ),
+    to_window: bool = typer.Option(
+        False,
+        "--to-window",
+        help="the recipients are every customer who wrote to --from within --since, from the "
+        "window ledger",
+    ),
+    since: str | None = typer.Option(
+        None, help="with --to-window: how far back, 24h (default), 2d, or an ISO time"
+    ),
+    dry_run: bool = typer.Option(
+        False, help="with --to-window: print how many recipients it would have; store nothing"
+    ),
 ) -> None:
     """Validate, store and enqueue a sticker campaign (or schedule it); prints the campaign id."""
     from stickerq.producer.request import CampaignRequest, Timing
@@ -108,8 +128,14 @@ def send(
         no_check=no_check,
         valid_for=valid_for,
         valid_until=valid_until,
+        in_window=in_window,
+        to_window=to_window,
+        window_since=since,
     )
     timing = Timing(at=at, tz=tz, every=every, now_if_past=now_if_past)
+    if dry_run:
+        _print_audience(settings, request, as_json)
+        return
     try:
         if idempotency_key is None:
             result, scheduled = send_campaign(settings, request, timing)
@@ -150,6 +176,25 @@ def send(
     warn_if_no_beat(settings)
     if wait:
         _wait(settings, result, scheduled, as_json)
+
+
+def _print_audience(settings: Settings, request: CampaignRequest, as_json: bool) -> None:
+    """`send --to-window --dry-run`: how many customers the campaign would have."""
+    from stickerq.producer.window_audience import audience_size
+
+    if not request.to_window:
+        raise fail(StickerqError("--dry-run goes with --to-window: it counts that audience"))
+    try:
+        sender, customers = audience_size(settings, request)
+    except StickerqError as exc:
+        raise fail(exc) from None
+    if as_json:
+        print(json.dumps({"sender": sender, "recipients": customers, "dry_run": True}))
+    else:
+        console.print(
+            f"{customers:,} customers wrote to {sender} in that time: the campaign would "
+            "have them as recipients (nothing stored: --dry-run)"
+        )
 
 
 def _send_once(
