@@ -31,6 +31,7 @@ from stickerq.migrate import upgrade
 from stickerq.models import Message, Suppression, utcnow
 from stickerq.producer.progress import campaign_progress
 from stickerq.states import MessageStatus
+from stickerq.window_ledger import Inbound, record_inbound
 from stickerq.worker.claims import HeldSenders, cancel_unsent, claim, release
 from stickerq.worker.due_retries import take_due_retries
 from stickerq.worker.expiry import expire_late, expire_overdue
@@ -39,6 +40,7 @@ from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from stickerq.worker.sender_rates import sender_rate
 from stickerq.worker.suppressed import drop_suppressed
 from stickerq.worker.sweeper import reopen_campaigns_with_pending, settle_dead_claims
+from stickerq.worker.window_check import keep_in_window
 from tests.conftest import own_postgres_database
 
 # Messages per campaign (three campaigns); STICKERQ_TEST_PLAN_SIZE=1000000 for the real size.
@@ -46,8 +48,12 @@ CAMPAIGN_SIZE = int(os.environ.get("STICKERQ_TEST_PLAN_SIZE", "100000"))
 BATCH = 200
 PLAN_MODES = ("force_custom_plan", "force_generic_plan")
 # The tables whose rows a plan may read only as many of as it acts on.
-WATCHED = ("messages", "suppressions", "sender_rates")
+WATCHED = ("messages", "suppressions", "sender_rates", "customer_windows")
 SUPPRESSED_BATCH = 20
+# Pairs in the window ledger (issue 25 names 10,000,000: STICKERQ_TEST_LEDGER_SIZE=10000000;
+# the plan is the same primary-key lookup at either size).
+LEDGER_SIZE = int(os.environ.get("STICKERQ_TEST_LEDGER_SIZE", "500000"))
+WINDOW_BATCH = 40
 
 
 @dataclass
@@ -174,6 +180,19 @@ def rate_many(url: str) -> None:
         )
 
 
+def fill_ledger(url: str) -> None:
+    """A window ledger of LEDGER_SIZE pairs of many business numbers, the campaigns' sender
+    among them (none of them a recipient): each in-window claim probes a big table."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO customer_windows (sender, customer, last_inbound_at, last_type) "
+            "SELECT '+91900000' || lpad((g %% 1000)::text, 4, '0'), '+44' || (7000000000 + g), "
+            "now() - (g %% 86400) * interval '1 second', 'text' "
+            "FROM generate_series(1, %s) AS g",
+            (LEDGER_SIZE,),
+        )
+
+
 def analyze(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("ANALYZE")
@@ -225,6 +244,23 @@ def send_path(
     with sessions.begin() as session:
         assert drop_suppressed(session, "SID", "T-supp", late) == []
     steps["suppressed check"] = (probe.take(), SUPPRESSED_BATCH)
+
+    # An in-window campaign's batch: half its recipients wrote an hour ago, half never did.
+    # One lookup of the ledger by primary key, and the outside half made `outside_window`.
+    window_ids = list(range(first + 40, first + 40 + WINDOW_BATCH))
+    with sessions.begin() as session:
+        batch = claim(session, campaign_id, window_ids, "T-window")
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        wrote = [Inbound("+919000000001", m.recipient, an_hour_ago) for m in batch[::2]]
+        record_inbound(session, wrote)
+    probe.take()
+    with sessions.begin() as session:
+        inside = keep_in_window(session, "+919000000001", "T-window", batch, 60.0, utcnow())
+    assert len(inside) == WINDOW_BATCH // 2
+    steps["window check"] = (probe.take(), WINDOW_BATCH)
+    with sessions.begin() as session:
+        release(session, campaign_id, "T-window", [m.pk for m in inside])
+    probe.take()
 
     retry_at = utcnow() - timedelta(seconds=1)
     results = [result(pk, MessageStatus.SENT, message_id=f"mid-{pk}") for pk in claimed[:140]]
@@ -300,6 +336,7 @@ def send_path_scenarios(url: str, engine_url: str | None = None) -> Scenarios:
         add_campaign(url, "completed", "sent")  # an older campaign
         suppress_many(url)
         rate_many(url)
+        fill_ledger(url)
         scenarios: Scenarios = {}
         campaign_id, first = add_campaign(url, "running", "pending")
         scenarios["no statistics"] = send_path(sessions, probe, campaign_id, first)
