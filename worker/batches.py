@@ -22,7 +22,7 @@ from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.errors import ConfigurationError
 from stickerq.keys import campaign_pause_key
 from stickerq.logs import ids
-from stickerq.metrics import CLAIMS_IN_FLIGHT
+from stickerq.metrics import CLAIMS_IN_FLIGHT, MESSAGES
 from stickerq.models import Campaign, utcnow
 from stickerq.pauses import PauseRequest, account_pauses, record_pause, restore_mirror
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
@@ -224,6 +224,7 @@ def _claim(
         expired = expire_late(session, campaign_id, message_pks) if late else 0
         claimed = [] if late else claim(session, campaign_id, message_pks, keys.token, held)
         sendable = drop_suppressed(session, campaign.sid, keys.token, claimed, runtime.hasher)
+        after_suppression = len(sendable)
         if campaign.in_window:
             sendable = keep_in_window(
                 session,
@@ -240,6 +241,9 @@ def _claim(
             (_context(runtime, session, campaign, sender), messages)
             for sender, messages in by_sender(sendable, campaign.sender).items()
         ]
+    outside_window = after_suppression - len(sendable)
+    if outside_window:  # committed: counted as the send path counts its results
+        MESSAGES.labels(MessageStatus.OUTSIDE_WINDOW.value, "").inc(outside_window)
     if settled_here and not groups:
         with runtime.sessions.begin() as session:
             complete_if_settled(session, campaign_id)

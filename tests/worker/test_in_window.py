@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from stickerq.export import export_campaign
@@ -65,6 +66,9 @@ def test_only_recipients_inside_their_window_are_sent_and_the_rest_show_everywhe
             {"at": utcnow() - timedelta(minutes=5), "c": closed[0]},
         )
     everyone = inside + stale + never + closed
+    counted = REGISTRY.get_sample_value(
+        "stickerq_messages_total", {"outcome": "outside_window", "code": ""}
+    )
     request = CampaignRequest(sticker_id=STICKER_ID, to=",".join(everyone), in_window=True)
     campaign_id = enqueue_campaign(settings, request).campaign_id
     assert db.campaign(campaign_id).in_window
@@ -81,6 +85,10 @@ def test_only_recipients_inside_their_window_are_sent_and_the_rest_show_everywhe
     assert all(m.attempts == 0 and m.claim_token is None for m in outside)
     assert all("window" in (m.last_error_detail or "") for m in outside)
     db.assert_counters_exact(campaign_id)
+    now_counted = REGISTRY.get_sample_value(
+        "stickerq_messages_total", {"outcome": "outside_window", "code": ""}
+    )
+    assert (now_counted or 0) - (counted or 0) == 5  # the worker runs in this process
     with db.sessions() as session:
         assert campaign_progress(session, campaign_id).by_status == {SENT: 4, OUTSIDE: 5}
         assert campaign_report(session, campaign_id).by_status[OUTSIDE] == 5
