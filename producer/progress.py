@@ -53,8 +53,8 @@ class CampaignProgress:
 
     @property
     def outside_window(self) -> int:
-        """Messages that came back 131047: only a template message can reach them."""
-        return outside_window(self.by_code)
+        """Messages outside the window (131047, or never sent): only a template reaches them."""
+        return outside_window(self.by_code, self.by_status)
 
     @property
     def blocked(self) -> bool:

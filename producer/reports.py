@@ -121,8 +121,8 @@ class CampaignReport:
 
     @property
     def outside_window(self) -> int:
-        """Messages that came back 131047: only a template message can reach them."""
-        return outside_window(self.by_code)
+        """Messages outside the window (131047, or never sent): only a template reaches them."""
+        return outside_window(self.by_code, self.by_status)
 
 
 def campaign_report(

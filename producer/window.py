@@ -1,4 +1,5 @@
-"""Messages outside the recipient's 24-hour customer service window (Meta's 131047).
+"""Messages outside the recipient's 24-hour customer service window (Meta's 131047, or the
+status `outside_window` of an `--in-window` campaign).
 
 A sticker is not a template message: WhatsApp delivers it only within 24 hours of the
 recipient's last message to the business number. Those that came back 131047 cannot be
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stickerq.states import OUTSIDE_WINDOW_CODE as OUTSIDE_WINDOW
+from stickerq.states import MessageStatus
 
 __all__ = ["ADVICE", "LABEL", "OUTSIDE_WINDOW", "describe", "outside_window"]
 
@@ -22,9 +24,10 @@ ADVICE = (
 )
 
 
-def outside_window(by_code: Mapping[str, int]) -> int:
-    """Messages whose latest error is 131047."""
-    return int(by_code.get(OUTSIDE_WINDOW, 0))
+def outside_window(by_code: Mapping[str, int], by_status: Mapping[str, int]) -> int:
+    """Messages whose latest error is 131047, and those an `--in-window` campaign never sent
+    (status `outside_window`, which carries no code)."""
+    return int(by_code.get(OUTSIDE_WINDOW, 0)) + int(by_status.get(MessageStatus.OUTSIDE_WINDOW, 0))
 
 
 def describe(count: int) -> str:

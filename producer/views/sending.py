@@ -94,14 +94,16 @@ class CampaignHeadView(View):
 
 
 class OutsideWindowView(View):
-    """The messages that came back 131047: outside the recipient's 24-hour window."""
+    """The messages outside the recipient's 24-hour window: came back 131047, or never sent
+    (`--in-window`)."""
 
     messages: Annotated[
         int,
         Field(
             description="messages whose latest error is Meta's 131047 (re-engagement "
-            "required): a sticker is not a template, WhatsApp delivers it only within 24 "
-            "hours of the recipient's last message"
+            "required), and those an `--in-window` campaign never sent (`outside_window`): "
+            "a sticker is not a template, WhatsApp delivers it only within 24 hours of the "
+            "recipient's last message"
         ),
     ]
     advice: Annotated[

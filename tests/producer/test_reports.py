@@ -145,7 +145,7 @@ def test_report_counts_statuses_codes_callbacks_rates_and_duration(
     assert report.by_status == {
         "pending": 1, "sending": 0, "sent": 3, "delivered": 1, "read": 2,
         "parked": 1, "failed": 3, "unknown": 1, "cancelled": 0, "expired": 0,
-        "suppressed": 0,
+        "suppressed": 0, "outside_window": 0,
     }  # fmt: skip
     assert report.by_code == {"131047": 1, "E110": 1, "WA400": 1, "WA500": 1}
     assert (report.succeeded, report.success_rate) == (6, 0.5)
