@@ -116,6 +116,25 @@ def release(session: Session, campaign_id: int, token: str, message_pks: Sequenc
     )
 
 
+def drop_claimed(
+    session: Session, move: MessageMove, message_pks: Sequence[int], token: str, detail: str
+) -> None:
+    """SUPPRESS or WINDOW_CLOSED: messages this claim took that will never be sent, settled
+    in the claim's transaction (`detail` says why); they leave the claim."""
+    batch = locked(Message.id.in_(message_pks))
+    session.execute(
+        move_messages(
+            move,
+            Message.id == batch.c.id,
+            claimed_by(batch, token),
+            rows=batch,
+            claimed_at=None,
+            claim_token=None,
+            last_error_detail=detail,
+        )
+    )
+
+
 def cancel_unsent(session: Session, campaign_id: int, message_pks: Sequence[int]) -> int:
     """A batch of a cancelled campaign: its messages still `pending` become `cancelled`.
 

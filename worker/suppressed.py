@@ -13,11 +13,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from stickerq.message_status import MessageMove, move_messages
-from stickerq.models import Message
+from stickerq.message_status import MessageMove
 from stickerq.suppression_list import PhoneHasher, found_on_list
-from stickerq.worker.claims import ClaimedMessage
-from stickerq.worker.locked_rows import claimed_by, locked
+from stickerq.worker.claims import ClaimedMessage, drop_claimed
 
 DETAIL = "not sent: the number is on the account's suppression list"
 
@@ -39,16 +37,5 @@ def drop_suppressed(
     if not found:
         return list(claimed)
     suppressed = [message.pk for message in claimed if message.recipient in found]
-    batch = locked(Message.id.in_(suppressed))
-    session.execute(
-        move_messages(
-            MessageMove.SUPPRESS,
-            Message.id == batch.c.id,
-            claimed_by(batch, token),
-            rows=batch,
-            claimed_at=None,
-            claim_token=None,
-            last_error_detail=DETAIL,
-        )
-    )
+    drop_claimed(session, MessageMove.SUPPRESS, suppressed, token, DETAIL)
     return [message for message in claimed if message.recipient not in found]

@@ -17,11 +17,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from stickerq.message_status import WINDOW_CLOSED_DETAIL, MessageMove, move_messages
-from stickerq.models import Message
+from stickerq.message_status import WINDOW_CLOSED_DETAIL, MessageMove
 from stickerq.window_ledger import windows_of
-from stickerq.worker.claims import ClaimedMessage
-from stickerq.worker.locked_rows import claimed_by, locked
+from stickerq.worker.claims import ClaimedMessage, drop_claimed
 from stickerq.worker.sender_groups import by_sender
 
 
@@ -48,16 +46,5 @@ def keep_in_window(
             else:
                 outside.append(message.pk)
     if outside:
-        batch = locked(Message.id.in_(outside))
-        session.execute(
-            move_messages(
-                MessageMove.WINDOW_CLOSED,
-                Message.id == batch.c.id,
-                claimed_by(batch, token),
-                rows=batch,
-                claimed_at=None,
-                claim_token=None,
-                last_error_detail=WINDOW_CLOSED_DETAIL,
-            )
-        )
+        drop_claimed(session, MessageMove.WINDOW_CLOSED, outside, token, WINDOW_CLOSED_DETAIL)
     return inside
