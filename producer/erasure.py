@@ -18,6 +18,8 @@ What it does, table by table (docs/operations.md, "Erasing a number"):
   a key that holds the number itself is deleted.
 - free text that holds the number (campaign names and refs, pause and suppression reasons):
   the number is replaced by ERASED_TEXT.
+- `customer_windows`: the number's rows as a customer in the window ledger (when it wrote
+  to which business number), one transaction, one primary-key probe per business number.
 
 The number is searched in its E.164 form, its digits, and its national number, which the
 other two contain. Recurring schedules copy their template campaign's messages: erasing
@@ -46,6 +48,7 @@ from stickerq.models import (
     Attempt,
     Campaign,
     CampaignCount,
+    CustomerWindow,
     ErasedSuppression,
     IdempotencyKey,
     Message,
@@ -59,6 +62,7 @@ from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
 from stickerq.settings import Settings
 from stickerq.states import UNSETTLED, MessageStatus
 from stickerq.suppression_list import SET_THE_KEY, ErasureKeyMissing, phone_hasher
+from stickerq.window_ledger import ledger_senders
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ TABLES = (
     "idempotency_keys",
     "campaigns",
     "pauses",
+    "customer_windows",
 )
 
 
@@ -121,6 +126,7 @@ def erase_number(
             with factory() if dry_run else factory.begin() as session:
                 _messages(session, campaign_ids, phone, result)
         _by_text(factory, phone, forms, result)
+        _windows(factory, phone, result)
     log.info(
         "%s %s: %s; %s left sending",
         "dry run of erasing" if dry_run else "erased",
@@ -412,6 +418,25 @@ def _scrubbed(text: Any, forms: Sequence[str]) -> Any:
             else func.replace(text, form, ERASED_TEXT)
         )
     return text
+
+
+# --------------------------------------------------------------------------- window ledger
+
+
+def _windows(sessions: sessionmaker[Session], phone: str, result: ErasureResult) -> None:
+    """The number's rows as a customer in the window ledger: few (one per business number
+    it wrote to), found by the primary key, one business number after another."""
+    with sessions() if result.dry_run else sessions.begin() as session:
+        senders = ledger_senders(session)
+        if not senders:
+            return
+        where = (CustomerWindow.sender.in_(senders), CustomerWindow.customer == phone)
+        if result.dry_run:
+            result.removed["customer_windows"] = _count(session, CustomerWindow, *where)
+            return
+        result.removed["customer_windows"] = rows_changed(
+            session.execute(delete(CustomerWindow).where(*where))
+        )
 
 
 # --------------------------------------------------------------------------- helpers

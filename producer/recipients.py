@@ -237,7 +237,7 @@ def parse_recipient_csv(
         with path.open(encoding="utf-8-sig", newline="") as handle:
             yield from accept.all(_read_csv(handle, path))
     except UnicodeDecodeError as exc:
-        line = _first_undecodable_line(path)
+        line = first_undecodable_line(path)
         where = f"{path}, line {line}" if line else str(path)
         bad = exc.object[exc.start : exc.start + 1].hex()
         raise RecipientFileError(
@@ -254,7 +254,7 @@ def parse_recipient_csv(
 def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
     """(raw phone, (refs, line, None, from cell)) per row; ("", (.., line, the row, None))
     when only the phone cell is empty; nothing for blank rows."""
-    lines = _text_lines(handle, path)
+    lines = text_lines(handle, path)
     blank_before = 0  # blank lines above the header: csv's line_num does not count them
     for header_line in lines:
         if header_line.strip():
@@ -262,7 +262,7 @@ def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
         blank_before += 1
     else:
         raise RecipientFileError(f"{path}: the file is empty; {HEADER_HINT}")
-    reader = csv.reader(itertools.chain([header_line], lines), delimiter=_delimiter(header_line))
+    reader = csv.reader(itertools.chain([header_line], lines), delimiter=csv_delimiter(header_line))
     try:
         phone_at, ref_at, sender_at = _columns(next(reader), path, blank_before + 1)
         previous = reader.line_num
@@ -279,12 +279,12 @@ def _read_csv(handle: TextIO, path: Path) -> Iterator[tuple[str, RowPlace]]:
     except csv.Error as exc:
         raise RecipientFileError(
             f"{path}, line {blank_before + reader.line_num}: not a valid CSV file "
-            f"({_csv_problem(exc)}); export it as 'CSV UTF-8' from your spreadsheet; "
+            f"({csv_problem(exc)}); export it as 'CSV UTF-8' from your spreadsheet; "
             f"{HEADER_HINT}"
         ) from None
 
 
-def _csv_problem(exc: csv.Error) -> str:
+def csv_problem(exc: csv.Error) -> str:
     """csv's reason in the file's words: its field limit is the one it states in bytes."""
     if "field larger than field limit" in str(exc):
         limit = csv.field_size_limit()
@@ -295,7 +295,7 @@ def _csv_problem(exc: csv.Error) -> str:
     return str(exc)
 
 
-def _text_lines(handle: TextIO, path: Path) -> Iterator[str]:
+def text_lines(handle: TextIO, path: Path) -> Iterator[str]:
     """The file's lines; a NUL byte means a binary or UTF-16 file (csv accepts NUL silently)."""
     for number, line in enumerate(handle, start=1):
         if "\x00" in line:
@@ -306,7 +306,7 @@ def _text_lines(handle: TextIO, path: Path) -> Iterator[str]:
         yield line
 
 
-def _delimiter(header_line: str) -> str:
+def csv_delimiter(header_line: str) -> str:
     if "," in header_line:
         return ","
     for candidate in ";\t":
@@ -318,7 +318,7 @@ def _delimiter(header_line: str) -> str:
 def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns | None, int | None]:
     """Where the phone, ref and `from` columns are; raises RecipientFileError without a
     phone column."""
-    names = _names(header)
+    names = header_names(header)
     if "phone" not in names:
         found = excerpt(", ".join(cell.strip() for cell in header))
         hint = ""
@@ -334,7 +334,7 @@ def _columns(header: list[str], path: Path, line: int) -> tuple[int, RefColumns 
     return names.index("phone"), (ref, ref1, ref2) if has_refs else None, sender_at
 
 
-def _names(header: list[str]) -> list[str]:
+def header_names(header: list[str]) -> list[str]:
     return [_INVISIBLE.sub("", cell).strip().lower() for cell in header]  # a second BOM, say
 
 
@@ -344,10 +344,10 @@ def names_senders(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             header = next((line for line in handle if line.strip()), "")
-        cells = next(csv.reader([header], delimiter=_delimiter(header)), [])
+        cells = next(csv.reader([header], delimiter=csv_delimiter(header)), [])
     except (OSError, UnicodeDecodeError, csv.Error):  # a header cell over csv's field limit
         return False
-    return SENDER_COLUMN in _names(cells)
+    return SENDER_COLUMN in header_names(cells)
 
 
 def _looks_like_phone(cell: str) -> bool:
@@ -366,7 +366,7 @@ def _cell(row: list[str], at: int | None) -> str | None:
     return row[at].strip() or None
 
 
-def _first_undecodable_line(path: Path) -> int | None:
+def first_undecodable_line(path: Path) -> int | None:
     """The line of the first byte that is not UTF-8 (the text reader only knows the chunk)."""
     try:
         with path.open("rb") as raw:

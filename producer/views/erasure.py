@@ -32,7 +32,8 @@ class ErasureView(View):
             description="table -> rows removed or changed: `suppressions` (entries turned into "
             "keyed hashes, reasons cleaned), `messages`, `attempts`, `unknown_callbacks`, "
             "`idempotency_keys` (request hashes erased, keys holding the number deleted), "
-            "`campaigns` and `pauses` (the number cut out of their text)"
+            "`campaigns` and `pauses` (the number cut out of their text), `customer_windows` "
+            "(its rows in the window ledger)"
         ),
     ]
     campaigns_held: Annotated[int, Field(description="campaigns that had a message to it")]

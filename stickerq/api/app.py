@@ -21,6 +21,7 @@ from stickerq.api import (
     reports,
     senders,
     suppressions,
+    windows,
 )
 from stickerq.api.auth import parse_tokens
 from stickerq.api.dashboard.sessions import Sessions
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(recipients.router)
     app.include_router(senders.router)
     app.include_router(accounts.router)
+    app.include_router(windows.router)
     metrics.install(app, settings)
     dashboard.install(app, sessions)
     guard.install(app, settings, sessions)  # before any body is read: who asks, and how much

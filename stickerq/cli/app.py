@@ -30,6 +30,7 @@ from stickerq.cli import (
     sending,
     services,
     suppress,
+    window,
 )
 from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
@@ -98,6 +99,7 @@ for _module in (
     senders,
     accounts,
     purge,
+    window,
 ):
     _module.register(app)
 

@@ -33,6 +33,7 @@ from stickerq.producer.views.suppressions import (
     SuppressResultView,
     UnsuppressView,
 )
+from stickerq.producer.views.windows import CustomerWindowsView, WindowImportView, WindowStatsView
 
 REGENERATE = "make json-docs"  # = .venv/bin/python -m stickerq.cli.json_docs docs/json.md
 WIDTH = 96  # the paragraphs' line length
@@ -194,6 +195,28 @@ COMMANDS = (
         "stickerq suppress list [--account SID] [--after NUMBER] [--limit N] --json",
         SuppressionPageView,
         "A page of the account's suppression list in number order; `next_after` pages on.",
+    ),
+    JsonCommand(
+        "window import --json",
+        "stickerq window import FILE --json",
+        WindowImportView,
+        "A CSV of incoming messages (`from`, `wanumber`, `created_at`) stored in the window "
+        "ledger, all of it: a file with a bad row stores nothing and prints nothing on stdout "
+        "(exit 2), its bad cells going to stderr with their line and column.",
+    ),
+    JsonCommand(
+        "window show --json",
+        "stickerq window show NUMBER [--from SENDER] [--show-numbers] --json",
+        CustomerWindowsView,
+        "A customer's windows with each business number (or `--from`'s), latest message "
+        "first, open or not now. The customer is masked unless `--show-numbers`.",
+    ),
+    JsonCommand(
+        "window stats --json",
+        "stickerq window stats [--from SENDER] --json",
+        WindowStatsView,
+        "Per business number, customers in their window now and those whose window ends "
+        "within the hour.",
     ),
     JsonCommand(
         "erase --json",

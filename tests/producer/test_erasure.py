@@ -23,9 +23,11 @@ from stickerq.producer.erasure import ErasureError, erase_number
 from stickerq.producer.idempotency import send_campaign_once
 from stickerq.producer.request import CampaignRequest
 from stickerq.producer.suppressions import add_numbers, find_number, remove_numbers
+from stickerq.producer.window_views import show_windows
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 from stickerq.suppression_list import ErasureKeyMissing, phone_hasher
+from stickerq.window_ledger import Inbound, record_inbound
 from stickerq.worker.claims import claim
 from stickerq.worker.results import AttemptRecord, MessageResult, write_results
 from stickerq.worker.suppressed import drop_suppressed
@@ -34,6 +36,7 @@ from tests.producer.test_callbacks import callback
 from tests.worker.test_purge import finished_campaign
 
 NUMBER, OTHER = "+919876501234", "+919876501235"
+S1, S2 = "+919000000001", "+919000000002"  # business numbers the customers wrote to
 FORMS = (NUMBER, NUMBER.removeprefix("+"), "9876501234")
 KEY = "erasure-key-0123456789abcdef"
 
@@ -115,6 +118,7 @@ def test_an_erased_number_is_in_no_table_in_any_form(
         apply_callbacks(session, [parse_callback(callback(mine, "read"))])
     add_numbers(settings, [NUMBER], f"replied STOP from {FORMS[2]}")
     add_numbers(settings, [OTHER], f"asked with {NUMBER} beside")
+    wrote(factory, (S1, NUMBER), (S2, NUMBER), (S1, OTHER))
     with factory() as session:
         counted = {c: campaign_counts(session, c) for c in (sent, once_more)}
         unknown = session.scalars(select(UnknownCallback.error_detail)).all()
@@ -133,6 +137,7 @@ def test_an_erased_number_is_in_no_table_in_any_form(
         "idempotency_keys": 3,  # two request hashes erased, the key holding it deleted
         "campaigns": 2,  # a name and a ref
         "pauses": 0,
+        "customer_windows": 2,  # it wrote to two business numbers
     }
     after = dump(database_url)
     assert [line for line in after.splitlines() if FORMS[2] in line] == []
@@ -153,6 +158,29 @@ def test_an_erased_number_is_in_no_table_in_any_form(
     )
     assert (again.campaign_id, again.created) == (once_more, False)
     assert not erase_number(settings, NUMBER).found  # nothing left, and it says so
+
+
+def wrote(factory: sessionmaker[Session], *pairs: tuple[str, str]) -> None:
+    """Each (business number, customer) in the window ledger: the customer wrote lately."""
+    with factory.begin() as session:
+        record_inbound(session, [Inbound(s, c, utcnow(), "text") for s, c in pairs])
+
+
+def test_the_number_leaves_the_window_ledger_as_a_customer(
+    settings: Settings, factory: sessionmaker[Session]
+) -> None:
+    wrote(factory, (S1, NUMBER), (S2, NUMBER), (S1, OTHER), (NUMBER, OTHER))
+
+    dry = erase_number(settings, NUMBER, dry_run=True)
+    assert (dry.found, dry.removed["customer_windows"]) == (True, 2)
+    assert len(show_windows(settings, NUMBER, sessions=factory).windows) == 2
+    result = erase_number(settings, NUMBER)
+
+    assert result.removed["customer_windows"] == 2 and result.found
+    assert show_windows(settings, NUMBER, sessions=factory).windows == []
+    others = show_windows(settings, OTHER, sessions=factory).windows
+    assert {w.sender for w in others} == {S1, NUMBER}  # a business number's rows are not its own
+    assert erase_number(settings, NUMBER).removed["customer_windows"] == 0
 
 
 def test_a_suppressed_number_stays_suppressed_after_its_erasure(
