@@ -101,8 +101,9 @@ def assert_settled_with_unknown_bounded(
 def test_sigkill_then_every_redis_key_lost_seconds_later(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
 ) -> None:
+    # after the dead claims' heartbeats (2 s) have run out
     db, campaign_id, killed_at = kill_mid_campaign(
-        fault_settings, sandbox, workers, keys_lost_after=6
+        fault_settings, sandbox, workers, keys_lost_after=3
     )
     assert_settled_with_unknown_bounded(db, campaign_id, sandbox, fault_settings, killed_at)
 
