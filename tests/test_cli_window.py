@@ -104,3 +104,28 @@ def test_every_window_command_has_help(command: str) -> None:
     result = CliRunner().invoke(app, ["window", command, "--help"], env={"COLUMNS": "200"})
     assert_clean_exit(result, 0)
     assert f"window {command} [OPTIONS]" in result.output
+
+
+def test_send_to_window_dry_run_counts_the_audience_and_stores_nothing(
+    cli_settings: Settings,  # noqa: F811
+    windows_csv: Path,
+) -> None:
+    assert_clean_exit(run(cli_settings, "window", "import", str(windows_csv)), 0)
+    sticker = ("--sticker-id", "798123456789012")
+    counted = run(cli_settings, "send", *sticker, "--to-window", "--from", S1, "--dry-run")
+    assert_clean_exit(counted, 0)
+    assert f"2 customers wrote to {S1}" in counted.stdout and "nothing stored" in counted.stdout
+    wide = run(cli_settings, "send", *sticker, "--to-window", "--from", "+919000000002",
+               "--since", "2d", "--dry-run", "--json")  # fmt: skip
+    assert_clean_exit(wide, 0)
+    assert json.loads(wide.stdout) == {
+        "sender": "+919000000002", "recipients": 1, "dry_run": True
+    }  # fmt: skip
+    listed = run(cli_settings, "campaigns", "list", "--json")
+    assert json.loads(listed.stdout) == []
+    alone = run(cli_settings, "send", *sticker, "--to", A, "--dry-run")
+    assert_clean_exit(alone, 2)
+    assert "--dry-run goes with --to-window" in alone.stdout + alone.stderr
+    both = run(cli_settings, "send", *sticker, "--to", A, "--to-window", "--from", S1)
+    assert_clean_exit(both, 2)
+    assert "give only one" in both.stdout + both.stderr
