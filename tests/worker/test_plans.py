@@ -75,6 +75,10 @@ class PlanProbe:
     def before_execute(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
         if not self.active or not any(table in statement for table in WATCHED):
             return
+        if isinstance(params, list | tuple):  # an executemany: each set has the same plan
+            if not params:
+                return
+            params = params[0]
         if not statement.lstrip().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
             return
         names: list[str] = []
