@@ -15,6 +15,13 @@ loopback only). Per run, after the machine is quiet:
 
 Each message gets `delivered` then `read`; afterwards every message must be `read` (nothing
 lost). Targets (issue 14): >= 3,000 callbacks/s (max), p99 <= 50 ms (at rate).
+
+`--incoming` (issue 25, same targets) also measures the incoming-message callbacks
+(`POST .../{secret}/incoming`, Kaleyra's shape with a body and a name the API ignores) on the
+same API process in the same run: distinct customers spread over three business numbers, each
+customer's message, then a second one a minute later (the ledger row's insert, then its
+update). The status part and the incoming part take turns going first; each is warmed with
+200 pairs. Afterwards the window ledger must hold every pair and later time answered 200.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,8 @@ import common
 from common import Target, fmt, median, print_table, print_targets
 
 SECRET = "bench-callback-secret-8c1e"
+BUSINESS_NUMBERS = ("919000000001", "919000000002", "919000000003")  # as Kaleyra writes them
+AGAIN_SECONDS = 60  # between a customer's two messages
 TARGET_PER_SECOND = 3_000
 TARGET_P99_MS = 50.0
 
@@ -59,6 +69,31 @@ def callbacks_for(first: int, messages: int) -> list[tuple[str, bytes]]:
     ids = [f"BENCH{n}" for n in range(first, first + messages)]
     return [("delivered", payload(i, "delivered", at)) for i in ids] + [
         ("read", payload(i, "read", at + 1)) for i in ids
+    ]
+
+
+def incoming_payload(customer: str, wanumber: str, at: int, n: int) -> bytes:
+    return json.dumps(
+        {
+            "from": customer,
+            "wanumber": wanumber,
+            "created_at": str(at),
+            "type": "text",
+            "body": f"Hi, is order {n} on its way?",
+            "name": f"Customer {n}",
+        }
+    ).encode()
+
+
+def incoming_for(first: int, customers: int, at: int) -> list[tuple[str, bytes]]:
+    """(kind, body): each customer's message to one of the business numbers at `at`, then
+    each one's second message AGAIN_SECONDS later."""
+    pairs = [
+        (n, f"9197{n:08d}", BUSINESS_NUMBERS[n % len(BUSINESS_NUMBERS)])
+        for n in range(first, first + customers)
+    ]
+    return [("first", incoming_payload(c, w, at, n)) for n, c, w in pairs] + [
+        ("again", incoming_payload(c, w, at + AGAIN_SECONDS, n)) for n, c, w in pairs
     ]
 
 
@@ -98,6 +133,22 @@ def landed(url: str) -> dict[str, int]:
         read = select(func.count()).where(Message.status == MessageStatus.READ)
         delivered = select(func.count()).where(Message.delivered_at.is_not(None))
         return {"read": session.scalar(read) or 0, "delivered": session.scalar(delivered) or 0}
+
+
+def ledger_landed(url: str, at: int) -> dict[str, int]:
+    """Pairs the window ledger holds, and those holding the second message's time."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from stickerq.db import open_sessions
+    from stickerq.models import CustomerWindow
+
+    again = datetime.fromtimestamp(at + AGAIN_SECONDS, UTC)
+    with open_sessions(url) as sessions, sessions() as session:
+        pairs = select(func.count()).select_from(CustomerWindow)
+        later = pairs.where(CustomerWindow.last_inbound_at == again)
+        return {"first": session.scalar(pairs) or 0, "again": session.scalar(later) or 0}
 
 
 Bodies = list[tuple[str, bytes]]
@@ -169,42 +220,84 @@ async def flat_out(
     }
 
 
-def one_run(args: argparse.Namespace, url: str, prefix: str) -> dict[str, Any]:
+@dataclass
+class Part:
+    """One kind of callback: its URL, its warm-up, at-rate and flat-out bodies."""
+
+    target: str
+    warm: Bodies
+    rated: Bodies
+    flat: Bodies
+    acked: Counter[str] = field(default_factory=Counter)
+
+
+def one_run(args: argparse.Namespace, url: str, prefix: str, number: int) -> dict[str, Any]:
     warm_messages = 200
     rate_messages = int(args.rate * args.seconds) // 2
     flat_messages = int(args.max_seconds * 10_000)  # more than one API process answers
     seed_messages(url, warm_messages + rate_messages + flat_messages)
-    warm = callbacks_for(0, warm_messages)
-    rated = callbacks_for(warm_messages, rate_messages)
-    flat = callbacks_for(warm_messages + rate_messages, flat_messages)
     settings = common.make_settings(url, prefix, "http://127.0.0.1:9", callback_secret=SECRET)
     port = common.free_port()
     argv = [common.PY, "-m", "stickerq", "api", "--port", str(port)]
     api = common.spawn(argv, common.child_env(settings.as_environment()), "api")
     base = f"http://127.0.0.1:{port}"
     target = f"{base}/callbacks/kaleyra/{SECRET}"
-    acked: Counter[str] = Counter()
+    parts = {
+        "status": Part(
+            target,
+            callbacks_for(0, warm_messages),
+            callbacks_for(warm_messages, rate_messages),
+            callbacks_for(warm_messages + rate_messages, flat_messages),
+        )
+    }
+    inbound_at = int(time.time()) - 3600
+    if args.incoming:
+        parts["incoming"] = Part(
+            target + "/incoming",
+            incoming_for(0, warm_messages, inbound_at),
+            incoming_for(warm_messages, rate_messages, inbound_at),
+            incoming_for(warm_messages + rate_messages, flat_messages, inbound_at),
+        )
+    order = list(parts) if number % 2 else list(reversed(parts))
+    figures: dict[str, dict[str, Any]] = {}
     try:
         common.wait_until(lambda: _answers(base + "/healthz"), 30, alive=[api], what="API up")
-        asyncio.run(flat_out(target, warm, 16, 30.0, acked))
-        common.wait_for_quiet()
-        gc.collect()
-        gc.freeze()  # this caller's own full collections must not stall the timed part
-        meter = common.CpuMeter({"api": [api.pid]})
-        with common.profiled([api.pid], args.profile, args.profile_format):
-            rate_figures = asyncio.run(at_rate(target, rated, args.rate, acked))
-        cpu = meter.stop()
-        common.wait_for_quiet()
-        max_figures = asyncio.run(flat_out(target, flat, args.concurrency, args.max_seconds, acked))
-        common.check_alive([api])
+        for part in parts.values():
+            asyncio.run(flat_out(part.target, part.warm, 16, 30.0, part.acked))
+        for name in order:
+            profile = args.profile
+            if profile is not None and args.incoming:
+                profile = profile.with_name(f"{profile.name}-{name}")
+            figures[name] = timed_part(args, api, parts[name], profile)
     finally:
         common.stop_processes([api])
+    result = figures["status"] | {"landed": landed(url)}
+    if args.incoming:
+        result["incoming"] = figures["incoming"] | {"landed": ledger_landed(url, inbound_at)}
+    return result
+
+
+def timed_part(
+    args: argparse.Namespace, api: Any, part: Part, profile: Path | None
+) -> dict[str, Any]:
+    """The at-rate part, then the flat-out part, each after the machine is quiet."""
+    common.wait_for_quiet()
+    gc.collect()
+    gc.freeze()  # this caller's own full collections must not stall the timed part
+    meter = common.CpuMeter({"api": [api.pid]})
+    with common.profiled([api.pid], profile, args.profile_format):
+        rate_figures = asyncio.run(at_rate(part.target, part.rated, args.rate, part.acked))
+    cpu = meter.stop()
+    common.wait_for_quiet()
+    max_figures = asyncio.run(
+        flat_out(part.target, part.flat, args.concurrency, args.max_seconds, part.acked)
+    )
+    common.check_alive([api])
     return {
         "rate": rate_figures,
         "max": max_figures,
         "cpu_line": common.cpu_line(cpu, max(1, rate_figures["answered"])),
-        "acked": dict(acked),
-        "landed": landed(url),
+        "acked": dict(part.acked),
     }
 
 
@@ -224,6 +317,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="of the at-rate part")
     parser.add_argument("--concurrency", type=int, default=64, help="callers of the max part")
     parser.add_argument("--max-seconds", type=float, default=3.0, help="of the max part")
+    parser.add_argument(
+        "--incoming",
+        action="store_true",
+        help="also the incoming-message callbacks, on the same API process in the same run",
+    )
     parser.add_argument("--no-wait-quiet", action="store_true")
     parser.add_argument("--json", type=Path, help="keep every figure here")
     parser.add_argument("--profile", type=Path, help="py-spy the API during the at-rate part")
@@ -237,13 +335,44 @@ def main() -> int:
     for number in range(1, args.runs + 1):
         with common.bench_database("callbacks") as url, common.redis_prefix("callbacks") as prefix:
             common.log(f"run {number}: {args.rate:,.0f}/s for {args.seconds}s, then flat out")
-            runs.append(one_run(args, url, prefix))
+            runs.append(one_run(args, url, prefix, number))
         print(f"  run {number}: {runs[-1]['cpu_line']}")
+        if args.incoming:
+            print(f"  run {number}, incoming: {runs[-1]['incoming']['cpu_line']}")
+    offered = f"{args.rate:,.0f}/s offered, then {args.concurrency} callers flat out"
+    top, p99 = print_part(f"callbacks: {offered}", runs)
+    top_figure = f"{top:,.0f} (>= {TARGET_PER_SECOND:,})"
+    p99_figure = f"{p99:.1f} ms at {args.rate:,.0f}/s offered (<= {TARGET_P99_MS:.0f})"
+    targets = [
+        Target("callbacks/s", top >= TARGET_PER_SECOND, top_figure),
+        Target("p99 answer", p99 <= TARGET_P99_MS, p99_figure),
+    ]
+    if args.incoming:
+        incoming = [run["incoming"] for run in runs]
+        top, p99 = print_part(f"incoming-message callbacks: {offered}", incoming)
+        per_run = [r["incoming"]["max"]["per_second"] / r["max"]["per_second"] for r in runs]
+        print(
+            f"\n  incoming / status, flat out, same run: {median(per_run):.2f} "
+            f"(runs {', '.join(f'{r:.2f}' for r in per_run)})"
+        )
+        top_figure = f"{top:,.0f} (>= {TARGET_PER_SECOND:,})"
+        p99_figure = f"{p99:.1f} ms at {args.rate:,.0f}/s offered (<= {TARGET_P99_MS:.0f})"
+        targets += [
+            Target("incoming callbacks/s", top >= TARGET_PER_SECOND, top_figure),
+            Target("incoming p99 answer", p99 <= TARGET_P99_MS, p99_figure),
+        ]
+    print_targets(targets)
+    common.dump_json(args.json, runs)
+    return 0
+
+
+def print_part(title: str, runs: list[dict[str, Any]]) -> tuple[float, float]:
+    """One kind's table, a row per run and the medians; returns (max /s, p99 ms) medians."""
     rows = []
     for n, run in enumerate(runs, start=1):
         rate, top, acked, landed_ = run["rate"], run["max"], run["acked"], run["landed"]
         # every callback answered 200 must be in the database
-        kept = all(landed_[status] >= acked.get(status, 0) for status in ("read", "delivered"))
+        kept = all(landed_[kind] >= acked.get(kind, 0) for kind in landed_)
         lost = "none" if kept else "SOME"
         rows.append(
             [
@@ -264,18 +393,8 @@ def main() -> int:
                  fmt(p99, ".1f"), "", "", fmt(top), "", ""])  # fmt: skip
     columns = ["run", "at rate /s", "p50 ms", "p99 ms", "max ms", "non-200", "max /s",
                "max p50 ms", "lost"]  # fmt: skip
-    print_table(f"callbacks: {args.rate:,.0f}/s offered, then {args.concurrency} callers flat out",
-                columns, rows)  # fmt: skip
-    top_figure = f"{top:,.0f} (>= {TARGET_PER_SECOND:,})"
-    p99_figure = f"{p99:.1f} ms at {args.rate:,.0f}/s offered (<= {TARGET_P99_MS:.0f})"
-    print_targets(
-        [
-            Target("callbacks/s", top >= TARGET_PER_SECOND, top_figure),
-            Target("p99 answer", p99 <= TARGET_P99_MS, p99_figure),
-        ]
-    )
-    common.dump_json(args.json, runs)
-    return 0
+    print_table(title, columns, rows)
+    return top, p99
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ are the real services, with a database and key prefix of this run's own. Per run
 
 Workers are started and warmed (a small campaign) before the timed part. Prints a table per
 run, then the medians and MET/MISSED per target; exits non-zero only on a crash.
+
+`--in-window` (issue 25) measures instead what the claim-time window check costs: per run the
+plain campaign and the same campaign with `in_window=True`, alternated, on the same sandbox
+and database. Before the runs the window ledger gets --older-windows unrelated pairs (ten
+business numbers, windows closed days ago) and an open window for every recipient (both
+campaigns send to the same numbers; `record_inbound`, in chunks), then VACUUM ANALYZE.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 from common import (
     PY,
+    SENDER,
     STICKER_ID,
     Target,
     fmt,
@@ -47,6 +55,8 @@ from common import (
 )
 
 STICKERQ_STATES = ("sent", "failed", "parked", "unknown", "pending", "sending")
+WARM_OFFSET, IDLE_OFFSET = 30_000_000, 20_000_000  # the warm-up's and the idle campaign's
+LEDGER_CHUNK = 5_000  # pairs per record_inbound call
 
 
 def recipients(count: int, offset: int) -> list[str]:
@@ -216,6 +226,12 @@ class CampaignDb:
             return None
         return float(row[1])
 
+    def in_window(self, campaign_id: int) -> bool:
+        row = self.db.execute(
+            "SELECT in_window FROM campaigns WHERE id = %s", (campaign_id,)
+        ).fetchone()
+        return bool(row and row[0])
+
     def counts(self, campaign_id: int) -> dict[str, int]:
         rows = self.db.execute(
             "SELECT status, count(*) FROM messages WHERE campaign_id = %s GROUP BY status",
@@ -225,6 +241,11 @@ class CampaignDb:
 
     def close(self) -> None:
         self.db.close()
+
+
+def warm_recipients(args: Any) -> list[str]:
+    """The warm-up campaign's: two batches for each sending process."""
+    return recipients(args.batch_size * args.procs * args.concurrency * 2, WARM_OFFSET)
 
 
 def first_arrival(sandbox: common.Sandbox, timeout: float = 30.0) -> float:
@@ -241,9 +262,11 @@ def run_stickerq(
     run: int,
     args: Any,
     redis: dict[str, Any] | None = None,
+    in_window: bool | None = None,
 ) -> dict[str, Any]:
     """`redis`: where the workers find Redis (STICKERQ_REDIS_* settings); the bench's own
-    Redis by default."""
+    Redis by default. `in_window`: True, every campaign is sent only inside its recipients'
+    windows (the ledger must hold them open); None, as the settings say (STICKERQ_IN_WINDOW)."""
     from stickerq.producer.api import enqueue_campaign
     from stickerq.producer.request import CampaignRequest
     from stickerq.queue import app, configure_celery
@@ -279,9 +302,13 @@ def run_stickerq(
             senders = (common.SENDER, common.SENDER_2)
             rows = (f"{n},{senders[i % 2]}\n" for i, n in enumerate(numbers))
             path.write_text("phone,from\n" + "".join(rows), encoding="utf-8")
-            request = CampaignRequest(sticker_id=STICKER_ID, to_file=path, name=name)
+            request = CampaignRequest(
+                sticker_id=STICKER_ID, to_file=path, name=name, in_window=in_window
+            )
         else:
-            request = CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers), name=name)
+            request = CampaignRequest(
+                sticker_id=STICKER_ID, to=",".join(numbers), name=name, in_window=in_window
+            )
         started = time.time()
         campaign_id = enqueue_campaign(settings, request).campaign_id
         returned = time.time()
@@ -291,13 +318,13 @@ def run_stickerq(
     try:
         common.wait_for_celery(app, args.procs, alive=workers)
         # Cold: the first campaign these workers see (their send runtime is built lazily).
-        warm_count = args.batch_size * args.procs * args.concurrency * 2
-        campaign_id, _, returned = enqueue(recipients(warm_count, 30_000_000), f"warm-{run}")
+        campaign_id, _, returned = enqueue(warm_recipients(args), f"warm-{run}")
         result["first_cold"] = first_arrival(sandbox) - returned
         settle(campaign_id, 120)
 
         sandbox.reset()
-        profile = args.profile / f"stickerq-run{run}" if args.profile else None
+        variant = "-in-window" if in_window else ""
+        profile = args.profile / f"stickerq-run{run}{variant}" if args.profile else None
         common.wait_for_quiet()
         meter = common.CpuMeter(
             {"worker": [w.pid for w in workers], "sandbox": [sandbox.process.pid]}
@@ -314,12 +341,13 @@ def run_stickerq(
         result["accepted"] = len(accepted)
         result["duplicates"] = len(accepted) - len({entry["recipient"] for entry in accepted})
         result["counts"] = campaigns.counts(campaign_id)
+        result["in_window"] = campaigns.in_window(campaign_id)
         result["rss"] = common.tree_rss([w.pid for w in workers])
 
         # Immediate: one recipient while the workers are idle and warm.
         time.sleep(0.5)
         sandbox.reset()
-        campaign_id, _, returned = enqueue(recipients(1, 20_000_000), f"one-{run}")
+        campaign_id, _, returned = enqueue(recipients(1, IDLE_OFFSET), f"one-{run}")
         result["first_idle"] = first_arrival(sandbox) - returned
         settle(campaign_id, 30)
     finally:
@@ -387,6 +415,18 @@ def parse_args() -> argparse.Namespace:
         "the same master's direct redis:// URL, alternated (needs --sentinel-master)",
     )
     parser.add_argument("--sentinel-master", default=None, help="the Sentinels' master name")
+    parser.add_argument(
+        "--in-window",
+        action="store_true",
+        help="stickerq alone: the campaign plain and with in_window=True (every window open in "
+        "the ledger), alternated",
+    )
+    parser.add_argument(
+        "--older-windows",
+        type=int,
+        default=3_000_000,
+        help="unrelated pairs in the window ledger besides the open windows (with --in-window)",
+    )
     parser.add_argument("--child-ceiling", nargs=3, help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -400,6 +440,8 @@ def main() -> int:
     common.QUIET["enabled"] = not args.no_wait_quiet
     if args.redis_url:
         return compare_sentinel(args)
+    if args.in_window:
+        return compare_in_window(args)
     count = args.recipients
     naive_count = args.naive_recipients or count
     ceiling_c = args.ceiling_concurrency or in_flight_total(args)
@@ -495,6 +537,145 @@ def compare_sentinel(args: Any) -> int:
     print_targets([Target("through Sentinel / direct", through / direct >= 0.95, ratio_text)])
     common.dump_json(args.json, rates)
     return 0
+
+
+# --------------------------------------------------------------------------- in-window
+
+
+def fill_ledger(db_url: str, open_numbers: list[str], older: int) -> dict[str, float]:
+    """The window ledger before the timed part: `older` unrelated pairs by INSERT ... SELECT
+    (ten business numbers, the campaign's among them; customers +9197..., which no campaign
+    here sends to; last written 2-60 days ago, one in 50 shut by a 131047), then an open
+    window (written an hour ago) with the campaign's sender for each of `open_numbers`, by
+    `record_inbound` as the incoming callbacks write it, then VACUUM ANALYZE."""
+    import psycopg
+
+    from stickerq.db import open_sessions
+    from stickerq.window_ledger import Inbound, record_inbound
+
+    figures: dict[str, float] = {}
+    started = time.monotonic()
+    with psycopg.connect(db_url, autocommit=True) as db:
+        for first in range(0, older, 1_000_000):
+            last = min(older, first + 1_000_000) - 1
+            db.execute(
+                "INSERT INTO customer_windows "
+                "(sender, customer, last_inbound_at, last_type, closed_at) "
+                "SELECT '+9190000000' || lpad((n %% 10 + 1)::text, 2, '0'), "
+                "'+9197' || lpad((n / 10)::text, 8, '0'), "
+                "now() - (172800 + n * 7919 %% 5011200) * interval '1 second', "
+                "(ARRAY['text', 'image', 'sticker', 'button'])[1 + n %% 4], "
+                "CASE WHEN n %% 50 = 0 THEN now() - interval '1 day' END "
+                "FROM generate_series(%s::bigint, %s::bigint) AS n",
+                (first, last),
+            )
+            log(f"ledger: {last + 1:,} of {older:,} older pairs")
+        figures["older_seconds"] = time.monotonic() - started
+        started = time.monotonic()
+        at = datetime.now(UTC) - timedelta(hours=1)
+        with open_sessions(db_url) as sessions:
+            for first in range(0, len(open_numbers), LEDGER_CHUNK):
+                chunk = open_numbers[first : first + LEDGER_CHUNK]
+                with sessions.begin() as session:
+                    record_inbound(session, (Inbound(SENDER, n, at, "text") for n in chunk))
+        figures["open_seconds"] = time.monotonic() - started
+        started = time.monotonic()
+        db.execute("VACUUM (ANALYZE) customer_windows")
+        figures["analyze_seconds"] = time.monotonic() - started
+        row = db.execute(
+            "SELECT count(*), pg_total_relation_size('customer_windows') FROM customer_windows"
+        ).fetchone()
+        assert row is not None
+        figures["pairs"], figures["bytes"] = int(row[0]), int(row[1])
+    return figures
+
+
+def compare_in_window(args: Any) -> int:
+    """The same campaign plain and `in_window=True` (every recipient's window open), alternated
+    on the same workers' shape, sandbox and database: what the claim's ledger lookup costs."""
+    count = args.recipients
+    variants = {"plain": False, "in-window": True}
+    print(common.machine_line())
+    print(
+        f"throughput in-window: {count:,} recipients, sandbox latency {args.latency_ms:g} ms, "
+        f"{args.runs} run(s) of each, alternated; stickerq: {args.procs} worker(s) x "
+        f"{args.pool} {args.concurrency}, in_flight {args.in_flight}, batch {args.batch_size}"
+    )
+    runs: list[dict[str, Any]] = []
+    with common.bench_database("iw") as db_url, common.redis_prefix("iw") as prefix:
+        # the plain campaign's recipients too: it sends to the same; the two are more than
+        # the pair interval apart (workers started and warmed between them)
+        opened = recipients(count, 0) + warm_recipients(args) + recipients(1, IDLE_OFFSET)
+        log(f"ledger: {args.older_windows:,} older pairs, {len(opened):,} open windows")
+        ledger = fill_ledger(db_url, opened, args.older_windows)
+        print(
+            f"  ledger: {ledger['pairs']:,.0f} pairs, {mb(ledger['bytes']):,.0f} MB with its "
+            f"indexes; {args.older_windows:,} older pairs in {ledger['older_seconds']:.1f}s, "
+            f"{len(opened):,} open windows by record_inbound in {ledger['open_seconds']:.1f}s, "
+            f"VACUUM ANALYZE {ledger['analyze_seconds']:.1f}s",
+            flush=True,
+        )
+        sandbox = common.Sandbox(args.latency_ms)
+        print(f"  {sandbox.priority_note}", flush=True)
+        try:
+            for run in range(1, args.runs + 1):
+                order = list(variants) if run % 2 else list(reversed(variants))
+                figures: dict[str, Any] = {}
+                for name in order:
+                    log(f"run {run}: stickerq, {name}")
+                    figures[name] = run_stickerq(
+                        sandbox, db_url, prefix, count, run, args, in_window=variants[name]
+                    )
+                runs.append(figures)
+                print_in_window_run(run, figures, count)
+        finally:
+            sandbox.stop()
+    summarise_in_window(runs, count)
+    common.dump_json(args.json, {"ledger": ledger, "runs": runs})
+    return 0
+
+
+def print_in_window_run(run: int, figures: dict[str, Any], count: int) -> None:
+    for name, f in figures.items():
+        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(f["counts"].items()))
+        settled = f["counts"] == {"sent": count} and f["accepted"] == count
+        warning = "" if settled and not f["duplicates"] else " WARNING: not every message sent once"
+        if f["in_window"] != (name == "in-window"):
+            warning += f" WARNING: the campaign's in_window is {f['in_window']}"
+        print(
+            f"  run {run} {name:9} {f['rate']:,.0f} msgs/s ({f['seconds']:.1f}s; {counts}; "
+            f"accepted {f['accepted']:,}){warning}\n"
+            f"    {common.cpu_line(f['cpu'], f['accepted'] or 1)}",
+            flush=True,
+        )
+    within = figures["in-window"]["rate"] / figures["plain"]["rate"]
+    print(f"  run {run} in-window / plain {within:.3f}", flush=True)
+
+
+def summarise_in_window(runs: list[dict[str, Any]], count: int) -> None:
+    ratios = [f["in-window"]["rate"] / f["plain"]["rate"] for f in runs]
+    rows = []
+    for name in ("plain", "in-window"):
+        rates = [f[name]["rate"] for f in runs]
+
+        def per_message(role: str, name: str = name) -> str:
+            return fmt(median([f[name]["cpu"][role] * 1000 / count for f in runs]), ".3f")
+
+        rows.append(
+            [
+                name,
+                fmt(median(rates)),
+                ", ".join(fmt(r) for r in rates),
+                per_message("worker"),
+                per_message("postgres"),
+            ]
+        )
+    rows.append(["in-window / plain", fmt(median(ratios), ".3f"),
+                 ", ".join(fmt(r, ".3f") for r in ratios), "", ""])  # fmt: skip
+    columns = ["variant", "msgs/s", "runs", "worker ms/msg", "postgres ms/msg"]
+    print_table(f"medians of {len(runs)} run(s)", columns, rows)
+    figure = f"{median(ratios):.3f} x, median of the per-run ratios (target >= 0.95)"
+    print_targets([Target("in-window / plain msgs/s, same run", median(ratios) >= 0.95, figure)])
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
