@@ -11,14 +11,18 @@ recorded as the time received: a clock ahead must not stretch a window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from stickerq.producer.callback_payloads import CallbackError, storable
-from stickerq.producer.phones import InvalidPhone, normalise_phone
+from stickerq.producer.phones import InvalidPhone, kaleyra_number
 from stickerq.window_ledger import TYPE_LENGTH, Inbound
 
 FIELDS = ("from", "wanumber", "created_at", "type")
+# An account has a handful of business numbers: each is normalised once, not per callback.
+_business_number = lru_cache(maxsize=1024)(kaleyra_number)
 _SCALARS = (str, int, float)
 
 
@@ -44,8 +48,8 @@ def parse_incoming(payload: Any, received_at: datetime) -> Inbound:
         )
     kind = storable(str(payload["type"]), "type")[:TYPE_LENGTH]
     return Inbound(
-        sender=_number(payload["wanumber"], "wanumber"),
-        customer=_number(payload["from"], "from"),
+        sender=_number(payload["wanumber"], "wanumber", _business_number),
+        customer=_number(payload["from"], "from", kaleyra_number),
         at=min(_epoch(payload["created_at"]), received_at),
         type=kind,
     )
@@ -55,7 +59,7 @@ def _blank(value: Any) -> bool:
     return not isinstance(value, _SCALARS) or isinstance(value, bool) or str(value).strip() == ""
 
 
-def _number(value: Any, field: str) -> str:
+def _number(value: Any, field: str, normalised: Callable[[str], str]) -> str:
     text = storable(str(value).strip(), field)
     if isinstance(value, float) or not text:
         raise CallbackError(
@@ -64,7 +68,7 @@ def _number(value: Any, field: str) -> str:
             reason="invalid_number",
         )
     try:
-        return normalise_phone(text if text.startswith("+") else f"+{text}", None)
+        return normalised(text)
     except InvalidPhone as exc:
         raise CallbackError(
             f"{field} {text[:30]!a} is not a phone number ({exc}): Kaleyra sends the "

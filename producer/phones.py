@@ -92,3 +92,10 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
         return f"too long for a +{code} number"
     region = phonenumbers.region_code_for_country_code(code)
     return f"not a valid number for {region} (+{code}): check the digits and the country code"
+
+
+def kaleyra_number(raw: str) -> str:
+    """`919876543210` (Kaleyra's digits, the country code first, as its callbacks send them)
+    or `+91 98765 43210` -> E.164; raises InvalidPhone."""
+    text = raw.strip()
+    return normalise_phone(text if text.startswith("+") or not text else f"+{text}", None)

@@ -25,7 +25,7 @@ from typing import Literal, TextIO
 
 from stickerq.errors import StickerqError, excerpt
 from stickerq.producer.callback_times import FUTURE_SLACK
-from stickerq.producer.phones import InvalidPhone, normalise_phone
+from stickerq.producer.phones import InvalidPhone, kaleyra_number
 
 # The recipients reader's checks of a CSV file, shared: a NUL byte, the delimiter, the
 # header's names, csv's errors and undecodable bytes are reported the same way.
@@ -127,13 +127,6 @@ class CheckedFile:
             self.first_inbound_at = at
         if self.last_inbound_at is None or at > self.last_inbound_at:
             self.last_inbound_at = at
-
-
-def kaleyra_number(raw: str) -> str:
-    """`919876543210` (Kaleyra's digits, the country code first) or `+91 98765 43210` ->
-    E.164; raises InvalidPhone."""
-    text = raw.strip()
-    return normalise_phone(text if text.startswith("+") or not text else f"+{text}", None)
 
 
 def inbound_time(raw: str, latest: datetime) -> datetime:

@@ -21,8 +21,7 @@ from stickerq.db import open_sessions
 from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
 from stickerq.models import CustomerWindow, utcnow
-from stickerq.producer.phones import InvalidPhone, check_region, normalise_phone
-from stickerq.producer.window_csv import kaleyra_number
+from stickerq.producer.phones import InvalidPhone, check_region, kaleyra_number, normalise_phone
 from stickerq.settings import Settings
 from stickerq.window_ledger import (
     WINDOW,
