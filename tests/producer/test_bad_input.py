@@ -738,10 +738,11 @@ def test_rejected_campaign_raises_a_clear_error_and_stores_nothing(
     assert_nothing_stored(bad_input_settings)
 
 
-def test_ten_million_commas_store_nothing_or_the_one_number_at_their_end(
+def test_a_million_commas_store_nothing_or_the_one_number_at_their_end(
     bad_input_settings: Settings,
 ) -> None:
-    commas = "," * TEN_MILLION
+    """End to end at a tenth of the unit test's size (which bounds the reading's time)."""
+    commas = "," * (TEN_MILLION // 10)
     with pytest.raises(RecipientsRejected, match="no valid recipient"):
         enqueue_campaign(bad_input_settings, CampaignRequest(sticker_id=STICKER_ID, to=commas))
     assert_nothing_stored(bad_input_settings)

@@ -20,6 +20,8 @@ from tests.worker.test_faults import assert_nothing_lost_nothing_twice, enqueue,
 
 pytestmark = pytest.mark.serial  # restarts or kills shared services, or times them: alone
 
+OUTAGE_RECIPIENTS = 1000  # 200 before the cut, the rest (4 s at 200/s) after it
+
 
 def test_redis_outage_mid_campaign_pauses_sending_and_nothing_fails(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
@@ -28,7 +30,7 @@ def test_redis_outage_mid_campaign_pauses_sending_and_nothing_fails(
     settings = fault_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{relay.port}/0"})
     sandbox.configure(latency_ms=100)
     db = Db(settings)
-    campaign_id = enqueue(settings, 1500)
+    campaign_id = enqueue(settings, OUTAGE_RECIPIENTS)
     workers.start(settings, "--beat")
     wait_until(lambda: sent_count(db, campaign_id) >= 200, timeout=60, interval=0.1)
 
@@ -42,7 +44,7 @@ def test_redis_outage_mid_campaign_pauses_sending_and_nothing_fails(
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
     assert MessageStatus.FAILED not in counts
-    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == 1500
+    assert counts[MessageStatus.SENT] + counts.get(MessageStatus.UNKNOWN, 0) == OUTAGE_RECIPIENTS
     relay.cut()
     db.close()
 
