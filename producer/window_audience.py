@@ -1,16 +1,19 @@
 """`send --to-window`: a campaign's recipients are every customer who wrote to the sender
 since a time, read from the window ledger (stickerq/window_ledger.py): no list needed.
 
-The customers are read by the ledger's (sender, last_inbound_at) index and streamed into the
-store's bulk insert, so the audience is never held in memory; the store drops suppressed
-numbers as for any list. Such a campaign is sent `--in-window` unless told otherwise: a
-customer who wrote 23 hours ago may be outside the window by the time a batch is claimed.
+The customers are read by the ledger's (sender, last_inbound_at) index into a temporary file,
+then streamed from it into the store's bulk insert, so the audience is never held in memory;
+the store drops suppressed numbers as for any list. Such a campaign is sent `--in-window`
+unless told otherwise: a customer who wrote 23 hours ago may be outside the window by the
+time a batch is claimed.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
+from typing import IO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -67,11 +70,27 @@ def count_audience(session: Session, sender: str, since: datetime) -> int:
 def window_recipients(
     sessions: sessionmaker[Session], sender: str, since: datetime, report: RecipientReport
 ) -> Iterator[Recipient]:
-    """The audience as recipients, streamed from a session of its own (the store writes in
-    another transaction), counted in `report` as they are read."""
-    query = wrote_since(sender, since)
-    with sessions() as session:
-        customers = session.scalars(query.execution_options(yield_per=READ_CHUNK))
-        for line, customer in enumerate(customers, start=1):
+    """The audience as recipients, counted in `report` as the store takes them.
+
+    Read whole before the store begins, into an unnamed temporary file (a line per customer),
+    then streamed from it: the store's write transaction must not wait on a read of its own
+    (on SQLite every transaction begins IMMEDIATE, and a second one in the same thread would
+    wait for the first's lock until its timeout)."""
+    spool = tempfile.TemporaryFile("w+", encoding="ascii")  # noqa: SIM115 (_spooled closes it)
+    try:
+        with sessions() as session:
+            query = wrote_since(sender, since).execution_options(yield_per=READ_CHUNK)
+            for customer in session.scalars(query):
+                spool.write(f"{customer}\n")
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return _spooled(spool, report)
+
+
+def _spooled(spool: IO[str], report: RecipientReport) -> Iterator[Recipient]:
+    with spool:
+        for line, customer in enumerate(spool, start=1):
             report.valid += 1
-            yield Recipient(phone=customer, ref=None, ref1=None, ref2=None, line=line)
+            yield Recipient(phone=customer.rstrip("\n"), ref=None, ref1=None, ref2=None, line=line)

@@ -22,6 +22,7 @@ from stickerq.producer import lifecycle
 from stickerq.producer.idempotency import MAX_KEY_LENGTH
 from stickerq.producer.request import CampaignRequest, Timing
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
+from stickerq.producer.window_audience import audience_size
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus
 
@@ -146,7 +147,8 @@ async def create_campaign(
             "multipart/form-data with the file in the field `recipients`",
         )
     campaign = body.request(to=body.joined())
-    large = request.app.state.own_process.wants_recipients(body.recipient_count())
+    count = await _audience_count(settings, campaign) if body.to_window else body.recipient_count()
+    large = request.app.state.own_process.wants_recipients(count)
     return await _create(request, campaign, body.timing(), idempotency_key, large)
 
 
@@ -163,6 +165,16 @@ async def _create(
         campaign_id, created = await run_in_threadpool(_store, settings, campaign, timing, key)
     answer = await run_in_threadpool(details, settings, campaign_id)
     return json_answer(answer, 201 if created else 200)
+
+
+async def _audience_count(settings: Settings, campaign: CampaignRequest) -> int:
+    """How many customers a `to_window` campaign would have (one range of the ledger's
+    index): a large audience is stored in the child, as a large list is."""
+    try:
+        _, count = await run_in_threadpool(audience_size, settings, campaign)
+    except StickerqError as exc:
+        raise problem_of(exc) from None
+    return count
 
 
 def _store(

@@ -63,6 +63,17 @@ class CampaignFields(BaseModel):
         description="like send --in-window: send only where the recipient's 24-hour window "
         "with the sender is open; the others end outside_window (default STICKERQ_IN_WINDOW)",
     )
+    to_window: bool = Field(
+        default=False,
+        description="like send --to-window: the recipients are every customer who wrote to the "
+        "sender within window_since, from the window ledger (then no recipients; in_window "
+        "defaults to true)",
+    )
+    window_since: str | None = Field(
+        default=None,
+        max_length=40,
+        description="like send --since, with to_window: 24h (the default), 2d or an ISO time",
+    )
 
     def request(self, *, to: str | None = None, to_file: Path | None = None) -> CampaignRequest:
         timing = {"scheduled_at", "tz", "every", "now_if_past"}
@@ -78,15 +89,22 @@ class CampaignFields(BaseModel):
 class CampaignBody(CampaignFields):
     """`stickerq send` as JSON."""
 
-    recipients: list[str] | str = Field(description="E.164 numbers: a list or comma-separated")
+    recipients: list[str] | str | None = Field(
+        default=None,
+        description="E.164 numbers: a list or comma-separated (none with to_window)",
+    )
 
     def recipient_count(self) -> int:
         """How many recipients the body names (before normalising and dropping duplicates)."""
+        if self.recipients is None:
+            return 0
         if isinstance(self.recipients, list):
             return len(self.recipients)
         return self.recipients.count(",") + 1
 
-    def joined(self) -> str:
+    def joined(self) -> str | None:
+        if self.recipients is None:
+            return None
         return self.recipients if isinstance(self.recipients, str) else ",".join(self.recipients)
 
 

@@ -8,8 +8,10 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from stickerq.models import CustomerWindow
+from stickerq.db import open_sessions
+from stickerq.models import Campaign, CustomerWindow, Message
 from stickerq.producer.views.windows import (
     CustomerWindowsView,
     WindowImportView,
@@ -109,3 +111,33 @@ def test_a_read_only_token_may_read_but_not_import(client: TestClient) -> None:
     assert (refused.status_code, refused.json()["code"]) == (403, "read_only_token")
     assert count(client.database_url, CustomerWindow) == 0  # type: ignore[attr-defined]
     assert client.get("/windows/stats", headers=READ).status_code == 200
+
+
+def test_a_campaign_to_the_window_audience_over_http(client: TestClient) -> None:
+    """`send --to-window` as JSON: no recipients, the sender's customers of the last 24 h
+    (or window_since); sent in-window; any wrong mix is a 422 and stores nothing."""
+    imported(client)
+    made = client.post(
+        "/campaigns", json={"sticker_id": "media-1", "sender": S1, "to_window": True}, headers=WRITE
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["recipients"] == 2  # A an hour ago, B 23.5 hours ago
+    with open_sessions(client.database_url) as sessions, sessions() as session:  # type: ignore[attr-defined]
+        campaign = session.get(Campaign, made.json()["campaign_id"])
+        assert campaign is not None and campaign.in_window
+        phones = session.scalars(select(Message.recipient).order_by(Message.recipient)).all()
+    assert phones == [A, B]
+
+    wide = {"sticker_id": "media-1", "sender": S2, "to_window": True, "window_since": "3d"}
+    assert client.post("/campaigns", json=wide, headers=WRITE).json()["recipients"] == 1
+
+    for body, says in (
+        ({"sender": S1, "to_window": True, "recipients": [A]}, "give only one"),
+        ({"sender": S1, "window_since": "2d", "recipients": [A]}, "--since goes with"),
+        ({"sender": S1, "to_window": True, "window_since": "soon"}, "--since"),
+        ({"sender": S1}, "no recipients"),
+    ):
+        refused = client.post("/campaigns", json={"sticker_id": "media-1", **body}, headers=WRITE)
+        assert refused.status_code == 422, (body, refused.text)
+        assert says in refused.json()["detail"], (body, refused.json())
+    assert count(client.database_url, Campaign) == 2  # type: ignore[attr-defined]
