@@ -1,7 +1,7 @@
 """How fast the HTTP API takes Kaleyra's status callbacks: callbacks/s and answer latency.
 
     .venv/bin/python bench/callbacks.py [--runs 3] [--rate 3000] [--seconds 5]
-                                        [--concurrency 64] [--max-seconds 3] [--backend postgresql]
+                                        [--concurrency 64] [--max-seconds 3] [--incoming]
 
 `stickerq api` runs as a process of its own (uvicorn, one process) on a database of this run's
 own, holding enough `sent` messages for every callback. This process is the caller (aiohttp,
