@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -93,6 +93,12 @@ class CampaignBody(CampaignFields):
         default=None,
         description="E.164 numbers: a list or comma-separated (none with to_window)",
     )
+
+    @model_validator(mode="after")
+    def _recipients_or_window(self) -> CampaignBody:
+        if self.recipients is None and not self.to_window:
+            raise ValueError("give recipients, or to_window with the sender whose customers wrote")
+        return self
 
     def recipient_count(self) -> int:
         """How many recipients the body names (before normalising and dropping duplicates)."""
