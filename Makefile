@@ -31,7 +31,8 @@ lint: $(VENV)/.installed
 
 # Most tests wait on workers and services, so three test processes share the 2 cores well
 # (measured: 242 s with two, 201 s with three, 179 s with four); the
-# tests marked serial (a restarted PostgreSQL, rates per second, kill bounds) run alone after.
+# tests marked serial (a restarted PostgreSQL, rates per second, kill bounds) run alone after,
+# collected from tests/worker only, where tests/conftest.py requires them to be.
 # Each run exits non-zero when it collects no test.
 # Python's default again where the machine sets PYTHONDONTWRITEBYTECODE=1: bytecode and
 # pytest's rewritten test modules are kept, so a pytest or worker process after the first
@@ -39,7 +40,7 @@ lint: $(VENV)/.installed
 test: export PYTHONDONTWRITEBYTECODE =
 test: $(VENV)/.installed services browser pgbouncer lint
 	$(PY) -m pytest -n 3 -m "not serial"
-	$(PY) -m pytest -m serial
+	$(PY) -m pytest -m serial tests/worker
 
 # docs/json.md from the models in producer/views/ (tests/test_json_docs.py checks it is current)
 json-docs: $(VENV)/.installed

@@ -43,6 +43,24 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
+SERIAL_HOME = Path(__file__).parent / "worker"  # `make test` runs `-m serial` on it alone
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked serial outside tests/worker would never run in `make test`: its serial
+    part collects only that folder (collecting all of tests/ again took seconds)."""
+    strays = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("serial") and not item.path.is_relative_to(SERIAL_HOME)
+    ]
+    if strays:
+        raise pytest.UsageError(
+            f"tests marked serial outside tests/worker, which make test would skip: {strays}; "
+            "move them there or change the Makefile's serial line"
+        )
+
+
 REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]

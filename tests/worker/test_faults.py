@@ -87,6 +87,7 @@ def test_sigkill_of_a_worker_mid_campaign_loses_nothing_and_sends_nothing_twice(
     in_flight_when_killed = sum(
         1 for m in db.messages(campaign_id) if m.status == MessageStatus.SENDING
     )
+    sandbox.configure(latency_ms=20)  # the rest goes out quicker: the bounds are on the kill
     workers.start(fault_settings, "--beat")
 
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
@@ -125,7 +126,10 @@ def test_warm_shutdown_stops_before_the_next_request_and_writes_every_result(
     }
     assert not redis.Redis.from_url(REDIS_URL).keys(f"{settings.redis_prefix}claim:*")
 
-    workers.start(settings, "--beat")  # the rest goes out once, from a new worker
+    # the rest goes out once, from a new worker; quicker answers and a higher rate make it
+    # take 1 s instead of 7 (the bounds were on the stop)
+    sandbox.configure(latency_ms=20)
+    workers.start(settings.model_copy(update={"rate_per_second": 1000.0}), "--beat")
     # What the halted batches put back has no task: the new worker's sweeper re-dispatches
     # it (even with beat's own tasks waiting beside the sweep).
     try:

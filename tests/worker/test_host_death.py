@@ -36,6 +36,8 @@ LATENCY_SECONDS = 0.1
 # Enough for each worker's full claims (4 x 100) ahead of the 600 sent at the fault.
 RECIPIENTS = 1200  # one worker
 RECIPIENTS_TWO_WORKERS = 1600
+# What is left after the fault goes out quicker: the bounds are on what was in flight at it.
+AFTER_FAULT_LATENCY_MS = 20
 # A commit that waits for a slow disk holds answers back a little longer than the flush.
 SLOW_COMMIT_SECONDS = 0.5
 
@@ -74,6 +76,7 @@ def kill_mid_campaign(
     workers.kill(victim)
     time.sleep(keys_lost_after)
     forget_every_key(settings.redis_url, settings.redis_prefix)
+    sandbox.configure(latency_ms=AFTER_FAULT_LATENCY_MS)
     workers.start(settings, "--beat")
     return db, campaign_id, killed_at
 
@@ -174,6 +177,7 @@ def test_a_real_redis_restart_while_workers_send(
         restarted_at = time.time()
         own_redis.stop()
         time.sleep(2)
+        sandbox.configure(latency_ms=AFTER_FAULT_LATENCY_MS)
         own_redis.start()
         assert_settled_with_unknown_bounded(
             db, campaign_id, sandbox, settings, restarted_at, processes=2,
