@@ -167,7 +167,7 @@ def test_thirty_percent_wa500_all_sent_and_none_failed_with_retries_left(
 ) -> None:
     sandbox.configure(latency_ms=50, wa500_rate=0.3, seed=5)
     db = Db(fault_settings)
-    campaign_id = enqueue(fault_settings, 1000)
+    campaign_id = enqueue(fault_settings, 500)
     workers.start(fault_settings, "--beat")
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
@@ -176,9 +176,9 @@ def test_thirty_percent_wa500_all_sent_and_none_failed_with_retries_left(
         if message.status == MessageStatus.FAILED:
             assert message.attempts == most and message.last_error_code == "WA500"
         assert len(db.attempts(message.id)) == message.attempts
-    assert counts.get(MessageStatus.FAILED, 0) <= 3  # 0.3**7 of 1,000: almost surely none
+    assert counts.get(MessageStatus.FAILED, 0) <= 3  # 0.3**7 of 500: almost surely none
     retried = [m for m in db.messages(campaign_id) if m.attempts > 1]
-    assert len(retried) > 150  # about 30% needed a retry
+    assert len(retried) > 75  # about 30% needed a retry
     db.close()
 
 
@@ -205,9 +205,9 @@ def test_dropped_connections_and_html_502s_are_unknown_never_sent_twice(
 def test_balance_running_out_parks_pauses_and_requeue_sends_each_rest_once(
     fault_settings: Settings, sandbox: SandboxServer, workers: Workers
 ) -> None:
-    sandbox.configure(latency_ms=50, balance=700)
+    sandbox.configure(latency_ms=50, balance=300)
     db = Db(fault_settings)
-    campaign_id = enqueue(fault_settings, 2000)
+    campaign_id = enqueue(fault_settings, 800)
     workers.start(fault_settings, "--beat")
     wait_until(
         lambda: (
@@ -220,14 +220,14 @@ def test_balance_running_out_parks_pauses_and_requeue_sends_each_rest_once(
     [pause] = db.active_pauses()
     assert (pause.scope, pause.code) == ("account", "E110")
     statuses = Counter(m.status for m in db.messages(campaign_id))
-    assert statuses[MessageStatus.SENT] == 700
-    assert statuses[MessageStatus.PARKED] + statuses[MessageStatus.PENDING] == 1300
+    assert statuses[MessageStatus.SENT] == 300
+    assert statuses[MessageStatus.PARKED] + statuses[MessageStatus.PENDING] == 500
     assert statuses[MessageStatus.PARKED] <= fault_settings.in_flight  # only those in flight
 
     sandbox.configure(balance=None)
     requeue(fault_settings, campaign_id, "parked", code="E110", resume=True)
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
-    assert counts == {MessageStatus.SENT: 2000}
-    assert len(sandbox.accepted()) == 2000
+    assert counts == {MessageStatus.SENT: 800}
+    assert len(sandbox.accepted()) == 800
     db.close()
