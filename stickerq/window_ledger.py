@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, String, and_, bindparam, func, or_, select, update
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from stickerq.models import CustomerWindow
+from stickerq.models import CustomerWindow, UTCDateTime
 
 WINDOW = timedelta(hours=24)
 TYPE_LENGTH = 32  # CustomerWindow.last_type
@@ -72,30 +73,53 @@ def record_inbound(session: Session, messages: Iterable[Inbound]) -> int:
             latest[key] = message
     if not latest:
         return 0
-    rows = [
-        {
-            "sender": m.sender,
-            "customer": m.customer,
-            "last_inbound_at": m.at,
-            "last_type": m.type[:TYPE_LENGTH] if m.type else None,
+    newest = list(latest.values())
+    types = [m.type[:TYPE_LENGTH] if m.type else None for m in newest]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":  # one statement, compiled once, any batch size
+        arrays = {
+            "w_senders": [m.sender for m in newest],
+            "w_customers": [m.customer for m in newest],
+            "w_ats": [m.at for m in newest],
+            "w_types": types,
         }
-        for m in latest.values()
-    ]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(CustomerWindow)
-    table = CustomerWindow.__table__.c
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[CustomerWindow.sender, CustomerWindow.customer],
-            set_={
-                "last_inbound_at": statement.excluded.last_inbound_at,
-                "last_type": statement.excluded.last_type,
-            },
-            where=table.last_inbound_at < statement.excluded.last_inbound_at,
-        ),
-        rows,
+        connection.execute(_pg_record(), arrays)
+    else:
+        rows = [
+            {"sender": m.sender, "customer": m.customer, "last_inbound_at": m.at, "last_type": t}
+            for m, t in zip(newest, types, strict=True)
+        ]
+        connection.execute(_keep_latest(sqlite.insert(CustomerWindow)), rows)
+    return len(latest)
+
+
+def _keep_latest(statement: Any) -> Any:
+    """The upsert's rule: a pair's row takes the given inbound message only if it is later."""
+    return statement.on_conflict_do_update(
+        index_elements=[CustomerWindow.sender, CustomerWindow.customer],
+        set_={
+            "last_inbound_at": statement.excluded.last_inbound_at,
+            "last_type": statement.excluded.last_type,
+        },
+        where=CustomerWindow.__table__.c.last_inbound_at < statement.excluded.last_inbound_at,
     )
-    return len(rows)
+
+
+@cache
+def _pg_record() -> Any:
+    """INSERT ... SELECT FROM unnest(one array per column) ON CONFLICT: the ORM's executemany
+    took most of the callback writer's time at 1,000 incoming callbacks a second."""
+    columns: dict[str, Any] = {
+        "w_senders": String(),
+        "w_customers": String(),
+        "w_ats": UTCDateTime(),
+        "w_types": String(),
+    }
+    names = ["sender", "customer", "last_inbound_at", "last_type"]
+    arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
+    incoming = func.unnest(*arrays).table_valued(*names).render_derived(name="incoming")
+    statement = postgresql.insert(CustomerWindow).from_select(names, select(incoming))
+    return _keep_latest(statement)
 
 
 def close_windows(session: Session, pairs: Iterable[tuple[str, str, datetime]]) -> None:
