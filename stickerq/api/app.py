@@ -39,6 +39,10 @@ def create_app(settings: Settings) -> FastAPI:
         responses=problem_responses(413, 429),  # the guard's answers, on any route
         docs_url=None,  # docs.install serves it, from no CDN
         redoc_url=None,
+        # stickerq exports Prometheus metrics of its own (/metrics). FastAPI's OpenTelemetry,
+        # on by default, looked up three global providers in os.environ on every request:
+        # 4-5 % of the API's samples at 3,000 callbacks a second (py-spy).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
