@@ -40,8 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,  # docs.install serves it, from no CDN
         redoc_url=None,
         # stickerq exports Prometheus metrics of its own (/metrics). FastAPI's OpenTelemetry,
-        # on by default, looked up three global providers in os.environ on every request:
-        # 4-5 % of the API's samples at 3,000 callbacks a second (py-spy).
+        # on by default, looks up three global providers in os.environ on every request:
+        # 3.3 us a request (0.1 off), about 1 % of a callback's API CPU.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
