@@ -1,9 +1,15 @@
-"""Bearer tokens from STICKERQ_API_TOKENS; `TOKEN:ro` may read but not change anything."""
+"""Who calls the API: a bearer token, its name, scope and account.
+
+STICKERQ_API_TOKENS' tokens are admin keys named `env:1`, `env:2`... by their place in the
+list; `TOKEN:ro` is a read key. A scope allows what every scope below it allows.
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from fastapi import Request
 
@@ -14,10 +20,31 @@ READ_ONLY_SUFFIX = ":ro"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class Scope(StrEnum):
+    """What a key may do, each scope with all that the ones before it may."""
+
+    READ = "read"  # campaigns, reports, failures, exports: nothing changes
+    SEND = "send"  # may also create campaigns
+    OPERATE = "operate"  # may also pause, resume, cancel, requeue, suppress, set rates
+    ADMIN = "admin"  # may also manage keys, webhooks and retention
+
+    def allows(self, needed: Scope) -> bool:
+        return _SCOPE_ORDER.index(self) >= _SCOPE_ORDER.index(needed)
+
+
+_SCOPE_ORDER = list(Scope)
+
+
 @dataclass(frozen=True, slots=True, repr=False)  # repr=False: tokens stay out of logs
 class Token:
     secret: bytes
-    read_only: bool
+    scope: Scope
+    name: str  # the actor of what it changes (the audit log), never secret
+    account: str | None = None  # an account (SID) it is restricted to; None: every account
+
+    @property
+    def read_only(self) -> bool:
+        return self.scope is Scope.READ
 
 
 MIN_TOKEN_LENGTH = 16
@@ -36,7 +63,8 @@ def parse_tokens(configured: str) -> tuple[Token, ...]:
                 f"STICKERQ_API_TOKENS: token {place} is shorter than {MIN_TOKEN_LENGTH} "
                 "characters; make each with `openssl rand -hex 24`"
             )
-        tokens.append(Token(secret.encode(), read_only))
+        scope = Scope.READ if read_only else Scope.ADMIN
+        tokens.append(Token(secret.encode(), scope, f"env:{place}"))
     return tuple(tokens)
 
 
@@ -57,3 +85,34 @@ def require_token(request: Request) -> None:
         raise Problem(401, "unauthorized", "a valid bearer token is needed")
     if token.read_only and request.method not in READ_METHODS:
         raise Problem(403, "read_only_token", "this token may only read")
+
+
+def require_scope(needed: Scope) -> Callable[[Request], Token]:
+    """A route's dependency: 401 without a valid token, 403 when its scope is below `needed`."""
+
+    def check(request: Request) -> Token:
+        token: Token | None = getattr(request.state, "token", None)
+        if token is None:
+            raise Problem(401, "unauthorized", "a valid bearer token is needed")
+        if not token.scope.allows(needed):
+            raise Problem(
+                403,
+                "insufficient_scope",
+                f"this key's scope is {token.scope}; this needs {needed}",
+                f"use a key with the {needed} scope (stickerq keys create --scope {needed})",
+            )
+        return token
+
+    return check
+
+
+def actor_of(request: Request) -> str:
+    """The name of who makes this request's changes: its token's, or its dashboard session's
+    (api/guard.py found one of them before the route ran)."""
+    token: Token | None = getattr(request.state, "token", None)
+    if token is not None:
+        return token.name
+    viewer = getattr(request.state, "viewer", None)
+    if viewer is not None:
+        return str(viewer.name)
+    raise Problem(401, "unauthorized", "a valid bearer token is needed")

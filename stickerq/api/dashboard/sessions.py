@@ -38,6 +38,7 @@ class Viewer:
 
     read_only: bool
     csrf: str
+    name: str  # the name of the token that opened the session: the actor of its changes
 
 
 class Sessions:
@@ -70,7 +71,7 @@ class Sessions:
         self._store.set(self._stored(session_id), self._fingerprint(token.secret), ex=self._idle)
         value = self._signer.dumps({"s": session_id, "c": csrf})
         _set_cookie(response, request, SESSION_COOKIE, value, SESSION_SECONDS, "/")
-        return Viewer(token.read_only, csrf)
+        return Viewer(token.read_only, csrf, token.name)
 
     def viewer(self, request: HTTPConnection) -> Viewer | None:
         """The logged-in viewer of this request, or None (no cookie, forged, too old, logged
@@ -88,7 +89,7 @@ class Sessions:
                 found = token
         if found is None:
             return None
-        return Viewer(found.read_only, data["c"])
+        return Viewer(found.read_only, data["c"], found.name)
 
     def log_out(self, request: HTTPConnection, response: Response) -> None:
         """End the session on the server, and drop its cookie."""
