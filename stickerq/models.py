@@ -403,3 +403,19 @@ class SenderRate(Base):
     sender: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
     rate_per_second: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One change made by a person or an API key, written in the change's own transaction
+    (stickerq/audit.py). Append-only: nothing updates or deletes an entry, but an erasure,
+    which puts the keyed hash of a number where the number was."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # an API key's name, `env:N` for a STICKERQ_API_TOKENS token, or `cli:<user>@<host>`
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(64))  # campaign.paused, pause.lifted...
+    target: Mapped[str] = mapped_column(String(255))  # campaign:12, sender:+91..., key:crm
+    params: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never a secret
