@@ -49,6 +49,7 @@ class Action(StrEnum):
     SENDER_RATE_SET = "sender_rate.set"  # sender:<+E164>
     SENDER_RATE_RESET = "sender_rate.reset"
     NUMBER_ERASED = "number.erased"  # number:hmac:<hex>, never the number
+    WINDOWS_IMPORTED = "windows.imported"  # window_ledger: a CRM backfill, counts only
 
 
 def record(session: Session, actor: str, action: str, target: str, **params: Any) -> None:

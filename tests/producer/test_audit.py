@@ -28,6 +28,8 @@ from stickerq.producer.requeue import RequeueRefused, requeue
 from stickerq.producer.schedule import reschedule, stop_schedule
 from stickerq.producer.send import send_campaign
 from stickerq.producer.store import RecipientsRejected
+from stickerq.producer.window_csv import WindowImportError
+from stickerq.producer.window_import import import_windows
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 from stickerq.worker.purge import purge
@@ -321,3 +323,20 @@ def test_no_secret_is_in_any_entry(
     for secret in (TEST_API_KEY, ERASURE_KEY, "secret-signature-1", B, B.removeprefix("+")):
         assert secret not in written
     assert lifecycle.show_campaign(factory, made).summary.status == CampaignStatus.PAUSED
+
+
+def test_a_window_import_is_recorded_with_its_counts_and_a_refused_one_is_not(
+    audit_settings: Settings, factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    now = utcnow()
+    good = tmp_path / "good.csv"
+    good.write_text(f"from,wanumber,created_at\n{A},{SENDER},{now.isoformat()}\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"from,wanumber,created_at\n{A},{SENDER},yesterday\n")
+    import_windows(audit_settings, good, actor=BOB)
+    with pytest.raises(WindowImportError):
+        import_windows(audit_settings, bad, actor=BOB)
+    assert entries(factory) == [
+        (BOB, "windows.imported", "window_ledger",
+         {"rows": 1, "pairs": 1, "customers": 1, "senders": 1}),
+    ]  # fmt: skip
