@@ -130,6 +130,11 @@ def test_dashboard_buttons_record_under_the_viewers_name(dashboard: TestClient) 
     )
     assert requeued.is_success, requeued.text
     assert dashboard.post(f"/dashboard/campaigns/{made}/cancel", headers=headers).is_success
+    sid = settings_of(dashboard).kaleyra_sid
+    with open_sessions(settings_of(dashboard).database_url) as sessions, sessions.begin() as s:
+        s.add(Pause(scope="account", sid=sid, code="E110", reason="balance"))
+    lifted = dashboard.post("/dashboard/pauses/resume", data={"sid": sid}, headers=headers)
+    assert lifted.is_success, lifted.text
 
     entries = audit(dashboard, DASHBOARD_WRITE)
     actions = [(actor, action) for actor, action, _, _ in entries]
@@ -139,5 +144,6 @@ def test_dashboard_buttons_record_under_the_viewers_name(dashboard: TestClient) 
         ("env:2", "campaign.resumed"),
         ("env:2", "campaign.requeued"),
         ("env:2", "campaign.cancelled"),
+        ("env:2", "pause.lifted"),
     ]
     assert entries[1][3] == {"reason": "paused from the dashboard"}

@@ -20,6 +20,7 @@ from stickerq.db import make_engine, make_session_factory
 from stickerq.models import AuditEntry, Message, Pause, utcnow
 from stickerq.producer import lifecycle, senders, suppressions
 from stickerq.producer.audit_log import AuditFilterError, read_audit
+from stickerq.producer.erasure import erase_number
 from stickerq.producer.failures import FilterError
 from stickerq.producer.idempotency import send_campaign_once
 from stickerq.producer.operations import resume_sending
@@ -312,8 +313,6 @@ def test_no_secret_is_in_any_entry(
     lifecycle.pause_campaign(audit_settings, made, actor=ALICE)
     suppressions.add_numbers(audit_settings, [B], actor=ALICE)
     senders.set_rate(audit_settings, SENDER, 50, actor=ALICE)
-    from stickerq.producer.erasure import erase_number
-
     erase_number(audit_settings, B, actor=ALICE)
 
     with factory() as session:
@@ -339,4 +338,24 @@ def test_a_window_import_is_recorded_with_its_counts_and_a_refused_one_is_not(
     assert entries(factory) == [
         (BOB, "windows.imported", "window_ledger",
          {"rows": 1, "pairs": 1, "customers": 1, "senders": 1}),
+    ]  # fmt: skip
+
+
+def test_an_erasure_without_the_key_leaves_erased_where_the_number_was(
+    audit_settings: Settings, factory: sessionmaker[Session]
+) -> None:
+    keyless = audit_settings.model_copy(
+        update={"erasure_key": type(audit_settings.erasure_key)("")}
+    )
+    made = campaign(keyless, A, B)
+    with factory.begin() as session:  # a number in an entry's target and parameters
+        record(session, ALICE, "campaign.paused", f"campaign:{made}", reason=f"{A} complained")
+
+    result = erase_number(keyless, A, actor=BOB)
+
+    assert result.removed["audit_log"] == 1
+    assert entries(factory)[1:] == [
+        (ALICE, "campaign.paused", f"campaign:{made}", {"reason": "[erased] complained"}),
+        (BOB, "number.erased", "number:[erased]",
+         {"removed": {"audit_log": 1, "messages": 1}, "left_sending": 0}),
     ]  # fmt: skip
