@@ -194,23 +194,22 @@ def remove_numbers(
                     .returning(Suppression.phone)
                 )
             )
+            targets = [suppression_target(phone) for phone in sorted(gone)]
             if hasher is not None:  # erased ones, by their hash
                 by_hash = {hasher(phone): phone for phone in chunk}
-                gone.update(
-                    by_hash[phone_hash]
-                    for phone_hash in session.scalars(
-                        delete(ErasedSuppression)
-                        .where(
-                            ErasedSuppression.sid == sid,
-                            ErasedSuppression.phone_hash.in_(sorted(by_hash)),
-                        )
-                        .returning(ErasedSuppression.phone_hash)
+                hashes = session.scalars(
+                    delete(ErasedSuppression)
+                    .where(
+                        ErasedSuppression.sid == sid,
+                        ErasedSuppression.phone_hash.in_(sorted(by_hash)),
                     )
-                )
-            for phone in sorted(gone):
-                record(
-                    session, actor, Action.SUPPRESSION_REMOVED, suppression_target(phone), sid=sid
-                )
+                    .returning(ErasedSuppression.phone_hash)
+                ).all()
+                gone.update(by_hash[phone_hash] for phone_hash in hashes)
+                # an erased number stays out of the database: its entry names its hash
+                targets += [f"suppression:hmac:{phone_hash}" for phone_hash in sorted(hashes)]
+            for target in targets:
+                record(session, actor, Action.SUPPRESSION_REMOVED, target, sid=sid)
             removed += len(gone)
     return RemoveResult(sid=sid, removed=removed, not_found=len(phones) - removed)
 

@@ -20,7 +20,7 @@ from stickerq.db import make_engine, make_session_factory
 from stickerq.models import AuditEntry, Message, Pause, utcnow
 from stickerq.producer import lifecycle, senders, suppressions
 from stickerq.producer.audit_log import AuditFilterError, read_audit
-from stickerq.producer.erasure import erase_number
+from stickerq.producer.erasure import erase_number, erased_hash
 from stickerq.producer.failures import FilterError
 from stickerq.producer.idempotency import send_campaign_once
 from stickerq.producer.operations import resume_sending
@@ -359,3 +359,17 @@ def test_an_erasure_without_the_key_leaves_erased_where_the_number_was(
         (BOB, "number.erased", "number:[erased]",
          {"removed": {"audit_log": 1, "messages": 1}, "left_sending": 0}),
     ]  # fmt: skip
+
+
+def test_taking_an_erased_number_off_the_list_names_its_hash_not_the_number(
+    audit_settings: Settings, factory: sessionmaker[Session]
+) -> None:
+    suppressions.add_numbers(audit_settings, [A], actor=ALICE)
+    erase_number(audit_settings, A, actor=ALICE)
+    suppressions.remove_numbers(audit_settings, [A], actor=BOB)
+
+    hashed = erased_hash(audit_settings, A)
+    assert entries(factory)[-1] == (
+        BOB, "suppression.removed", f"suppression:{hashed}", {"sid": audit_settings.kaleyra_sid}
+    )  # fmt: skip
+    assert A.removeprefix("+") not in json.dumps(entries(factory))
