@@ -54,7 +54,7 @@ def load_list(settings: Any, path: Path) -> float:
     from stickerq.producer.suppressions import import_file
 
     started = time.perf_counter()
-    result = import_file(settings, path, "bench")
+    result = import_file(settings, path, "bench", actor="tester")
     seconds = time.perf_counter() - started
     log(f"imported {result.added:,} numbers in {seconds:.1f} s")
     return seconds

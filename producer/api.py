@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import check_sender, default_sender
+from stickerq.actors import cli_actor
 from stickerq.db import open_sessions
 from stickerq.errors import ConfigurationError
 from stickerq.producer.queue import check_broker, dispatch_campaign
@@ -49,11 +50,14 @@ def enqueue_campaign(
     *,
     sessions: sessionmaker[Session] | None = None,
     status: CampaignStatus = CampaignStatus.QUEUED,
+    actor: str | None = None,
 ) -> EnqueueResult:
     """Validate the campaign and its recipients, store them in one transaction, dispatch.
 
     Stored with status `scheduled` (producer.schedule), it is not dispatched: beat does that.
     Raises SpecError / RecipientFileError / RecipientsRejected (nothing stored) on bad input.
+    `actor` is who asks, as the audit log names them; None: this machine's user (a script
+    calling this function), `cli:<user>@<host>`.
     """
     account = settings.account(request.account)
     sender = request.sender or default_sender(account, settings.sender)
@@ -115,6 +119,7 @@ def enqueue_campaign(
             validity=validity,
             hasher=phone_hasher(settings),
             in_window=in_window(settings, request),
+            actor=actor or cli_actor(),
         )
         batches = dispatch_campaign(settings, factory, campaign_id) if dispatching else 0
     warnings = warnings + report.warnings

@@ -20,6 +20,9 @@ What it does, table by table (docs/operations.md, "Erasing a number"):
   the number is replaced by ERASED_TEXT.
 - `customer_windows`: the number's rows as a customer in the window ledger (when it wrote
   to which business number), one transaction, one primary-key probe per business number.
+- `audit_log`: the number in an entry's target or parameters (a suppression's, a sender's)
+  becomes `hmac:<hex>`, its keyed hash (`erased_hash`), or `[erased]` without
+  STICKERQ_ERASURE_KEY. The erase itself is recorded last, under that hash, never the number.
 
 The number is searched in its E.164 form, its digits, and its national number, which the
 other two contain. Recurring schedules copy their template campaign's messages: erasing
@@ -39,6 +42,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from stickerq.audit import Action, count_holding, record, scrub_number
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign
 from stickerq.counts import messages_in
 from stickerq.db import open_sessions, rows_changed
@@ -79,6 +83,7 @@ TABLES = (
     "campaigns",
     "pauses",
     "customer_windows",
+    "audit_log",
 )
 
 
@@ -112,10 +117,12 @@ def erase_number(
     settings: Settings,
     number: str,
     *,
+    actor: str,
     dry_run: bool = False,
     sessions: sessionmaker[Session] | None = None,
 ) -> ErasureResult:
-    """Remove the number from every table (see the module's docstring)."""
+    """Remove the number from every table (see the module's docstring); the erase is
+    recorded in the audit log under `actor` (a dry run is not)."""
     phone = _normalised(number, settings.default_region)
     forms = number_forms(phone)
     result = ErasureResult(phone=phone, dry_run=dry_run)
@@ -127,6 +134,7 @@ def erase_number(
                 _messages(session, campaign_ids, phone, result)
         _by_text(factory, phone, forms, result)
         _windows(factory, phone, result)
+        _audit_log(factory, settings, phone, forms, result, actor)
     log.info(
         "%s %s: %s; %s left sending",
         "dry run of erasing" if dry_run else "erased",
@@ -436,6 +444,45 @@ def _windows(sessions: sessionmaker[Session], phone: str, result: ErasureResult)
             return
         result.removed["customer_windows"] = rows_changed(
             session.execute(delete(CustomerWindow).where(*where))
+        )
+
+
+# --------------------------------------------------------------------------- audit log
+
+
+def erased_hash(settings: Settings, phone: str) -> str:
+    """What stands for the number in the audit log once erased: its keyed hash (the one
+    erased suppressions keep), or ERASED_TEXT without STICKERQ_ERASURE_KEY."""
+    hasher = phone_hasher(settings)
+    return f"hmac:{hasher(phone)}" if hasher is not None else ERASED_TEXT
+
+
+def _audit_log(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    phone: str,
+    forms: Sequence[str],
+    result: ErasureResult,
+    actor: str,
+) -> None:
+    """The number's hash where the audit log held the number, then the erase's own entry:
+    one transaction, after every other table (an erase that stopped halfway, say on a
+    missing key, records nothing and is run again)."""
+    if result.dry_run:
+        with sessions() as session:
+            result.removed["audit_log"] = count_holding(session, forms)
+        return
+    replacement = erased_hash(settings, phone)
+    with sessions.begin() as session:
+        result.removed["audit_log"] = scrub_number(session, forms, replacement)
+        counts = {table: rows for table, rows in result.removed.items() if rows}
+        record(
+            session,
+            actor,
+            Action.NUMBER_ERASED,
+            f"number:{replacement}",
+            removed=counts,
+            left_sending=result.left_sending,
         )
 
 

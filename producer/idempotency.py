@@ -113,11 +113,13 @@ def send_campaign_once(
     timing: Timing = Timing(),
     *,
     sessions: sessionmaker[Session] | None = None,
+    actor: str | None = None,
 ) -> IdempotentSend:
     """send_campaign, unless a request with this key already made a campaign: then that one.
 
     Raises IdempotencyInProgress at once when a live request is storing the key, and
-    IdempotencyConflict when the key was used with a different request.
+    IdempotencyConflict when the key was used with a different request. A replay stores
+    nothing, so the audit log has the first request's entry only (under `actor`).
     """
     if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
         raise IdempotencyConflict(
@@ -133,7 +135,11 @@ def send_campaign_once(
             return IdempotentSend(made, created=False)
         try:
             result, scheduled = send_campaign(
-                settings, request, timing, sessions=stamping_sessions(factory, key, proof.token)
+                settings,
+                request,
+                timing,
+                sessions=stamping_sessions(factory, key, proof.token),
+                actor=actor,
             )
         except BaseException:
             _give_back(factory, key, proof.token)

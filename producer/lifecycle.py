@@ -21,6 +21,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.audit import Action, campaign_target, record
 from stickerq.campaign_status import Move, complete_if_settled, move_campaign, starts
 from stickerq.db import open_sessions
 from stickerq.errors import CampaignNotFound, ServiceUnavailable, StickerqError
@@ -161,9 +162,11 @@ def pause_campaign(
     campaign_id: int,
     reason: str | None = None,
     *,
+    actor: str,
     sessions: sessionmaker[Session] | None = None,
 ) -> LifecycleResult:
-    """queued/running → paused: no batch claims more, and in-flight batches stop sending."""
+    """queued/running → paused: no batch claims more, and in-flight batches stop sending.
+    `actor` (who asks: the audit log's name) is recorded when the campaign was not paused."""
     reason = _checked_reason(reason) or DEFAULT_PAUSE_REASON
     warnings: list[str] = []
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
@@ -171,6 +174,10 @@ def pause_campaign(
         campaign = _get(session, campaign_id, lock=True)
         if not changed and campaign.status != CampaignStatus.PAUSED:
             raise _refusal(campaign, "paused", (*starts(Move.PAUSE), CampaignStatus.PAUSED))
+        if changed:
+            record(
+                session, actor, Action.CAMPAIGN_PAUSED, campaign_target(campaign_id), reason=reason
+            )
         # Also on a no-op: a lost key (Redis flushed) is written again.
         _set_key(settings, campaign_id, CampaignStatus.PAUSED, warnings)
         current_reason = campaign.pause_reason
@@ -198,7 +205,11 @@ def _checked_reason(reason: str | None) -> str | None:
 
 
 def resume_campaign(
-    settings: Settings, campaign_id: int, *, sessions: sessionmaker[Session] | None = None
+    settings: Settings,
+    campaign_id: int,
+    *,
+    actor: str,
+    sessions: sessionmaker[Session] | None = None,
 ) -> LifecycleResult:
     """paused → running (queued if nothing was ever claimed); dispatch what is left.
 
@@ -214,6 +225,8 @@ def resume_campaign(
             campaign = _get(session, campaign_id, lock=True)
             if not changed and campaign.status not in starts(Move.PAUSE):
                 raise _refusal(campaign, "resumed", starts(Move.RESUME))
+            if changed:
+                record(session, actor, Action.CAMPAIGN_RESUMED, campaign_target(campaign_id))
             _delete_key(settings, campaign_id)  # before the commit: see the module docstring
             status = campaign.status
             blocking = campaign_pauses(session, campaign)
@@ -239,7 +252,11 @@ def resume_campaign(
 
 
 def cancel_campaign(
-    settings: Settings, campaign_id: int, *, sessions: sessionmaker[Session] | None = None
+    settings: Settings,
+    campaign_id: int,
+    *,
+    actor: str,
+    sessions: sessionmaker[Session] | None = None,
 ) -> LifecycleResult:
     """Cancel a campaign not yet finished: every `pending` message becomes `cancelled`.
 
@@ -256,6 +273,9 @@ def cancel_campaign(
         if not changed and campaign.status != CampaignStatus.CANCELLED:
             # the refusal rolls the messages back too
             raise _refusal(campaign, "cancelled", starts(Move.CANCEL))
+        if changed or cancelled:
+            target = campaign_target(campaign_id)
+            record(session, actor, Action.CAMPAIGN_CANCELLED, target, messages=cancelled or 0)
         _set_key(settings, campaign_id, CampaignStatus.CANCELLED, warnings)
     if changed:
         message = f"campaign {campaign_id} cancelled: {cancelled:,} unsent message(s) cancelled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from stickerq.audit import Action, record
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, CampaignSender, Pause
@@ -25,9 +26,14 @@ def list_active_pauses(settings: Settings) -> list[dict[str, str]]:
 
 
 def resume_sending(
-    settings: Settings, *, account: str | None = None, sender: str | None = None
+    settings: Settings,
+    *,
+    actor: str,
+    account: str | None = None,
+    sender: str | None = None,
 ) -> tuple[int, int]:
     """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
+    Each pause lifted is recorded in the audit log under `actor`.
 
     Exactly one of the two is given. A sender's pause is lifted on whichever account holds
     it (a business number belongs to one account). Redis is checked first: without it the
@@ -42,7 +48,13 @@ def resume_sending(
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
             sids = [account] if account is not None else _sids_of(settings, session, sender)
-            lifted = sum(resume(session, sid, sender) for sid in sids)
+            lifted = 0
+            for sid in sids:
+                lifted_here = resume(session, sid, sender)
+                if lifted_here:
+                    target = f"sender:{sender}" if sender is not None else f"account:{sid}"
+                    record(session, actor, Action.PAUSE_LIFTED, target, sid=sid)
+                lifted += lifted_here
             query = select(Campaign.id).where(
                 Campaign.sid.in_(sids),
                 Campaign.status.in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.audit import Action, campaign_target, record
 from stickerq.campaign_status import Move, move_campaign
 from stickerq.db import open_sessions
 from stickerq.errors import CampaignNotFound, StickerqError
@@ -64,17 +65,22 @@ def requeue(
     resume: bool = False,
     sessions: sessionmaker[Session] | None = None,
     *,
+    actor: str,
     valid_for: str | timedelta | None = None,
     valid_until: str | datetime | None = None,
 ) -> RequeueResult:
     """Move the campaign's `status` messages (with `code`, if given) back to `pending` and
     dispatch them. Refuses while the campaign's account or sender is paused, unless `resume`
     lifts the pause first, and past the campaign's deadline (or for `expired` messages)
-    unless given a new one. A dry run only counts. `sessions` reuses the caller's factory."""
+    unless given a new one. A dry run only counts. `sessions` reuses the caller's factory.
+    `actor` is who asks: each committed chunk, new deadline and lifted pause is recorded in
+    the audit log under that name, in its own transaction."""
     wanted = parse_status(status)
     validity = read_validity(valid_for, valid_until)
     with open_sessions(settings.database_url, sessions) as factory:
-        return _requeue(settings, factory, campaign_id, wanted, code, dry_run, resume, validity)
+        return _requeue(
+            settings, factory, campaign_id, wanted, code, dry_run, resume, validity, actor
+        )
 
 
 def _requeue(
@@ -86,6 +92,7 @@ def _requeue(
     dry_run: bool,
     resume: bool,
     validity: Validity,
+    actor: str,
 ) -> RequeueResult:
     with sessions() as session:
         campaign = session.get(Campaign, campaign_id)
@@ -118,15 +125,17 @@ def _requeue(
         scoped_sender = pause.sender if pause.scope == PauseScope.SENDER else None
         # a sender's pause by its number alone: resume_sending takes one of the two
         account = None if scoped_sender else pause.sid
-        lifted += resume_sending(settings, account=account, sender=scoped_sender)[0]
+        lifted += resume_sending(settings, actor=actor, account=account, sender=scoped_sender)[0]
     if validity.limited:
         with sessions.begin() as session:
             new_deadline = validity.deadline(utcnow())
             session.execute(
                 update(Campaign).where(Campaign.id == campaign_id).values(valid_until=new_deadline)
             )
+            target = campaign_target(campaign_id)
+            record(session, actor, Action.CAMPAIGN_DEADLINE_SET, target, valid_until=new_deadline)
     moved, batches = 0, 0
-    for ids in _requeue_chunks(sessions, campaign_id, wanted, code):
+    for ids in _requeue_chunks(sessions, campaign_id, wanted, code, actor):
         moved += len(ids)
         # A paused campaign keeps its pending messages until it is resumed.
         if campaign_status != CampaignStatus.PAUSED:
@@ -165,10 +174,15 @@ def _selection(
 
 
 def _requeue_chunks(
-    sessions: sessionmaker[Session], campaign_id: int, status: MessageStatus, code: str | None
+    sessions: sessionmaker[Session],
+    campaign_id: int,
+    status: MessageStatus,
+    code: str | None,
+    actor: str,
 ) -> Iterator[list[int]]:
     """Move the chosen messages to `pending`, one short transaction per chunk; yield the ids
-    each committed chunk moved (memory stays flat however many there are)."""
+    each committed chunk moved (memory stays flat however many there are). Each chunk has
+    its audit entry in its own transaction: a chunk rolled back leaves none."""
     after = 0
     conditions = _selection(campaign_id, status, code)
     while True:
@@ -200,6 +214,10 @@ def _requeue_chunks(
             if taken:
                 _reopen(session, campaign_id)
                 _check_not_purged(session, campaign_id)
+                params = {"status": str(status), "code": code, "requeued": len(taken)}
+                record(
+                    session, actor, Action.CAMPAIGN_REQUEUED, campaign_target(campaign_id), **params
+                )
         if taken:
             yield sorted(taken)
 

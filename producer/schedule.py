@@ -29,6 +29,8 @@ from croniter import CroniterBadDateError
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.actors import cli_actor
+from stickerq.audit import Action, campaign_target, record
 from stickerq.cron import next_run, wall_time_exists
 from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError, excerpt
@@ -151,11 +153,13 @@ def schedule_campaign(
     tz: str | None = None,
     now_if_past: bool = False,
     sessions: sessionmaker[Session] | None = None,
+    actor: str | None = None,
 ) -> ScheduledCampaign:
-    """Validate and store a campaign `scheduled` at `at`; beat dispatches it then."""
+    """Validate and store a campaign `scheduled` at `at`; beat dispatches it then. `actor`:
+    who asks (the audit log's name); None: this machine's user."""
     when = parse_when(at, tz, now_if_past=now_if_past)
     check_start(read_validity(request.valid_for, request.valid_until), when.utc)
-    result, _ = _store_scheduled(settings, sessions, request, when)
+    result, _ = _store_scheduled(settings, sessions, request, when, actor=actor)
     return ScheduledCampaign(result, when)
 
 
@@ -166,12 +170,17 @@ def create_schedule(
     every: str,
     tz: str,
     sessions: sessionmaker[Session] | None = None,
+    actor: str | None = None,
 ) -> ScheduledCampaign:
     """A recurring broadcast: the campaign (first run, and template of the later runs) is
-    stored `scheduled` at the cron expression's next time in `tz`."""
+    stored `scheduled` at the cron expression's next time in `tz`. The audit log records the
+    campaign and the schedule under `actor` (None: this machine's user); its later runs,
+    made by beat, are no one's change and are not recorded."""
     first = first_run(every, tz)
     check_start(read_validity(request.valid_for, request.valid_until), first.utc, recurring=True)
-    result, schedule_id = _store_scheduled(settings, sessions, request, first, cron=every)
+    result, schedule_id = _store_scheduled(
+        settings, sessions, request, first, cron=every, actor=actor
+    )
     return ScheduledCampaign(result, first, schedule_id, every)
 
 
@@ -202,10 +211,12 @@ def reschedule(
     tz: str | None = None,
     *,
     now_if_past: bool = False,
+    actor: str,
     sessions: sessionmaker[Session] | None = None,
 ) -> When:
     """Move a campaign that is still `scheduled` (a time without a zone is read in the
-    campaign's own zone); refused once it was dispatched or cancelled."""
+    campaign's own zone); refused once it was dispatched or cancelled. Recorded in the audit
+    log under `actor`."""
     with _factory(settings, sessions) as factory:
         with factory() as session:
             campaign = session.get(Campaign, campaign_id)
@@ -226,6 +237,15 @@ def reschedule(
                 )
             )
             status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+            if moved:
+                record(
+                    session,
+                    actor,
+                    Action.CAMPAIGN_RESCHEDULED,
+                    campaign_target(campaign_id),
+                    scheduled_at=when.utc,
+                    timezone=when.zone,
+                )
     if not moved:
         raise ScheduleError(
             f"campaign {campaign_id} is {status}, no longer scheduled: only a campaign that "
@@ -255,10 +275,14 @@ def list_schedules(
 
 
 def stop_schedule(
-    settings: Settings, schedule_id: int, sessions: sessionmaker[Session] | None = None
+    settings: Settings,
+    schedule_id: int,
+    sessions: sessionmaker[Session] | None = None,
+    *,
+    actor: str,
 ) -> tuple[bool, list[int]]:
     """Create no more runs; returns (stopped now, not already), and the ids of runs that are
-    still scheduled (they go unless cancelled)."""
+    still scheduled (they go unless cancelled). Recorded in the audit log under `actor`."""
     with _factory(settings, sessions) as factory, factory.begin() as session:
         if session.get(Schedule, schedule_id) is None:
             raise ScheduleError(f"no schedule {schedule_id}: `stickerq schedules list` shows them")
@@ -278,6 +302,14 @@ def stop_schedule(
             )
             .order_by(Campaign.scheduled_at)
         ).all()
+        if stopped:
+            record(
+                session,
+                actor,
+                Action.SCHEDULE_STOPPED,
+                f"schedule:{schedule_id}",
+                runs_still_scheduled=list(waiting),
+            )
     return bool(stopped), list(waiting)
 
 
@@ -288,12 +320,14 @@ def _store_scheduled(
     when: When,
     *,
     cron: str | None = None,
+    actor: str | None = None,
 ) -> tuple[EnqueueResult, int | None]:
     """enqueue_campaign's validation and store, with status `scheduled` and no dispatch.
 
     The store's own transaction also stamps the time (and makes the schedule), just before
     it commits: no one ever sees a scheduled campaign without its time.
     """
+    actor = actor or cli_actor()
     made: list[int] = []
 
     def stamp(session: Session) -> None:
@@ -305,19 +339,19 @@ def _store_scheduled(
                     # counted from the campaign's time, not from now (producer/validity.py)
                     row.valid_until = when.utc + timedelta(seconds=row.valid_for_seconds)
                 if cron is not None and row.schedule_id is None:
-                    row.schedule_id = _add_schedule(session, row, cron, when)
+                    row.schedule_id = _add_schedule(session, row, cron, when, actor)
                     made.append(row.schedule_id)
 
     with _factory(settings, sessions) as factory:
         stamping = sessionmaker(class_=factory.class_, **factory.kw)
         event.listen(stamping, "before_commit", stamp)
         result = enqueue_campaign(
-            settings, request, sessions=stamping, status=CampaignStatus.SCHEDULED
+            settings, request, sessions=stamping, status=CampaignStatus.SCHEDULED, actor=actor
         )
     return result, (made[0] if made else None)
 
 
-def _add_schedule(session: Session, template: Campaign, cron: str, first: When) -> int:
+def _add_schedule(session: Session, template: Campaign, cron: str, first: When, actor: str) -> int:
     zone = ZoneInfo(first.zone)
     schedule = Schedule(
         name=template.name,
@@ -330,6 +364,16 @@ def _add_schedule(session: Session, template: Campaign, cron: str, first: When) 
     )
     session.add(schedule)
     session.flush()
+    record(
+        session,
+        actor,
+        Action.SCHEDULE_CREATED,
+        f"schedule:{schedule.id}",
+        cron=cron,
+        timezone=first.zone,
+        first_run=first.utc,
+        template=campaign_target(template.id),
+    )
     return schedule.id
 
 

@@ -29,11 +29,13 @@ def send_campaign(
     timing: Timing = Timing(),
     *,
     sessions: sessionmaker[Session] | None = None,
+    actor: str | None = None,
 ) -> tuple[EnqueueResult, ScheduledCampaign | None]:
     """Store the campaign and dispatch it now, or leave it scheduled for beat.
 
     Returns what was stored, and when it goes if it was scheduled (None: dispatched now).
     A timing that mixes its options wrongly raises ScheduleError before anything is read.
+    `actor`: who asks (the audit log's name); None: this machine's user.
     """
     request = _valid_until_in_zone(request, timing.tz)
     if timing.every is not None:
@@ -47,7 +49,7 @@ def send_campaign(
                 "--every needs --tz, the zone its times are read in, e.g. --tz Asia/Kolkata"
             )
         scheduled = create_schedule(
-            settings, request, every=timing.every, tz=timing.tz, sessions=sessions
+            settings, request, every=timing.every, tz=timing.tz, sessions=sessions, actor=actor
         )
     elif timing.at is not None:
         scheduled = schedule_campaign(
@@ -57,13 +59,14 @@ def send_campaign(
             tz=timing.tz,
             now_if_past=timing.now_if_past,
             sessions=sessions,
+            actor=actor,
         )
     elif timing.now_if_past or (timing.tz is not None and request.valid_until is None):
         raise ScheduleError(
             "--tz and --now-if-past only go with --at (or --tz with --every or --valid-until)"
         )
     else:
-        return enqueue_campaign(settings, request, sessions=sessions), None
+        return enqueue_campaign(settings, request, sessions=sessions, actor=actor), None
     return scheduled.result, scheduled
 
 

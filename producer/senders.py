@@ -18,7 +18,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.db import open_sessions
+from stickerq.audit import Action, record
+from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError, excerpt
 from stickerq.keys import sender_rate_key
 from stickerq.models import SenderRate, utcnow
@@ -57,9 +58,11 @@ def set_rate(
     number: str,
     rate_per_second: float,
     *,
+    actor: str,
     sessions: sessionmaker[Session] | None = None,
 ) -> SenderRateInfo:
-    """Store the number's rate; every worker uses it from its next request on."""
+    """Store the number's rate; every worker uses it from its next request on. Recorded in
+    the audit log under `actor`."""
     sender = _sender(number, settings)
     rate = checked_rate(rate_per_second)
     now = utcnow()
@@ -73,16 +76,23 @@ def set_rate(
                 index_elements=["sender"], set_={"rate_per_second": rate, "updated_at": now}
             )
         )
+        record(session, actor, Action.SENDER_RATE_SET, f"sender:{sender}", rate_per_second=rate)
     return SenderRateInfo(sender, rate, True, now, _mirror(settings, sender, rate))
 
 
 def reset_rate(
-    settings: Settings, number: str, *, sessions: sessionmaker[Session] | None = None
+    settings: Settings,
+    number: str,
+    *,
+    actor: str,
+    sessions: sessionmaker[Session] | None = None,
 ) -> SenderRateInfo:
-    """Forget the number's rate: it sends at STICKERQ_RATE_PER_SECOND again."""
+    """Forget the number's rate: it sends at STICKERQ_RATE_PER_SECOND again. Recorded in
+    the audit log under `actor` when the number had a rate of its own."""
     sender = _sender(number, settings)
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
-        session.execute(delete(SenderRate).where(SenderRate.sender == sender))
+        if rows_changed(session.execute(delete(SenderRate).where(SenderRate.sender == sender))):
+            record(session, actor, Action.SENDER_RATE_RESET, f"sender:{sender}")
     default = settings.rate_per_second
     return SenderRateInfo(sender, default, False, None, _mirror(settings, sender, default))
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.audit import Action, campaign_target, record
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, CampaignSender, Message, utcnow
@@ -42,12 +43,14 @@ def store_campaign(
     validity: Validity = Validity(),
     hasher: PhoneHasher | None = None,
     in_window: bool = False,
+    actor: str,
 ) -> int:
     """Store the campaign and every valid recipient; returns the campaign id.
 
     The recipients are streamed into bulk inserts inside the one transaction, which is rolled
     back if any row turns out invalid (unless skip_invalid) or none is valid. A campaign
     sent now counts its validity from now; a scheduled one from its time (producer.schedule).
+    The audit log records the campaign under `actor` in the same transaction.
     """
     senders = _SendersSeen(spec.sender, report)
     with sessions.begin() as session:
@@ -101,7 +104,34 @@ def store_campaign(
         if senders.per_row:
             campaign.senders_per_row = True
             session.add_all(CampaignSender(campaign_id=campaign.id, sender=s) for s in senders.seen)
+        record(
+            session,
+            actor,
+            Action.CAMPAIGN_CREATED,
+            campaign_target(campaign.id),
+            **_created(campaign, report),
+        )
         return campaign.id
+
+
+def _created(campaign: Campaign, report: RecipientReport) -> dict[str, object]:
+    """The audit entry's parameters: what was asked and what was stored, no recipient. A
+    sticker link loses its query, which may hold a signature (a presigned URL)."""
+    link = campaign.sticker_link
+    return {
+        "name": campaign.name,
+        "sid": campaign.sid,
+        "sender": campaign.sender,
+        "status": str(campaign.status),
+        "sticker_id": campaign.sticker_id,
+        "sticker_link": link.split("?", 1)[0].split("#", 1)[0] if link else None,
+        "wa_source": campaign.wa_source,
+        "recipients": report.valid,
+        "suppressed": report.suppressed,
+        "invalid_skipped": report.invalid_count,
+        "in_window": campaign.in_window,
+        "valid_until": campaign.valid_until,
+    }
 
 
 class _SendersSeen:

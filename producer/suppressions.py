@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.audit import Action, record
 from stickerq.db import open_sessions, rows_changed
 from stickerq.errors import StickerqError, excerpt
 from stickerq.masking import mask_phone
@@ -99,15 +100,27 @@ def add_numbers(
     numbers: Sequence[str],
     reason: str = DEFAULT_REASON,
     *,
+    actor: str,
     account: str | None = None,
     sessions: sessionmaker[Session] | None = None,
 ) -> SuppressResult:
-    """Put the numbers on the account's list; one invalid number refuses them all."""
+    """Put the numbers on the account's list; one invalid number refuses them all. Each
+    number new on the list is recorded in the audit log under `actor`."""
     phones = _normalised(numbers, settings.default_region)
     result = SuppressResult(sid=_sid(settings, account))
     reason = _checked_reason(reason)
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
+        before = _on_list(session, result.sid, phones)
         result.added = store_numbers(session, result.sid, reason, phones)
+        for phone in sorted(set(phones) - before):
+            record(
+                session,
+                actor,
+                Action.SUPPRESSION_ADDED,
+                suppression_target(phone),
+                sid=result.sid,
+                reason=reason,
+            )
     result.already = len(phones) - result.added
     return result
 
@@ -117,6 +130,7 @@ def import_file(
     path: Path,
     reason: str = DEFAULT_REASON,
     *,
+    actor: str,
     account: str | None = None,
     sessions: sessionmaker[Session] | None = None,
 ) -> SuppressResult:
@@ -124,6 +138,7 @@ def import_file(
 
     Invalid rows are skipped and reported with their line; the valid ones are stored (an
     opt-out list is better kept in part than refused). An unreadable file stores nothing.
+    The audit log gets one entry under `actor` with the counts, not the numbers.
     """
     reason = _checked_reason(reason)
     report = RecipientReport()
@@ -138,6 +153,16 @@ def import_file(
         )
         with open_sessions(settings.database_url, sessions) as factory, factory.begin() as s:
             result.added = store_numbers(s, result.sid, reason, (row.phone for row in rows))
+            counts = {"added": result.added, "already": report.valid - result.added}
+            record(
+                s,
+                actor,
+                Action.SUPPRESSIONS_IMPORTED,
+                f"account:{result.sid}",
+                **counts,
+                invalid=report.invalid_count,
+                reason=reason,
+            )
     except RecipientError as exc:
         raise SuppressionError(str(exc)) from None
     result.already = report.valid - result.added
@@ -150,30 +175,42 @@ def remove_numbers(
     settings: Settings,
     numbers: Sequence[str],
     *,
+    actor: str,
     account: str | None = None,
     sessions: sessionmaker[Session] | None = None,
 ) -> RemoveResult:
-    """Take the numbers off the account's list: they may get stickers again."""
+    """Take the numbers off the account's list: they may get stickers again. Each number
+    taken off is recorded in the audit log under `actor`."""
     phones = sorted(set(_normalised(numbers, settings.default_region)))
     sid = _sid(settings, account)
     hasher = phone_hasher(settings)
     removed = 0
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         for chunk in chunks(phones, INSERT_CHUNK):
-            removed += rows_changed(
-                session.execute(
-                    delete(Suppression).where(Suppression.sid == sid, Suppression.phone.in_(chunk))
+            gone = set(
+                session.scalars(
+                    delete(Suppression)
+                    .where(Suppression.sid == sid, Suppression.phone.in_(chunk))
+                    .returning(Suppression.phone)
                 )
             )
+            targets = [suppression_target(phone) for phone in sorted(gone)]
             if hasher is not None:  # erased ones, by their hash
-                hashes = [hasher(phone) for phone in chunk]
-                removed += rows_changed(
-                    session.execute(
-                        delete(ErasedSuppression).where(
-                            ErasedSuppression.sid == sid, ErasedSuppression.phone_hash.in_(hashes)
-                        )
+                by_hash = {hasher(phone): phone for phone in chunk}
+                hashes = session.scalars(
+                    delete(ErasedSuppression)
+                    .where(
+                        ErasedSuppression.sid == sid,
+                        ErasedSuppression.phone_hash.in_(sorted(by_hash)),
                     )
-                )
+                    .returning(ErasedSuppression.phone_hash)
+                ).all()
+                gone.update(by_hash[phone_hash] for phone_hash in hashes)
+                # an erased number stays out of the database: its entry names its hash
+                targets += [f"suppression:hmac:{phone_hash}" for phone_hash in sorted(hashes)]
+            for target in targets:
+                record(session, actor, Action.SUPPRESSION_REMOVED, target, sid=sid)
+            removed += len(gone)
     return RemoveResult(sid=sid, removed=removed, not_found=len(phones) - removed)
 
 
@@ -220,6 +257,19 @@ def find_number(
         if erased is None:
             return None
         return SuppressedNumber(sid, phone, erased.reason, erased.created_at)
+
+
+def suppression_target(phone: str) -> str:
+    return f"suppression:{phone}"
+
+
+def _on_list(session: Session, sid: str, phones: Sequence[str]) -> set[str]:
+    """Which of `phones` the account's list holds in clear now."""
+    found: set[str] = set()
+    for chunk in chunks(sorted(set(phones)), INSERT_CHUNK):
+        where = (Suppression.sid == sid, Suppression.phone.in_(chunk))
+        found.update(session.scalars(select(Suppression.phone).where(*where)))
+    return found
 
 
 def store_numbers(session: Session, sid: str, reason: str, phones: Iterable[str]) -> int:

@@ -30,6 +30,7 @@ from sqlalchemy import Column, MetaData, String, Table, distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from stickerq.audit import Action, record
 from stickerq.db import open_sessions
 from stickerq.models import utcnow
 from stickerq.producer.window_csv import UNIX, ImportStep, Progress, check_file
@@ -69,18 +70,22 @@ def import_windows(
     settings: Settings,
     path: Path,
     *,
+    actor: str,
     on_progress: Progress | None = None,
     now: datetime | None = None,
     sessions: sessionmaker[Session] | None = None,
 ) -> WindowImportResult:
     """Check the whole file, then store it in one transaction (the module's docstring); a bad
-    row stores nothing: WindowImportError lists the bad cells by line and column."""
+    row stores nothing: WindowImportError lists the bad cells by line and column. The audit
+    log gets one entry under `actor`, with the counts (no number)."""
     report = on_progress or _ignore
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="", prefix="stickerq-") as spool:
         checked = check_file(path, spool, now or utcnow(), report)
         spool.seek(0)
         with open_sessions(settings.database_url, sessions) as factory, factory.begin() as s:
             pairs, customers, senders = _store(s, spool, checked.rows, report)
+            counts = {"rows": checked.rows, "pairs": pairs, "customers": customers}
+            record(s, actor, Action.WINDOWS_IMPORTED, "window_ledger", **counts, senders=senders)
     result = WindowImportResult(
         rows=checked.rows,
         pairs=pairs,

@@ -46,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.accounts import Account
+from stickerq.audit import Action, campaign_target, record
 from stickerq.counts import send_totals
 from stickerq.db import one_of, rows_changed
 from stickerq.errors import StickerqError
@@ -173,11 +174,15 @@ def purge(
     archive_dir: Path | None = None,
     sending_pause: float = SENDING_PAUSE,
     sleep: Callable[[float], None] = time.sleep,
+    actor: str | None = None,
 ) -> PurgeReport:
     """Purge the messages of the finished campaigns `older_than` holds (`Retention.past`), at
     most `max_batches` batches (None: all), then the idempotency keys older than `key_hours`;
     with `archive_dir`, each campaign's export is written there first. While a campaign
-    sends, each batch is followed by a pause of `sending_pause` times its duration."""
+    sends, each batch is followed by a pause of `sending_pause` times its duration.
+
+    `actor`: the person of a hand purge (`stickerq purge`), whose marking of each campaign
+    is recorded in the audit log; None for beat's retention, which is no one's change."""
     now = now or utcnow()
     report = PurgeReport()
     with sessions() as session:
@@ -195,7 +200,7 @@ def purge(
                 report.campaigns.append(purged)
                 log.error("campaign %s kept: %s", campaign_id, purged.error, extra=ids(campaign_id))
                 continue
-        if not _mark(sessions, campaign_id, now):
+        if not _mark(sessions, campaign_id, now, actor):
             continue
         report.campaigns.append(purged)
         while left is None or left > 0:
@@ -245,9 +250,12 @@ def write_archive(sessions: sessionmaker[Session], campaign_id: int, archive_dir
     return target
 
 
-def _mark(sessions: sessionmaker[Session], campaign_id: int, now: datetime) -> bool:
+def _mark(
+    sessions: sessionmaker[Session], campaign_id: int, now: datetime, actor: str | None
+) -> bool:
     """Mark the campaign as being purged, if it is still finished (a requeue may have reopened
-    it); True when it is marked, by this run or an earlier one."""
+    it); True when it is marked, by this run or an earlier one. Once marked, its messages go
+    whoever deletes the batches: the mark is the change the audit log records."""
     with sessions.begin() as session:
         newly = rows_changed(
             session.execute(
@@ -263,6 +271,8 @@ def _mark(sessions: sessionmaker[Session], campaign_id: int, now: datetime) -> b
         )
         if newly:
             _keep_totals(session, campaign_id)
+            if actor is not None:
+                record(session, actor, Action.CAMPAIGN_PURGED, campaign_target(campaign_id))
         marked = session.scalar(
             select(Campaign.messages_purged_at.is_not(None)).where(Campaign.id == campaign_id)
         )

@@ -33,7 +33,8 @@ class ErasureView(View):
             "keyed hashes, reasons cleaned), `messages`, `attempts`, `unknown_callbacks`, "
             "`idempotency_keys` (request hashes erased, keys holding the number deleted), "
             "`campaigns` and `pauses` (the number cut out of their text), `customer_windows` "
-            "(its rows in the window ledger)"
+            "(its rows in the window ledger), `audit_log` (entries whose target or parameters "
+            "held it, which now hold its keyed hash)"
         ),
     ]
     campaigns_held: Annotated[int, Field(description="campaigns that had a message to it")]

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from stickerq.api import (
     accounts,
+    audit,
     callbacks,
     campaigns,
     dashboard,
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(senders.router)
     app.include_router(accounts.router)
     app.include_router(windows.router)
+    app.include_router(audit.router)
     metrics.install(app, settings)
     dashboard.install(app, sessions)
     guard.install(app, settings, sessions)  # before any body is read: who asks, and how much

@@ -11,8 +11,15 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from stickerq.api.auth import require_token
-from stickerq.api.common import BIGINT_MAX, AppSettings, CampaignId, json_answer, problem_of
+from stickerq.api.auth import actor_of, require_token
+from stickerq.api.common import (
+    BIGINT_MAX,
+    Actor,
+    AppSettings,
+    CampaignId,
+    json_answer,
+    problem_of,
+)
 from stickerq.api.own_process import OwnProcess, store
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
@@ -158,11 +165,14 @@ async def _create(
     """Store the campaign, a large one in the API's child process (api/own_process.py), and
     answer it as `campaigns show` does."""
     settings: Settings = request.app.state.settings
+    actor = actor_of(request)
     if large:
         own: OwnProcess = request.app.state.own_process
-        campaign_id, created = await own.store(campaign, timing, key)
+        campaign_id, created = await own.store(campaign, timing, key, actor)
     else:
-        campaign_id, created = await run_in_threadpool(_store, settings, campaign, timing, key)
+        campaign_id, created = await run_in_threadpool(
+            _store, settings, campaign, timing, key, actor
+        )
     answer = await run_in_threadpool(details, settings, campaign_id)
     return json_answer(answer, 201 if created else 200)
 
@@ -178,10 +188,10 @@ async def _audience_count(settings: Settings, campaign: CampaignRequest) -> int:
 
 
 def _store(
-    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None
+    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None, actor: str
 ) -> tuple[int, bool]:
     try:
-        return store(settings, campaign, timing, key)
+        return store(settings, campaign, timing, key, actor)
     except StickerqError as exc:
         raise problem_of(exc) from None
 
@@ -210,9 +220,9 @@ def show_campaign(campaign_id: CampaignId, settings: AppSettings) -> Any:
     return json_answer(details(settings, campaign_id))
 
 
-def _act(settings: Settings, campaign_id: CampaignId, action: Any, *args: Any) -> Any:
+def _act(settings: Settings, campaign_id: CampaignId, actor: str, action: Any, *args: Any) -> Any:
     try:
-        result = action(settings, campaign_id, *args)
+        result = action(settings, campaign_id, *args, actor=actor)
     except StickerqError as exc:
         raise problem_of(exc) from None
     return json_answer(LifecycleView.of(result))
@@ -223,18 +233,21 @@ class PauseBody(BaseModel):
 
 
 @router.post("/{campaign_id}/pause", response_model=LifecycleView, responses=CHANGES)
-def pause(campaign_id: CampaignId, settings: AppSettings, body: PauseBody | None = None) -> Any:
+def pause(
+    campaign_id: CampaignId, settings: AppSettings, actor: Actor, body: PauseBody | None = None
+) -> Any:
     """As `stickerq campaigns pause`: nothing new of it goes out."""
-    return _act(settings, campaign_id, lifecycle.pause_campaign, body.reason if body else None)
+    reason = body.reason if body else None
+    return _act(settings, campaign_id, actor, lifecycle.pause_campaign, reason)
 
 
 @router.post("/{campaign_id}/resume", response_model=LifecycleView, responses=CHANGES)
-def resume(campaign_id: CampaignId, settings: AppSettings) -> Any:
+def resume(campaign_id: CampaignId, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq campaigns resume`: dispatch what is left."""
-    return _act(settings, campaign_id, lifecycle.resume_campaign)
+    return _act(settings, campaign_id, actor, lifecycle.resume_campaign)
 
 
 @router.post("/{campaign_id}/cancel", response_model=LifecycleView, responses=CHANGES)
-def cancel(campaign_id: CampaignId, settings: AppSettings) -> Any:
+def cancel(campaign_id: CampaignId, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq campaigns cancel --yes`: its unsent messages are cancelled."""
-    return _act(settings, campaign_id, lifecycle.cancel_campaign)
+    return _act(settings, campaign_id, actor, lifecycle.cancel_campaign)

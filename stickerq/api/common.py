@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from stickerq.accounts import ForeignSender, UnknownAccount
+from stickerq.api.auth import actor_of
 from stickerq.api.problems import Problem
 from stickerq.errors import CampaignNotFound, MessagesPurged, ServiceUnavailable, StickerqError
 from stickerq.producer import lifecycle
@@ -34,6 +35,8 @@ def _settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(_settings)]
+# Who makes the request's changes, as the audit log names them (api/auth.py, actor_of).
+Actor = Annotated[str, Depends(actor_of)]
 
 
 def json_answer(content: BaseModel | list[BaseModel] | dict[str, Any], status: int = 200) -> Any:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import BIGINT_MAX, NO_NUL, AppSettings, json_answer, problem_of
+from stickerq.api.common import BIGINT_MAX, NO_NUL, Actor, AppSettings, json_answer, problem_of
 from stickerq.api.problems import problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer.operations import list_active_pauses, resume_sending
@@ -66,7 +66,7 @@ class ResumeBody(BaseModel):
 
 
 @router.post("/requeue", response_model=RequeueView, responses=problem_responses(404) | CHANGES)
-def requeue_messages(body: RequeueBody, settings: AppSettings) -> Any:
+def requeue_messages(body: RequeueBody, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq requeue --json`: the campaign's parked, failed, unknown or expired messages
     (with that code) back to pending and dispatched. Refused (409) while a pause holds their
     account or sender, unless `resume` lifts it, and for expired messages (or past the
@@ -82,6 +82,7 @@ def requeue_messages(body: RequeueBody, settings: AppSettings) -> Any:
             resume=body.resume,
             valid_for=body.valid_for,
             valid_until=body.valid_until,
+            actor=actor,
         )
     except StickerqError as exc:
         raise problem_of(exc) from None
@@ -96,15 +97,17 @@ async def pauses(settings: AppSettings) -> Any:
 
 
 @router.post("/pauses/resume", response_model=ResumeView, responses=CHANGES)
-def lift_pause(body: ResumeBody, settings: AppSettings) -> Any:
+def lift_pause(body: ResumeBody, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq resume --account SID | --sender +91...`: lift the pause and dispatch the
     work that waited for it."""
-    return json_answer(_resume(settings, body))
+    return json_answer(_resume(settings, body, actor))
 
 
-def _resume(settings: Settings, body: ResumeBody) -> ResumeView:
+def _resume(settings: Settings, body: ResumeBody, actor: str) -> ResumeView:
     try:
-        lifted, batches = resume_sending(settings, account=body.account, sender=body.sender)
+        lifted, batches = resume_sending(
+            settings, actor=actor, account=body.account, sender=body.sender
+        )
     except StickerqError as exc:
         raise problem_of(exc) from None
     return ResumeView(pauses_lifted=lifted, batches=batches)

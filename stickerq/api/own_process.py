@@ -37,14 +37,15 @@ BYTES_PER_RECIPIENT = 50
 
 
 def store(
-    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None
+    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None, actor: str
 ) -> tuple[int, bool]:
     """Store and dispatch (or schedule) the campaign, once per Idempotency-Key: its id, and
-    whether this call made it. Raises the producer's StickerqError."""
+    whether this call made it (`actor`'s change, in the audit log). Raises the producer's
+    StickerqError."""
     if key is None:
-        result, _ = send_campaign(settings, campaign, timing)
+        result, _ = send_campaign(settings, campaign, timing, actor=actor)
         return result.campaign_id, True
-    once = send_campaign_once(settings, key, campaign, timing)
+    once = send_campaign_once(settings, key, campaign, timing, actor=actor)
     return once.campaign_id, once.created
 
 
@@ -54,12 +55,12 @@ def _start_child(settings: Settings, parent: int) -> None:
 
 
 def _store_in_child(
-    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None
+    settings: Settings, campaign: CampaignRequest, timing: Timing, key: str | None, actor: str
 ) -> tuple[tuple[int, bool] | None, dict[str, Any] | None]:
     """Runs in the child: what `store` returned, or the problem document it refused with
     (plain data: the producer's errors are not all picklable)."""
     try:
-        return store(settings, campaign, timing, key), None
+        return store(settings, campaign, timing, key, actor), None
     except StickerqError as exc:
         problem = problem_of(exc)
         return None, {
@@ -89,7 +90,7 @@ class OwnProcess:
         return count * BYTES_PER_RECIPIENT >= self._bytes
 
     async def store(
-        self, campaign: CampaignRequest, timing: Timing, key: str | None
+        self, campaign: CampaignRequest, timing: Timing, key: str | None, actor: str
     ) -> tuple[int, bool]:
         """As `store`, in the child; a refusal is raised as its Problem."""
         if self._pool is None:
@@ -101,7 +102,7 @@ class OwnProcess:
             )
         loop = asyncio.get_running_loop()
         stored, problem = await loop.run_in_executor(
-            self._pool, _store_in_child, self._settings, campaign, timing, key
+            self._pool, _store_in_child, self._settings, campaign, timing, key, actor
         )
         if problem is not None:
             raise Problem(**problem)

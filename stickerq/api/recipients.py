@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer, problem_of
+from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer, problem_of
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer.erasure import ErasureError, erase_number
@@ -30,6 +30,7 @@ Number = Annotated[str, Path(max_length=40, pattern=NO_NUL, description="the num
 def erase_recipient(
     number: Number,
     settings: AppSettings,
+    actor: Actor,
     dry_run: Annotated[bool, Query(description="count what would go, change nothing")] = False,
 ) -> Any:
     """As `stickerq erase --json`: the number's messages and attempts, callbacks, request
@@ -38,7 +39,7 @@ def erase_recipient(
     STICKERQ_ERASURE_KEY is not set (nothing changed). `complete` false: messages a worker was
     sending were left; erase again. A read-only token gets 403."""
     try:
-        result = erase_number(settings, number, dry_run=dry_run)
+        result = erase_number(settings, number, actor=actor, dry_run=dry_run)
     except ErasureKeyMissing as exc:
         raise Problem(409, "erasure_key_missing", "the erasure key is not set", str(exc)) from None
     except ErasureError as exc:

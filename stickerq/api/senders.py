@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer
+from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer import senders
@@ -53,20 +53,20 @@ def list_senders(settings: AppSettings) -> Any:
     response_model=SenderRateChangeView,
     responses=CHANGES | problem_responses(400),
 )
-def set_sender_rate(number: Number, body: RateBody, settings: AppSettings) -> Any:
+def set_sender_rate(number: Number, body: RateBody, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq senders set-rate`: every worker uses it from its next request on."""
     try:
-        info = senders.set_rate(settings, number, body.rate_per_second)
+        info = senders.set_rate(settings, number, body.rate_per_second, actor=actor)
     except StickerqError as exc:
         raise _refused(exc) from None
     return json_answer(SenderRateChangeView.of(info))
 
 
 @router.delete("/{number}/rate", response_model=SenderRateChangeView, responses=CHANGES)
-def reset_sender_rate(number: Number, settings: AppSettings) -> Any:
+def reset_sender_rate(number: Number, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq senders reset`: the number sends at STICKERQ_RATE_PER_SECOND again."""
     try:
-        info = senders.reset_rate(settings, number)
+        info = senders.reset_rate(settings, number, actor=actor)
     except StickerqError as exc:
         raise _refused(exc) from None
     return json_answer(SenderRateChangeView.of(info))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer
+from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
@@ -97,10 +97,12 @@ def show_suppression(number: Number, settings: AppSettings, account: Account = N
 
 # 400: a body that is not JSON at all (FastAPI's answer before the body model is read)
 @router.post("", response_model=SuppressResultView, responses=CHANGES | problem_responses(400))
-def add_suppressions(body: SuppressBody, settings: AppSettings) -> Any:
+def add_suppressions(body: SuppressBody, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq suppress add`: one invalid number refuses them all (nothing stored)."""
     try:
-        result = suppressions.add_numbers(settings, body.numbers, body.reason, account=body.account)
+        result = suppressions.add_numbers(
+            settings, body.numbers, body.reason, actor=actor, account=body.account
+        )
     except StickerqError as exc:
         raise _refused(exc) from None
     return json_answer(SuppressResultView.of(result))
@@ -120,6 +122,7 @@ def add_suppressions(body: SuppressBody, settings: AppSettings) -> Any:
 async def import_suppressions(
     request: Request,
     settings: AppSettings,
+    actor: Actor,
     reason: Annotated[
         str, Query(min_length=1, max_length=REASON_MAX, pattern=NO_NUL)
     ] = DEFAULT_REASON,
@@ -132,12 +135,14 @@ async def import_suppressions(
         with path.open("wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
-        return await run_in_threadpool(_import, settings, path, reason, account)
+        return await run_in_threadpool(_import, settings, path, reason, account, actor)
 
 
-def _import(settings: Settings, path: FilePath, reason: str, account: str | None) -> Any:
+def _import(
+    settings: Settings, path: FilePath, reason: str, account: str | None, actor: str
+) -> Any:
     try:
-        result = suppressions.import_file(settings, path, reason, account=account)
+        result = suppressions.import_file(settings, path, reason, actor=actor, account=account)
     except StickerqError as exc:
         problem = _refused(exc)
         problem.detail = problem.detail.replace(str(path), "the CSV body")
@@ -146,10 +151,12 @@ def _import(settings: Settings, path: FilePath, reason: str, account: str | None
 
 
 @router.delete("/{number}", response_model=UnsuppressView, responses=CHANGES)
-def remove_suppression(number: Number, settings: AppSettings, account: Account = None) -> Any:
+def remove_suppression(
+    number: Number, settings: AppSettings, actor: Actor, account: Account = None
+) -> Any:
     """As `stickerq suppress remove`: the number may get stickers again."""
     try:
-        result = suppressions.remove_numbers(settings, [number], account=account)
+        result = suppressions.remove_numbers(settings, [number], actor=actor, account=account)
     except StickerqError as exc:
         raise _refused(exc) from None
     return json_answer(UnsuppressView.of(result))

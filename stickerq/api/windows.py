@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from stickerq.api.auth import require_token
-from stickerq.api.common import NO_NUL, AppSettings, json_answer
+from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
@@ -88,7 +88,7 @@ def show(
         }
     },
 )
-async def import_(request: Request, settings: AppSettings) -> Any:
+async def import_(request: Request, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq window import`: a CSV body (from, wanumber, created_at) of any size,
     streamed to disk, then checked and stored whole; a bad row stores nothing (422
     `invalid_window_import`, its cells in `invalid` with line and column)."""
@@ -97,12 +97,12 @@ async def import_(request: Request, settings: AppSettings) -> Any:
         with path.open("wb") as out:
             async for chunk in request.stream():
                 out.write(chunk)
-        return await run_in_threadpool(_import, settings, path)
+        return await run_in_threadpool(_import, settings, path, actor)
 
 
-def _import(settings: Settings, path: FilePath) -> Any:
+def _import(settings: Settings, path: FilePath, actor: str) -> Any:
     try:
-        result = import_windows(settings, path)
+        result = import_windows(settings, path, actor=actor)
     except WindowImportError as exc:
         invalid = [BadCellView.of(cell).model_dump() for cell in exc.problems]
         raise Problem(

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from stickerq.cli import (
     accounts,
+    audit,
     callbacks,
     campaigns,
     database,
@@ -100,6 +101,7 @@ for _module in (
     accounts,
     purge,
     window,
+    audit,
 ):
     _module.register(app)
 

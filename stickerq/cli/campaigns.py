@@ -16,6 +16,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import (
     EXIT_REJECTED,
     ID_MAX,
@@ -136,7 +137,7 @@ def pause_command(
     """Pause a queued or running campaign: nothing new goes out (in-flight requests finish)."""
     from stickerq.producer.lifecycle import pause_campaign
 
-    _act(lambda settings: pause_campaign(settings, campaign_id, reason), as_json)
+    _act(lambda settings: pause_campaign(settings, campaign_id, reason, actor=cli_actor()), as_json)
 
 
 @campaigns_app.command("resume")
@@ -144,7 +145,7 @@ def resume_command(campaign_id: CampaignId, as_json: ResultJson = False) -> None
     """Resume a paused campaign (also one auto-paused after WA400s) and dispatch what is left."""
     from stickerq.producer.lifecycle import resume_campaign
 
-    _act(lambda settings: resume_campaign(settings, campaign_id), as_json)
+    _act(lambda settings: resume_campaign(settings, campaign_id, actor=cli_actor()), as_json)
 
 
 @campaigns_app.command("cancel")
@@ -172,7 +173,11 @@ def cancel_command(
         if not _confirm(question):
             err_console.print(f"campaign {campaign_id} left as it is (--yes skips this question)")
             raise typer.Exit(EXIT_REJECTED)
-    _act(lambda settings: cancel_campaign(settings, campaign_id), as_json, settings)
+    _act(
+        lambda settings: cancel_campaign(settings, campaign_id, actor=cli_actor()),
+        as_json,
+        settings,
+    )
 
 
 def _act(

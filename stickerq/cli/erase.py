@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
 
@@ -37,7 +38,7 @@ def erase(
     from stickerq.producer.views.erasure import ErasureView
 
     try:
-        result = erase_number(load_settings(), number, dry_run=dry_run)
+        result = erase_number(load_settings(), number, actor=cli_actor(), dry_run=dry_run)
     except StickerqError as exc:
         raise fail(exc) from None
     view = ErasureView.of_result(result)

@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import ID_MAX, console, fail, load_settings
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
@@ -287,6 +288,7 @@ def requeue(
             resume=resume,
             valid_for=valid_for,
             valid_until=valid_until,
+            actor=cli_actor(),
         )
     except StickerqError as exc:
         raise fail(exc) from None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_origin
 
 from stickerq.producer.views.accounts import AccountsView
+from stickerq.producer.views.audit import AuditPageView
 from stickerq.producer.views.base import json_schema
 from stickerq.producer.views.callbacks import UnknownCallbackView
 from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView, LifecycleView
@@ -225,6 +226,14 @@ COMMANDS = (
         "What erasing a number removed from each table (with `--dry-run`, would remove), "
         "and the messages a worker was sending, which were left (`complete` false: erase "
         "again). The number is shown masked. A number no table holds gives `found` false.",
+    ),
+    JsonCommand(
+        "audit --json",
+        "stickerq audit [--since 24h] [--actor NAME] [--limit 100] [--show-numbers] --json",
+        AuditPageView,
+        "The changes people and API keys made since `--since`, newest first (the same as "
+        "`GET /audit`, which needs an admin key). Phone numbers in targets and parameters "
+        "are masked unless `--show-numbers`; an erased number is its keyed hash there.",
     ),
     JsonCommand(
         "senders set-rate|reset --json",

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import (
     EXIT_UNAVAILABLE,
     ID_MAX,
@@ -88,7 +89,7 @@ def purge(
         else:
             report = purge_messages(
                 sessions, due, now=now, campaign_ids=campaign, archive_dir=archive_dir,
-                max_batches=None,
+                max_batches=None, actor=cli_actor(),
             )  # fmt: skip
     console.print(_table(report, dry_run))
     verb = "would be deleted" if dry_run else "deleted"

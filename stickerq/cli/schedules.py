@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import CampaignId, ScheduleId, console, fail, load_settings
 from stickerq.errors import StickerqError
 
@@ -60,7 +61,9 @@ def reschedule_command(
     from stickerq.producer.views.schedules import RescheduleView
 
     try:
-        when = reschedule(load_settings(), campaign_id, at, tz, now_if_past=now_if_past)
+        when = reschedule(
+            load_settings(), campaign_id, at, tz, now_if_past=now_if_past, actor=cli_actor()
+        )
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:
@@ -113,7 +116,7 @@ def stop_command(schedule_id: ScheduleId) -> None:
     from stickerq.producer.schedule import stop_schedule
 
     try:
-        stopped, waiting = stop_schedule(load_settings(), schedule_id)
+        stopped, waiting = stop_schedule(load_settings(), schedule_id, actor=cli_actor())
     except StickerqError as exc:
         raise fail(exc) from None
     console.print(f"schedule {schedule_id} " + ("stopped" if stopped else "was already stopped"))

@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
 
@@ -40,7 +41,7 @@ def set_rate(
     from stickerq.producer import senders
 
     try:
-        info = senders.set_rate(load_settings(), number, rate)
+        info = senders.set_rate(load_settings(), number, rate, actor=cli_actor())
     except StickerqError as exc:
         raise fail(exc) from None
     _print_change(info, as_json, f"{escape(info.sender)}: {info.rate_per_second:g} messages/s")
@@ -52,7 +53,7 @@ def reset(number: Number, as_json: AsJson = False) -> None:
     from stickerq.producer import senders
 
     try:
-        info = senders.reset_rate(load_settings(), number)
+        info = senders.reset_rate(load_settings(), number, actor=cli_actor())
     except StickerqError as exc:
         raise fail(exc) from None
     shown = f"{escape(info.sender)}: the default, {info.rate_per_second:g} messages/s"

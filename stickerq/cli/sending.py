@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli import schedules
 from stickerq.cli.common import (
     EXIT_PAUSED,
@@ -138,7 +139,7 @@ def send(
         return
     try:
         if idempotency_key is None:
-            result, scheduled = send_campaign(settings, request, timing)
+            result, scheduled = send_campaign(settings, request, timing, actor=cli_actor())
         else:
             once = _send_once(settings, idempotency_key, request, timing)
             if once.result is None:
@@ -211,7 +212,7 @@ def _send_once(
     told = False
     while True:
         try:
-            return send_campaign_once(settings, key, request, timing)
+            return send_campaign_once(settings, key, request, timing, actor=cli_actor())
         except IdempotencyInProgress as exc:
             if time.monotonic() + exc.retry_after > deadline:
                 raise IdempotencyInProgress(
@@ -355,7 +356,9 @@ def resume(
     from stickerq.producer.operations import resume_sending
 
     try:
-        lifted, batches = resume_sending(load_settings(), account=account, sender=sender)
+        lifted, batches = resume_sending(
+            load_settings(), actor=cli_actor(), account=account, sender=sender
+        )
     except StickerqError as exc:
         raise fail(exc) from None
     console.print(f"lifted {lifted} pause(s); {batches} batch(es) dispatched")

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
 
@@ -42,7 +43,7 @@ def add(
     from stickerq.producer.suppressions import add_numbers
 
     try:
-        result = add_numbers(load_settings(), numbers, reason, account=account)
+        result = add_numbers(load_settings(), numbers, reason, actor=cli_actor(), account=account)
     except StickerqError as exc:
         raise fail(exc) from None
     _print_result(result, as_json)
@@ -59,7 +60,7 @@ def import_(
     from stickerq.producer.suppressions import import_file
 
     try:
-        result = import_file(load_settings(), file, reason, account=account)
+        result = import_file(load_settings(), file, reason, actor=cli_actor(), account=account)
     except StickerqError as exc:
         raise fail(exc) from None
     _print_result(result, as_json)
@@ -77,7 +78,7 @@ def remove(
     from stickerq.producer.views.suppressions import UnsuppressView
 
     try:
-        result = remove_numbers(load_settings(), numbers, account=account)
+        result = remove_numbers(load_settings(), numbers, actor=cli_actor(), account=account)
     except StickerqError as exc:
         raise fail(exc) from None
     if as_json:

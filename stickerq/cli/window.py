@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stickerq.actors import cli_actor
 from stickerq.cli.common import console, err_console, fail, load_settings
 from stickerq.errors import StickerqError
 
@@ -62,7 +63,7 @@ def import_(
     settings = load_settings()
     try:
         with _progress_bar() as on_progress:
-            result = import_windows(settings, file, on_progress=on_progress)
+            result = import_windows(settings, file, actor=cli_actor(), on_progress=on_progress)
     except WindowImportError as exc:
         if not exc.problems:
             raise fail(exc) from None

@@ -80,12 +80,12 @@ def test_a_sender_the_account_does_not_list_is_refused_and_nothing_is_stored(
 
 
 def test_suppressions_are_the_named_accounts(settings: Settings) -> None:
-    add_numbers(settings, ["+919812345678"], account=SID_B)
+    add_numbers(settings, ["+919812345678"], account=SID_B, actor="tester")
     a = enqueue_campaign(settings, campaign(account=SID_A))
     b = enqueue_campaign(settings, campaign(account=SID_B))
     assert (a.suppressed, b.suppressed) == (0, 1)
     with pytest.raises(UnknownAccount, match="--account"):
-        add_numbers(settings, ["+919812345678"])  # two accounts: which list?
+        add_numbers(settings, ["+919812345678"], actor="tester")  # two accounts: which list?
 
 
 def test_a_senders_pause_is_lifted_on_its_account_and_requeue_can_lift_it(
@@ -111,11 +111,14 @@ def test_a_senders_pause_is_lifted_on_its_account_and_requeue_can_lift_it(
     _, mirror = pause_keys(settings.redis_prefix, SID_B, SENDER_B)
     client.set(mirror, "WA401")
     # requeue --resume lifts the sender's pause by its number (it once passed SID and number)
-    result = requeue(settings, campaign_id, "parked", code="WA401", resume=True)
+    result = requeue(settings, campaign_id, "parked", code="WA401", resume=True, actor="tester")
     assert (result.requeued, result.pauses_lifted) == (2, 1)
     assert [(p.scope, p.sid) for p in db.active_pauses()] == [(PauseScope.ACCOUNT, SID_A)]
     assert client.exists(mirror) == 0
-    assert resume_sending(settings, sender=SENDER_B) == (0, 1)  # nothing left to lift
+    assert resume_sending(settings, sender=SENDER_B, actor="tester") == (
+        0,
+        1,
+    )  # nothing left to lift
     db.close()
 
 

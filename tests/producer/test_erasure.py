@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.counts import campaign_counts
 from stickerq.db import make_engine, make_session_factory
-from stickerq.models import Campaign, Message, UnknownCallback, utcnow
+from stickerq.models import AuditEntry, Campaign, Message, UnknownCallback, utcnow
 from stickerq.producer.api import enqueue_campaign
 from stickerq.producer.callback_payloads import parse_callback
 from stickerq.producer.callbacks import apply_callbacks
@@ -116,8 +116,8 @@ def test_an_erased_number_is_in_no_table_in_any_form(
     send(factory, once_more, MessageStatus.SENT)
     with factory.begin() as session:
         apply_callbacks(session, [parse_callback(callback(mine, "read"))])
-    add_numbers(settings, [NUMBER], f"replied STOP from {FORMS[2]}")
-    add_numbers(settings, [OTHER], f"asked with {NUMBER} beside")
+    add_numbers(settings, [NUMBER], f"replied STOP from {FORMS[2]}", actor="tester")
+    add_numbers(settings, [OTHER], f"asked with {NUMBER} beside", actor="tester")
     wrote(factory, (S1, NUMBER), (S2, NUMBER), (S1, OTHER))
     with factory() as session:
         counted = {c: campaign_counts(session, c) for c in (sent, once_more)}
@@ -125,8 +125,10 @@ def test_an_erased_number_is_in_no_table_in_any_form(
     before = dump(database_url)
     assert all(form in before for form in FORMS) and OTHER in before
     assert any(detail and FORMS[1] in detail for detail in unknown)
+    # The audit log held it too: a suppression's target, a reason, a campaign's name.
+    assert sum(FORMS[2] in entry for entry in audit_texts(factory)) == 3
 
-    result = erase_number(settings, "+91 98765-01234")
+    result = erase_number(settings, "+91 98765-01234", actor="tester")
 
     assert result.complete and result.found and result.left_sending == 0
     assert result.removed == {
@@ -138,10 +140,18 @@ def test_an_erased_number_is_in_no_table_in_any_form(
         "campaigns": 2,  # a name and a ref
         "pauses": 0,
         "customer_windows": 2,  # it wrote to two business numbers
+        "audit_log": 3,  # its keyed hash where the number was
     }
     after = dump(database_url)
     assert [line for line in after.splitlines() if FORMS[2] in line] == []
     assert KEY not in after
+    hashed = f"hmac:{phone_hasher(settings)(NUMBER)}"  # type: ignore[misc]
+    assert any(f"suppression:{hashed} " in text for text in audit_texts(factory))
+    with factory() as session:
+        erased = session.scalars(select(AuditEntry).where(AuditEntry.action == "number.erased"))
+        (entry,) = erased.all()
+    assert (entry.actor, entry.target) == ("tester", f"number:{hashed}")
+    assert '"audit_log": 3' in entry.params and '"messages": 4' in entry.params
     assert OTHER in after and "[erased]" in after
     with factory() as session:
         # The campaigns sent it: their counts still say so (the pending one's does not).
@@ -157,7 +167,14 @@ def test_an_erased_number_is_in_no_table_in_any_form(
         CampaignRequest(sticker_id=STICKER_ID, to=f"{NUMBER},{OTHER}"),
     )
     assert (again.campaign_id, again.created) == (once_more, False)
-    assert not erase_number(settings, NUMBER).found  # nothing left, and it says so
+    assert not erase_number(settings, NUMBER, actor="tester").found  # nothing left, and it says so
+
+
+def audit_texts(factory: sessionmaker[Session]) -> list[str]:
+    """Every audit entry's target and parameters, one text an entry."""
+    with factory() as session:
+        rows = session.execute(select(AuditEntry.target, AuditEntry.params)).all()
+    return [f"{target} {params}" for target, params in rows]
 
 
 def wrote(factory: sessionmaker[Session], *pairs: tuple[str, str]) -> None:
@@ -171,23 +188,23 @@ def test_the_number_leaves_the_window_ledger_as_a_customer(
 ) -> None:
     wrote(factory, (S1, NUMBER), (S2, NUMBER), (S1, OTHER), (NUMBER, OTHER))
 
-    dry = erase_number(settings, NUMBER, dry_run=True)
+    dry = erase_number(settings, NUMBER, dry_run=True, actor="tester")
     assert (dry.found, dry.removed["customer_windows"]) == (True, 2)
     assert len(show_windows(settings, NUMBER, sessions=factory).windows) == 2
-    result = erase_number(settings, NUMBER)
+    result = erase_number(settings, NUMBER, actor="tester")
 
     assert result.removed["customer_windows"] == 2 and result.found
     assert show_windows(settings, NUMBER, sessions=factory).windows == []
     others = show_windows(settings, OTHER, sessions=factory).windows
     assert {w.sender for w in others} == {S1, NUMBER}  # a business number's rows are not its own
-    assert erase_number(settings, NUMBER).removed["customer_windows"] == 0
+    assert erase_number(settings, NUMBER, actor="tester").removed["customer_windows"] == 0
 
 
 def test_a_suppressed_number_stays_suppressed_after_its_erasure(
     settings: Settings, factory: sessionmaker[Session]
 ) -> None:
-    add_numbers(settings, [NUMBER], "STOP")
-    assert erase_number(settings, NUMBER).removed["suppressions"] == 1
+    add_numbers(settings, [NUMBER], "STOP", actor="tester")
+    assert erase_number(settings, NUMBER, actor="tester").removed["suppressions"] == 1
 
     entry = find_number(settings, NUMBER)
     assert entry is not None and entry.reason == "STOP"
@@ -211,7 +228,9 @@ def test_a_suppressed_number_stays_suppressed_after_its_erasure(
     with factory.begin() as session, pytest.raises(ErasureKeyMissing):
         drop_suppressed(session, settings.kaleyra_sid, "T-late", claimed, None)
 
-    assert remove_numbers(settings, [NUMBER]).removed == 1  # it may get stickers again
+    assert (
+        remove_numbers(settings, [NUMBER], actor="tester").removed == 1
+    )  # it may get stickers again
     assert find_number(settings, NUMBER) is None
     assert enqueue(keyless, NUMBER) > campaign_id
 
@@ -220,10 +239,10 @@ def test_a_suppressed_number_is_not_erased_without_the_key(
     settings: Settings, factory: sessionmaker[Session]
 ) -> None:
     campaign_id = enqueue(settings, NUMBER)
-    add_numbers(settings, [NUMBER], "STOP")
+    add_numbers(settings, [NUMBER], "STOP", actor="tester")
     keyless = settings.model_copy(update={"erasure_key": type(settings.erasure_key)("")})
     with pytest.raises(ErasureKeyMissing, match=r"nothing was erased.*openssl rand -hex 32"):
-        erase_number(keyless, NUMBER)
+        erase_number(keyless, NUMBER, actor="tester")
     assert message_of(factory, campaign_id, NUMBER).status == MessageStatus.PENDING
     assert find_number(settings, NUMBER) is not None
 
@@ -236,10 +255,10 @@ def test_messages_being_sent_are_left_and_counted(
     with factory.begin() as session:
         claim(session, sending, [m.id for m in messages(factory, sending)], "T-busy")
 
-    dry = erase_number(settings, NUMBER, dry_run=True)
+    dry = erase_number(settings, NUMBER, dry_run=True, actor="tester")
     assert (dry.removed["messages"], dry.left_sending, dry.complete) == (1, 1, False)
     assert len(messages(factory, settled)) == 1  # a dry run changes nothing
-    result = erase_number(settings, NUMBER)
+    result = erase_number(settings, NUMBER, actor="tester")
     assert (result.removed["messages"], result.left_sending, result.complete) == (1, 1, False)
     assert message_of(factory, sending, NUMBER).status == MessageStatus.SENDING
     assert messages(factory, settled) == []
@@ -254,7 +273,7 @@ def test_bad_numbers_are_refused_with_the_reason(
     settings: Settings, number: str, reason: str
 ) -> None:
     with pytest.raises(ErasureError, match=reason):
-        erase_number(settings, number)
+        erase_number(settings, number, actor="tester")
 
 
 def messages(factory: sessionmaker[Session], campaign_id: int) -> list[Any]:
@@ -281,6 +300,6 @@ def test_erasing_from_a_campaign_being_purged_keeps_its_counts_once(
         session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(messages_purged_at=utcnow())
         )
-    assert erase_number(settings, recipient).removed["messages"] == 1
+    assert erase_number(settings, recipient, actor="tester").removed["messages"] == 1
     with factory() as session:
         assert campaign_counts(session, campaign_id) == before

@@ -266,7 +266,7 @@ def test_requeue_moves_exactly_the_chosen_rows_and_reopens_the_campaign(
     first, second = seeded
     before = statuses(sessions, second)
 
-    result = requeue(unit_settings, first, "failed", code="WA500")
+    result = requeue(unit_settings, first, "failed", code="WA500", actor="tester")
 
     assert (result.requeued, result.batches, result.campaign_status) == (1, 1, "running")
     assert statuses(sessions, first) == {
@@ -283,7 +283,7 @@ def test_requeue_moves_exactly_the_chosen_rows_and_reopens_the_campaign(
         assert (campaign.status, campaign.finished_at) == ("running", None)
     assert queue_length(unit_settings) == 1
 
-    result = requeue(unit_settings, first, "parked")  # no code: every parked one
+    result = requeue(unit_settings, first, "parked", actor="tester")  # no code: every parked one
     assert (result.requeued, result.batches) == (2, 1)  # batch_size 2
     assert statuses(sessions, first)[A] == statuses(sessions, first)[B] == "pending"
     assert queue_length(unit_settings) == 2
@@ -293,8 +293,8 @@ def test_requeue_twice_finds_nothing_the_second_time(
     unit_settings: Settings, sessions: sessionmaker[Session], seeded: tuple[int, int]
 ) -> None:
     first, _ = seeded
-    assert requeue(unit_settings, first, "unknown").requeued == 1
-    again = requeue(unit_settings, first, "unknown")
+    assert requeue(unit_settings, first, "unknown", actor="tester").requeued == 1
+    again = requeue(unit_settings, first, "unknown", actor="tester")
     assert (again.requeued, again.batches) == (0, 0)
     assert queue_length(unit_settings) == 1
 
@@ -307,7 +307,11 @@ def test_two_requeues_at_once_move_each_message_once(
         for n in range(40):
             add_message(session, campaign, f"+91981236{n:04d}", MessageStatus.UNKNOWN, attempts=0)
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda _: requeue(unit_settings, campaign.id, "unknown"), range(2)))
+        runs = list(
+            pool.map(
+                lambda _: requeue(unit_settings, campaign.id, "unknown", actor="tester"), range(2)
+            )
+        )
     assert sum(run.requeued for run in runs) == 40
     assert set(statuses(sessions, campaign.id).values()) == {"pending"}
 
@@ -317,7 +321,7 @@ def test_requeue_dry_run_counts_and_changes_nothing(
 ) -> None:
     first, _ = seeded
     before = statuses(sessions, first)
-    result = requeue(unit_settings, first, "parked", code="E110", dry_run=True)
+    result = requeue(unit_settings, first, "parked", code="E110", dry_run=True, actor="tester")
     assert (result.requeued, result.batches, result.dry_run) == (2, 0, True)
     assert result.campaign_status == "completed"
     assert statuses(sessions, first) == before
@@ -336,14 +340,16 @@ def test_requeue_is_refused_while_the_account_is_paused_unless_resume_lifts_it(
     before = statuses(sessions, first)
 
     with pytest.raises(RequeueRefused) as refused:
-        requeue(unit_settings, first, "parked", code="E110")
+        requeue(unit_settings, first, "parked", code="E110", actor="tester")
     assert "account HXAP16XXXXXX97IN paused after E110" in str(refused.value)
     assert "--resume" in str(refused.value)
     assert statuses(sessions, first) == before
-    dry = requeue(unit_settings, first, "parked", dry_run=True)  # a dry run tells, not refuses
+    dry = requeue(
+        unit_settings, first, "parked", dry_run=True, actor="tester"
+    )  # a dry run tells, not refuses
     assert [p["code"] for p in dry.pauses] == ["E110"]
 
-    result = requeue(unit_settings, first, "parked", code="E110", resume=True)
+    result = requeue(unit_settings, first, "parked", code="E110", resume=True, actor="tester")
     assert (result.requeued, result.pauses_lifted) == (2, 1)
     with sessions() as session:
         assert session.scalars(select(Pause).where(Pause.resumed_at.is_(None))).all() == []
@@ -362,12 +368,14 @@ def test_requeue_is_refused_for_a_sender_pause_and_a_cancelled_campaign(
         cancelled = add_campaign(session, status=CampaignStatus.CANCELLED, sender="+919000000002")
         add_message(session, cancelled, A, MessageStatus.FAILED, "WA400")
     with pytest.raises(RequeueRefused, match=re.escape(f"sender {SENDER} paused after WA401")):
-        requeue(unit_settings, paused.id, "parked")
-    assert requeue(unit_settings, other_sender.id, "failed").requeued == 1  # not its sender
+        requeue(unit_settings, paused.id, "parked", actor="tester")
+    assert (
+        requeue(unit_settings, other_sender.id, "failed", actor="tester").requeued == 1
+    )  # not its sender
     with pytest.raises(RequeueRefused, match="cancelled"):
-        requeue(unit_settings, cancelled.id, "failed")
+        requeue(unit_settings, cancelled.id, "failed", actor="tester")
     with pytest.raises(FilterError, match="not one of"):
-        requeue(unit_settings, paused.id, "sent")
+        requeue(unit_settings, paused.id, "sent", actor="tester")
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -541,7 +549,7 @@ def test_e110_parked_messages_are_listed_then_resume_and_requeue_send_each_exact
     one = sorted(parked)[0]
     history = json.loads(run(settings, "messages", "show", one, "--json").stdout)["messages"]
     assert [a["code"] for a in history[0]["attempts"]] == ["E110", "WA202"]
-    again = requeue(settings, campaign_id, "parked", code="E110")
+    again = requeue(settings, campaign_id, "parked", code="E110", actor="tester")
     assert again.requeued == 0
     db.close()
 

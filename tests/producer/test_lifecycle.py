@@ -111,7 +111,9 @@ def test_pause_moves_queued_or_running_campaign_to_paused_with_reason_and_sets_r
     campaign_id = new_campaign(lc_settings, sessions)
     set_campaign(sessions, campaign_id, status=status)
 
-    result = pause_campaign(lc_settings, campaign_id, "wrong sticker", sessions=sessions)
+    result = pause_campaign(
+        lc_settings, campaign_id, "wrong sticker", sessions=sessions, actor="tester"
+    )
 
     assert (result.changed, result.status, result.action) == (True, "paused", "pause")
     assert "wrong sticker" in result.message
@@ -125,9 +127,9 @@ def test_pausing_a_paused_campaign_is_a_no_op_that_says_so(
     lc_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions)
-    pause_campaign(lc_settings, campaign_id, "first", sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, "first", sessions=sessions, actor="tester")
 
-    result = pause_campaign(lc_settings, campaign_id, "second", sessions=sessions)
+    result = pause_campaign(lc_settings, campaign_id, "second", sessions=sessions, actor="tester")
 
     assert not result.changed
     assert result.message == f"campaign {campaign_id} is already paused (first); nothing changed"
@@ -138,7 +140,7 @@ def test_pause_without_a_reason_records_that_an_operator_paused_it(
     lc_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions)
-    pause_campaign(lc_settings, campaign_id, sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
     assert campaign(sessions, campaign_id).pause_reason == "paused by an operator"
 
 
@@ -157,7 +159,7 @@ def test_pause_refuses_a_campaign_that_is_not_sending(
     set_campaign(sessions, campaign_id, status=status)
 
     with pytest.raises(CampaignStateError, match=re.escape(expected)) as refused:
-        pause_campaign(lc_settings, campaign_id, "no", sessions=sessions)
+        pause_campaign(lc_settings, campaign_id, "no", sessions=sessions, actor="tester")
 
     assert str(refused.value).startswith(f"campaign {campaign_id} is {status};")
     assert campaign(sessions, campaign_id).status == status
@@ -169,7 +171,7 @@ def test_every_action_on_a_missing_campaign_says_it_does_not_exist(
 ) -> None:
     for action in (pause_campaign, resume_campaign, cancel_campaign):
         with pytest.raises(CampaignNotFound, match="no campaign 999"):
-            action(lc_settings, 999, sessions=sessions)
+            action(lc_settings, 999, sessions=sessions, actor="tester")
     with pytest.raises(CampaignNotFound, match="no campaign 999"):
         show_campaign(sessions, 999)
 
@@ -182,11 +184,11 @@ def test_resume_of_a_started_campaign_runs_again_and_dispatches_what_is_pending(
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions, count=12)
     set_campaign(sessions, campaign_id, status="running", started_at=datetime.now(UTC))
-    pause_campaign(lc_settings, campaign_id, "lunch", sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, "lunch", sessions=sessions, actor="tester")
     set_messages(sessions, campaign_id, "sent", "sent", "failed", "sending")  # 8 left pending
     queued_before = queue_length(lc_settings)
 
-    result = resume_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert (result.changed, result.status, result.batches) == (True, "running", 2)  # 8 / 5
     row = campaign(sessions, campaign_id)
@@ -199,9 +201,9 @@ def test_resume_of_a_campaign_nothing_was_claimed_from_goes_back_to_queued(
     lc_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions)
-    pause_campaign(lc_settings, campaign_id, sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
-    result = resume_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert (result.status, result.batches) == ("queued", 3)
     assert campaign(sessions, campaign_id).status == "queued"
@@ -219,7 +221,7 @@ def test_resume_lifts_the_workers_own_pause_after_a_run_of_wa400s(
     redis.Redis.from_url(REDIS_URL).set(campaign_pause_key(lc_settings.redis_prefix, campaign_id),
                                         "WA400")  # fmt: skip
 
-    result = resume_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert result.status == "running"
     row = campaign(sessions, campaign_id)
@@ -234,7 +236,7 @@ def test_resume_with_nothing_left_completes_the_campaign(
     set_campaign(sessions, campaign_id, status="paused", started_at=datetime.now(UTC))
     set_messages(sessions, campaign_id, "sent", "sent", "failed")
 
-    result = resume_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert (result.status, result.batches) == ("completed", 0)
     row = campaign(sessions, campaign_id)
@@ -250,7 +252,7 @@ def test_resuming_a_campaign_that_is_not_paused_is_a_no_op(
     set_campaign(sessions, campaign_id, status=status)
     queued_before = queue_length(lc_settings)
 
-    result = resume_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert not result.changed
     assert result.message == f"campaign {campaign_id} is {status}, not paused; nothing changed"
@@ -266,7 +268,7 @@ def test_resume_refuses_a_campaign_that_was_never_paused_or_is_over(
 
     expected = f"campaign {campaign_id} is {status}; only paused campaigns can be resumed"
     with pytest.raises(CampaignStateError, match=expected):
-        resume_campaign(lc_settings, campaign_id, sessions=sessions)
+        resume_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
     assert campaign(sessions, campaign_id).status == status
 
 
@@ -274,11 +276,11 @@ def test_resume_with_redis_down_changes_nothing(
     lc_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions)
-    pause_campaign(lc_settings, campaign_id, sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
     down = lc_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
 
     with pytest.raises(ServiceUnavailable, match="Redis is not reachable"):
-        resume_campaign(down, campaign_id, sessions=sessions)
+        resume_campaign(down, campaign_id, sessions=sessions, actor="tester")
     assert campaign(sessions, campaign_id).status == "paused"
 
 
@@ -288,7 +290,7 @@ def test_pause_with_redis_down_still_pauses_in_the_database_and_warns(
     campaign_id = new_campaign(lc_settings, sessions)
     down = lc_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
 
-    result = pause_campaign(down, campaign_id, sessions=sessions)
+    result = pause_campaign(down, campaign_id, sessions=sessions, actor="tester")
 
     assert campaign(sessions, campaign_id).status == "paused"  # no new claim
     [warning] = result.warnings
@@ -306,7 +308,7 @@ def test_cancel_marks_pending_cancelled_and_leaves_sent_and_sending_alone(
     set_campaign(sessions, campaign_id, status=status)
     set_messages(sessions, campaign_id, "sent", "delivered", "failed", "sending")
 
-    result = cancel_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = cancel_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert (result.changed, result.status, result.cancelled_messages) == (True, "cancelled", 2)
     assert statuses(sessions, campaign_id) == [
@@ -322,10 +324,10 @@ def test_cancelling_a_cancelled_campaign_is_a_no_op(
     lc_settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions)
-    cancel_campaign(lc_settings, campaign_id, sessions=sessions)
+    cancel_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
     finished = campaign(sessions, campaign_id).finished_at
 
-    result = cancel_campaign(lc_settings, campaign_id, sessions=sessions)
+    result = cancel_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
 
     assert (result.changed, result.cancelled_messages) == (False, 0)
     assert result.message == f"campaign {campaign_id} is already cancelled; nothing changed"
@@ -341,7 +343,7 @@ def test_cancel_refuses_a_completed_campaign(
 
     expected = "is completed; only scheduled, queued, running or paused campaigns can be cancelled"
     with pytest.raises(CampaignStateError, match=expected):
-        cancel_campaign(lc_settings, campaign_id, sessions=sessions)
+        cancel_campaign(lc_settings, campaign_id, sessions=sessions, actor="tester")
     assert statuses(sessions, campaign_id) == ["sent", "sent"]
 
 
@@ -396,7 +398,7 @@ def test_show_gives_the_campaign_fields_and_its_message_counts(
 ) -> None:
     campaign_id = new_campaign(lc_settings, sessions, count=5)
     set_messages(sessions, campaign_id, "sent", "sent", "failed")
-    pause_campaign(lc_settings, campaign_id, "checking", sessions=sessions)
+    pause_campaign(lc_settings, campaign_id, "checking", sessions=sessions, actor="tester")
 
     details = show_campaign(sessions, campaign_id)
 
@@ -463,7 +465,7 @@ def test_paused_campaign_loses_nothing_and_resume_sends_each_recipient_once(
 ) -> None:
     settings, campaign_id = _start_campaign(settings, sandbox, run_worker, db, batch_size=20)
 
-    pause_campaign(settings, campaign_id, "operator test", sessions=db.sessions)
+    pause_campaign(settings, campaign_id, "operator test", sessions=db.sessions, actor="tester")
 
     wait_until(lambda: "sending" not in _by_status(db, campaign_id), timeout=5)
     before, after = _requests_stop(sandbox, after=0.2, quiet=1.0)
@@ -474,7 +476,7 @@ def test_paused_campaign_loses_nothing_and_resume_sends_each_recipient_once(
     assert counts["sent"] == sandbox.stats()["accepted_total"]
     assert db.campaign(campaign_id).status == "paused"
 
-    result = resume_campaign(settings, campaign_id, sessions=db.sessions)
+    result = resume_campaign(settings, campaign_id, sessions=db.sessions, actor="tester")
 
     assert result.status == "running"
     wait_until(lambda: db.campaign(campaign_id).status == "completed", timeout=15)
@@ -490,14 +492,14 @@ def test_pause_stops_new_requests_within_a_second_even_mid_batch(
     # key, not the claim, can stop them within a second.
     settings, campaign_id = _start_campaign(settings, sandbox, run_worker, db, batch_size=150)
 
-    pause_campaign(settings, campaign_id, "operator test", sessions=db.sessions)
+    pause_campaign(settings, campaign_id, "operator test", sessions=db.sessions, actor="tester")
 
     before, after = _requests_stop(sandbox, after=1.0, quiet=1.0)
     assert before == after, f"{after - before} requests more than 1 s after the pause"
     wait_until(lambda: "sending" not in _by_status(db, campaign_id), timeout=5)
     assert set(_by_status(db, campaign_id)) == {"sent", "pending"}
 
-    resume_campaign(settings, campaign_id, sessions=db.sessions)
+    resume_campaign(settings, campaign_id, sessions=db.sessions, actor="tester")
     wait_until(lambda: db.campaign(campaign_id).status == "completed", timeout=15)
     _assert_each_recipient_accepted_once(sandbox, db, campaign_id)
     assert sandbox.stats()["accepted_total"] == 300
@@ -508,7 +510,7 @@ def test_cancel_mid_campaign_leaves_every_message_sent_or_cancelled(
 ) -> None:
     settings, campaign_id = _start_campaign(settings, sandbox, run_worker, db, batch_size=20)
 
-    result = cancel_campaign(settings, campaign_id, sessions=db.sessions)
+    result = cancel_campaign(settings, campaign_id, sessions=db.sessions, actor="tester")
 
     assert result.cancelled_messages > 0
     wait_until(lambda: "sending" not in _by_status(db, campaign_id), timeout=5)

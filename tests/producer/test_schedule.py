@@ -192,17 +192,21 @@ def test_reschedule_moves_a_campaign_only_while_it_is_scheduled(
     ).campaign_id
     later = first + timedelta(hours=3)
     naive = later.astimezone(ZoneInfo("Europe/Berlin")).replace(tzinfo=None).isoformat()
-    when = reschedule(schedule_settings, campaign_id, naive, sessions=sessions)  # its own zone
+    when = reschedule(
+        schedule_settings, campaign_id, naive, sessions=sessions, actor="tester"
+    )  # its own zone
     assert (when.utc, when.zone) == (later, "Europe/Berlin")
     assert campaign_row(sessions, campaign_id).scheduled_at == later
 
     with sessions.begin() as session:  # beat dispatched it
         session.execute(update(Campaign).where(Campaign.id == campaign_id).values(status="queued"))
     with pytest.raises(ScheduleError, match=rf"campaign {campaign_id} is queued, no longer"):
-        reschedule(schedule_settings, campaign_id, later.isoformat(), sessions=sessions)
+        reschedule(
+            schedule_settings, campaign_id, later.isoformat(), sessions=sessions, actor="tester"
+        )
     assert campaign_row(sessions, campaign_id).scheduled_at == later
     with pytest.raises(ScheduleError, match="no campaign 999"):
-        reschedule(schedule_settings, 999, later.isoformat(), sessions=sessions)
+        reschedule(schedule_settings, 999, later.isoformat(), sessions=sessions, actor="tester")
 
 
 def test_recurring_schedule_stores_first_run_as_template_and_next_run_after_it(
@@ -229,10 +233,16 @@ def test_recurring_schedule_stores_first_run_as_template_and_next_run_after_it(
 
     [(row, runs)] = list_schedules(schedule_settings, sessions)
     assert row.cron == "0 9 * * *" and runs == 1 and row.active is True
-    assert stop_schedule(schedule_settings, schedule.id, sessions) == (True, [campaign.id])
-    assert stop_schedule(schedule_settings, schedule.id, sessions) == (False, [campaign.id])
+    assert stop_schedule(schedule_settings, schedule.id, sessions, actor="tester") == (
+        True,
+        [campaign.id],
+    )
+    assert stop_schedule(schedule_settings, schedule.id, sessions, actor="tester") == (
+        False,
+        [campaign.id],
+    )
     with pytest.raises(ScheduleError, match="no schedule 999"):
-        stop_schedule(schedule_settings, 999, sessions)
+        stop_schedule(schedule_settings, 999, sessions, actor="tester")
 
 
 @pytest.mark.parametrize(

@@ -41,9 +41,9 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
 
 
 def test_add_list_remove_normalise_and_keep_the_first_reason(settings: Settings) -> None:
-    added = add_numbers(settings, ["+91 98123-40000", B], "asked by SMS")
+    added = add_numbers(settings, ["+91 98123-40000", B], "asked by SMS", actor="tester")
     assert (added.added, added.already) == (2, 0)
-    again = add_numbers(settings, [A], "another reason")
+    again = add_numbers(settings, [A], "another reason", actor="tester")
     assert (again.added, again.already) == (0, 1)
 
     page = list_numbers(settings)
@@ -54,7 +54,7 @@ def test_add_list_remove_normalise_and_keep_the_first_reason(settings: Settings)
     assert [n.phone for n in first.numbers] == [A] and first.next_after == A
     assert [n.phone for n in list_numbers(settings, after=A).numbers] == [B]
 
-    removed = remove_numbers(settings, [A, C])
+    removed = remove_numbers(settings, [A, C], actor="tester")
     assert (removed.removed, removed.not_found) == (1, 1)
     assert find_number(settings, A) is None
     assert find_number(settings, B) is not None
@@ -62,19 +62,19 @@ def test_add_list_remove_normalise_and_keep_the_first_reason(settings: Settings)
 
 def test_one_invalid_number_refuses_the_whole_add(settings: Settings) -> None:
     with pytest.raises(SuppressionError, match=r"1 invalid number.*'\+91123'"):
-        add_numbers(settings, [A, "+91123"])
+        add_numbers(settings, [A, "+91123"], actor="tester")
     assert list_numbers(settings).total == 0
     with pytest.raises(SuppressionError, match="reason"):
-        add_numbers(settings, [A], "  ")
+        add_numbers(settings, [A], "  ", actor="tester")
 
 
 def test_import_streams_a_csv_storing_valid_rows_and_listing_bad_ones_by_line(
     settings: Settings, tmp_path: Path
 ) -> None:
-    add_numbers(settings, [A])
+    add_numbers(settings, [A], actor="tester")
     csv = tmp_path / "optouts.csv"
     csv.write_text(f"name,phone\nx,{A}\ny,not-a-phone\nz,{B}\nw,{B}\nv,+91123\nu,{C}\n")
-    result = import_file(settings, csv, "imported from CRM")
+    result = import_file(settings, csv, "imported from CRM", actor="tester")
     assert (result.added, result.already, result.invalid_count) == (2, 2, 2)
     assert [(row.line, row.value) for row in result.invalid] == [(3, "not-a-phone"), (6, "+91123")]
     assert {n.phone: n.reason for n in list_numbers(settings).numbers} == {
@@ -84,13 +84,13 @@ def test_import_streams_a_csv_storing_valid_rows_and_listing_bad_ones_by_line(
     }
     (tmp_path / "bad.csv").write_text("number\n+919812340000\n")
     with pytest.raises(SuppressionError, match="no 'phone' column"):
-        import_file(settings, tmp_path / "bad.csv")
+        import_file(settings, tmp_path / "bad.csv", actor="tester")
 
 
 def test_suppressed_recipients_are_dropped_at_enqueue_and_counted(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
-    add_numbers(settings, [A, B])
+    add_numbers(settings, [A, B], actor="tester")
     request = CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{C},{B},{A},{D},{C}")
     result = enqueue_campaign(settings, request, sessions=sessions)
     assert (result.recipients, result.suppressed, result.duplicates) == (2, 2, 2)
@@ -106,7 +106,7 @@ def test_suppressed_recipients_are_dropped_at_enqueue_and_counted(
 
 
 def test_the_list_is_per_account(settings: Settings, sessions: sessionmaker[Session]) -> None:
-    add_numbers(settings, [A], account="HXOTHERACCOUNT")
+    add_numbers(settings, [A], account="HXOTHERACCOUNT", actor="tester")
     result = enqueue_campaign(
         settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B}"), sessions=sessions
     )
@@ -124,7 +124,7 @@ def test_the_list_is_per_account(settings: Settings, sessions: sessionmaker[Sess
 
 
 def test_a_campaign_whose_every_recipient_is_suppressed_is_refused(settings: Settings) -> None:
-    add_numbers(settings, [A, B])
+    add_numbers(settings, [A, B], actor="tester")
     with pytest.raises(RecipientsRejected, match="suppression list; nothing was stored"):
         enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{A},{B}"))
 

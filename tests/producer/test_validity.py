@@ -88,7 +88,7 @@ def test_deadlines_are_stored_from_the_start_now_or_at_the_campaigns_time(
     at = utcnow().replace(microsecond=0) + timedelta(days=1)
     later = schedule_campaign(local_settings, request, at=at)
     assert _stored(local_settings, later.campaign_id).valid_until == at + timedelta(hours=3)
-    reschedule(local_settings, later.campaign_id, at + timedelta(hours=1))
+    reschedule(local_settings, later.campaign_id, at + timedelta(hours=1), actor="tester")
     assert _stored(local_settings, later.campaign_id).valid_until == at + timedelta(hours=4)
 
     # A naive --valid-until is read in --tz, like --at.

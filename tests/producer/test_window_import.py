@@ -67,7 +67,9 @@ def test_columns_in_any_order_numbers_and_times_in_every_form(
     )
     steps: list[ImportStep] = []
 
-    result = import_windows(settings, csv, now=NOW, on_progress=steps.append, sessions=sessions)
+    result = import_windows(
+        settings, csv, now=NOW, on_progress=steps.append, sessions=sessions, actor="tester"
+    )
 
     assert (result.rows, result.pairs, result.customers, result.senders) == (3, 3, 2, 2)
     assert result.first_inbound_at == NOW - timedelta(hours=3)
@@ -90,7 +92,7 @@ def test_a_reimport_keeps_each_pairs_latest_time(
         f"{A},{S1},{EPOCH - 900}\n",  # an older message of the same pair, later in the file
         "first.csv",
     )
-    import_windows(settings, first, now=NOW, sessions=sessions)
+    import_windows(settings, first, now=NOW, sessions=sessions, actor="tester")
     again = write(
         tmp_path,
         f"from,wanumber,created_at,type\n{A},{S1},{EPOCH - 7200},text\n"
@@ -98,7 +100,7 @@ def test_a_reimport_keeps_each_pairs_latest_time(
         "again.csv",
     )
 
-    result = import_windows(settings, again, now=NOW, sessions=sessions)
+    result = import_windows(settings, again, now=NOW, sessions=sessions, actor="tester")
 
     assert (result.rows, result.pairs) == (2, 2)
     assert ledger(sessions) == {
@@ -126,7 +128,7 @@ def test_bad_rows_store_nothing_and_are_named_by_line_and_column(
     )
 
     with pytest.raises(WindowImportError) as refused:
-        import_windows(settings, csv, now=NOW, sessions=sessions)
+        import_windows(settings, csv, now=NOW, sessions=sessions, actor="tester")
 
     error = refused.value
     assert error.bad_rows == 5
@@ -158,7 +160,7 @@ def test_only_the_first_bad_cells_are_listed_the_rest_counted(
     rows = "".join(f"{A},{S1},not-a-time\n" for _ in range(MAX_SHOWN + 5))
     csv = write(tmp_path, f"from,wanumber,created_at\n{rows}")
     with pytest.raises(WindowImportError, match=r"and 5 more bad cell\(s\)") as refused:
-        import_windows(settings, csv, now=NOW, sessions=sessions)
+        import_windows(settings, csv, now=NOW, sessions=sessions, actor="tester")
     assert refused.value.bad_rows == MAX_SHOWN + 5
     assert len(refused.value.problems) == MAX_SHOWN
 
@@ -185,7 +187,7 @@ def test_an_unusable_file_is_refused_saying_where_and_why(
     csv = tmp_path / "windows.csv"
     csv.write_bytes(content)
     with pytest.raises(WindowImportError, match=expected):
-        import_windows(settings, csv, now=NOW, sessions=sessions)
+        import_windows(settings, csv, now=NOW, sessions=sessions, actor="tester")
     assert ledger(sessions) == {}
 
 
@@ -208,11 +210,13 @@ def test_a_failure_while_storing_rolls_back_every_chunk_stored(
 
     monkeypatch.setattr(window_import, "record_inbound", record_then_fail)
     with pytest.raises(ConnectionError):
-        import_windows(settings, csv, now=NOW, sessions=sessions)
+        import_windows(settings, csv, now=NOW, sessions=sessions, actor="tester")
     assert stored == [2, 2] and ledger(sessions) == {}
 
     monkeypatch.setattr(window_import, "record_inbound", record_inbound)
-    result = import_windows(settings, csv, now=NOW, sessions=sessions)  # nothing left behind
+    result = import_windows(
+        settings, csv, now=NOW, sessions=sessions, actor="tester"
+    )  # nothing left behind
     assert (result.rows, result.pairs, len(ledger(sessions))) == (7, 7, 7)
 
 
@@ -260,7 +264,7 @@ def imported_with_peak(settings: Settings, path: Path) -> tuple[WindowImportResu
     rss = PeakRss()
     rss.thread.start()
     try:
-        result = import_windows(settings, path, now=NOW)
+        result = import_windows(settings, path, now=NOW, actor="tester")
     finally:
         rss.stop.set()
         rss.thread.join()

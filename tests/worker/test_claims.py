@@ -36,6 +36,7 @@ def stored_campaign(sessions: sessionmaker[Session], count: int = 200) -> tuple[
         parse_recipient_list(numbers, None, report),
         report,
         skip_invalid=False,
+        actor="tester",
     )
     with sessions() as session:
         ids = list(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))

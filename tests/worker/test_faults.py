@@ -225,7 +225,7 @@ def test_balance_running_out_parks_pauses_and_requeue_sends_each_rest_once(
     assert statuses[MessageStatus.PARKED] <= fault_settings.in_flight  # only those in flight
 
     sandbox.configure(balance=None)
-    requeue(fault_settings, campaign_id, "parked", code="E110", resume=True)
+    requeue(fault_settings, campaign_id, "parked", code="E110", resume=True, actor="tester")
     wait_until(lambda: db.settled(campaign_id), timeout=120, interval=0.5)
     counts = assert_nothing_lost_nothing_twice(db, campaign_id, sandbox)
     assert counts == {MessageStatus.SENT: 800}

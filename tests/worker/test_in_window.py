@@ -165,7 +165,7 @@ def test_to_window_sends_to_who_wrote_to_that_number_since_leaving_out_opt_outs(
     wrote(db, today + opted_out, timedelta(hours=3))
     wrote(db, yesterday, timedelta(hours=30))
     wrote(db, elsewhere, timedelta(hours=1), sender=OTHER_SENDER)
-    add_numbers(settings, opted_out, reason="STOP")
+    add_numbers(settings, opted_out, reason="STOP", actor="tester")
 
     request = CampaignRequest(sticker_id=STICKER_ID, to_window=True, sender=SENDER)
     assert audience_size(settings, request) == (SENDER, 4)  # the opt-out is counted here

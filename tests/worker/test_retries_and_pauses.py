@@ -106,7 +106,7 @@ def test_e110_parks_pauses_account_and_nothing_more_is_sent_until_resumed(
     wait_until(lambda: _no_new_requests(sandbox, requests_while_paused), timeout=5)
 
     sandbox.configure(balance=None)
-    resume_sending(settings, account=settings.kaleyra_sid)
+    resume_sending(settings, account=settings.kaleyra_sid, actor="tester")
     wait_until(lambda: not _unsettled(db, campaign_id))
     counts = sandbox.stats()["accepted"]
     assert all(count == 1 for count in counts.values())
@@ -245,7 +245,7 @@ def test_a_retry_written_back_after_its_campaign_was_cancelled_ends_cancelled_un
     [pk] = [m.id for m in db.messages(campaign_id)]
     with db.sessions.begin() as session:
         assert [m.pk for m in claim(session, campaign_id, [pk], "T1")] == [pk]
-    cancel_campaign(settings, campaign_id, sessions=db.sessions)
+    cancel_campaign(settings, campaign_id, sessions=db.sessions, actor="tester")
     retry = MessageResult(
         pk, MessageStatus.PENDING, [], 1, 0, code="WA500", next_attempt_at=utcnow()
     )

@@ -33,7 +33,7 @@ def test_a_stored_rate_holds_and_a_change_reaches_the_batch_already_sending(
     settings: Settings = make_settings(
         pg_database, redis_prefix, sandbox_process, batch_size=200, in_flight=50
     )
-    set_rate(settings, SENDER, STORED)
+    set_rate(settings, SENDER, STORED, actor="tester")
     db = Db(settings)
     log = spawn_worker(settings, "--concurrency", "1")
     wait_until(lambda: "ready." in log.read_text(), timeout=60)  # type: ignore[attr-defined]
@@ -47,7 +47,7 @@ def test_a_stored_rate_holds_and_a_change_reaches_the_batch_already_sending(
 
     wait_until(lambda: len(arrivals()) >= BEFORE_CHANGE, timeout=60, interval=0.05)
     changed_at = time.time()
-    set_rate(settings, SENDER, CHANGED)
+    set_rate(settings, SENDER, CHANGED, actor="tester")
     wait_until(lambda: db.settled(campaign_id), timeout=60, interval=0.2)
     db.close()
 

@@ -84,7 +84,7 @@ def test_a_wa401_pauses_only_its_number_and_resuming_it_sends_the_rest(
         client.close()
 
     sandbox.configure(senders=[SENDER, OTHER])
-    lifted, batches = resume_sending(settings, sender=OTHER)
+    lifted, batches = resume_sending(settings, sender=OTHER, actor="tester")
     assert lifted == 1 and batches >= 1
     wait_until(lambda: not any(m.status == "pending" for m in db.messages(campaign_id)))
     wait_until(lambda: db.settled(campaign_id))
@@ -108,7 +108,9 @@ def test_each_number_of_one_batch_sends_at_its_own_rate(
     slow = 10.0
     settings = settings.model_copy(update={"sender": None, "batch_size": 60, "in_flight": 20})
     sandbox.configure(senders=[SENDER, OTHER])
-    set_rate(settings, OTHER, slow)  # SENDER keeps the default: 1,000/s in the tests
+    set_rate(
+        settings, OTHER, slow, actor="tester"
+    )  # SENDER keeps the default: 1,000/s in the tests
     path, _ = mixed_csv(tmp_path, 60)  # one batch: 30 from each number
     run_worker(settings)
     db = Db(settings)

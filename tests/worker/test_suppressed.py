@@ -29,8 +29,12 @@ def test_a_number_suppressed_after_enqueue_is_never_sent(
     mixed = enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=f"{KEPT},{LATE}"))
     alone = enqueue_campaign(settings, CampaignRequest(sticker_id=STICKER_ID, to=ALONE))
     assert (mixed.suppressed, alone.suppressed) == (0, 0)
-    add_numbers(settings, [LATE, ALONE], "replied STOP")  # after the enqueue, before the send
-    add_numbers(settings, [KEPT], account="HXANOTHERACCOUNT")  # another account's list
+    add_numbers(
+        settings, [LATE, ALONE], "replied STOP", actor="tester"
+    )  # after the enqueue, before the send
+    add_numbers(
+        settings, [KEPT], account="HXANOTHERACCOUNT", actor="tester"
+    )  # another account's list
 
     run_worker(settings)
     db = Db(settings)

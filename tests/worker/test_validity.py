@@ -93,12 +93,12 @@ def test_requeue_refuses_expired_messages_without_a_new_deadline_and_sends_them_
     assert set(statuses(db, campaign_id).values()) == {EXPIRED}
 
     with pytest.raises(RequeueRefused, match=r"deadline has passed.*--valid-for"):
-        requeue(settings, campaign_id, "expired")
+        requeue(settings, campaign_id, "expired", actor="tester")
     with pytest.raises(RequeueRefused, match="deadline has passed"):
-        requeue(settings, campaign_id, "failed")  # would only expire at its claim
+        requeue(settings, campaign_id, "failed", actor="tester")  # would only expire at its claim
     assert set(statuses(db, campaign_id).values()) == {EXPIRED}
 
-    result = requeue(settings, campaign_id, "expired", valid_for="1h")
+    result = requeue(settings, campaign_id, "expired", valid_for="1h", actor="tester")
     assert result.requeued == 3
     wait_until(lambda: completed(db, campaign_id) and db.settled(campaign_id))
     assert set(statuses(db, campaign_id).values()) == {MessageStatus.SENT}
@@ -145,7 +145,7 @@ def test_a_pause_that_outlasts_the_deadline_leaves_the_messages_expired_at_resum
     db = Db(settings)
     request = CampaignRequest(sticker_id=STICKER_ID, to=",".join(numbers(4)), valid_for="2s")
     campaign_id = enqueue_campaign(settings, request).campaign_id
-    pause_campaign(settings, campaign_id, "waiting for approval")
+    pause_campaign(settings, campaign_id, "waiting for approval", actor="tester")
     run_worker(settings)
     deadline = db.campaign(campaign_id).valid_until
     assert deadline is not None
@@ -159,7 +159,7 @@ def test_a_pause_that_outlasts_the_deadline_leaves_the_messages_expired_at_resum
     assert db.campaign(campaign_id).status == "paused"
     db.assert_counters_exact(campaign_id)
 
-    result = resume_campaign(settings, campaign_id)
+    result = resume_campaign(settings, campaign_id, actor="tester")
     assert (result.status, result.batches) == ("completed", 0)
     assert sandbox.stats()["requests"] == 0
     db.close()

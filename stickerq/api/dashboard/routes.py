@@ -168,50 +168,53 @@ def _changed(result: lifecycle.LifecycleResult) -> JSONResponse:
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/pause")
-def pause(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
+def pause(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
     settings, reason = _settings(request), "paused from the dashboard"
-    action = partial(lifecycle.pause_campaign, settings, campaign_id, reason)
+    action = partial(lifecycle.pause_campaign, settings, campaign_id, reason, actor=who.name)
     return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/resume")
-def resume(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
-    action = partial(lifecycle.resume_campaign, _settings(request), campaign_id)
+def resume(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
+    action = partial(lifecycle.resume_campaign, _settings(request), campaign_id, actor=who.name)
     return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/cancel")
-def cancel(campaign_id: int, request: Request, _: Annotated[Viewer, Depends(actor)]) -> Response:
-    action = partial(lifecycle.cancel_campaign, _settings(request), campaign_id)
+def cancel(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
+    action = partial(lifecycle.cancel_campaign, _settings(request), campaign_id, actor=who.name)
     return _changed(_run(request, action, campaign_id))
 
 
 @router.post("/dashboard/pauses/resume")
 def lift_pause(
     request: Request,
-    _: Annotated[Viewer, Depends(actor)],
+    who: Annotated[Viewer, Depends(actor)],
     sid: Annotated[str, Form()],
     sender: Annotated[str, Form()] = "",
 ) -> Response:
     """Lift an account pause (no sender) or a sender's, as `stickerq resume`."""
-    action = partial(resume_sending, _settings(request), account=sid, sender=sender or None)
+    settings = _settings(request)
+    action = partial(resume_sending, settings, actor=who.name, account=sid, sender=sender or None)
     lifted, batches = _run(request, action)
-    who = f"sender {sender}" if sender else f"account {sid}"
-    return _done(f"{who}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
+    lifted_on = f"sender {sender}" if sender else f"account {sid}"
+    return _done(f"{lifted_on}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/requeue")
 def requeue_failures(
     campaign_id: int,
     request: Request,
-    _: Annotated[Viewer, Depends(actor)],
+    who: Annotated[Viewer, Depends(actor)],
     status: Annotated[str, Form()],
     code: Annotated[str, Form()] = "",
     resume: Annotated[bool, Form()] = False,
 ) -> Response:
     """Move a campaign's parked, failed or unknown messages back to pending, as `requeue`."""
     settings = _settings(request)
-    action = partial(requeue, settings, campaign_id, status, code=code or None, resume=resume)
+    action = partial(
+        requeue, settings, campaign_id, status, code=code or None, resume=resume, actor=who.name
+    )
     result = _run(request, action, campaign_id)
     chosen = result.status + (f" {result.code}" if result.code else "")
     message = (
