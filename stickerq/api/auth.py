@@ -9,30 +9,17 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from fastapi import Request
 
 from stickerq.api.problems import Problem
 from stickerq.errors import ConfigurationError
+from stickerq.scopes import Scope
 
 READ_ONLY_SUFFIX = ":ro"
+__all__ = ["Scope", "Token", "actor_of", "match", "parse_tokens", "require_scope"]
+
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Scope(StrEnum):
-    """What a key may do, each scope with all that the ones before it may."""
-
-    READ = "read"  # campaigns, reports, failures, exports: nothing changes
-    SEND = "send"  # may also create campaigns
-    OPERATE = "operate"  # may also pause, resume, cancel, requeue, suppress, set rates
-    ADMIN = "admin"  # may also manage keys, webhooks and retention
-
-    def allows(self, needed: Scope) -> bool:
-        return _SCOPE_ORDER.index(self) >= _SCOPE_ORDER.index(needed)
-
-
-_SCOPE_ORDER = list(Scope)
 
 
 @dataclass(frozen=True, slots=True, repr=False)  # repr=False: tokens stay out of logs

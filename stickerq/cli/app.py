@@ -22,6 +22,7 @@ from stickerq.cli import (
     database,
     erase,
     failures,
+    keys,
     media,
     purge,
     reports,
@@ -100,6 +101,7 @@ for _module in (
     accounts,
     purge,
     window,
+    keys,
 ):
     _module.register(app)
 
