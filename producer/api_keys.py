@@ -164,15 +164,21 @@ def revoke_key(
 def verify_key(
     settings: Settings, presented: str, *, sessions: sessionmaker[Session] | None = None
 ) -> KeyInfo | None:
-    """The usable key `presented` is, or None (unknown, revoked or expired). Records its use
-    when the last record is older than LAST_USED_PRECISION: a conditional UPDATE, so that
-    many processes verifying the same key write it about once a minute between them."""
+    """The usable key `presented` is, or None (not ours, unknown, revoked or expired)."""
     if not presented.startswith(KEY_PREFIX):
         return None  # not one of ours: no lookup
+    return usable_key(settings, hash_key(presented), sessions=sessions)
+
+
+def usable_key(
+    settings: Settings, key_hash: str, *, sessions: sessionmaker[Session] | None = None
+) -> KeyInfo | None:
+    """The usable key of that hash, or None. Records its use when the last record is older
+    than LAST_USED_PRECISION: a conditional UPDATE, so that many processes verifying the
+    same key write it about once a minute between them, not once a request."""
     now = utcnow()
-    digest = hash_key(presented)
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
-        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        row = session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
         if row is None:
             return None
         info = KeyInfo.of(row)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
@@ -15,7 +15,7 @@ from stickerq.producer.views.accounts import AccountsView, accounts_view
 router = APIRouter(
     prefix="/accounts",
     tags=["accounts"],
-    dependencies=[Depends(require_token)],
+    dependencies=[needs(Scope.READ)],
     responses=problem_responses(401, 500),
 )
 
