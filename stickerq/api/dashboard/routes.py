@@ -215,8 +215,8 @@ def lift_pause(
         resume_sending, _settings(request), account=account, sender=sender or None, within=sid
     )
     lifted, batches = _run(request, who, action)
-    who = f"sender {sender}" if sender else f"account {sid}"
-    return _done(f"{who}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
+    target = f"sender {sender}" if sender else f"account {sid}"
+    return _done(f"{target}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/requeue")
