@@ -2,7 +2,8 @@
 the application reads a byte of the body.
 
 RequestGuard is the API's outermost layer but one (the callback fast path): it finds the
-caller's bearer token or dashboard session, answers 401 at once where a route needs one and
+caller's bearer token (a STICKERQ_API_TOKENS token, else a `stickerq keys` key through
+api/key_cache.py) or dashboard session, answers 401 at once where a route needs one and
 none is valid (the body is never read), 429 to an address that failed too often, and caps
 every body as it arrives, chunked or not: a Content-Length over the cap is refused before
 reading, a stream that grows past it is cut off with 413. A caller with no credential may

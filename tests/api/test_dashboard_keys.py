@@ -112,3 +112,20 @@ def test_a_session_opened_on_one_api_process_is_good_on_another(settings: Settin
     [kept] = store.keys(f"{settings.redis_prefix}session:*")
     assert b"sq_" not in store.get(kept)  # the key's hash, never the key
     store.close()
+
+
+def test_after_redis_lost_the_secret_a_new_login_is_good_on_every_process(
+    settings: Settings,
+) -> None:
+    first, second = _client(settings), _client(settings)
+    key = create_key(settings, "test", "ops", "operate").key
+    _log_in(first, key)
+    _log_in(second, key)  # both processes know the secret of now
+    store = redis.Redis.from_url(REDIS_URL)
+    store.delete(*store.keys(f"{settings.redis_prefix}*"))  # Redis lost: secret and sessions
+    store.close()
+
+    _log_in(first, key)  # a new secret, made by the first process to need it
+
+    second.cookies.set("stickerq_session", first.cookies["stickerq_session"])
+    assert second.get("/dashboard/board").status_code == 200

@@ -70,6 +70,7 @@ def test_it_lists_and_shows_its_accounts_campaigns_only(
     assert client.get("/messages/mid-a", headers=key).status_code == 200
     assert client.get("/messages/mid-b", headers=key).json()["code"] == "message_not_found"
     assert [p["sid"] for p in client.get("/pauses", headers=key).json()] == [SID_A]
+    assert [a["sid"] for a in client.get("/accounts", headers=key).json()["accounts"]] == [SID_A]
 
 
 def test_it_cannot_change_another_accounts_campaigns(

@@ -18,7 +18,8 @@ from stickerq.db import open_sessions
 from stickerq.models import ApiKey, AuditEntry, utcnow
 from stickerq.producer.api_keys import create_key, hash_key, revoke_key
 from stickerq.settings import Settings
-from tests.api.conftest import WRITE
+from tests.api.conftest import TOKEN, WRITE
+from tests.conftest import make_settings
 from tests.two_accounts import SID_A, SID_B, two_account_settings
 
 
@@ -154,3 +155,16 @@ def test_a_key_of_one_account_manages_keys_of_that_account_only(client: TestClie
     listed = client.get("/keys", headers=bearer(admin_a)).json()
     assert sorted(k["name"] for k in listed) == ["admin-a", "y"]
     assert client.delete("/keys/of-b", headers=bearer(admin_a)).status_code == 404
+
+
+def test_a_database_key_meets_a_503_while_the_database_is_down_and_a_token_does_not(
+    redis_prefix: str,
+) -> None:
+    down = "postgresql://postgres@127.0.0.1:9/stickerq"  # nothing listens there
+    settings = make_settings(down, redis_prefix, "http://127.0.0.1:9", api_tokens=TOKEN)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+
+    answer = client.get("/keys", headers=bearer("sq_" + "x" * 43))
+
+    assert (answer.status_code, answer.json()["code"]) == (503, "service_unavailable")
+    assert client.get("/accounts", headers=WRITE).status_code == 200  # reads no database

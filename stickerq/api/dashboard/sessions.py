@@ -84,11 +84,13 @@ class Sessions:
         self._key: bytes | None = None
         self._key_lock = threading.Lock()
 
-    def _signing_key(self) -> bytes:
+    def _signing_key(self, fresh: bool = False) -> bytes:
         """The deployment's secret from Redis (made once, by whoever comes first) with every
-        configured token. Raises redis.RedisError when Redis cannot be reached."""
+        configured token; read again when `fresh`: a Redis that lost it (and its sessions
+        with it) has a new one, made by the first process to log someone in again. Raises
+        redis.RedisError when Redis cannot be reached."""
         with self._key_lock:
-            if self._key is None:
+            if self._key is None or fresh:
                 where = dashboard_secret_key(self._prefix)
                 self._store.set(where, secrets.token_bytes(32), nx=True)
                 secret = self._store.get(where)
@@ -113,6 +115,7 @@ class Sessions:
         """Open a session and set its cookie if `given` is a configured token or a usable
         database key; None if not."""
         given = given.strip()
+        self._signing_key(fresh=True)  # sign with the deployment's secret of now
         token = match(self._tokens, given.encode())
         if token is not None:
             opened_by = ENV_TOKEN + self._fingerprint(token.secret)
@@ -164,7 +167,14 @@ class Sessions:
         try:
             data = self._signer().loads(cookie, max_age=SESSION_SECONDS)
         except BadSignature:
-            return None
+            # signed since with a new secret (Redis lost the old one)? One more read of it.
+            known = self._key
+            if self._signing_key(fresh=True) == known:
+                return None
+            try:
+                data = self._signer().loads(cookie, max_age=SESSION_SECONDS)
+            except BadSignature:
+                return None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "sc"):
             return None
         return {"s": data["s"], "c": data["c"]}
