@@ -117,6 +117,7 @@ def test_a_key_below_the_scope_is_refused_and_one_of_it_is_let_through(
     client, keys = keyed
     needed = SCOPE_OF[route]
 
+    assert _call(client, route, "sq_" + "x" * 43)[0] == 401  # no such key
     below = needed.below()
     if below is not None:
         assert _call(client, route, keys[below]) == (403, "insufficient_scope")
