@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from stickerq.errors import StickerqError, excerpt
@@ -251,10 +251,17 @@ def message_history(session: Session, recipient_or_message_id: str) -> list[Mess
     return histories
 
 
-def message_history_by_id(session: Session, message_id: str) -> list[MessageHistory]:
+def message_history_by_id(
+    session: Session, message_id: str, *, sid: str | None = None
+) -> list[MessageHistory]:
     """The message with that Kaleyra message_id (one, unless Kaleyra repeated an id), with
-    all its attempts; raises MessageNotFound."""
-    histories = _histories(session, Message.message_id == message_id.strip())
+    all its attempts; raises MessageNotFound. `sid`: of that account's campaigns only (a key
+    restricted to it: another account's message is as if absent)."""
+    condition = Message.message_id == message_id.strip()
+    if sid is not None:
+        of_account = select(Campaign.id).where(Campaign.sid == sid)
+        condition = and_(condition, Message.campaign_id.in_(of_account))
+    histories = _histories(session, condition)
     if not histories:
         raise MessageNotFound(
             f"no message has the message_id {excerpt(message_id)!r}: give the id Kaleyra "

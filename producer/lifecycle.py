@@ -113,11 +113,18 @@ class LifecycleResult:
 
 
 def list_campaigns(
-    sessions: sessionmaker[Session], *, status: str | None = None, limit: int, offset: int = 0
+    sessions: sessionmaker[Session],
+    *,
+    status: str | None = None,
+    limit: int,
+    offset: int = 0,
+    sid: str | None = None,
 ) -> list[CampaignSummary]:
     """Up to `limit` campaigns, newest first; scheduled campaigns (status="scheduled") in the
-    order they will go."""
+    order they will go. `sid`: of that account only (a key restricted to it)."""
     query = select(Campaign)
+    if sid is not None:
+        query = query.where(Campaign.sid == sid)
     if status is not None:
         if status not in set(CampaignStatus):
             known = ", ".join(CampaignStatus)

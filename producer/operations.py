@@ -31,12 +31,14 @@ def resume_sending(
     actor: str,
     account: str | None = None,
     sender: str | None = None,
+    within: str | None = None,
 ) -> tuple[int, int]:
     """Lift the pause of an account (SID) or of a sender; returns (pauses lifted, batches).
     Each pause lifted is recorded in the audit log under `actor`.
 
     Exactly one of the two is given. A sender's pause is lifted on whichever account holds
-    it (a business number belongs to one account). Redis is checked first: without it the
+    it (a business number belongs to one account); `within` an account only, for a key
+    restricted to it. Redis is checked first: without it the
     pause's mirror could not be lifted, nor the work that waited dispatched.
     """
     if (account is None) == (sender is None):
@@ -48,6 +50,8 @@ def resume_sending(
     with open_sessions(settings.database_url) as sessions:
         with sessions.begin() as session:
             sids = [account] if account is not None else _sids_of(settings, session, sender)
+            if within is not None:
+                sids = [sid for sid in sids if sid == within]
             lifted = 0
             for sid in sids:
                 lifted_here = resume(session, sid, sender)
@@ -67,8 +71,9 @@ def resume_sending(
             campaigns = session.scalars(query).all()
         mirrors = [pause_keys(settings.redis_prefix, sid, sender or "") for sid in sids]
         keys = [sender_key if sender else account_key for account_key, sender_key in mirrors]
-        with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
-            client.delete(*keys)
+        if keys:  # none: `within` an account that is no longer configured
+            with make_redis(settings.redis_target, purpose=Purpose.COMMAND) as client:
+                client.delete(*keys)
         batches = sum(dispatch_campaign(settings, sessions, campaign) for campaign in campaigns)
     return lifted, batches
 

@@ -7,7 +7,7 @@ decision, and its traces are elsewhere already (the pause's code, `messages_purg
 run's `schedule_id`); recording it would bury the people's changes under beat's.
 
 Append-only: nothing updates or deletes an entry but an erasure, which puts the number's
-keyed hash where the number was (`scrub_number`). On PostgreSQL a trigger (migration 0018)
+keyed hash where the number was (`scrub_number`). On PostgreSQL a trigger (migration 0019)
 refuses any other UPDATE or DELETE; `allow_rewrite` is the erasure's pass.
 """
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from stickerq.db import rows_changed
 from stickerq.models import AuditEntry, utcnow
 
-# The transaction-local setting that lets the trigger of migration 0018 pass an UPDATE.
+# The transaction-local setting that lets the trigger of migration 0019 pass an UPDATE.
 REWRITE_SETTING = "stickerq.audit_rewrite"
 SCRUB_CHUNK = 10_000  # entries rewritten per statement by an erasure
 
@@ -72,7 +72,7 @@ def campaign_target(campaign_id: int) -> str:
 
 def allow_rewrite(session: Session) -> None:
     """Let this transaction rewrite entries (an erasure only): PostgreSQL's trigger of
-    migration 0018 refuses an UPDATE or DELETE of `audit_log` without it."""
+    migration 0019 refuses an UPDATE or DELETE of `audit_log` without it."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT set_config(:name, 'on', true)"), {"name": REWRITE_SETTING})
 

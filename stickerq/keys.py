@@ -52,6 +52,12 @@ def beat_seen_key(prefix: str) -> str:
     return f"{prefix}beat:seen"
 
 
+def dashboard_secret_key(prefix: str) -> str:
+    """The deployment's random secret, from which the dashboard's cookie signing key is
+    derived with the configured tokens; made once, never expires (api/dashboard/sessions.py)."""
+    return f"{prefix}dashboard:secret"
+
+
 def dashboard_session_key(prefix: str, session_hash: str) -> str:
     """A dashboard session, by the hash of its id: the fingerprint of the token that opened
     it, expiring after STICKERQ_SESSION_IDLE_MINUTES unused (api/dashboard/sessions.py)."""

@@ -419,3 +419,26 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))  # campaign.paused, pause.lifted...
     target: Mapped[str] = mapped_column(String(255))  # campaign:12, sender:+91..., key:crm
     params: Mapped[str] = mapped_column(Text, default="{}")  # JSON; never a secret
+
+
+class ApiKey(Base):
+    """An API key (`stickerq keys create`): its name, scope and account, never its value.
+
+    Only a SHA-256 of the key is kept. A fast hash is right here, unlike for a password: the
+    key is 32 random bytes (producer/api_keys.py), so no guess list or brute force reaches
+    it, and the guard can look a key up by its hash on a request without a slow KDF.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # unique for ever, revoked or not: the audit log names keys by it (`key:<name>`)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256, hex; the lookup
+    scope: Mapped[str] = mapped_column(String(16))  # stickerq.scopes.Scope
+    account: Mapped[str | None] = mapped_column(String(64))  # the only SID it reaches; None: all
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # written at most about once a minute a key (stickerq/api/key_cache.py), not per request
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

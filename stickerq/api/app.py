@@ -14,6 +14,7 @@ from stickerq.api import (
     guard,
     headers,
     health,
+    keys,
     messages,
     metrics,
     operations,
@@ -26,6 +27,7 @@ from stickerq.api import (
 )
 from stickerq.api.auth import parse_tokens
 from stickerq.api.dashboard.sessions import Sessions
+from stickerq.api.key_cache import KeyCache
 from stickerq.api.own_process import OwnProcess
 from stickerq.api.problems import problem_responses
 from stickerq.redis_client import Purpose, make_redis
@@ -48,9 +50,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = parse_tokens(settings.api_tokens.get_secret_value())
     app.state.own_process = OwnProcess(settings)  # large campaigns are stored beside the API
+    app.state.keys = KeyCache(settings)  # `stickerq keys`' keys, beside the tokens above
     store = make_redis(settings.redis_target, purpose=Purpose.SESSIONS)
     sessions = Sessions(
-        app.state.tokens, store, settings.redis_prefix, settings.session_idle_minutes * 60
+        app.state.tokens,
+        app.state.keys,
+        store,
+        settings.redis_prefix,
+        settings.session_idle_minutes * 60,
     )
     problems.install(app)
     docs.install(app)
@@ -65,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(windows.router)
     app.include_router(audit.router)
+    app.include_router(keys.router)
     metrics.install(app, settings)
     dashboard.install(app, sessions)
     guard.install(app, settings, sessions)  # before any body is read: who asks, and how much

@@ -9,35 +9,23 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from stickerq.api.problems import Problem
 from stickerq.errors import ConfigurationError
+from stickerq.scopes import Scope
+
+__all__ = ["Scope", "Token", "actor_of", "match", "needs", "parse_tokens", "require_scope"]
 
 READ_ONLY_SUFFIX = ":ro"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class Scope(StrEnum):
-    """What a key may do, each scope with all that the ones before it may."""
-
-    READ = "read"  # campaigns, reports, failures, exports: nothing changes
-    SEND = "send"  # may also create campaigns
-    OPERATE = "operate"  # may also pause, resume, cancel, requeue, suppress, set rates
-    ADMIN = "admin"  # may also manage keys, webhooks and retention
-
-    def allows(self, needed: Scope) -> bool:
-        return _SCOPE_ORDER.index(self) >= _SCOPE_ORDER.index(needed)
-
-
-_SCOPE_ORDER = list(Scope)
-
-
 @dataclass(frozen=True, slots=True, repr=False)  # repr=False: tokens stay out of logs
 class Token:
-    secret: bytes
+    secret: bytes  # a STICKERQ_API_TOKENS token; b"" for a database key (api/key_cache.py)
     scope: Scope
     name: str  # the actor of what it changes (the audit log), never secret
     account: str | None = None  # an account (SID) it is restricted to; None: every account
@@ -72,14 +60,15 @@ def match(tokens: tuple[Token, ...], given: bytes) -> Token | None:
     """The token equal to `given`; every one is compared, in constant time."""
     found = None
     for token in tokens:
-        if hmac.compare_digest(token.secret, given):
+        if token.secret and hmac.compare_digest(token.secret, given):
             found = token
     return found
 
 
 def require_token(request: Request) -> None:
-    """Dependency of every route but health: 401 without a valid token, 403 read-only POST.
-    The token was found before the body was read (api/guard.py)."""
+    """401 without a valid token, 403 for a read key's POST: the rule before scopes, kept
+    for a route not yet given one (`needs(scope)`). The token was found before the body was
+    read (api/guard.py)."""
     token: Token | None = getattr(request.state, "token", None)
     if token is None:
         raise Problem(401, "unauthorized", "a valid bearer token is needed")
@@ -104,6 +93,11 @@ def require_scope(needed: Scope) -> Callable[[Request], Token]:
         return token
 
     return check
+
+
+def needs(scope: Scope) -> Any:
+    """`dependencies=[needs(Scope.OPERATE)]`: a router's or a route's scope."""
+    return Depends(require_scope(scope))
 
 
 def actor_of(request: Request) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from stickerq.api.auth import actor_of, require_token
+from stickerq.api.auth import Scope, actor_of, needs
 from stickerq.api.common import (
     BIGINT_MAX,
     Actor,
@@ -22,6 +23,7 @@ from stickerq.api.common import (
 )
 from stickerq.api.own_process import OwnProcess, store
 from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.reach import Reach, campaign_in_reach, within
 from stickerq.api.uploads import CampaignBody, form_schema, json_body, uploaded
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
@@ -43,13 +45,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(
     prefix="/campaigns",
     tags=["campaigns"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 422, 503),
+    dependencies=[needs(Scope.READ)],
+    responses=problem_responses(401, 403, 422, 503),
     lifespan=_lifespan,
 )
 
 PAGE_LIMIT = 50
 CHANGES = problem_responses(400, 403, 404, 409)
+OPERATE_ONE = [needs(Scope.OPERATE), Depends(campaign_in_reach)]
 
 _BODY = {
     "required": True,
@@ -104,6 +107,7 @@ def details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
     "",
     status_code=201,
     response_model=CampaignDetailsView,
+    dependencies=[needs(Scope.SEND)],
     openapi_extra={"requestBody": _BODY},
     responses={
         200: {
@@ -117,6 +121,7 @@ def details(settings: Settings, campaign_id: int) -> CampaignDetailsView:
 async def create_campaign(
     request: Request,
     settings: AppSettings,
+    account: Reach,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[^\x00]*$")
     ] = None,
@@ -129,7 +134,7 @@ async def create_campaign(
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         async with uploaded(request) as (fields, path, filename):
-            campaign = fields.request(to_file=path)
+            campaign = _of_account(fields.request(to_file=path), account)
             large = request.app.state.own_process.wants_upload(path.stat().st_size)
             try:
                 return await _create(request, campaign, fields.timing(), idempotency_key, large)
@@ -153,10 +158,17 @@ async def create_campaign(
             "(STICKERQ_API_MAX_JSON_RECIPIENTS); upload them as a CSV file instead: "
             "multipart/form-data with the file in the field `recipients`",
         )
-    campaign = body.request(to=body.joined())
+    campaign = _of_account(body.request(to=body.joined()), account)
     count = await _audience_count(settings, campaign) if body.to_window else body.recipient_count()
     large = request.app.state.own_process.wants_recipients(count)
     return await _create(request, campaign, body.timing(), idempotency_key, large)
+
+
+def _of_account(campaign: CampaignRequest, account: str | None) -> CampaignRequest:
+    """A key restricted to an account makes campaigns of that account only: one naming no
+    account is of the key's; naming another is refused (403) before anything is stored."""
+    sid = within(account, campaign.account, f"account {campaign.account}")
+    return campaign if sid == campaign.account else replace(campaign, account=sid)
 
 
 async def _create(
@@ -199,22 +211,31 @@ def _store(
 @router.get("", response_model=CampaignPage)
 def list_campaigns(
     settings: AppSettings,
+    account: Reach,
     status: CampaignStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE_LIMIT,
     # bounded: the database takes a 64-bit OFFSET, and a larger one was a 500
     offset: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
 ) -> Any:
-    """Campaigns, newest first (with status=scheduled, in the order they will go)."""
+    """Campaigns, newest first (with status=scheduled, in the order they will go); of its
+    account only for a key restricted to one."""
     try:
         with open_sessions(settings.database_url) as sessions:
-            rows = lifecycle.list_campaigns(sessions, status=status, limit=limit, offset=offset)
+            rows = lifecycle.list_campaigns(
+                sessions, status=status, limit=limit, offset=offset, sid=account
+            )
     except StickerqError as exc:
         raise problem_of(exc) from None
     views = [CampaignView.of_summary(row) for row in rows]
     return json_answer(CampaignPage(campaigns=views, limit=limit, offset=offset))
 
 
-@router.get("/{campaign_id}", response_model=CampaignDetailsView, responses=problem_responses(404))
+@router.get(
+    "/{campaign_id}",
+    response_model=CampaignDetailsView,
+    dependencies=[Depends(campaign_in_reach)],
+    responses=problem_responses(404),
+)
 def show_campaign(campaign_id: CampaignId, settings: AppSettings) -> Any:
     """The campaign, its counts by status and code, its rate and ETA, the pause holding it."""
     return json_answer(details(settings, campaign_id))
@@ -232,7 +253,12 @@ class PauseBody(BaseModel):
     reason: str | None = None
 
 
-@router.post("/{campaign_id}/pause", response_model=LifecycleView, responses=CHANGES)
+@router.post(
+    "/{campaign_id}/pause",
+    response_model=LifecycleView,
+    dependencies=OPERATE_ONE,
+    responses=CHANGES,
+)
 def pause(
     campaign_id: CampaignId, settings: AppSettings, actor: Actor, body: PauseBody | None = None
 ) -> Any:
@@ -241,13 +267,23 @@ def pause(
     return _act(settings, campaign_id, actor, lifecycle.pause_campaign, reason)
 
 
-@router.post("/{campaign_id}/resume", response_model=LifecycleView, responses=CHANGES)
+@router.post(
+    "/{campaign_id}/resume",
+    response_model=LifecycleView,
+    dependencies=OPERATE_ONE,
+    responses=CHANGES,
+)
 def resume(campaign_id: CampaignId, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq campaigns resume`: dispatch what is left."""
     return _act(settings, campaign_id, actor, lifecycle.resume_campaign)
 
 
-@router.post("/{campaign_id}/cancel", response_model=LifecycleView, responses=CHANGES)
+@router.post(
+    "/{campaign_id}/cancel",
+    response_model=LifecycleView,
+    dependencies=OPERATE_ONE,
+    responses=CHANGES,
+)
 def cancel(campaign_id: CampaignId, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq campaigns cancel --yes`: its unsent messages are cancelled."""
     return _act(settings, campaign_id, actor, lifecycle.cancel_campaign)

@@ -2,7 +2,8 @@
 the application reads a byte of the body.
 
 RequestGuard is the API's outermost layer but one (the callback fast path): it finds the
-caller's bearer token or dashboard session, answers 401 at once where a route needs one and
+caller's bearer token (a STICKERQ_API_TOKENS token, else a `stickerq keys` key through
+api/key_cache.py) or dashboard session, answers 401 at once where a route needs one and
 none is valid (the body is never read), 429 to an address that failed too often, and caps
 every body as it arrives, chunked or not: a Content-Length over the cap is refused before
 reading, a stream that grows past it is cut off with 413. A caller with no credential may
@@ -16,6 +17,8 @@ from __future__ import annotations
 import redis
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stickerq.api.auth import Token, match
 from stickerq.api.callbacks import PREFIX as CALLBACKS
 from stickerq.api.dashboard.sessions import SESSION_COOKIE, Sessions
+from stickerq.api.key_cache import KeyCache
 from stickerq.api.problems import problem_response
 from stickerq.api.throttle import FailureThrottle
 from stickerq.settings import Settings
@@ -72,6 +76,7 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, state: State, settings: Settings, sessions: Sessions):
         self.app, self.state, self.sessions = app, state, sessions
         self.tokens: tuple[Token, ...] = state.tokens
+        self.keys: KeyCache = state.keys
         self.throttle: FailureThrottle = state.throttle
         self.max_body = settings.api_max_body_bytes
         self.max_upload = settings.api_max_upload_bytes
@@ -88,13 +93,15 @@ class RequestGuard:
         if offers_credential and (wait := self.throttle.retry_after(address)) is not None:
             await _refuse(scope, receive, send, _throttled(wait))
             return
-        token = match(self.tokens, bearer.encode()) if bearer else None
-        if bearer and token is None:
-            self.throttle.failed(address, "bearer")
         try:
-            viewer = self.sessions.viewer(connection) if has_session and not token else None
-        except redis.RedisError:
-            await _refuse(scope, receive, send, _sessions_down())
+            token = await self._token(bearer) if bearer else None
+            if bearer and token is None:
+                self.throttle.failed(address, "bearer")
+            viewer = None
+            if has_session and not token:  # Redis, and a key's database row: off the loop
+                viewer = await run_in_threadpool(self.sessions.viewer, connection)
+        except (redis.RedisError, SQLAlchemyError):
+            await _refuse(scope, receive, send, _service_down())
             return
         allowed = token is not None or viewer is not None
         if not allowed and not _open(scope["path"]):
@@ -103,6 +110,10 @@ class RequestGuard:
         scope.setdefault("state", {}).update(token=token, viewer=viewer)
         limit, setting = self._cap(connection, allowed)
         await self._capped(scope, receive, send, limit, setting)
+
+    async def _token(self, bearer: str) -> Token | None:
+        """An env token (compared in constant time), else a database key (by its hash)."""
+        return match(self.tokens, bearer.encode()) or await self.keys.find(bearer)
 
     def _cap(self, connection: HTTPConnection, allowed: bool) -> tuple[int, str]:
         if not allowed:
@@ -180,7 +191,10 @@ def _throttled(wait: int) -> JSONResponse:
     return response
 
 
-def _sessions_down() -> JSONResponse:
+def _service_down() -> JSONResponse:
     return problem_response(
-        503, "service_unavailable", "a service stickerq needs is down", "Redis is unreachable"
+        503,
+        "service_unavailable",
+        "a service stickerq needs is down",
+        "Redis or the database is unreachable",
     )

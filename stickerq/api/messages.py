@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import NO_NUL, AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import problem_responses
+from stickerq.api.reach import Reach, campaign_in_reach
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
@@ -20,8 +21,8 @@ from stickerq.states import MessageStatus
 
 router = APIRouter(
     tags=["messages"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 404, 422),
+    dependencies=[needs(Scope.READ)],
+    responses=problem_responses(401, 403, 404, 422),
 )
 
 ShowNumbers = Annotated[
@@ -29,7 +30,11 @@ ShowNumbers = Annotated[
 ]
 
 
-@router.get("/campaigns/{campaign_id}/messages", response_model=MessagePageView)
+@router.get(
+    "/campaigns/{campaign_id}/messages",
+    response_model=MessagePageView,
+    dependencies=[Depends(campaign_in_reach)],
+)
 def campaign_messages(
     campaign_id: CampaignId,
     settings: AppSettings,
@@ -58,13 +63,14 @@ def campaign_messages(
 def message(
     message_id: Annotated[str, Path(max_length=128, pattern=NO_NUL)],
     settings: AppSettings,
+    account: Reach,
     show_numbers: ShowNumbers = False,
 ) -> Any:
     """The message with that Kaleyra message_id and every attempt made for it (as
     `stickerq messages show MESSAGE_ID --json`)."""
     try:
         with open_sessions(settings.database_url) as sessions, sessions() as session:
-            histories = message_history_by_id(session, message_id)
+            histories = message_history_by_id(session, message_id, sid=account)
     except StickerqError as exc:
         raise problem_of(exc) from None
     show = numbers_shown(show_numbers)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import BIGINT_MAX, NO_NUL, Actor, AppSettings, json_answer, problem_of
 from stickerq.api.problems import problem_responses
+from stickerq.api.reach import Reach, within
 from stickerq.errors import StickerqError
 from stickerq.producer.operations import list_active_pauses, resume_sending
+from stickerq.producer.reach import check_reach
 from stickerq.producer.requeue import requeue
 from stickerq.producer.views.failures import RequeueView
 from stickerq.producer.views.messages import ResumeView
@@ -22,9 +24,10 @@ from stickerq.settings import Settings
 
 router = APIRouter(
     tags=["operations"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401),
+    dependencies=[needs(Scope.READ)],
+    responses=problem_responses(401, 403),
 )
+OPERATE = [needs(Scope.OPERATE)]
 CHANGES = problem_responses(400, 403, 409, 422, 503)
 
 
@@ -65,14 +68,20 @@ class ResumeBody(BaseModel):
     ] = None
 
 
-@router.post("/requeue", response_model=RequeueView, responses=problem_responses(404) | CHANGES)
-def requeue_messages(body: RequeueBody, settings: AppSettings, actor: Actor) -> Any:
+@router.post(
+    "/requeue",
+    response_model=RequeueView,
+    dependencies=OPERATE,
+    responses=problem_responses(404) | CHANGES,
+)
+def requeue_messages(body: RequeueBody, settings: AppSettings, account: Reach, actor: Actor) -> Any:
     """As `stickerq requeue --json`: the campaign's parked, failed, unknown or expired messages
     (with that code) back to pending and dispatched. Refused (409) while a pause holds their
     account or sender, unless `resume` lifts it, and for expired messages (or past the
     campaign's deadline) unless given a new one (`valid_for` or `valid_until`). Requeueing
     `unknown` messages may send a second copy to those whose first request did arrive."""
     try:
+        check_reach(settings, body.campaign_id, account)
         result = requeue(
             settings,
             body.campaign_id,
@@ -90,23 +99,28 @@ def requeue_messages(body: RequeueBody, settings: AppSettings, actor: Actor) -> 
 
 
 @router.get("/pauses", response_model=list[PauseView])
-async def pauses(settings: AppSettings) -> Any:
-    """As `stickerq pauses --json`: the account and sender pauses in force."""
+async def pauses(settings: AppSettings, account: Reach) -> Any:
+    """As `stickerq pauses --json`: the account and sender pauses in force (of its account
+    only, for a key restricted to one)."""
     rows = await run_in_threadpool(list_active_pauses, settings)
+    rows = [row for row in rows if account in (None, row["sid"])]
     return json_answer([PauseView.model_validate(row) for row in rows])
 
 
-@router.post("/pauses/resume", response_model=ResumeView, responses=CHANGES)
-def lift_pause(body: ResumeBody, settings: AppSettings, actor: Actor) -> Any:
+@router.post("/pauses/resume", response_model=ResumeView, dependencies=OPERATE, responses=CHANGES)
+def lift_pause(body: ResumeBody, settings: AppSettings, account: Reach, actor: Actor) -> Any:
     """As `stickerq resume --account SID | --sender +91...`: lift the pause and dispatch the
-    work that waited for it."""
-    return json_answer(_resume(settings, body, actor))
+    work that waited for it. A key restricted to an account lifts that account's pauses
+    only (a sender's, on that account)."""
+    return json_answer(_resume(settings, body, account, actor))
 
 
-def _resume(settings: Settings, body: ResumeBody, actor: str) -> ResumeView:
+def _resume(settings: Settings, body: ResumeBody, reach: str | None, actor: str) -> ResumeView:
+    if body.account is not None:
+        within(reach, body.account, f"account {body.account}")
     try:
         lifted, batches = resume_sending(
-            settings, actor=actor, account=body.account, sender=body.sender
+            settings, actor=actor, account=body.account, sender=body.sender, within=reach
         )
     except StickerqError as exc:
         raise problem_of(exc) from None

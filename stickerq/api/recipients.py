@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer, problem_of
 from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.reach import every_account
 from stickerq.errors import StickerqError
 from stickerq.producer.erasure import ErasureError, erase_number
 from stickerq.producer.views.erasure import ErasureView
@@ -17,7 +18,8 @@ from stickerq.suppression_list import ErasureKeyMissing
 router = APIRouter(
     prefix="/recipients",
     tags=["recipients"],
-    dependencies=[Depends(require_token)],
+    # issue 23: "operate scope or the admin token"; a number is erased from every account
+    dependencies=[needs(Scope.OPERATE), Depends(every_account)],
     responses=problem_responses(401),
 )
 
@@ -37,7 +39,8 @@ def erase_recipient(
     hashes and text go; a suppressed number stays suppressed as a keyed hash. 404
     `not_found`: no table holds it. 409 `erasure_key_missing`: it is suppressed and
     STICKERQ_ERASURE_KEY is not set (nothing changed). `complete` false: messages a worker was
-    sending were left; erase again. A read-only token gets 403."""
+    sending were left; erase again. A key below the operate scope, or restricted to an
+    account, gets 403."""
     try:
         result = erase_number(settings, number, actor=actor, dry_run=dry_run)
     except ErasureKeyMissing as exc:

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import AppSettings, CampaignId, json_answer, problem_of
 from stickerq.api.problems import problem_responses
+from stickerq.api.reach import campaign_in_reach
 from stickerq.db import open_sessions
 from stickerq.errors import StickerqError
 from stickerq.export import export_chunks
@@ -21,8 +22,8 @@ from stickerq.producer.views.reports import ReportView
 router = APIRouter(
     prefix="/campaigns/{campaign_id}",
     tags=["reports"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 404, 410, 422),
+    dependencies=[needs(Scope.READ), Depends(campaign_in_reach)],
+    responses=problem_responses(401, 403, 404, 410, 422),
 )
 
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.reach import Reach, foreign_account
 from stickerq.errors import StickerqError
 from stickerq.producer import senders
 from stickerq.producer.senders import MAX_RATE, TIERS
@@ -18,8 +19,8 @@ from stickerq.producer.views.senders import SenderRateChangeView, SenderRatesVie
 router = APIRouter(
     prefix="/senders",
     tags=["senders"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 422),
+    dependencies=[needs(Scope.READ)],
+    responses=problem_responses(401, 403, 422),
 )
 CHANGES = problem_responses(403)
 Number = Annotated[str, Path(max_length=40, pattern=NO_NUL, description="the number, E.164")]
@@ -33,6 +34,13 @@ class RateBody(BaseModel):
     rate_per_second: Annotated[
         float, Field(gt=0, le=MAX_RATE, description=f"messages per second. {TIERS}")
     ]
+
+
+def sender_in_reach(number: Number, settings: AppSettings, account: Reach) -> None:
+    """A key restricted to an account sets the rates of the numbers its account lists only
+    (a rate is every worker's, whatever the campaign)."""
+    if account is not None and number.strip() not in settings.account(account).senders:
+        raise foreign_account(account, f"sender {number}")
 
 
 def _refused(exc: StickerqError) -> Problem:
@@ -51,6 +59,7 @@ def list_senders(settings: AppSettings) -> Any:
 @router.put(
     "/{number}/rate",
     response_model=SenderRateChangeView,
+    dependencies=[needs(Scope.OPERATE), Depends(sender_in_reach)],
     responses=CHANGES | problem_responses(400),
 )
 def set_sender_rate(number: Number, body: RateBody, settings: AppSettings, actor: Actor) -> Any:
@@ -62,7 +71,12 @@ def set_sender_rate(number: Number, body: RateBody, settings: AppSettings, actor
     return json_answer(SenderRateChangeView.of(info))
 
 
-@router.delete("/{number}/rate", response_model=SenderRateChangeView, responses=CHANGES)
+@router.delete(
+    "/{number}/rate",
+    response_model=SenderRateChangeView,
+    dependencies=[needs(Scope.OPERATE), Depends(sender_in_reach)],
+    responses=CHANGES,
+)
 def reset_sender_rate(number: Number, settings: AppSettings, actor: Actor) -> Any:
     """As `stickerq senders reset`: the number sends at STICKERQ_RATE_PER_SECOND again."""
     try:

@@ -6,13 +6,14 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.reach import Reach, within
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
 from stickerq.producer import suppressions
@@ -28,10 +29,11 @@ from stickerq.settings import Settings
 router = APIRouter(
     prefix="/suppressions",
     tags=["suppressions"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 422),
+    dependencies=[needs(Scope.READ)],
+    responses=problem_responses(401, 403, 422),
 )
 CHANGES = problem_responses(403)
+OPERATE = [needs(Scope.OPERATE)]
 MAX_NUMBERS = 10_000  # per JSON request; a bigger list goes as a CSV to /suppressions/import
 
 Account = Annotated[
@@ -59,6 +61,11 @@ class SuppressBody(BaseModel):
     ] = None
 
 
+def _within(reach: str | None, account: str | None) -> str | None:
+    """The list's account: for a key restricted to one, that one (another: 403)."""
+    return within(reach, account, f"account {account}'s suppression list")
+
+
 def _refused(exc: StickerqError) -> Problem:
     return Problem(422, "invalid_suppression", "the suppression request is not valid", str(exc))
 
@@ -66,6 +73,7 @@ def _refused(exc: StickerqError) -> Problem:
 @router.get("", response_model=SuppressionPageView)
 def list_suppressions(
     settings: AppSettings,
+    reach: Reach,
     account: Account = None,
     after: Annotated[
         str | None, Query(max_length=40, pattern=NO_NUL, description="next_after of the page")
@@ -75,6 +83,7 @@ def list_suppressions(
 ) -> Any:
     """As `stickerq suppress list --json`: the account's numbers in number order."""
     try:
+        account = _within(reach, account)
         page = suppressions.list_numbers(settings, account=account, after=after, limit=limit)
     except StickerqError as exc:
         raise _refused(exc) from None
@@ -84,9 +93,12 @@ def list_suppressions(
 
 
 @router.get("/{number}", response_model=SuppressionView, responses=problem_responses(404))
-def show_suppression(number: Number, settings: AppSettings, account: Account = None) -> Any:
+def show_suppression(
+    number: Number, settings: AppSettings, reach: Reach, account: Account = None
+) -> Any:
     """The number's entry (404 `not_suppressed`: it may get stickers)."""
     try:
+        account = _within(reach, account)
         found = suppressions.find_number(settings, number, account=account)
     except StickerqError as exc:
         raise _refused(exc) from None
@@ -96,12 +108,18 @@ def show_suppression(number: Number, settings: AppSettings, account: Account = N
 
 
 # 400: a body that is not JSON at all (FastAPI's answer before the body model is read)
-@router.post("", response_model=SuppressResultView, responses=CHANGES | problem_responses(400))
-def add_suppressions(body: SuppressBody, settings: AppSettings, actor: Actor) -> Any:
+@router.post(
+    "",
+    response_model=SuppressResultView,
+    dependencies=OPERATE,
+    responses=CHANGES | problem_responses(400),
+)
+def add_suppressions(body: SuppressBody, settings: AppSettings, reach: Reach, actor: Actor) -> Any:
     """As `stickerq suppress add`: one invalid number refuses them all (nothing stored)."""
+    account = _within(reach, body.account)
     try:
         result = suppressions.add_numbers(
-            settings, body.numbers, body.reason, actor=actor, account=body.account
+            settings, body.numbers, body.reason, actor=actor, account=account
         )
     except StickerqError as exc:
         raise _refused(exc) from None
@@ -111,6 +129,7 @@ def add_suppressions(body: SuppressBody, settings: AppSettings, actor: Actor) ->
 @router.post(
     "/import",
     response_model=SuppressResultView,
+    dependencies=OPERATE,
     responses=CHANGES,
     openapi_extra={
         "requestBody": {
@@ -122,6 +141,7 @@ def add_suppressions(body: SuppressBody, settings: AppSettings, actor: Actor) ->
 async def import_suppressions(
     request: Request,
     settings: AppSettings,
+    reach: Reach,
     actor: Actor,
     reason: Annotated[
         str, Query(min_length=1, max_length=REASON_MAX, pattern=NO_NUL)
@@ -130,6 +150,7 @@ async def import_suppressions(
 ) -> Any:
     """As `stickerq suppress import`: a CSV body (a phone column) of any size, streamed to
     disk then onto the list; invalid rows are skipped and listed with their line."""
+    account = _within(reach, account)
     with tempfile.TemporaryDirectory(prefix="stickerq-suppress-") as folder:
         path = FilePath(folder) / "suppressions.csv"
         with path.open("wb") as out:
@@ -150,11 +171,12 @@ def _import(
     return json_answer(SuppressResultView.of(result))
 
 
-@router.delete("/{number}", response_model=UnsuppressView, responses=CHANGES)
+@router.delete("/{number}", response_model=UnsuppressView, dependencies=OPERATE, responses=CHANGES)
 def remove_suppression(
-    number: Number, settings: AppSettings, actor: Actor, account: Account = None
+    number: Number, settings: AppSettings, reach: Reach, actor: Actor, account: Account = None
 ) -> Any:
     """As `stickerq suppress remove`: the number may get stickers again."""
+    account = _within(reach, account)
     try:
         result = suppressions.remove_numbers(settings, [number], actor=actor, account=account)
     except StickerqError as exc:

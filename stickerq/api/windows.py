@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from stickerq.api.auth import require_token
+from stickerq.api.auth import Scope, needs
 from stickerq.api.common import NO_NUL, Actor, AppSettings, json_answer
 from stickerq.api.problems import Problem, problem_responses
+from stickerq.api.reach import every_account
 from stickerq.errors import StickerqError
 from stickerq.masking import numbers_shown
 from stickerq.producer.views.windows import (
@@ -28,8 +29,9 @@ from stickerq.settings import Settings
 router = APIRouter(
     prefix="/windows",
     tags=["windows"],
-    dependencies=[Depends(require_token)],
-    responses=problem_responses(401, 422),
+    # the ledger is kept per business number, of every account at once
+    dependencies=[needs(Scope.READ), Depends(every_account)],
+    responses=problem_responses(401, 403, 422),
 )
 
 From = Annotated[
@@ -80,6 +82,7 @@ def show(
 @router.post(
     "/import",
     response_model=WindowImportView,
+    dependencies=[needs(Scope.OPERATE)],
     responses=problem_responses(403),
     openapi_extra={
         "requestBody": {

@@ -23,6 +23,7 @@ from stickerq.cli import (
     database,
     erase,
     failures,
+    keys,
     media,
     purge,
     reports,
@@ -102,6 +103,7 @@ for _module in (
     purge,
     window,
     audit,
+    keys,
 ):
     _module.register(app)
 

@@ -24,6 +24,7 @@ from stickerq.producer.views.campaigns import CampaignDetailsView, CampaignView,
 from stickerq.producer.views.config import ConfigView
 from stickerq.producer.views.erasure import ErasureView
 from stickerq.producer.views.failures import FailuresView, HistoryView, RequeueView
+from stickerq.producer.views.keys import KeyView, NewKeyView
 from stickerq.producer.views.media import MediaUploadView
 from stickerq.producer.views.reports import ReportView
 from stickerq.producer.views.schedules import RescheduleView, ScheduleView
@@ -246,6 +247,19 @@ COMMANDS = (
         "stickerq senders list --json",
         SenderRatesView,
         "The numbers with a rate of their own, in number order, and the default.",
+    ),
+    JsonCommand(
+        "keys create --json",
+        "stickerq keys create NAME --scope read|send|operate|admin [--account SID] "
+        "[--expires 90d] --json",
+        NewKeyView,
+        "The key made, with its value (`key`): printed this once, only its hash is stored.",
+    ),
+    JsonCommand(
+        "keys list|revoke --json",
+        "stickerq keys list --json | keys revoke NAME --json",
+        list[KeyView] | KeyView,
+        "Every key by name (`list`), or the key revoked (`revoke`): never a key's value.",
     ),
 )
 

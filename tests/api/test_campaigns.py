@@ -55,7 +55,7 @@ def test_a_read_only_token_reads_but_cannot_post(client: TestClient) -> None:
     for path in ("/campaigns", "/campaigns/1/pause", "/campaigns/1/cancel"):
         answer = client.post(path, json=BODY, headers=READ)
         assert answer.status_code == 403
-        assert answer.json()["code"] == "read_only_token"
+        assert answer.json()["code"] == "insufficient_scope"
 
 
 def test_invalid_recipients_are_listed_with_their_positions_and_nothing_is_stored(

@@ -182,7 +182,7 @@ def test_a_read_only_session_sees_everything_but_no_button_and_cannot_act(
         headers={"X-CSRF-Token": csrf},
     )
     assert answer.status_code == 403
-    assert answer.json()["code"] == "read_only_token"
+    assert answer.json()["code"] == "insufficient_scope"
 
 
 def test_names_and_error_details_are_escaped_and_the_page_forbids_inline_scripts(

@@ -19,7 +19,7 @@ def test_delete_erases_the_number_and_read_only_tokens_may_not(client: TestClien
     database_url = client.database_url  # type: ignore[attr-defined]
 
     refused = client.delete(f"/recipients/{A}", headers=READ)
-    assert (refused.status_code, refused.json()["code"]) == (403, "read_only_token")
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
     dry = client.delete(f"/recipients/{A}", params={"dry_run": True}, headers=WRITE)
     assert dry.status_code == 200 and dry.json()["dry_run"] is True
     assert count(database_url, Message) == 2

@@ -260,7 +260,7 @@ def test_a_read_only_token_cannot_requeue_or_lift_a_pause(
     for method, path, body in ROUTES:
         if method == "post":
             answer = client.post(path, json=body, headers=READ)
-            assert (answer.status_code, answer.json()["code"]) == (403, "read_only_token"), path
+            assert (answer.status_code, answer.json()["code"]) == (403, "insufficient_scope"), path
     assert len(client.get("/pauses", headers=READ).json()) == 1
 
 

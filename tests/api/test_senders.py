@@ -66,7 +66,7 @@ def test_bad_numbers_and_rates_are_a_422_problem(
 def test_read_only_tokens_may_only_list_and_no_token_gets_nothing(client: TestClient) -> None:
     body = {"rate_per_second": 20}
     assert client.put(f"/senders/{A}/rate", json=body, headers=READ).status_code == 403
-    assert client.delete(f"/senders/{A}/rate", headers=READ).json()["code"] == "read_only_token"
+    assert client.delete(f"/senders/{A}/rate", headers=READ).json()["code"] == "insufficient_scope"
     for headers in BAD_AUTH:
         assert client.get("/senders", headers=headers).status_code == 401
         assert client.put(f"/senders/{A}/rate", json=body, headers=headers).status_code == 401

@@ -93,7 +93,7 @@ def test_a_read_only_token_may_only_read(client: TestClient) -> None:
         ("delete", f"/suppressions/{A}"),
     ):
         answer = client.request(method, path, headers=READ, json={"numbers": [B]})
-        assert (answer.status_code, answer.json()["code"]) == (403, "read_only_token")
+        assert (answer.status_code, answer.json()["code"]) == (403, "insufficient_scope")
     assert client.get("/suppressions", headers=READ).json()["total"] == 1
 
 

@@ -108,7 +108,7 @@ def test_a_read_only_token_may_read_but_not_import(client: TestClient) -> None:
     refused = client.post(
         "/windows/import", content=body, headers={**READ, "Content-Type": "text/csv"}
     )
-    assert (refused.status_code, refused.json()["code"]) == (403, "read_only_token")
+    assert (refused.status_code, refused.json()["code"]) == (403, "insufficient_scope")
     assert count(client.database_url, CustomerWindow) == 0  # type: ignore[attr-defined]
     assert client.get("/windows/stats", headers=READ).status_code == 200
 

@@ -284,11 +284,9 @@ def test_reading_filters_by_time_and_actor_newest_first_and_says_when_more_match
         read_audit(audit_settings, limit=0)
 
 
-def test_postgresql_refuses_changing_an_entry_but_in_an_erasure(
-    audit_settings: Settings, factory: sessionmaker[Session]
-) -> None:
-    if factory.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("a trigger of PostgreSQL (migration 0018); SQLite has only the code path")
+def test_postgresql_refuses_changing_an_entry_but_in_an_erasure(pg_database: str) -> None:
+    """A trigger of PostgreSQL (migration 0019); SQLite has only the code path."""
+    factory = make_session_factory(make_engine(pg_database))
     with factory.begin() as session:
         record(session, ALICE, "suppression.added", f"suppression:{A}")
     for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):

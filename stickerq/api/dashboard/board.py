@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stickerq.db import open_sessions
 from stickerq.errors import CampaignNotFound
@@ -76,6 +76,16 @@ class BoardReader:
         """After a button changed something: the next read shows it."""
         with self._lock:
             self._board = None
+
+
+def of_account(board: Board, account: str | None) -> Board:
+    """What a key restricted to `account` sees of the board: its campaigns and pauses only
+    (None: everything). The board is read once for every viewer, then cut per viewer."""
+    if account is None:
+        return board
+    cards = [card for card in board.campaigns if card.details.sid == account]
+    pauses = [pause for pause in board.pauses if pause["sid"] == account]
+    return replace(board, campaigns=cards, pauses=pauses)
 
 
 def read_board(settings: Settings, pace: PaceTracker) -> Board:

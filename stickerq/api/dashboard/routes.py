@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from stickerq.api.dashboard.board import BoardReader
+from stickerq.api.dashboard.board import Board, BoardReader, of_account
 from stickerq.api.dashboard.sessions import (
     LOGIN_COOKIE,
     Sessions,
@@ -29,6 +29,7 @@ from stickerq.api.problems import Problem
 from stickerq.errors import CampaignNotFound, ServiceUnavailable, StickerqError
 from stickerq.producer import lifecycle
 from stickerq.producer.operations import resume_sending
+from stickerq.producer.reach import check_reach
 from stickerq.producer.requeue import requeue
 from stickerq.settings import Settings
 
@@ -63,6 +64,10 @@ def _board(request: Request) -> BoardReader:
     return board
 
 
+def _board_for(request: Request, who: Viewer) -> Board:
+    return of_account(_board(request).read(), who.account)
+
+
 def _html(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
@@ -78,9 +83,14 @@ def viewer(request: Request) -> Viewer:
 
 
 def actor(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Viewer:
-    """Dependency of every button: a read-write session and the form's CSRF value."""
-    if who.read_only:
-        raise Problem(403, "read_only_token", "this token may only read")
+    """Dependency of every button: a session of the operate scope and the form's CSRF value."""
+    if not who.may_operate:
+        raise Problem(
+            403,
+            "insufficient_scope",
+            f"this key's scope is {who.token.scope}; the dashboard's buttons need operate",
+            "log in with a key of the operate scope",
+        )
     check_csrf(who.csrf, request.headers.get("x-csrf-token"))
     return who
 
@@ -90,15 +100,13 @@ def page(request: Request) -> Response:
     who = current_viewer(request)
     if who is None:
         return RedirectResponse("/login", status_code=303)
-    board = _board(request).read()
-    return _html(request, "page.html", viewer=who, board=board)
+    return _html(request, "page.html", viewer=who, board=_board_for(request, who))
 
 
 @router.get("/dashboard/board", response_class=HTMLResponse)
 def board_fragment(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Response:
     """The live part of the page, polled by its script."""
-    board = _board(request).read()
-    return _html(request, "board.html", viewer=who, board=board)
+    return _html(request, "board.html", viewer=who, board=_board_for(request, who))
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -139,10 +147,15 @@ def logout(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Respons
     return response
 
 
-def _run(request: Request, action: Callable[[], T], campaign_id: int | None = None) -> T:
+def _run(
+    request: Request, who: Viewer, action: Callable[[], T], campaign_id: int | None = None
+) -> T:
     """Call a producer function for a button: its refusals become problem documents, and
-    the next poll reads the board afresh."""
+    the next poll reads the board afresh. Another account's campaign is as if absent to a
+    key restricted to one."""
     try:
+        if campaign_id is not None:
+            check_reach(_settings(request), campaign_id, who.account)
         return action()
     except CampaignNotFound:
         raise Problem(404, "campaign_not_found", f"no campaign {campaign_id}") from None
@@ -171,19 +184,19 @@ def _changed(result: lifecycle.LifecycleResult) -> JSONResponse:
 def pause(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
     settings, reason = _settings(request), "paused from the dashboard"
     action = partial(lifecycle.pause_campaign, settings, campaign_id, reason, actor=who.name)
-    return _changed(_run(request, action, campaign_id))
+    return _changed(_run(request, who, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/resume")
 def resume(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
     action = partial(lifecycle.resume_campaign, _settings(request), campaign_id, actor=who.name)
-    return _changed(_run(request, action, campaign_id))
+    return _changed(_run(request, who, action, campaign_id))
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/cancel")
 def cancel(campaign_id: int, request: Request, who: Annotated[Viewer, Depends(actor)]) -> Response:
     action = partial(lifecycle.cancel_campaign, _settings(request), campaign_id, actor=who.name)
-    return _changed(_run(request, action, campaign_id))
+    return _changed(_run(request, who, action, campaign_id))
 
 
 @router.post("/dashboard/pauses/resume")
@@ -193,12 +206,22 @@ def lift_pause(
     sid: Annotated[str, Form()],
     sender: Annotated[str, Form()] = "",
 ) -> Response:
-    """Lift an account pause (no sender) or a sender's, as `stickerq resume`."""
-    settings = _settings(request)
-    action = partial(resume_sending, settings, actor=who.name, account=sid, sender=sender or None)
-    lifted, batches = _run(request, action)
-    lifted_on = f"sender {sender}" if sender else f"account {sid}"
-    return _done(f"{lifted_on}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
+    """Lift an account pause (no sender) or a sender's, as `stickerq resume`; a key
+    restricted to an account lifts that account's only."""
+    if who.account not in (None, sid):
+        raise Problem(403, "other_account", f"account {sid} is not this key's account")
+    account = None if sender else sid
+    action = partial(
+        resume_sending,
+        _settings(request),
+        actor=who.name,
+        account=account,
+        sender=sender or None,
+        within=sid,
+    )
+    lifted, batches = _run(request, who, action)
+    target = f"sender {sender}" if sender else f"account {sid}"
+    return _done(f"{target}: {lifted} pause(s) lifted; {batches} batch(es) dispatched")
 
 
 @router.post("/dashboard/campaigns/{campaign_id}/requeue")
@@ -215,7 +238,7 @@ def requeue_failures(
     action = partial(
         requeue, settings, campaign_id, status, code=code or None, resume=resume, actor=who.name
     )
-    result = _run(request, action, campaign_id)
+    result = _run(request, who, action, campaign_id)
     chosen = result.status + (f" {result.code}" if result.code else "")
     message = (
         f"campaign {campaign_id}: {result.requeued:,} {chosen} message(s) requeued, "

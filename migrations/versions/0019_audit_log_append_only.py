@@ -1,7 +1,7 @@
 """audit log: PostgreSQL refuses updates and deletes but an erasure's
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07 23:00:00
 
 `audit_log` is append-only (stickerq/audit.py). No code path updates or deletes an entry but
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
