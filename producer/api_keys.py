@@ -127,7 +127,7 @@ def create_key(
             if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
                 raise _taken(name)
             session.add(row)
-            audit.record(session, actor, "key.created", f"key:{name}", **params)
+            audit.record(session, actor, audit.Action.KEY_CREATED, f"key:{name}", **params)
     except IntegrityError:  # made meanwhile by another caller
         raise _taken(name) from None
     return NewKey(key, KeyInfo.of(row))
@@ -157,7 +157,7 @@ def revoke_key(
         if row.revoked_at is None:
             row.revoked_at = now
             params = {"scope": row.scope, "account": row.account, "expires_at": row.expires_at}
-            audit.record(session, actor, "key.revoked", f"key:{name}", **params)
+            audit.record(session, actor, audit.Action.KEY_REVOKED, f"key:{name}", **params)
         return KeyInfo.of(row)
 
 

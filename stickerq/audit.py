@@ -50,6 +50,8 @@ class Action(StrEnum):
     SENDER_RATE_RESET = "sender_rate.reset"
     NUMBER_ERASED = "number.erased"  # number:hmac:<hex>, never the number
     WINDOWS_IMPORTED = "windows.imported"  # window_ledger: a CRM backfill, counts only
+    KEY_CREATED = "key.created"  # key:<name>; its scope, account and expiry, never the key
+    KEY_REVOKED = "key.revoked"
 
 
 def record(session: Session, actor: str, action: str, target: str, **params: Any) -> None:
