@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message, UnknownCallback
+from stickerq.producer.callback_events import add_status_events
 from stickerq.producer.callback_payloads import StatusCallback
 from stickerq.producer.callback_times import doubt
 from stickerq.producer.callback_updates import update_status
@@ -72,6 +73,7 @@ def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Ap
     closing = [c for c in known if window_closed(c)]
     if closing:
         close_reported_windows(session, closing)
+    add_status_events(session, known)
     return Applied(changed=changed, unknown=len(unknown), times_replaced=replaced)
 
 

@@ -30,6 +30,7 @@ from stickerq.cli import (
     sending,
     services,
     suppress,
+    webhooks,
     window,
 )
 from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, fail, load_settings
@@ -100,6 +101,7 @@ for _module in (
     accounts,
     purge,
     window,
+    webhooks,
 ):
     _module.register(app)
 

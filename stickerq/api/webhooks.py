@@ -1,0 +1,159 @@
+"""/webhooks: signed POSTs of events to URLs (as `stickerq webhooks ...`); admin scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from stickerq.api.auth import Scope, actor_of, require_scope
+from stickerq.api.common import BIGINT_MAX, NO_NUL, AppSettings
+from stickerq.api.problems import Problem, problem_responses
+from stickerq.errors import StickerqError
+from stickerq.producer import webhooks
+from stickerq.producer.webhooks import SECRET_MAX, SECRET_MIN, URL_MAX, WebhookNotFound
+
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(require_scope(Scope.ADMIN))],
+    responses=problem_responses(401, 403),
+)
+WebhookId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the webhook's id")]
+EventName = Literal[
+    "campaign.completed",
+    "campaign.paused",
+    "pause.started",
+    "pause.lifted",
+    "message.failed",
+    "message.status",
+]
+
+
+class WebhookBody(BaseModel):
+    """What `stickerq webhooks add` takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, Field(min_length=1, max_length=URL_MAX, pattern=NO_NUL)]
+    events: Annotated[list[EventName], Field(min_length=1, max_length=6)]
+    secret: Annotated[
+        str | None,
+        Field(
+            min_length=SECRET_MIN,
+            max_length=SECRET_MAX,
+            pattern=NO_NUL,
+            description="the signing secret; default: one is made and answered once",
+        ),
+    ] = None
+    account: Annotated[
+        str | None, Field(max_length=64, pattern=NO_NUL, description="only this SID's events")
+    ] = None
+
+
+class WebhookView(BaseModel):
+    """A webhook, never with its secret."""
+
+    id: int
+    url: str
+    events: list[str]
+    account: str | None
+    created_at: datetime
+    state: Literal["ok", "failing", "disabled"]
+    failing_since: datetime | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    waiting: int = Field(description="events waiting to be delivered")
+    failed: int = Field(description="events that could not be delivered (kept for days)")
+
+
+class AddedView(BaseModel):
+    webhook: WebhookView
+    secret: str = Field(description="shown this once: nothing answers it again")
+
+
+class DeliveryView(BaseModel):
+    event_id: str
+    type: str
+    campaign_id: int | None
+    state: Literal["waiting", "delivered", "failed"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+    last_error: str | None
+
+
+class TestView(BaseModel):
+    event_id: str
+
+
+def _refused(exc: StickerqError) -> Problem:
+    if isinstance(exc, WebhookNotFound):
+        return Problem(404, "webhook_not_found", "no such webhook", str(exc))
+    return Problem(422, "invalid_webhook", "the webhook is not valid", str(exc))
+
+
+@router.post("", response_model=AddedView, status_code=201, responses=problem_responses(422))
+def add_webhook(body: WebhookBody, request: Request, settings: AppSettings) -> Any:
+    """As `stickerq webhooks add`: the answer holds the secret, this once."""
+    try:
+        added = webhooks.add_webhook(
+            settings,
+            body.url,
+            body.events,
+            actor_of(request),
+            secret=body.secret,
+            account=body.account,
+        )
+    except StickerqError as exc:
+        raise _refused(exc) from None
+    return AddedView(webhook=WebhookView(**added.webhook), secret=added.secret)
+
+
+@router.get("", response_model=list[WebhookView])
+async def list_webhooks(settings: AppSettings) -> Any:
+    """As `stickerq webhooks list`: disabled ones (failing for days) say since when, and why."""
+    rows = await run_in_threadpool(webhooks.list_webhooks, settings)
+    return [WebhookView(**row) for row in rows]
+
+
+@router.delete("/{webhook_id}", response_model=WebhookView, responses=problem_responses(404))
+def remove_webhook(webhook_id: WebhookId, request: Request, settings: AppSettings) -> Any:
+    """As `stickerq webhooks remove`: the webhook and the events waiting for it go."""
+    try:
+        return WebhookView(**webhooks.remove_webhook(settings, webhook_id, actor_of(request)))
+    except StickerqError as exc:
+        raise _refused(exc) from None
+
+
+@router.get(
+    "/{webhook_id}/deliveries", response_model=list[DeliveryView], responses=problem_responses(404)
+)
+def webhook_deliveries(
+    webhook_id: WebhookId,
+    settings: AppSettings,
+    failed: Annotated[bool, Query(description="only the failed events")] = False,
+    limit: Annotated[int, Query(ge=1, le=webhooks.DELIVERIES_MAX)] = 100,
+) -> Any:
+    """As `stickerq webhooks deliveries`: the webhook's events, newest first."""
+    try:
+        rows = webhooks.deliveries(settings, webhook_id, failed_only=failed, limit=limit)
+    except StickerqError as exc:
+        raise _refused(exc) from None
+    return [DeliveryView(**row) for row in rows]
+
+
+@router.post(
+    "/{webhook_id}/test", response_model=TestView, status_code=202, responses=problem_responses(404)
+)
+def test_webhook(webhook_id: WebhookId, settings: AppSettings) -> Any:
+    """As `stickerq webhooks test`: a webhook.test event queued for this webhook only."""
+    try:
+        return TestView(event_id=webhooks.test_webhook(settings, webhook_id))
+    except StickerqError as exc:
+        raise _refused(exc) from None
