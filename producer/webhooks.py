@@ -248,7 +248,7 @@ def _delivery(row: WebhookOutboxEvent) -> dict[str, Any]:
     }
 
 
-def test_webhook(
+def queue_test_event(
     settings: Settings, webhook_id: int, sessions: sessionmaker[Session] | None = None
 ) -> str:
     """Queue a `webhook.test` event for this endpoint only (a disabled one too: it is

@@ -20,7 +20,7 @@ router = APIRouter(
     prefix="/webhooks",
     tags=["webhooks"],
     dependencies=[Depends(require_scope(Scope.ADMIN))],
-    responses=problem_responses(401, 403),
+    responses=problem_responses(400, 401, 403, 422),
 )
 WebhookId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the webhook's id")]
 EventName = Literal[
@@ -98,7 +98,7 @@ def _refused(exc: StickerqError) -> Problem:
     return Problem(422, "invalid_webhook", "the webhook is not valid", str(exc))
 
 
-@router.post("", response_model=AddedView, status_code=201, responses=problem_responses(422))
+@router.post("", response_model=AddedView, status_code=201)
 def add_webhook(body: WebhookBody, request: Request, settings: AppSettings) -> Any:
     """As `stickerq webhooks add`: the answer holds the secret, this once."""
     try:
@@ -154,6 +154,6 @@ def webhook_deliveries(
 def test_webhook(webhook_id: WebhookId, settings: AppSettings) -> Any:
     """As `stickerq webhooks test`: a webhook.test event queued for this webhook only."""
     try:
-        return TestView(event_id=webhooks.test_webhook(settings, webhook_id))
+        return TestView(event_id=webhooks.queue_test_event(settings, webhook_id))
     except StickerqError as exc:
         raise _refused(exc) from None

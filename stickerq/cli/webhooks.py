@@ -146,10 +146,10 @@ def _when(row: dict[str, Any]) -> str:
 @webhooks_app.command("test")
 def test(webhook_id: WebhookId) -> None:
     """Queue a webhook.test event for this webhook (enabling it again if it was disabled)."""
-    from stickerq.producer.webhooks import test_webhook
+    from stickerq.producer.webhooks import queue_test_event
 
     try:
-        event_id = test_webhook(load_settings(), webhook_id)
+        event_id = queue_test_event(load_settings(), webhook_id)
     except StickerqError as exc:
         raise fail(exc) from None
     console.print(
