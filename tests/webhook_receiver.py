@@ -61,6 +61,11 @@ class Receiver:
             found += document if isinstance(document, list) else [document]
         return found
 
+    def events_posted(self) -> list[Any]:
+        """Each POST's document: an event (a dict) or an array of them (a list)."""
+        with self.lock:
+            return [json.loads(body) for _, body in self.posts]
+
     def accepted_events(self) -> list[dict[str, Any]]:
         """The events of the POSTs answered 200."""
         found: list[dict[str, Any]] = []

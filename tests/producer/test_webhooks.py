@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stickerq.cli import app
 from stickerq.db import open_sessions
-from stickerq.models import AuditEntry, WebhookEndpoint, WebhookOutboxEvent
+from stickerq.models import AuditEntry, WebhookEndpoint, WebhookOutboxEvent, utcnow
 from stickerq.producer.webhooks import (
     WebhookError,
     WebhookNotFound,
@@ -146,3 +146,20 @@ def test_the_cli_adds_lists_and_removes_showing_the_secret_once(hook_settings: S
     assert "webhook.test" in run("deliveries", "1").output
     assert_clean_exit(run("remove", "1"), 0)
     assert_clean_exit(run("remove", "1"), 2)
+
+
+def test_a_disabled_webhook_is_shown_by_pauses_and_list(hook_settings: Settings) -> None:
+    added = add_webhook(hook_settings, "http://127.0.0.1:8000/x", ["pause.started"], "t")
+    with open_sessions(hook_settings.database_url) as sessions, sessions.begin() as session:
+        endpoint = session.get(WebhookEndpoint, added.webhook["id"])
+        assert endpoint is not None
+        endpoint.disabled_at = endpoint.failing_since = utcnow()
+        endpoint.disabled_reason = "every POST failed for 3 days; last: HTTP 503"
+    env = environment(hook_settings)
+    pauses = CliRunner().invoke(app, ["pauses"], env=env)
+    assert_clean_exit(pauses, 0)
+    assert f"webhook {added.webhook['id']} (http://127.0.0.1:8000/x) disabled" in pauses.output
+    assert "HTTP 503" in pauses.output
+    listed = CliRunner().invoke(app, ["webhooks", "list"], env=env)
+    assert "disabled" in listed.output
+    assert list_webhooks(hook_settings)[0]["state"] == "disabled"

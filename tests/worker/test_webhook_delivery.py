@@ -18,6 +18,7 @@ from stickerq.models import WebhookEndpoint, WebhookOutboxEvent, utcnow
 from stickerq.webhook_outbox import Event, EventType, Subscriber, write_rows
 from stickerq.webhook_signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from stickerq.worker.webhook_delivery import DeliveryPolicy, deliver_due
+from stickerq.worker.webhook_retention import purge_webhook_events
 from tests.webhook_receiver import Receiver
 
 SECRET = "whsec_test_secret_of_the_receiver"
@@ -191,3 +192,29 @@ def test_a_campaigns_later_events_wait_for_its_earlier_one_others_go_on(
             session.execute(update(WebhookOutboxEvent).values(next_attempt_at=utcnow()))
         deliver_until_settled(sessions, client, rules)
     assert [e["data"]["n"] for e in receiver.accepted_events()] == [2, 1, 3]
+
+
+def test_the_purge_deletes_settled_events_past_retention_and_keeps_the_rest(
+    sessions: sessionmaker[Session],
+) -> None:
+    add_events(sessions, 1, EventType.CAMPAIGN_COMPLETED, [{"n": n} for n in range(4)])
+    old = utcnow() - timedelta(days=8)
+    with sessions.begin() as session:
+        pks = [r.id for r in session.scalars(select(WebhookOutboxEvent))]
+        session.execute(  # delivered, failed, waiting: all old; the last one recent
+            update(WebhookOutboxEvent)
+            .where(WebhookOutboxEvent.id.in_(pks[:3]))
+            .values(created_at=old)
+        )
+        session.execute(
+            update(WebhookOutboxEvent)
+            .where(WebhookOutboxEvent.id.in_([pks[0], pks[3]]))
+            .values(delivered_at=utcnow())
+        )
+        session.execute(
+            update(WebhookOutboxEvent)
+            .where(WebhookOutboxEvent.id == pks[1])
+            .values(failed_at=utcnow())
+        )
+    assert purge_webhook_events(sessions, days=7) == 2
+    assert [r.id for r in rows(sessions)] == [pks[2], pks[3]]

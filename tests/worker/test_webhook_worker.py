@@ -12,13 +12,16 @@ from sqlalchemy import select
 from stickerq.db import make_engine, make_session_factory
 from stickerq.models import WebhookOutboxEvent
 from stickerq.pauses import PauseRequest, record_pause
+from stickerq.producer.api import enqueue_campaign
+from stickerq.producer.request import CampaignRequest
 from stickerq.producer.webhooks import add_webhook
 from stickerq.queue import DELIVER_WEBHOOKS
 from stickerq.queue import app as celery_app
+from stickerq.sandbox import SandboxServer
 from stickerq.settings import Settings
 from stickerq.states import PauseScope
 from stickerq.webhook_signing import SIGNATURE_HEADER, verify
-from tests.conftest import wait_until
+from tests.conftest import STICKER_ID, wait_until
 from tests.webhook_receiver import Receiver
 from tests.worker.conftest import Workers
 
@@ -96,3 +99,28 @@ def test_a_worker_killed_holding_the_post_loses_nothing_and_the_id_stays_one(
     assert row.attempts == 1  # the dead worker's try was never recorded
     assert len(receiver.posts) == 2
     assert {e["id"] for e in receiver.events()} == {row.event_id}  # once, by event id
+
+
+def test_a_campaign_sends_its_failed_message_then_its_completion_to_the_receiver(
+    settings: Settings, sandbox: SandboxServer, run_worker: Callable[[Settings], None]
+) -> None:
+    settings = webhook_settings(settings)
+    sandbox.script({"+919812345678": ["WA400"]})
+    with Receiver() as receiver:
+        add_webhook(settings, receiver.url, ["message.failed", "campaign.completed"], "test")
+        run_worker(settings)
+        campaign_id = enqueue_campaign(
+            settings, CampaignRequest(sticker_id=STICKER_ID, to="+919812345678,+919812345679")
+        ).campaign_id
+
+        def arrived() -> int:
+            celery_app.send_task(DELIVER_WEBHOOKS, queue="stickerq")
+            time.sleep(0.3)
+            return len(receiver.events()) >= 2
+
+        wait_until(arrived, timeout=30)
+    failed, completed = receiver.events()
+    assert failed["type"] == "message.failed" and isinstance(receiver.events_posted()[0], list)
+    assert (failed["data"]["campaign_id"], failed["data"]["code"]) == (campaign_id, "WA400")
+    assert completed["type"] == "campaign.completed"
+    assert completed["data"] == {"campaign_id": campaign_id, "account": SID, "status": "completed"}
