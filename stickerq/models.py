@@ -473,5 +473,4 @@ class WebhookOutboxEvent(Base):
             sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
             postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
         ),
-        Index("ix_webhook_outbox_created_at", "created_at"),  # the purge
     )

@@ -6,7 +6,7 @@ endpoint, on SQLite and PostgreSQL alike, so its order needs no row locks; a wor
 dies holding one lets it lapse. Within the lease, its waiting events are read in id order
 (`worker/webhook_posts.py` groups them into POSTs) and each POST is sent with no
 transaction open, then recorded: delivered, or retried after a capped exponential backoff
-with full jitter (`worker/backoff.py`) until STICKERQ_WEBHOOK_RETRY_FOR_SECONDS after the
+with half jitter (`worker/backoff.py`) until STICKERQ_WEBHOOK_RETRY_FOR_SECONDS after the
 event, then failed. The first failure stops the endpoint's round; an endpoint whose every
 POST failed for STICKERQ_WEBHOOK_DISABLE_AFTER_SECONDS is disabled, its waiting events
 failed. A POST that reached the receiver but whose answer was lost is sent again: receivers
@@ -30,7 +30,7 @@ from stickerq.models import WebhookEndpoint, WebhookOutboxEvent, utcnow
 from stickerq.outside_address import AddressRefused, Resolver, allowed_hosts, pin
 from stickerq.settings import Settings
 from stickerq.webhook_outbox import forget_subscribers
-from stickerq.worker.backoff import backoff_delay
+from stickerq.worker.backoff import half_jitter_delay
 from stickerq.worker.webhook_posts import Post, posts_of, request_of
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class DeliveryPolicy:
             cap=settings.webhook_retry_cap_seconds,
             retry_for=timedelta(seconds=settings.webhook_retry_for_seconds),
             disable_after=timedelta(seconds=settings.webhook_disable_after_seconds),
-            round_seconds=max(5.0, 2 * settings.webhook_interval_seconds),
+            round_seconds=max(0.5, settings.webhook_interval_seconds),
             allow_hosts=allowed_hosts(settings.webhook_allow_hosts),
         )
 
@@ -203,7 +203,9 @@ def _record(
         log.warning("webhook %s: POST of %s event(s) failed: %s", endpoint.id, len(pks), error)
         for row in post.rows:
             attempts = row.attempts + 1
-            retry_at = now + timedelta(seconds=backoff_delay(attempts, policy.first, policy.cap))
+            retry_at = now + timedelta(
+                seconds=half_jitter_delay(attempts, policy.first, policy.cap)
+            )
             gave_up = retry_at > row.created_at + policy.retry_for
             session.execute(
                 update(WebhookOutboxEvent)

@@ -61,11 +61,9 @@ def upgrade() -> None:
         sqlite_where=sa.text(WAITING),
         postgresql_where=sa.text(WAITING),
     )
-    op.create_index("ix_webhook_outbox_created_at", "webhook_outbox", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_webhook_outbox_created_at", table_name="webhook_outbox")
     op.drop_index("ix_webhook_outbox_waiting", table_name="webhook_outbox")
     op.drop_table("webhook_outbox")
     op.drop_table("webhook_endpoints")
