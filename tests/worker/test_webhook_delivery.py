@@ -221,3 +221,15 @@ def test_the_purge_deletes_settled_events_past_retention_and_keeps_the_rest(
         )
     assert purge_webhook_events(sessions, days=7) == 2
     assert [r.id for r in rows(sessions)] == [pks[2], pks[3]]
+
+
+def test_events_of_an_endpoint_removed_meanwhile_are_dropped_not_posted(
+    sessions: sessionmaker[Session], client: httpx.Client
+) -> None:
+    with Receiver() as receiver:
+        endpoint_id = add_endpoint(sessions, receiver.url)
+        add_events(sessions, endpoint_id, EventType.CAMPAIGN_COMPLETED, [{"n": 1}])
+        add_events(sessions, endpoint_id + 1, EventType.CAMPAIGN_COMPLETED, [{"n": 2}])
+        assert deliver_due(sessions, client, policy()) == 1
+    assert [e["data"] for e in receiver.events()] == [{"n": 1}]
+    assert [r.endpoint_id for r in rows(sessions)] == [endpoint_id]
