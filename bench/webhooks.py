@@ -197,11 +197,11 @@ def main() -> int:
                     campaign_id, rate = campaign(name, args.recipients)
                     result[f"rate_{name}"] = rate
                     common.wait_until(
-                        lambda cid=campaign_id: db.callbacks_settled(cid), 300, 0.5, processes
+                        lambda cid=campaign_id: db.callbacks_settled(cid), 1200, 2.0, processes
                     )
                     if endpoint_id is not None:
                         common.wait_until(
-                            lambda e=endpoint_id: db.outbox(e)[1] == 0, 300, 0.5, processes
+                            lambda e=endpoint_id: db.outbox(e)[1] == 0, 600, 1.0, processes
                         )
                         written, _ = db.outbox(endpoint_id)
                         seen, posts = receiver.take()
