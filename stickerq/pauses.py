@@ -159,8 +159,7 @@ def resume(session: Session, sid: str, sender: str | None = None) -> int:
             update(Pause)
             .where(Pause.sid == sid, Pause.resumed_at.is_(None), condition)
             .values(resumed_at=utcnow())
-            .returning(Pause),
-            execution_options={"synchronize_session": False},
+            .returning(Pause)
         )
     )
     for pause in lifted:
