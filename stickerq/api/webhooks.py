@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,6 +13,12 @@ from stickerq.api.common import BIGINT_MAX, NO_NUL, AppSettings
 from stickerq.api.problems import Problem, problem_responses
 from stickerq.errors import StickerqError
 from stickerq.producer import webhooks
+from stickerq.producer.views.webhooks import (
+    AddedWebhookView,
+    DeliveryView,
+    TestEventView,
+    WebhookView,
+)
 from stickerq.producer.webhooks import SECRET_MAX, SECRET_MIN, URL_MAX, WebhookNotFound
 
 router = APIRouter(
@@ -54,51 +59,13 @@ class WebhookBody(BaseModel):
     ] = None
 
 
-class WebhookView(BaseModel):
-    """A webhook, never with its secret."""
-
-    id: int
-    url: str
-    events: list[str]
-    account: str | None
-    created_at: datetime
-    state: Literal["ok", "failing", "disabled"]
-    failing_since: datetime | None
-    disabled_at: datetime | None
-    disabled_reason: str | None
-    waiting: int = Field(description="events waiting to be delivered")
-    failed: int = Field(description="events that could not be delivered (kept for days)")
-
-
-class AddedView(BaseModel):
-    webhook: WebhookView
-    secret: str = Field(description="shown this once: nothing answers it again")
-
-
-class DeliveryView(BaseModel):
-    event_id: str
-    type: str
-    campaign_id: int | None
-    state: Literal["waiting", "delivered", "failed"]
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    failed_at: datetime | None
-    last_error: str | None
-
-
-class TestView(BaseModel):
-    event_id: str
-
-
 def _refused(exc: StickerqError) -> Problem:
     if isinstance(exc, WebhookNotFound):
         return Problem(404, "webhook_not_found", "no such webhook", str(exc))
     return Problem(422, "invalid_webhook", "the webhook is not valid", str(exc))
 
 
-@router.post("", response_model=AddedView, status_code=201)
+@router.post("", response_model=AddedWebhookView, status_code=201)
 def add_webhook(body: WebhookBody, request: Request, settings: AppSettings) -> Any:
     """As `stickerq webhooks add`: the answer holds the secret, this once."""
     try:
@@ -112,7 +79,7 @@ def add_webhook(body: WebhookBody, request: Request, settings: AppSettings) -> A
         )
     except StickerqError as exc:
         raise _refused(exc) from None
-    return AddedView(webhook=WebhookView(**added.webhook), secret=added.secret)
+    return AddedWebhookView(webhook=WebhookView(**added.webhook), secret=added.secret)
 
 
 @router.get("", response_model=list[WebhookView])
@@ -149,11 +116,14 @@ def webhook_deliveries(
 
 
 @router.post(
-    "/{webhook_id}/test", response_model=TestView, status_code=202, responses=problem_responses(404)
+    "/{webhook_id}/test",
+    response_model=TestEventView,
+    status_code=202,
+    responses=problem_responses(404),
 )
 def test_webhook(webhook_id: WebhookId, settings: AppSettings) -> Any:
     """As `stickerq webhooks test`: a webhook.test event queued for this webhook only."""
     try:
-        return TestView(event_id=webhooks.queue_test_event(settings, webhook_id))
+        return TestEventView(event_id=webhooks.queue_test_event(settings, webhook_id))
     except StickerqError as exc:
         raise _refused(exc) from None

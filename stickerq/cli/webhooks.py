@@ -16,6 +16,7 @@ webhooks_app = typer.Typer(
     no_args_is_help=True,
 )
 WebhookId = Annotated[int, typer.Argument(help="the webhook's id (`stickerq webhooks list`)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print as JSON (docs/json.md)")]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,9 +40,12 @@ def add(
     account: Annotated[
         str | None, typer.Option(help="only this account's (SID) events (default: every one)")
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Add a webhook; its secret is shown this once (receivers check each POST with it)."""
     from stickerq.actors import cli_actor
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.webhooks import AddedWebhookView
     from stickerq.producer.webhooks import add_webhook
 
     try:
@@ -51,6 +55,11 @@ def add(
     except StickerqError as exc:
         raise fail(exc) from None
     webhook = added.webhook
+    if as_json:
+        print(
+            to_json(AddedWebhookView.model_validate({"webhook": webhook, "secret": added.secret}))
+        )
+        return
     console.print(f"webhook {webhook['id']} added: {escape(webhook['url'])}")
     console.print(f"events: {', '.join(webhook['events'])}")
     if secret is None:
@@ -58,14 +67,19 @@ def add(
 
 
 @webhooks_app.command("list")
-def list_() -> None:
+def list_(as_json: AsJson = False) -> None:
     """Every webhook: its events, state (ok, failing, disabled), events waiting and failed."""
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.webhooks import WebhookView
     from stickerq.producer.webhooks import list_webhooks
 
     try:
         rows = list_webhooks(load_settings())
     except StickerqError as exc:
         raise fail(exc) from None
+    if as_json:
+        print(to_json([WebhookView.model_validate(row) for row in rows]))
+        return
     if not rows:
         console.print("no webhook: `stickerq webhooks add URL --events ...` adds one")
         return
@@ -111,14 +125,20 @@ def deliveries(
     webhook_id: WebhookId,
     failed: Annotated[bool, typer.Option("--failed", help="only the failed events")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many")] = 100,
+    as_json: AsJson = False,
 ) -> None:
     """A webhook's events, newest first: waiting, delivered or failed, and the last error."""
+    from stickerq.producer.views.base import to_json
+    from stickerq.producer.views.webhooks import DeliveryView
     from stickerq.producer.webhooks import deliveries as find
 
     try:
         rows = find(load_settings(), webhook_id, failed_only=failed, limit=limit)
     except StickerqError as exc:
         raise fail(exc) from None
+    if as_json:
+        print(to_json([DeliveryView.model_validate(row) for row in rows]))
+        return
     if not rows:
         console.print(f"webhook {webhook_id}: no {'failed ' if failed else ''}event")
         return

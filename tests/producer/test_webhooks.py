@@ -142,8 +142,17 @@ def test_the_cli_adds_lists_and_removes_showing_the_secret_once(hook_settings: S
     refused = run("add", "http://hooks.example/x", "--events", "pause.started")
     assert_clean_exit(refused, 2)
     assert "not https" in refused.output
+    [shown] = json.loads(run("list", "--json").output)
+    assert (shown["id"], shown["state"], shown["events"]) == (
+        1,
+        "ok",
+        ["pause.lifted", "pause.started"],
+    )
+    assert "secret" not in shown
     assert_clean_exit(run("test", "1"), 0)
     assert "webhook.test" in run("deliveries", "1").output
+    [delivery] = json.loads(run("deliveries", "1", "--json").output)
+    assert (delivery["type"], delivery["state"]) == ("webhook.test", "waiting")
     assert_clean_exit(run("remove", "1"), 0)
     assert_clean_exit(run("remove", "1"), 2)
 
