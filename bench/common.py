@@ -222,11 +222,18 @@ def raise_priority(pid: int) -> str:
 class Sandbox:
     """`stickerq sandbox` in a process of its own, driven through its control endpoints."""
 
-    def __init__(self, latency_ms: float, senders: Sequence[str] = (SENDER, SENDER_2)) -> None:
+    def __init__(
+        self,
+        latency_ms: float,
+        senders: Sequence[str] = (SENDER, SENDER_2),
+        callback_url: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [PY, "-m", "stickerq", "sandbox", "--port", str(self.port)]
         argv += ["--latency-ms", str(latency_ms), "--sid", SID]
+        if callback_url:  # status callbacks (sent, delivered, read) of each accepted send
+            argv += ["--callback-url", callback_url]
         for sender in senders:
             argv += ["--sender", sender]
         self.log_file = Path(tempfile.gettempdir()) / f"stickerq-bench-sandbox-{RUN_ID}.log"

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, func, select
@@ -31,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from stickerq.models import Message, UnknownCallback
+from stickerq.producer.callback_events import EVENT_COLUMNS, add_status_events, wants_events
 from stickerq.producer.callback_payloads import StatusCallback
 from stickerq.producer.callback_times import doubt
 from stickerq.producer.callback_updates import update_status
@@ -52,7 +52,9 @@ class Applied:
 
 def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Applied:
     """Record callbacks on their messages, in the caller's transaction; keep unknown ones."""
-    sent = _sent_times(session, {callback.message_id for callback in callbacks})
+    wanted = wants_events(session)
+    messages = _messages(session, {callback.message_id for callback in callbacks}, wanted)
+    sent = {row.message_id: row.sent_at or row.created_at for row in messages}
     replaced: Counter[str] = Counter()
     known: list[StatusCallback] = []
     unknown: list[StatusCallback] = []
@@ -72,6 +74,8 @@ def apply_callbacks(session: Session, callbacks: Sequence[StatusCallback]) -> Ap
     closing = [c for c in known if window_closed(c)]
     if closing:
         close_reported_windows(session, closing)
+    if wanted:
+        add_status_events(session, known, {row.message_id: row for row in messages})
     return Applied(changed=changed, unknown=len(unknown), times_replaced=replaced)
 
 
@@ -85,24 +89,23 @@ def _opted_out(callback: StatusCallback) -> bool:
     return callback.status in ("failed", "not-sent") and callback.error_code == MARKETING_OPT_OUT
 
 
-def _sent_times(session: Session, message_ids: set[str]) -> dict[str, datetime]:
-    """The known message_ids, each with when its message was sent (else created): in one
-    lookup, which finding them took anyway."""
-    found: list[Any]  # (message_id, sent_at, created_at) rows
+def _messages(session: Session, message_ids: set[str], for_events: bool) -> list[Any]:
+    """The known messages' rows (message_id, sent_at, created_at; with `for_events`, what
+    their webhook events carry too): in one lookup, which finding them took anyway."""
+    lookup = _FOR_EVENTS if for_events else _SENT
     if session.get_bind().dialect.name == "postgresql":  # one statement, compiled once
-        found = list(session.execute(_PG_SENT, {"message_ids": list(message_ids)}))
-    else:
-        ordered, found = sorted(message_ids), []
-        for start in range(0, len(ordered), LOOKUP_CHUNK):
-            chunk = ordered[start : start + LOOKUP_CHUNK]
-            found += session.execute(_SENT.where(Message.message_id.in_(chunk))).all()
-    return {message_id: sent_at or created_at for message_id, sent_at, created_at in found}
+        return list(session.execute(lookup.where(_PG_ANY), {"message_ids": list(message_ids)}))
+    ordered = sorted(message_ids)
+    found: list[Any] = []
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
+        found += session.execute(lookup.where(Message.message_id.in_(chunk))).all()
+    return found
 
 
 _SENT = select(Message.message_id, Message.sent_at, Message.created_at)
-_PG_SENT = _SENT.where(
-    Message.message_id == func.any(bindparam("message_ids", type_=ARRAY(String())))
-)
+_FOR_EVENTS = _SENT.add_columns(*EVENT_COLUMNS)
+_PG_ANY = Message.message_id == func.any(bindparam("message_ids", type_=ARRAY(String())))
 
 
 def _by_status(callbacks: Iterable[StatusCallback]) -> dict[str, list[dict[str, Any]]]:

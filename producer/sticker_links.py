@@ -2,13 +2,11 @@
 stored, and refuse a link WhatsApp would refuse (unreachable, not https, not image/webp, too
 big, not 512 x 512).
 
-The fetch never reaches an internal address (SSRF): each hop's host is resolved once, every
-address it resolves to must be public (no loopback, private, link-local, multicast,
-reserved, unspecified or cloud metadata address), and the connection goes to the checked
-address itself (TLS still verified against the host name), so a second DNS answer cannot
-switch it (DNS rebinding). Redirects are followed by hand, each hop checked the same way, at
-most MAX_REDIRECTS. No proxy from the environment is used. A short timeout per operation, an
-overall deadline and a byte cap bound what a hostile server can cost.
+The fetch never reaches an internal address (SSRF): each hop is checked and pinned to its
+checked address by `stickerq/outside_address.py` (webhook URLs pass the same check).
+Redirects are followed by hand, each hop checked the same way, at most MAX_REDIRECTS. No
+proxy from the environment is used. A short timeout per operation, an overall deadline and a
+byte cap bound what a hostile server can cost.
 
 Hosts named in `allow_hosts` (STICKERQ_STICKER_CHECK_ALLOW_HOSTS, empty by default: tests
 and local demos with the sandbox set it) skip the address rule and may be plain http.
@@ -16,14 +14,20 @@ and local demos with the sandbox set it) skip the address rule and may be plain 
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 import httpx
 
+from stickerq.outside_address import (
+    AddressRefused,
+    Resolver,
+    allowed_hosts,
+    pin,
+    shown,
+)
 from stickerq.producer.stickers import (
     ANIMATED_MAX_BYTES,
     WEBP_HEADER_BYTES,
@@ -40,39 +44,16 @@ READ_SECONDS = 5.0
 DEADLINE_SECONDS = 10.0  # the whole check, every hop included
 BYTE_CAP = ANIMATED_MAX_BYTES + 1  # read at most this much (to size a link without a length)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# Cloud instance metadata (AWS, GCP, Azure, OpenStack; ECS tasks; Alibaba; AWS over IPv6).
-METADATA = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+# what to do about a link `pin` refuses: not https, and internal
+ADVICE = (
+    "serve the sticker over https",
+    "stickerq never fetches internal addresses; link a public https URL",
 )
-
-Resolver = Callable[..., list[Any]]  # socket.getaddrinfo's signature
+__all__ = ["MAX_REDIRECTS", "allowed_hosts", "check_sticker_link"]
 
 
 class _Refused(Exception):
     """The reasons (its args) the link cannot be used; becomes a StickerRejected."""
-
-
-def allowed_hosts(setting: str | None) -> frozenset[str]:
-    """`127.0.0.1, localhost` -> the hosts the check may fetch from anyway (lower case)."""
-    return frozenset(h.strip().lower() for h in (setting or "").split(",") if h.strip())
-
-
-def address_refusal(address: str) -> str | None:
-    """Why the check never connects to this IP address; None for a public address."""
-    ip = ipaddress.ip_address(address.split("%")[0])  # an IPv6 zone (`%eth0`) is no part of it
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and (reason := address_refusal(str(embedded))):
-            return reason
-    if ip in METADATA:
-        return "a cloud metadata address"
-    for kind in ("loopback", "link_local", "multicast", "private", "reserved", "unspecified"):
-        if getattr(ip, f"is_{kind}"):
-            return f"a {kind.replace('_', '-')} address"
-    if not ip.is_global:
-        return "not a public address"
-    return None
 
 
 def check_sticker_link(
@@ -88,7 +69,7 @@ def check_sticker_link(
     """
     deadline = time.monotonic() + DEADLINE_SECONDS
     url = httpx.URL(link)
-    shown = _shown(url)
+    link_shown = shown(url)
     try:
         with httpx.Client(trust_env=False, follow_redirects=False, verify=verify) as client:
             for _ in range(MAX_REDIRECTS + 1):
@@ -97,42 +78,19 @@ def check_sticker_link(
                     return found
                 url = found  # a redirect: the next hop is checked like the first
     except _Refused as exc:
-        raise StickerRejected(shown, [str(reason) for reason in exc.args]) from None
-    raise StickerRejected(shown, [f"more than {MAX_REDIRECTS} redirects: link the file itself"])
-
-
-def _shown(url: httpx.URL) -> str:
-    """The link without its query (a signed URL's signature stays out of messages)."""
-    return str(url.copy_with(query=None, fragment=None))
+        raise StickerRejected(link_shown, [str(reason) for reason in exc.args]) from None
+    too_many = f"more than {MAX_REDIRECTS} redirects: link the file itself"
+    raise StickerRejected(link_shown, [too_many])
 
 
 def _pinned(
     url: httpx.URL, allow_hosts: Collection[str], resolve: Resolver
 ) -> tuple[httpx.URL, str]:
     """The URL aimed at the checked address of its host, and that host; raises _Refused."""
-    host = url.host.lower()
-    if not host:
-        raise _Refused("the link has no host")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    allowed = host in allow_hosts or f"{host}:{port}" in allow_hosts
-    if url.scheme != "https" and not (url.scheme == "http" and allowed):
-        raise _Refused(f"{_shown(url)} is not https: serve the sticker over https")
     try:
-        found = resolve(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise _Refused(f"not reachable: {host} cannot be resolved ({exc})") from None
-    addresses = [str(entry[4][0]) for entry in found]
-    if not addresses:
-        raise _Refused(f"not reachable: {host} resolves to no address")
-    if not allowed:
-        for address in addresses:
-            reason = address_refusal(address)
-            if reason is not None:  # the address itself stays out: it is an internal DNS answer
-                raise _Refused(
-                    f"{host} resolves to an internal address ({reason}): stickerq never fetches "
-                    "internal addresses; link a public https URL"
-                )
-    return url.copy_with(host=addresses[0].split("%")[0]), host
+        return pin(url, allow_hosts, resolve, advice=ADVICE)
+    except AddressRefused as exc:
+        raise _Refused(*exc.args) from None
 
 
 def _fetch(

@@ -52,6 +52,9 @@ class Action(StrEnum):
     WINDOWS_IMPORTED = "windows.imported"  # window_ledger: a CRM backfill, counts only
     KEY_CREATED = "key.created"  # key:<name>; its scope, account and expiry, never the key
     KEY_REVOKED = "key.revoked"
+    WEBHOOK_ADDED = "webhook.added"  # webhook:<id>; its url, events and account, never the secret
+    WEBHOOK_REMOVED = "webhook.removed"
+    WEBHOOK_ENABLED = "webhook.enabled"  # a disabled webhook brought back by `webhooks test`
 
 
 def record(session: Session, actor: str, action: str, target: str, **params: Any) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from stickerq.counts import messages_in
 from stickerq.models import Campaign, utcnow
 from stickerq.states import UNSETTLED, CampaignStatus
+from stickerq.webhook_outbox import Event, EventType, add_events
 
 SCHEDULED, QUEUED, RUNNING = CampaignStatus.SCHEDULED, CampaignStatus.QUEUED, CampaignStatus.RUNNING
 PAUSED, COMPLETED, CANCELLED = (
@@ -47,6 +48,8 @@ MOVES: dict[Move, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
     Move.RESUME: (frozenset({PAUSED}), RUNNING),
     Move.CANCEL: (frozenset({SCHEDULED, QUEUED, RUNNING, PAUSED}), CANCELLED),
 }
+# the moves that others learn of through webhooks, written with the move (an outbox)
+EVENTS = {Move.COMPLETE: EventType.CAMPAIGN_COMPLETED, Move.PAUSE: EventType.CAMPAIGN_PAUSED}
 
 
 def starts(move: Move) -> tuple[CampaignStatus, ...]:
@@ -58,15 +61,30 @@ def move_campaigns(
     session: Session, move: Move, *where: ColumnElement[bool], **values: Any
 ) -> list[int]:
     """Move every campaign that matches `where` and is in a starting status; returns their
-    ids. `values` sets other columns in the same UPDATE."""
+    ids. `values` sets other columns in the same UPDATE. A move in EVENTS also writes its
+    webhook event for each campaign moved, in the same transaction."""
     starting, _ = MOVES[move]
     statement = (
         update(Campaign)
         .where(Campaign.status.in_(sorted(starting)), *where)
         .values(status=_target(move), **values)
-        .returning(Campaign.id)
+        .returning(Campaign.id, Campaign.sid)
     )
-    return list(session.scalars(statement, execution_options={"synchronize_session": False}))
+    moved = session.execute(statement, execution_options={"synchronize_session": False}).all()
+    if move in EVENTS and moved:
+        status = MOVES[move][1].value
+        reason = values.get("pause_reason")
+        events = (
+            Event(
+                campaign_id,
+                sid,
+                {"campaign_id": campaign_id, "account": sid, "status": status}
+                | ({"reason": reason} if reason is not None else {}),
+            )
+            for campaign_id, sid in moved
+        )
+        add_events(session, EVENTS[move], events)
+    return [campaign_id for campaign_id, _ in moved]
 
 
 def move_campaign(

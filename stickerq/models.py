@@ -442,3 +442,58 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEndpoint(Base):
+    """A URL that gets signed POSTs of the events it subscribes to (stickerq/webhook_outbox.py).
+
+    `secret` is a shared secret, stored because every POST is signed with it: it is shown once
+    when the endpoint is added and never logged, listed or returned after that."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(128))
+    events: Mapped[str] = mapped_column(Text)  # comma-separated event types, sorted
+    account: Mapped[str | None] = mapped_column(String(64))  # a SID's events only; null: all
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # since when every POST has failed (null while the last one succeeded)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # one delivery round at a time per endpoint: its order per campaign needs no row locks
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookOutboxEvent(Base):
+    """One event for one endpoint: written in the transaction of the change that caused it,
+    then delivered (worker/webhook_delivery.py). The endpoints of one event share its
+    `event_id`. Delivered and failed rows are purged after STICKERQ_WEBHOOK_RETENTION_DAYS.
+    No phone number is kept here: message events name the message, not its recipient."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)  # the order
+    endpoint_id: Mapped[int] = mapped_column(BigId)  # no foreign key: see webhook_outbox.py
+    event_id: Mapped[str] = mapped_column(String(36))  # uuid4, Stickerq-Event-Id
+    type: Mapped[str] = mapped_column(String(32))
+    campaign_id: Mapped[int | None] = mapped_column(BigId)
+    payload: Mapped[str] = mapped_column(Text)  # JSON: the event's `data`
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # the delivery's lookup: an endpoint's waiting events in order
+        Index(
+            "ix_webhook_outbox_waiting",
+            "endpoint_id",
+            "id",
+            sqlite_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+    )

@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from stickerq.db import rows_changed
 from stickerq.keys import account_pause_key, sender_pause_key
 from stickerq.models import Campaign, CampaignSender, Pause, utcnow
 from stickerq.states import PauseScope
+from stickerq.webhook_outbox import Event, EventType, add_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +99,35 @@ def resume_command(scope: str, sid: str, sender: str) -> str:
 def record_pause(
     session: Session, request: PauseRequest, sid: str, sender: str, campaign_id: int | None
 ) -> None:
-    """Insert the pause unless an equal one is already in force (several batches may ask)."""
+    """Insert the pause unless an equal one is already in force (several batches may ask);
+    a pause inserted writes its `pause.started` webhook event."""
     scoped_sender = sender if request.scope is PauseScope.SENDER else ""
+    pause = Pause(
+        scope=request.scope,
+        sid=sid,
+        sender=scoped_sender,
+        code=request.code,
+        reason=request.reason,
+        campaign_id=campaign_id,
+    )
     try:
         with session.begin_nested():
-            session.add(
-                Pause(
-                    scope=request.scope,
-                    sid=sid,
-                    sender=scoped_sender,
-                    code=request.code,
-                    reason=request.reason,
-                    campaign_id=campaign_id,
-                )
-            )
+            session.add(pause)
     except IntegrityError:
-        pass  # uq_pauses_in_force: another batch recorded it first
+        return  # uq_pauses_in_force: another batch recorded it first
+    add_event(session, EventType.PAUSE_STARTED, _pause_event(pause, "started"))
+
+
+def _pause_event(pause: Pause, what: str) -> Event:
+    data = {
+        "scope": pause.scope,
+        "account": pause.sid,
+        "sender": pause.sender or None,
+        "code": pause.code,
+        "reason": pause.reason,
+        what: utcnow(),
+    }
+    return Event(None, pause.sid, data)
 
 
 def describe_pause(pause: Pause) -> dict[str, str]:
@@ -134,18 +147,24 @@ def list_pauses(session: Session) -> list[Pause]:
 
 
 def resume(session: Session, sid: str, sender: str | None = None) -> int:
-    """Lift the account pause (sender=None) or one sender's pause. Returns how many."""
+    """Lift the account pause (sender=None) or one sender's pause. Returns how many; each
+    lifted writes its `pause.lifted` webhook event."""
     condition = (
         (Pause.scope == PauseScope.ACCOUNT)
         if sender is None
         else (Pause.scope == PauseScope.SENDER) & (Pause.sender == sender)
     )
-    result = session.execute(
-        update(Pause)
-        .where(Pause.sid == sid, Pause.resumed_at.is_(None), condition)
-        .values(resumed_at=utcnow())
+    lifted = list(
+        session.scalars(
+            update(Pause)
+            .where(Pause.sid == sid, Pause.resumed_at.is_(None), condition)
+            .values(resumed_at=utcnow())
+            .returning(Pause)
+        )
     )
-    return rows_changed(result)
+    for pause in lifted:
+        add_event(session, EventType.PAUSE_LIFTED, _pause_event(pause, "lifted"))
+    return len(lifted)
 
 
 def restore_mirror(

@@ -30,6 +30,8 @@ DISPATCH_DUE_RETRIES = "stickerq.dispatch_due"
 DISPATCH_DUE_CAMPAIGNS = "stickerq.dispatch_due_campaigns"
 PURGE_UNKNOWN_CALLBACKS = "stickerq.purge_unknown_callbacks"
 PURGE_MESSAGES = "stickerq.purge_messages"
+DELIVER_WEBHOOKS = "stickerq.deliver_webhooks"
+PURGE_WEBHOOK_EVENTS = "stickerq.purge_webhook_events"
 # Unknown callbacks are kept for days: a purge a minute holds them near their cap; and a
 # minute's batches of old messages keep up with any day's sending (worker/purge.py).
 PURGE_INTERVAL_SECONDS = 60.0
@@ -72,6 +74,7 @@ def configure_celery(settings: Settings) -> Celery:
         settings.redis_prefix,
         settings.dispatch_interval_seconds,
         settings.sweep_interval_seconds,
+        settings.webhook_interval_seconds,
     )
     if app.conf.get("stickerq_broker") == broker:
         return app
@@ -122,6 +125,16 @@ def configure_celery(settings: Settings) -> Celery:
                 "schedule": PURGE_INTERVAL_SECONDS,
             },
             "purge-messages": {"task": PURGE_MESSAGES, "schedule": PURGE_INTERVAL_SECONDS},
+            "deliver-webhooks": {
+                "task": DELIVER_WEBHOOKS,
+                "schedule": settings.webhook_interval_seconds,
+                # a round behind by more than an interval adds nothing the next one won't do
+                "options": {"expires": max(5.0, 5 * settings.webhook_interval_seconds)},
+            },
+            "purge-webhook-events": {
+                "task": PURGE_WEBHOOK_EVENTS,
+                "schedule": PURGE_INTERVAL_SECONDS,
+            },
         },
     )
     return app

@@ -256,6 +256,49 @@ class Settings(BaseSettings):
         "may check although they are internal, over http too: tests and local demos only",
     )
 
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="hosts (comma-separated, `host` or `host:port`) that webhook URLs may name "
+        "although they are internal, over http too (a local receiver): tests and demos only",
+    )
+    webhook_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="beat delivers due webhook events this often: message events wait at most "
+        "about this long to be batched",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a webhook POST that takes longer has failed"
+    )
+    webhook_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="message events per webhook POST, at most"
+    )
+    webhook_retry_first_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a failed webhook POST is tried again after a random time up to this, "
+        "doubling each time (capped by STICKERQ_WEBHOOK_RETRY_CAP_SECONDS)",
+    )
+    webhook_retry_cap_seconds: float = Field(
+        default=3600.0, gt=0, description="the longest wait before a webhook POST is tried again"
+    )
+    webhook_retry_for_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="an event not delivered this long after it happened is marked failed",
+    )
+    webhook_disable_after_seconds: float = Field(
+        default=259200.0,
+        gt=0,
+        description="an endpoint whose every POST failed for this long (3 days) is disabled",
+    )
+    webhook_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="delivered and failed webhook events are deleted this many days after "
+        "they happened (beat's purge); `stickerq webhooks deliveries` shows them until then",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:

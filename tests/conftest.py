@@ -31,6 +31,7 @@ from stickerq.queue import app as celery_app
 from stickerq.queue import configure_celery, worker_queues
 from stickerq.sandbox import SandboxConfig, SandboxServer
 from stickerq.settings import Settings
+from stickerq.webhook_outbox import forget_subscribers
 from stickerq.worker import runtime
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ REDIS_URL = os.environ.get("STICKERQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 PG_ADMIN_URL = os.environ.get("STICKERQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = uuid.uuid4().hex[:8]
 TEST_API_KEY = "test-key-7f3a9c1e5b"  # tests grep for it in logs and tables
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_subscribers() -> None:
+    """Each process keeps the endpoints that subscribe to each event for a few seconds, per
+    database URL; tests reuse one PostgreSQL database, so each starts without that memory."""
+    forget_subscribers()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,7 @@ from stickerq.worker.sender_groups import SenderGroups, by_sender
 from stickerq.worker.sender_rates import mirror_rate, sender_rate
 from stickerq.worker.sending import BatchOutcome, BatchSender, SendContext
 from stickerq.worker.suppressed import drop_suppressed
+from stickerq.worker.webhook_events import add_failed_events
 from stickerq.worker.window_check import keep_in_window
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ def _flush(
         for ctx, pause in pauses:
             record_pause(session, pause, ctx.sid, ctx.sender, campaign_id)
         write_results(session, keys.token, results)
+        add_failed_events(session, campaign_id, results)
         _count_wa400_run(runtime, session, campaign_id, results)
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import redis
 from celery import signals
 
@@ -14,10 +15,12 @@ from stickerq.beat import mark_beat_seen
 from stickerq.db import UPGRADE_ADVICE, lacks_schema
 from stickerq.models import utcnow
 from stickerq.queue import (
+    DELIVER_WEBHOOKS,
     DISPATCH_DUE_CAMPAIGNS,
     DISPATCH_DUE_RETRIES,
     PURGE_MESSAGES,
     PURGE_UNKNOWN_CALLBACKS,
+    PURGE_WEBHOOK_EVENTS,
     SEND_BATCH,
     SWEEP,
     app,
@@ -27,6 +30,8 @@ from stickerq.worker import batches, purge, retention, runtime, scheduling, swee
 from stickerq.worker.due_retries import dispatch_due_retries
 from stickerq.worker.expiry import expire_overdue
 from stickerq.worker.runtime import current_runtime
+from stickerq.worker.webhook_delivery import DeliveryPolicy, deliver_due
+from stickerq.worker.webhook_retention import purge_webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +125,21 @@ def purge_messages() -> None:
         settings = runtime.settings
         kept = purge.Retention.of(settings.retention_days, settings.all_accounts())
         purge.purge(runtime.sessions, kept.past(utcnow()), archive_dir=settings.archive_dir)
+
+
+@app.task(name=DELIVER_WEBHOOKS)
+def deliver_webhooks() -> None:
+    """POST the due webhook events (worker/webhook_delivery.py)."""
+    with _needs_schema("delivery of webhook events"):
+        runtime = current_runtime()
+        # no proxy from the environment: the URL's checked address is what is reached
+        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+            deliver_due(runtime.sessions, client, DeliveryPolicy.of(runtime.settings))
+
+
+@app.task(name=PURGE_WEBHOOK_EVENTS)
+def purge_webhook_events_task() -> None:
+    """Delete delivered and failed webhook events past their retention."""
+    with _needs_schema("purge of webhook events"):
+        runtime = current_runtime()
+        purge_webhook_events(runtime.sessions, runtime.settings.webhook_retention_days)

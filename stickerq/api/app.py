@@ -23,6 +23,7 @@ from stickerq.api import (
     reports,
     senders,
     suppressions,
+    webhooks,
     windows,
 )
 from stickerq.api.auth import parse_tokens
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(windows.router)
     app.include_router(audit.router)
     app.include_router(keys.router)
+    app.include_router(webhooks.router)
     metrics.install(app, settings)
     dashboard.install(app, sessions)
     guard.install(app, settings, sessions)  # before any body is read: who asks, and how much

@@ -32,6 +32,7 @@ from stickerq.cli import (
     sending,
     services,
     suppress,
+    webhooks,
     window,
 )
 from stickerq.cli.common import EXIT_UNAVAILABLE, console, err_console, fail, load_settings
@@ -104,6 +105,7 @@ for _module in (
     window,
     audit,
     keys,
+    webhooks,
 ):
     _module.register(app)
 

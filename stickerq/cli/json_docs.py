@@ -35,6 +35,7 @@ from stickerq.producer.views.suppressions import (
     SuppressResultView,
     UnsuppressView,
 )
+from stickerq.producer.views.webhooks import AddedWebhookView, DeliveryView, WebhookView
 from stickerq.producer.views.windows import CustomerWindowsView, WindowImportView, WindowStatsView
 
 REGENERATE = "make json-docs"  # = .venv/bin/python -m stickerq.cli.json_docs docs/json.md
@@ -197,6 +198,24 @@ COMMANDS = (
         "stickerq suppress list [--account SID] [--after NUMBER] [--limit N] --json",
         SuppressionPageView,
         "A page of the account's suppression list in number order; `next_after` pages on.",
+    ),
+    JsonCommand(
+        "webhooks add --json",
+        "stickerq webhooks add URL --events TYPES [--secret S] [--account SID] --json",
+        AddedWebhookView,
+        "The webhook added and its secret, shown this once.",
+    ),
+    JsonCommand(
+        "webhooks list --json",
+        "stickerq webhooks list --json",
+        list[WebhookView],
+        "Every webhook with its state and its events waiting and failed; `[]` when none.",
+    ),
+    JsonCommand(
+        "webhooks deliveries --json",
+        "stickerq webhooks deliveries ID [--failed] [--limit N] --json",
+        list[DeliveryView],
+        "The webhook's events, newest first, each with how its delivery went.",
     ),
     JsonCommand(
         "window import --json",

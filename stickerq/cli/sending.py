@@ -332,20 +332,38 @@ def pauses(
     from stickerq.producer.views.base import to_json
     from stickerq.producer.views.sending import PauseView
 
-    rows = list_active_pauses(load_settings())
+    settings = load_settings()
+    rows = list_active_pauses(settings)
     if as_json:
         print(to_json([PauseView.model_validate(row) for row in rows]))
         return
     if not rows:
         console.print("no pause in force: every account and sender may send")
-        return
-    table = Table(title="pauses in force")
-    columns = ("scope", "sid", "sender", "code", "since", "reason")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(escape(str(row[key])) for key in columns))
-    console.print(table)
+    else:
+        table = Table(title="pauses in force")
+        columns = ("scope", "sid", "sender", "code", "since", "reason")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(str(row[key])) for key in columns))
+        console.print(table)
+    _print_disabled_webhooks(settings)
+
+
+def _print_disabled_webhooks(settings: Settings) -> None:
+    """Webhooks disabled for failing stop no sending, but someone must look: shown here."""
+    from stickerq.db import open_sessions
+    from stickerq.producer.webhooks import disabled_webhooks
+
+    with open_sessions(settings.database_url) as sessions, sessions() as session:
+        disabled = disabled_webhooks(session)
+    for webhook in disabled:
+        console.print(
+            f"webhook {webhook['id']} ({escape(webhook['url'])}) disabled since "
+            f"{webhook['disabled_at'].isoformat(timespec='seconds')}: "
+            f"{escape(webhook['disabled_reason'] or '')}; fix the receiver, then "
+            f"`stickerq webhooks test {webhook['id']}`"
+        )
 
 
 def resume(

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 
 from stickerq.api import create_app
 from stickerq.db import open_sessions
-from stickerq.models import Campaign, Message, Pause
+from stickerq.models import Campaign, Message, Pause, WebhookEndpoint, utcnow
 from stickerq.settings import Settings
 from tests.conftest import REDIS_URL, make_settings
 
@@ -320,3 +320,21 @@ def test_an_active_campaign_older_than_the_newest_twenty_is_still_shown(
     board = client.get("/dashboard/board").text
     assert board.count("<article") == 21
     assert f'data-campaign="{oldest}" data-status="queued"' in board
+
+
+def test_a_disabled_webhook_is_shown_on_the_board(client: TestClient, settings: Settings) -> None:
+    with open_sessions(settings.database_url) as sessions, sessions.begin() as session:
+        session.add(
+            WebhookEndpoint(
+                url="https://crm.example/<hook>",
+                secret="whsec_never_shown_on_the_board",
+                events="message.failed",
+                disabled_at=utcnow(),
+                disabled_reason="every POST failed for 3 days; last: HTTP 503",
+            )
+        )
+    _log_in(client)
+    board = client.get("/dashboard/board").text
+    assert 'data-webhook="1"' in board and "HTTP 503" in board
+    assert "https://crm.example/&lt;hook&gt;" in board
+    assert "whsec_never_shown_on_the_board" not in board

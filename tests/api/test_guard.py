@@ -24,7 +24,12 @@ from tests.conftest import make_settings
 
 CHUNK = b"x" * 65_536
 # What a path parameter of a changing route stands for in these calls.
-SAMPLE_PARAMETERS = {"campaign_id": "1", "number": "+919000000001", "name": "crm"}
+SAMPLE_PARAMETERS = {
+    "campaign_id": "1",
+    "number": "+919000000001",
+    "name": "crm",
+    "webhook_id": "1",
+}
 # The dashboard's form posts, which the OpenAPI schema leaves out.
 DASHBOARD_ROUTES = [("POST", "/dashboard/campaigns/1/pause")]
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from stickerq.api import create_app
-from stickerq.models import Campaign, Message, Pause
+from stickerq.models import Campaign, Message, Pause, WebhookEndpoint
 from stickerq.producer.api_keys import create_key
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 from tests.api.conftest import BODY, count
@@ -147,3 +147,35 @@ def test_its_own_accounts_suppressions_and_rates_are_its_to_change(
     assert client.put(
         f"/senders/{SENDER}/rate", json={"rate_per_second": 80}, headers=key
     ).is_success
+
+
+def test_it_manages_its_accounts_webhooks_only(
+    database_url: str, redis_prefix: str, sessions: sessionmaker[Session]
+) -> None:
+    """An admin key of account A: its webhooks are A's (naming B is 403), it sees and touches
+    only A's (B's and every account's answer 404 as absent ones)."""
+    settings = two_account_settings(
+        database_url, redis_prefix, "http://127.0.0.1:9", webhook_allow_hosts="127.0.0.1"
+    )
+    from stickerq.producer.webhooks import add_webhook
+
+    of_b = add_webhook(settings, "http://127.0.0.1:9/b", ["pause.started"], "t", account=SID_B)
+    of_all = add_webhook(settings, "http://127.0.0.1:9/all", ["pause.started"], "t")
+    key = bearer(create_key(settings, "test", "admin-a", "admin", account=SID_A).key)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+
+    url = "http://127.0.0.1:9/a"
+    refused = client.post("/webhooks", json={"url": url, "events": ["pause.started"],
+                                             "account": SID_B}, headers=key)  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (403, "other_account")
+    made = client.post("/webhooks", json={"url": url, "events": ["pause.started"]}, headers=key)
+    assert made.status_code == 201 and made.json()["webhook"]["account"] == SID_A
+    mine = made.json()["webhook"]["id"]
+    assert [w["id"] for w in client.get("/webhooks", headers=key).json()] == [mine]
+    for other in (of_b.webhook["id"], of_all.webhook["id"]):
+        for method, path in (("DELETE", ""), ("GET", "/deliveries"), ("POST", "/test")):
+            answer = client.request(method, f"/webhooks/{other}{path}", headers=key)
+            assert (answer.status_code, answer.json()["code"]) == (404, "webhook_not_found")
+    assert client.post(f"/webhooks/{mine}/test", headers=key).status_code == 202
+    assert client.delete(f"/webhooks/{mine}", headers=key).status_code == 200
+    assert count(database_url, WebhookEndpoint) == 2  # B's and every account's stay

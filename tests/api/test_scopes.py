@@ -47,6 +47,11 @@ SCOPE_OF = {
     "POST /keys": ADMIN,
     "DELETE /keys/{name}": ADMIN,
     "GET /audit": ADMIN,
+    "GET /webhooks": ADMIN,
+    "POST /webhooks": ADMIN,
+    "DELETE /webhooks/{webhook_id}": ADMIN,
+    "GET /webhooks/{webhook_id}/deliveries": ADMIN,
+    "POST /webhooks/{webhook_id}/test": ADMIN,
 }
 # Routes with rules of their own, tested where they live: probes, the scrape (its own
 # token), Kaleyra's callbacks (their secret in the path).
@@ -58,7 +63,13 @@ OWN_RULES = {
     "POST /callbacks/kaleyra/{secret}/incoming",
     "GET /callbacks/kaleyra/{secret}/incoming",
 }
-PARAMETERS = {"campaign_id": "1", "number": SENDER, "message_id": "mid-1", "name": "crm"}
+PARAMETERS = {
+    "campaign_id": "1",
+    "number": SENDER,
+    "message_id": "mid-1",
+    "name": "crm",
+    "webhook_id": "1",
+}
 # Enough of a body that the route would act (then answers 404, 409 or 422 for want of data).
 BODIES = {
     "POST /campaigns": {"sticker_id": "media-1", "recipients": ["+919812345678"]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from stickerq.db import open_sessions
 from stickerq.errors import CampaignNotFound
@@ -19,6 +20,7 @@ from stickerq.producer.failures import (
 )
 from stickerq.producer.operations import list_active_pauses
 from stickerq.producer.pace import Pace, PaceTracker
+from stickerq.producer.webhooks import disabled_webhooks
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus
 
@@ -52,6 +54,7 @@ class CampaignCard:
 class Board:
     campaigns: list[CampaignCard]
     pauses: list[dict[str, str]]
+    disabled_webhooks: list[dict[str, Any]] = field(default_factory=list)
 
 
 class BoardReader:
@@ -115,7 +118,9 @@ def read_board(settings: Settings, pace: PaceTracker) -> Board:
                                 session, campaign_id, status, EXAMPLES_SHOWN
                             )
             cards.append(CampaignCard(details, card_pace, summary_rows, examples))
-    return Board(cards, list_active_pauses(settings))
+        with sessions() as session:
+            disabled = disabled_webhooks(session)
+    return Board(cards, list_active_pauses(settings), disabled)
 
 
 def masked(recipient: str) -> str:
