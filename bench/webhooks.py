@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 from common import Target, fmt, median, print_table, print_targets
+from throughput import CampaignDb
 
 SECRET = "bench-webhooks-callback-secret-2b7f"
 TARGET_RATIO = 0.95
@@ -79,18 +80,8 @@ class Receiver:
         return seen, posts
 
 
-class Db:
-    def __init__(self, url: str) -> None:
-        import psycopg
-
-        self.db = psycopg.connect(url, autocommit=True)
-
-    def finished_at(self, campaign_id: int) -> float | None:
-        row = self.db.execute(
-            "SELECT status, extract(epoch FROM finished_at) FROM campaigns WHERE id = %s",
-            (campaign_id,),
-        ).fetchone()
-        return float(row[1]) if row and row[0] == "completed" and row[1] else None
+class Db(CampaignDb):
+    """throughput.py's reads of a campaign, and the outbox's."""
 
     def outbox(self, endpoint_id: int) -> tuple[int, int]:
         """(rows written for the endpoint, rows still waiting)."""
