@@ -239,6 +239,14 @@ class CampaignDb:
         ).fetchall()
         return {status: int(n) for status, n in rows}
 
+    def transactions(self) -> int:
+        """Transactions committed in this database so far (every autocommit statement is
+        one), as PostgreSQL's statistics have them (each backend reports within a second)."""
+        row = self.db.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def close(self) -> None:
         self.db.close()
 
@@ -331,11 +339,14 @@ def run_stickerq(
             database=db_url.rsplit("/", 1)[1],
         )
         pids = [w.pid for w in workers]
+        transactions = campaigns.transactions()
         with common.profiled(pids, profile, args.profile_format, on_cpu=True):
             campaign_id, started, returned = enqueue(recipients(count, 0), f"main-{run}")
             result["enqueue_seconds"] = returned - started
             finished = settle(campaign_id, max(300.0, count / 50))
         result["cpu"] = meter.stop()
+        time.sleep(1.5)  # the backends' statistics reach pg_stat_database
+        result["transactions"] = campaigns.transactions() - transactions
         if profile is not None and args.profile_format == "raw":
             result["profile_top"] = save_profile_top(profile, pids)
         result["seconds"] = finished - started
@@ -779,7 +790,8 @@ def print_run(run: int, f: dict[str, Any], ceiling_c: int, max_c: int) -> None:
         f"  CPU ms per message: stickerq worker {cpu['worker']:.3f}, raw client "
         f"{cpu['client']:.3f} per request (worker / client {cpu['worker'] / cpu['client']:.2f}); "
         f"PostgreSQL {cpu['postgres_db']:.3f} (this database's backends; all "
-        f"{cpu['postgres']:.3f}), Redis {cpu['redis']:.3f}"
+        f"{cpu['postgres']:.3f}), Redis {cpu['redis']:.3f}; PostgreSQL transactions per "
+        f"message {s['transactions'] / (s['accepted'] or 1):.2f}"
     )
     if "profile_top" in s:
         print("  workers' hot path, on-CPU samples (py-spy --gil):")
