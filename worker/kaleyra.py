@@ -8,7 +8,6 @@ never part of a repr, a log line, an exception or a `Reply`.
 from __future__ import annotations
 
 import json
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import aiohttp
-import certifi
+import httpx
 import yarl
 from pydantic import SecretStr
 
@@ -167,7 +166,8 @@ class KaleyraClient:
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             keepalive_timeout=5.0,  # well under common server keep-alive timeouts
-            ssl=ssl.create_default_context(cafile=certifi.where()),
+            # as httpx verified: SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle
+            ssl=httpx.create_ssl_context(),
         )
         return aiohttp.ClientSession(
             connector=connector,
