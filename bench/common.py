@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -346,8 +347,13 @@ def check_alive(processes: Iterable[subprocess.Popen[bytes]]) -> None:
 
 
 @contextlib.contextmanager
-def profiled(pids: Sequence[int], out: Path | None, fmt: str = "flamegraph") -> Iterator[None]:
-    """py-spy record of these processes and their children while the block runs (if `out`)."""
+def profiled(
+    pids: Sequence[int], out: Path | None, fmt: str = "flamegraph", on_cpu: bool = False
+) -> Iterator[None]:
+    """py-spy record of these processes and their children while the block runs (if `out`).
+
+    `on_cpu`: only samples of threads holding the GIL (py-spy --gil), so threads waiting on a
+    socket or a queue do not count: close to where the CPU goes."""
     if out is None:
         yield
         return
@@ -363,10 +369,11 @@ def profiled(pids: Sequence[int], out: Path | None, fmt: str = "flamegraph") -> 
                 "--subprocesses",
                 "--rate",
                 "200",
+                *(["--gil"] if on_cpu else []),
                 "--format",
                 fmt,
                 "--output",
-                f"{out}-{pid}.{PROFILE_SUFFIX.get(fmt, 'txt')}",
+                profile_path(out, pid, fmt),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -388,6 +395,10 @@ def profiled(pids: Sequence[int], out: Path | None, fmt: str = "flamegraph") -> 
 
 
 PROFILE_SUFFIX = {"flamegraph": "svg", "speedscope": "json", "raw": "txt", "chrometrace": "json"}
+
+
+def profile_path(out: Path, pid: int, fmt: str) -> str:
+    return f"{out}-{pid}.{PROFILE_SUFFIX.get(fmt, 'txt')}"
 
 
 # --------------------------------------------------------------------------- memory
@@ -450,11 +461,14 @@ class CpuMeter:
     On a shared, noisy machine this tells what a run's throughput was bound by: how much
     CPU each part used per message, and how much went to processes that are not ours.
     PostgreSQL and Redis are counted by process name (other users of them count too);
-    `bench` is this process alone (it enqueues and publishes).
+    with `database`, `postgres_db` counts only the backends connected to that database (their
+    process title names it), which other jobs on the same server do not touch. `bench` is this
+    process alone (it enqueues and publishes).
     """
 
-    def __init__(self, roles: dict[str, Sequence[int]]) -> None:
+    def __init__(self, roles: dict[str, Sequence[int]], database: str | None = None) -> None:
         self.roles = {name: list(pids) for name, pids in roles.items()}
+        self.backends = None if database is None else DatabaseBackends(database)
         self.start = self._snapshot()
 
     def _processes(self) -> dict[str, list[psutil.Process]]:
@@ -499,7 +513,44 @@ class CpuMeter:
         result["busy"] = end["busy"] - self.start["busy"]
         result["wall"] = end["wall"] - self.start["wall"]
         result["others"] = max(0.0, result["busy"] - sum(result[name] for name in end["roles"]))
+        if self.backends is not None:  # a part of `postgres`, not a role of its own
+            result["postgres_db"] = self.backends.stop()
         return result
+
+
+class DatabaseBackends:
+    """CPU seconds of the PostgreSQL backends connected to one database, polled every
+    POLL_SECONDS in a thread of its own so that short-lived connections (the producer's)
+    count too, up to their last poll."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, database: str) -> None:
+        self.title = f" {database} "  # a backend's process title names its database
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+        self._poll()
+        self.first = dict(self.last)  # only what they spend from now on counts
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.POLL_SECONDS):
+            self._poll()
+
+    def _poll(self) -> None:
+        for process in psutil.process_iter(["name", "cmdline"]):
+            if (process.info["name"] or "").startswith("postgres") and self.title in " ".join(
+                process.info["cmdline"] or ()
+            ):
+                self.last[process.pid] = _cpu_seconds(process) or self.last.get(process.pid, 0.0)
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        self._poll()
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
 QUIET = {"enabled": True}

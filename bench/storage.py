@@ -167,14 +167,11 @@ def _upgrade(url: str, revision: str) -> None:
 
 def kaleyra_reply(code: str, message_id: str) -> Any:
     """The sandbox's answer for `code`, read as the worker reads an answer."""
-    import httpx
-
     from stickerq.sandbox.replies import REPLIES
     from stickerq.worker.kaleyra import parse_reply
 
     reply = REPLIES[code]
-    response = httpx.Response(reply.status, content=reply.body(message_id))
-    return parse_reply(response, latency_ms=120.0)
+    return parse_reply(reply.status, reply.body(message_id), latency_ms=120.0)
 
 
 def outcome_of(message: Any, answers: Sequence[str], rng: random.Random) -> Any:

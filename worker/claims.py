@@ -16,6 +16,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from stickerq.campaign_status import Move, move_campaign
+from stickerq.db import one_of
 from stickerq.message_status import MessageMove, end_unsent, move_messages
 from stickerq.message_status import release as release_messages
 from stickerq.models import Campaign, Message, utcnow
@@ -60,7 +61,9 @@ def claim(
     campaign_sendable = exists().where(
         Campaign.id == campaign_id, Campaign.status.in_(SENDABLE_CAMPAIGN)
     )
-    batch = locked(Message.id.in_(message_pks))
+    # One array parameter on PostgreSQL: rendering and binding 200 IN values was a third of
+    # the claim's CPU in the worker (py-spy).
+    batch = locked(one_of(Message.id, session.get_bind().dialect.name))
     conditions = [
         Message.id == batch.c.id,
         batch.c.campaign_id == campaign_id,
@@ -87,7 +90,8 @@ def claim(
             Message.attempts,
             Message.delayed_retries,
             Message.sender,
-        )
+        ),
+        {"pks": list(message_pks)},
     ).all()
     if rows:
         move_campaign(session, campaign_id, Move.START, started_at=now)

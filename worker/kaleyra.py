@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+import yarl
 from pydantic import SecretStr
 
 DETAIL_LIMIT = 300
@@ -71,17 +72,18 @@ def request_body(request: StickerRequest) -> dict[str, Any]:
     }
 
 
-def parse_reply(response: httpx.Response, latency_ms: float) -> Reply:
+def parse_reply(http_status: int, content: bytes, latency_ms: float) -> Reply:
     """Read a Kaleyra answer robustly: any body, JSON or not, becomes a Reply."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
         body = None
     if not isinstance(body, dict):
+        text = content[:480].decode("utf-8", errors="replace")
         return Reply(
             latency_ms=latency_ms,
-            http_status=response.status_code,
-            detail=f"non-JSON body: {response.text[:120]!r}",
+            http_status=http_status,
+            detail=f"non-JSON body: {text[:120]!r}",
         )
     data = body.get("data")
     error = body.get("error")
@@ -89,7 +91,7 @@ def parse_reply(response: httpx.Response, latency_ms: float) -> Reply:
     code = body.get("code")
     return Reply(
         latency_ms=latency_ms,
-        http_status=response.status_code,
+        http_status=http_status,
         code=str(code) if code is not None else None,
         message_id=str(message_id) if message_id else None,
         error_keys=tuple(error) if isinstance(error, dict) else (),
@@ -107,18 +109,14 @@ def _detail(body: dict[str, Any]) -> str | None:
     return " | ".join(parts)[:DETAIL_LIMIT] or None
 
 
-def transport_failure(exc: httpx.TransportError) -> TransportFailure:
+def transport_failure(exc: aiohttp.ClientError) -> TransportFailure:
     """Could this failure have happened after the request went out?
 
-    httpx-aiohttp maps every aiohttp connection error, including a server disconnect *after*
-    the request was written, to ConnectTimeout; only the original cause tells them apart.
+    Only a failure to connect (refused, DNS, TLS handshake, connect timeout) proves it never
+    left; a dropped connection, a read timeout or a garbled answer may come after Kaleyra
+    took it.
     """
-    cause = exc.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            return TransportFailure.NOT_SENT
-        return TransportFailure.AMBIGUOUS
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return TransportFailure.NOT_SENT
     return TransportFailure.AMBIGUOUS
 
@@ -135,28 +133,28 @@ class KaleyraClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 100,
-        transport: httpx.AsyncBaseTransport | None = None,
+        session: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
-        limits = httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,  # well under common server keep-alive timeouts
-        )
         self.sid = sid
         self._base_url = base_url.rstrip("/")
-        # httpx's transport interface directly, without AsyncClient: its merging of URL,
-        # headers, cookies and parameters, its cookie jar and its auth and redirect layers
-        # cost a third of a worker's CPU per message, for nothing this API uses.
-        self._transport = transport or AiohttpTransport(limits=limits)
-        self._extensions = {
-            "timeout": httpx.Timeout(read_timeout, connect=connect_timeout, pool=None).as_dict()
+        self._max_connections = max_connections
+        # No wait for a pooled connection is bounded (the caller bounds what is in flight);
+        # connecting and each read are.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._headers = {
+            "Content-Type": "application/json",
+            "api-key": api_key.get_secret_value(),
+            "cache-control": "no-cache",
         }
-        self._headers = [
-            (b"Content-Type", b"application/json"),
-            (b"api-key", api_key.get_secret_value().encode()),
-            (b"cache-control", b"no-cache"),
-        ]
-        self._targets: dict[str, tuple[httpx.URL, list[tuple[bytes, bytes]]]] = {}
+        # aiohttp directly, not httpx over an aiohttp transport: httpx's request and response
+        # objects and headers around each aiohttp call were a quarter of a worker's CPU per
+        # message (py-spy, bench/throughput.py). The session is made on the event loop, on
+        # first use; `session` replaces it in tests.
+        self._new_session = session or self._default_session
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}
 
     def __repr__(self) -> str:
         return f"KaleyraClient(base_url={self._base_url!r}, sid={self.sid!r})"
@@ -164,41 +162,43 @@ class KaleyraClient:
     def messages_url(self, sender: str) -> str:
         return f"{self._base_url}/v2/{self.sid}/whatsapp/{sender}/messages"
 
+    def _default_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            keepalive_timeout=5.0,  # well under common server keep-alive timeouts
+            # as httpx verified: SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's bundle
+            ssl=httpx.create_ssl_context(),
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,  # a compressed answer is read as it came: not JSON
+        )
+
     async def send_sticker(self, request: StickerRequest) -> Reply:
-        http_request = self._http_request(request)
+        if self._session is None:
+            self._session = self._new_session()
+        url = self._urls.get(request.sender)
+        if url is None:  # encoded=True: the sender's "+" stays a literal "+" in the path
+            url = self._urls[request.sender] = yarl.URL(
+                self.messages_url(request.sender), encoded=True
+            )
+        content = json.dumps(request_body(request), separators=(",", ":")).encode()
         started = time.perf_counter()
         try:
-            response = await self._transport.handle_async_request(http_request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
+            async with self._session.post(
+                url, data=content, headers=self._headers, allow_redirects=False
+            ) as response:
+                body = await response.read()
+                http_status = response.status
+        except aiohttp.ClientError as exc:
             return _failed(started, transport_failure(exc), exc)
-        except (httpx.DecodingError, aiohttp.ClientError) as exc:
-            # A garbled answer (bad status line, undecodable body): the request went out.
-            return _failed(started, TransportFailure.AMBIGUOUS, exc)
-        return parse_reply(response, _since(started))
-
-    def _http_request(self, request: StickerRequest) -> httpx.Request:
-        target = self._targets.get(request.sender)
-        if target is None:
-            url = httpx.URL(self.messages_url(request.sender))
-            target = self._targets[request.sender] = (url, [(b"Host", url.netloc), *self._headers])
-        url, headers = target
-        content = json.dumps(request_body(request), separators=(",", ":")).encode()
-        http_request = httpx.Request(
-            "POST",
-            url,
-            headers=[*headers, (b"Content-Length", str(len(content)).encode())],
-            stream=httpx.ByteStream(content),
-            extensions=self._extensions,
-        )
-        http_request.read()  # the body in hand, as a transport expects it
-        return http_request
+        return parse_reply(http_status, body, _since(started))
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def _failed(started: float, failure: TransportFailure, exc: Exception) -> Reply:
