@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from stickerq.audit import Action, campaign_target, record
+from stickerq.audit import Action, campaign_target, record, without_query
 from stickerq.counts import campaign_counts
 from stickerq.errors import StickerqError
 from stickerq.models import Campaign, CampaignSender, Message, utcnow
@@ -124,7 +124,7 @@ def _created(campaign: Campaign, report: RecipientReport) -> dict[str, object]:
         "sender": campaign.sender,
         "status": str(campaign.status),
         "sticker_id": campaign.sticker_id,
-        "sticker_link": link.split("?", 1)[0].split("#", 1)[0] if link else None,
+        "sticker_link": without_query(link) if link else None,
         "wa_source": campaign.wa_source,
         "recipients": report.valid,
         "suppressed": report.suppressed,

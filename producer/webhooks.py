@@ -139,7 +139,7 @@ def add_webhook(
             actor,
             audit.Action.WEBHOOK_ADDED,
             f"webhook:{endpoint.id}",
-            url=url,
+            url=audit.without_query(url),
             events=types,
             account=account,
         )
@@ -203,7 +203,7 @@ def remove_webhook(
             actor,
             audit.Action.WEBHOOK_REMOVED,
             f"webhook:{webhook_id}",
-            url=endpoint.url,
+            url=audit.without_query(endpoint.url),
             events=shown["events"],
             account=endpoint.account,
         )

@@ -57,6 +57,12 @@ class Action(StrEnum):
     WEBHOOK_ENABLED = "webhook.enabled"  # a disabled webhook brought back by `webhooks test`
 
 
+def without_query(url: str) -> str:
+    """A URL as an entry keeps it: no query nor fragment, which may hold a signature or a
+    token (a presigned sticker link, a receiver's `?token=`)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
 def record(session: Session, actor: str, action: str, target: str, **params: Any) -> None:
     """Add an entry to `session`'s transaction. `params` are the change's own parameters,
     JSON-encodable, and never a secret (an api-key, a webhook's secret, a key's value)."""

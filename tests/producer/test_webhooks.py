@@ -75,7 +75,7 @@ def test_added_with_a_made_secret_shown_once_and_audited_without_it(
 ) -> None:
     added = add_webhook(
         hook_settings,
-        "http://127.0.0.1:8000/x",
+        "http://127.0.0.1:8000/x?token=receiver-token-1",
         ["message.status, campaign.completed"],
         "cli:tester@host",
     )
@@ -94,6 +94,7 @@ def test_added_with_a_made_secret_shown_once_and_audited_without_it(
     ]
     for entry in entries:
         assert added.secret not in entry.params
+        # the query may hold the receiver's own token: the audit log keeps none of it
         assert json.loads(entry.params)["url"] == "http://127.0.0.1:8000/x"
 
 
