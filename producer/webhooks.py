@@ -129,6 +129,8 @@ def add_webhook(
             f"--secret must be {SECRET_MIN} to {SECRET_MAX} characters: leave it out and "
             "stickerq makes one"
         )
+    if account is not None:
+        account = settings.account(account).sid  # UnknownAccount: names the known ones
     secret = secret or new_secret()
     with open_sessions(settings.database_url, sessions) as factory, factory.begin() as session:
         endpoint = WebhookEndpoint(url=url, secret=secret, events=",".join(types), account=account)

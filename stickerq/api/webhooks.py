@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from stickerq.accounts import UnknownAccount
 from stickerq.api.auth import Scope, require_scope
 from stickerq.api.common import BIGINT_MAX, NO_NUL, Actor, AppSettings
 from stickerq.api.problems import Problem, problem_responses
@@ -76,6 +77,8 @@ ONE_IN_REACH = [Depends(webhook_in_reach)]
 def _refused(exc: StickerqError) -> Problem:
     if isinstance(exc, WebhookNotFound):
         return Problem(404, "webhook_not_found", "no such webhook", str(exc))
+    if isinstance(exc, UnknownAccount):
+        return Problem(422, "unknown_account", "no such Kaleyra account here", str(exc))
     return Problem(422, "invalid_webhook", "the webhook is not valid", str(exc))
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from stickerq.accounts import UnknownAccount
 from stickerq.cli import app
 from stickerq.db import open_sessions
 from stickerq.models import AuditEntry, WebhookEndpoint, WebhookOutboxEvent, utcnow
@@ -105,6 +106,10 @@ def test_a_refused_webhook_stores_nothing(hook_settings: Settings) -> None:
         add_webhook(hook_settings, "http://127.0.0.1:8000/x", ["pause.started"], "t", secret="x")
     with pytest.raises(WebhookError, match="not https"):
         add_webhook(hook_settings, "http://hooks.example/x", ["pause.started"], "t")
+    with pytest.raises(UnknownAccount, match="NOPE"):
+        add_webhook(
+            hook_settings, "http://127.0.0.1:8000/x", ["pause.started"], "t", account="NOPE"
+        )
     with open_sessions(hook_settings.database_url) as sessions, sessions() as session:
         assert session.scalars(select(WebhookEndpoint)).all() == []
         assert session.scalars(select(AuditEntry)).all() == []
