@@ -4,8 +4,9 @@
                                       [--vacuum-every 25] [--seed 7] [--json FILE]
 
 For each backend, two new databases, filled the same way: one migrated to head, one to the
-revision before the storage cuts (`0015`'s down_revision) and the later migrations but 0015,
-written there as the code before the cuts wrote (every attempt's detail spelled out). In
+revision before the storage cuts (`0015`'s down_revision) and the later migrations but the
+cuts (0015, 0021), written there as the code before the cuts wrote (claim tokens kept on
+settled rows, every attempt a row of its own). In
 each, a campaign of --recipients is enqueued (`producer.api.enqueue_campaign`: the COPY or
 chunked bulk insert), then sent batch by batch as a worker does, through the worker's own
 statements: the claim (`worker.claims.claim`), the leaving marks in groups of 5
@@ -35,6 +36,7 @@ fifth between runs (how much of a page each prune could take back), the ratio by
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import random
 import sys
@@ -54,7 +56,8 @@ from common import STICKER_ID, dump_json, fmt, print_table
 BATCH = 200  # the worker's default batch
 CALLBACK_BATCH = 500
 LEAVING_GROUP = 5  # what a worker's leaving thread gathers in 5 ms at ~1,000 msgs/s
-STORAGE_REVISION = "0015"  # the migration that made the cuts; the baseline is the one before
+# The migrations that made the cuts; the baseline is the revision before the first.
+STORAGE_REVISIONS = ("0015", "0021")
 TABLES = ("messages", "attempts")
 VACUUM_EVERY = 25  # batches (see the docstring)
 
@@ -97,7 +100,7 @@ def before_revision() -> str:
     from stickerq.migrate import alembic_config
 
     scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    down = scripts.get_revision(STORAGE_REVISION).down_revision
+    down = scripts.get_revision(STORAGE_REVISIONS[0]).down_revision
     assert isinstance(down, str)
     return down
 
@@ -146,7 +149,7 @@ def _upgrade(url: str, revision: str) -> None:
     later = [
         script
         for script in reversed(list(scripts.iterate_revisions("heads", revision)))
-        if script.revision not in (revision, STORAGE_REVISION)
+        if script.revision not in (revision, *STORAGE_REVISIONS)
     ]
     if not later:
         return
@@ -292,10 +295,13 @@ def send_batch(
     """Claim, mark, write: returns the (pk, message_id) of the messages sent."""
     from stickerq.states import MessageStatus
     from stickerq.worker.claims import claim
+    from stickerq.worker.inflight import CLAIM_TOKEN_BYTES
     from stickerq.worker.leaving import MarkWriter
     from stickerq.worker.results import write_results
 
-    token = uuid.UUID(int=rng.getrandbits(128)).hex
+    # The worker's token (worker/inflight.py), or the uuid hex of the code before the cuts.
+    random_bytes = rng.randbytes(CLAIM_TOKEN_BYTES if not before else 16)
+    token = random_bytes.hex() if before else base64.urlsafe_b64encode(random_bytes).decode()
     with sessions.begin() as session:
         claimed = claim(session, campaign_id, batch, token)
     marks = MarkWriter(engine)
@@ -308,27 +314,9 @@ def send_batch(
         first, later = plans[message.pk]
         answers = first if claim_number == 0 else (later or "WA202",)
         results.append(outcome_of(message, answers, rng))
-    with _written_as_before(before), sessions.begin() as session:
-        write_results(session, token, results)
+    with sessions.begin() as session:
+        write_results(session, token, results, before_cuts=before)
     return [(r.pk, r.message_id) for r in results if r.status is MessageStatus.SENT]
-
-
-@contextlib.contextmanager
-def _written_as_before(before: bool) -> Iterator[None]:
-    """The result write as it was before the storage cuts (claim tokens kept for ever)."""
-    from stickerq.worker import results
-
-    if not before:
-        yield
-        return
-    now = results._write_result, results._write_results_pg
-    results._write_result, results._write_results_pg = results.write_statements(
-        clear_settled_claims=False
-    )
-    try:
-        yield
-    finally:
-        results._write_result, results._write_results_pg = now
 
 
 class Callbacks:
@@ -370,11 +358,12 @@ class Callbacks:
 
 
 def _count_attempts(session: Any) -> int:
+    """API calls made, by the messages' own counts (a WA202 send has no `attempts` row)."""
     from sqlalchemy import func, select
 
-    from stickerq.models import Attempt
+    from stickerq.models import Message
 
-    return int(session.scalar(select(func.count()).select_from(Attempt)))
+    return int(session.scalar(select(func.sum(Message.attempts))))
 
 
 # --------------------------------------------------------------------------- sizes

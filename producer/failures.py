@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from stickerq.errors import StickerqError, excerpt
 from stickerq.models import Attempt, Campaign, CampaignCount, Message, utcnow
 from stickerq.producer.phones import InvalidPhone, normalise_phone
+from stickerq.sending_attempts import ON_ROW_CODE, SENT_ACTION
 from stickerq.states import MessageStatus
 
 # The statuses an operator looks at and may requeue, in the order they are listed.
@@ -241,14 +242,14 @@ def message_history(session: Session, recipient_or_message_id: str) -> list[Mess
     matches = [Message.message_id == wanted]
     if (recipient := _as_recipient(wanted)) is not None:
         matches.append(Message.recipient == recipient)
-    histories = _histories(session, or_(*matches))
-    if not histories:
+    found = histories(session, or_(*matches))
+    if not found:
         raise MessageNotFound(
             f"no message to {excerpt(wanted)!r} and none with that message_id; give the "
             f"recipient in E.164 (+919812345678) or the message_id Kaleyra returned"
             f"{_purged_note(session)}"
         )
-    return histories
+    return found
 
 
 def message_history_by_id(
@@ -261,13 +262,13 @@ def message_history_by_id(
     if sid is not None:
         of_account = select(Campaign.id).where(Campaign.sid == sid)
         condition = and_(condition, Message.campaign_id.in_(of_account))
-    histories = _histories(session, condition)
-    if not histories:
+    found = histories(session, condition)
+    if not found:
         raise MessageNotFound(
             f"no message has the message_id {excerpt(message_id)!r}: give the id Kaleyra "
             f"returned when it accepted the message{_purged_note(session)}"
         )
-    return histories
+    return found
 
 
 def _purged_note(session: Session) -> str:
@@ -281,7 +282,8 @@ def _purged_note(session: Session) -> str:
     )
 
 
-def _histories(session: Session, condition: ColumnElement[bool]) -> list[MessageHistory]:
+def histories(session: Session, condition: ColumnElement[bool]) -> list[MessageHistory]:
+    """The messages that meet `condition`, each with every attempt in order."""
     rows = session.execute(
         select(Message, Campaign.name)
         .join(Campaign, Campaign.id == Message.campaign_id)
@@ -309,7 +311,30 @@ def _histories(session: Session, condition: ColumnElement[bool]) -> list[Message
         attempts[message_pk].append(
             AttemptView(number, started_at, http_status, code, action, latency_ms, detail)
         )
-    return [_history(message, name, attempts[message.id]) for message, name in rows]
+    return [
+        _history(message, name, _with_sending_attempt(message, attempts[message.id]))
+        for message, name in rows
+    ]
+
+
+def _with_sending_attempt(message: Message, attempts: list[AttemptView]) -> list[AttemptView]:
+    """The WA202 attempt that sent the message, kept on its row (stickerq/sending_attempts.py)
+    unless it has a row of its own (written before 0021, or out by a requeue)."""
+    sent_at = message.sent_at
+    if sent_at is None:
+        return attempts
+    if any(a.action == SENT_ACTION and a.started_at == sent_at for a in attempts):
+        return attempts
+    sending = AttemptView(
+        number=message.attempts,
+        started_at=sent_at,
+        http_status=message.last_http_status,
+        code=ON_ROW_CODE,
+        action=SENT_ACTION,
+        latency_ms=message.sent_latency_ms,
+        detail=None,
+    )
+    return [*attempts, sending]
 
 
 def _history(message: Message, campaign_name: str, attempts: list[AttemptView]) -> MessageHistory:

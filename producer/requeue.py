@@ -4,7 +4,8 @@
 Each chunk is one conditional UPDATE (`status IN (...)` still holds → `pending`), so two
 requeues running at once move each message once, and a second requeue finds nothing. The
 moved ids are then dispatched; a duplicate task is harmless because only a claim sends.
-Attempt history stays: the attempt count and numbering go on from where they were.
+Attempt history stays: the attempt count and numbering go on from where they were, and a
+sent message's WA202 attempt, kept on its row, gets a row of its own before it goes again.
 
 Messages past their campaign's deadline (`expired`, or any once the deadline has passed)
 go again only with a new deadline (`valid_for` from now, or `valid_until`), stored on the
@@ -31,6 +32,7 @@ from stickerq.producer.failures import parse_status
 from stickerq.producer.operations import resume_sending
 from stickerq.producer.queue import check_broker, dispatch_campaign, dispatch_ids
 from stickerq.producer.validity import Validity, read_validity
+from stickerq.sending_attempts import write_out as write_out_sending_attempts
 from stickerq.settings import Settings
 from stickerq.states import CampaignStatus, MessageStatus, PauseScope
 
@@ -198,6 +200,8 @@ def _requeue_chunks(
             if not ids:
                 return
             after = ids[-1]
+            # Sending again overwrites what holds a sent message's WA202 attempt.
+            write_out_sending_attempts(session, Message.id.in_(ids), *conditions)
             # The status condition is repeated: a message changed since the SELECT stays put.
             taken = session.scalars(
                 move_messages(

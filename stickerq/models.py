@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     DateTime,
     Float,
@@ -184,6 +185,9 @@ class Message(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The request that sent it, request to answer: with sent_at and last_http_status, the
+    # WA202 attempt that has no `attempts` row (stickerq/sending_attempts.py).
+    sent_latency_ms: Mapped[float | None] = mapped_column(REAL)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from stickerq.counts import campaign_counts, counted_from_rows
 from stickerq.db import make_engine, make_session_factory, open_sessions
-from stickerq.models import Attempt, Campaign, Message, Pause, utcnow
+from stickerq.models import Campaign, Message, Pause, utcnow
+from stickerq.producer.failures import AttemptView, histories
 from stickerq.settings import Settings
 from stickerq.states import UNSETTLED
 
@@ -34,13 +35,12 @@ class Db:
                 )
             ).one()
 
-    def attempts(self, message_pk: int) -> list[Attempt]:
+    def attempts(self, message_pk: int) -> list[AttemptView]:
+        """Every attempt of the message, as `messages show` reads them: its `attempts` rows
+        and the WA202 send kept on its row."""
         with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Attempt).where(Attempt.message_pk == message_pk).order_by(Attempt.number)
-                )
-            )
+            (history,) = histories(session, Message.id == message_pk)
+            return history.attempts
 
     def campaign(self, campaign_id: int) -> Campaign:
         with self.sessions() as session:
