@@ -10,15 +10,17 @@ messages would read the campaign's million (tests/worker/test_plans.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import CTE, ColumnElement, select
 from sqlalchemy.sql.elements import BindParameter
 
 from stickerq.models import Message
 
 
-def locked(rows: ColumnElement[bool]) -> CTE:
+def locked(rows: ColumnElement[bool], *also: ColumnElement[Any]) -> CTE:
     """The rows chosen by a primary-key condition, locked (FOR UPDATE: a concurrent claim
-    waits, then sees what this one wrote), with the columns the statements test."""
+    waits, then sees what this one wrote), with the columns the statements test, and `also`."""
     return (
         select(
             Message.id,
@@ -27,6 +29,7 @@ def locked(rows: ColumnElement[bool]) -> CTE:
             Message.next_attempt_at,
             Message.claim_token,
             Message.sender,
+            *also,
         )
         .where(rows)
         .with_for_update()
