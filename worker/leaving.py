@@ -155,8 +155,9 @@ class MarkWriter:
         with self._connection.cursor() as cursor:
             for token, pks in wanted.items():
                 # Not prepared: prepared (psycopg does so from the 5th run), it cost PostgreSQL
-                # 0.72-0.78 ms per message in bench/throughput.py against 0.21 unprepared,
-                # most likely a generic plan made before the statistics saw the campaign.
+                # 0.53-0.78 ms per message in bench/throughput.py against 0.11-0.21
+                # unprepared: the connection kept a generic plan made while `messages` was
+                # small, a Seq Scan of the whole table for every mark (auto_explain).
                 cursor.execute(
                     self._sql, {**self._constants, "token": token, "pks": pks}, prepare=False
                 )
