@@ -1,5 +1,7 @@
 """Webhook events of status callbacks: `message.status` for every callback of a known
 message, and `message.failed` for a failed or not-sent one, in the callbacks' transaction.
+A callback heard again (Kaleyra's retry) makes an event with the same id: one per message_id,
+status and type, which a receiver that drops copies by id takes once.
 
 Callbacks come at thousands a second: without a subscriber this costs a dictionary lookup;
 with one, a few more columns in the lookup of the batch's messages that applying them makes
@@ -65,11 +67,12 @@ def _accounts(session: Session, campaign_ids: set[int]) -> dict[int, str]:
 
 
 def _event(callback: StatusCallback, message: Any, sids: Mapping[int, str]) -> Event:
+    status = "failed" if callback.status == "not-sent" else callback.status
     data = {
         "campaign_id": message.campaign_id,
         "message": message.id,
         "message_id": callback.message_id,
-        "status": "failed" if callback.status == "not-sent" else callback.status,
+        "status": status,
         "at": callback.at.isoformat(),
         "code": callback.error_code,
         "detail": callback.error_detail,
@@ -77,4 +80,6 @@ def _event(callback: StatusCallback, message: Any, sids: Mapping[int, str]) -> E
         "ref1": message.ref1,
         "ref2": message.ref2,
     }
-    return Event(message.campaign_id, sids.get(message.campaign_id), data)
+    # Kaleyra may send a callback again, in a later batch: its event keeps its id.
+    key = f"{callback.message_id}:{status}"
+    return Event(message.campaign_id, sids.get(message.campaign_id), data, key)

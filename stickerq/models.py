@@ -480,7 +480,7 @@ class WebhookOutboxEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)  # the order
     endpoint_id: Mapped[int] = mapped_column(BigId)  # no foreign key: see webhook_outbox.py
-    event_id: Mapped[str] = mapped_column(String(36))  # uuid4, Stickerq-Event-Id
+    event_id: Mapped[str] = mapped_column(String(36))  # uuid, Stickerq-Event-Id (webhook_outbox)
     type: Mapped[str] = mapped_column(String(32))
     campaign_id: Mapped[int | None] = mapped_column(BigId)
     payload: Mapped[str] = mapped_column(Text)  # JSON: the event's `data`

@@ -31,6 +31,7 @@ from stickerq.models import Campaign, WebhookEndpoint, WebhookOutboxEvent, utcno
 
 SUBSCRIBERS_TTL_SECONDS = 5.0
 _outbox = cast(Table, WebhookOutboxEvent.__table__)
+_KEYED_EVENT_IDS = uuid.UUID("5c0d3f5e-7f1c-4a53-9d0e-2b8f4e1a6c27")  # uuid5's namespace
 
 
 class EventType(StrEnum):
@@ -56,6 +57,9 @@ class Event:
     campaign_id: int | None
     sid: str | None
     data: dict[str, Any]
+    # What makes two events one (a status callback Kaleyra sent again): the same key gives
+    # the same event id for a type, so a receiver drops the copy by id. None: a new id.
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,12 @@ def add_campaign_events(
     return write_rows(session, event_type, (Event(campaign_id, sid, d) for d in data), found)
 
 
+def _event_id(event_type: EventType, event: Event) -> str:
+    if event.key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_KEYED_EVENT_IDS, f"{event_type.value}:{event.key}"))
+
+
 def write_rows(
     session: Session,
     event_type: EventType,
@@ -139,7 +149,7 @@ def write_rows(
     now = utcnow()
     rows = []
     for event in events:
-        event_id = str(uuid.uuid4())
+        event_id = _event_id(event_type, event)
         payload = json.dumps(event.data, sort_keys=True, default=str)
         for endpoint in endpoints:
             if endpoint.takes(event.sid):

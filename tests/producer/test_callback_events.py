@@ -68,3 +68,29 @@ def test_a_callback_batch_rolled_back_leaves_no_event(sessions: sessionmaker[Ses
     except RuntimeError:
         pass
     assert outbox(sessions) == []
+
+
+def test_a_callback_heard_again_in_a_later_batch_makes_an_event_of_the_same_id(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A receiver drops copies by event id: Kaleyra's retry of a callback is such a copy."""
+    add_endpoint(sessions, "message.status")
+    add_endpoint(sessions, "message.failed")
+    store_sent_messages(sessions)
+    failure = {"errors": [{"code": 131026, "title": "undeliverable"}]}
+    apply(sessions, callback("M0", "delivered"), callback("M1", "failed", **failure))
+    apply(sessions, callback("M0", "delivered"), callback("M1", "not-sent", **failure))
+    apply(sessions, callback("M0", "read"))
+
+    ids: dict[tuple[str, str, str], set[str]] = {}
+    for row in outbox(sessions):
+        data = json.loads(row.payload)
+        ids.setdefault((row.type, data["message_id"], data["status"]), set()).add(row.event_id)
+    assert {key: len(found) for key, found in ids.items()} == {
+        ("message.status", "M0", "delivered"): 1,
+        ("message.status", "M0", "read"): 1,
+        ("message.status", "M1", "failed"): 1,
+        ("message.failed", "M1", "failed"): 1,
+    }
+    every_id = [event_id for found in ids.values() for event_id in found]
+    assert len(set(every_id)) == len(every_id)  # one id per event, never shared by two
