@@ -200,8 +200,6 @@ def _requeue_chunks(
             if not ids:
                 return
             after = ids[-1]
-            # Sending again overwrites what holds a sent message's WA202 attempt.
-            write_out_sending_attempts(session, Message.id.in_(ids), *conditions)
             # The status condition is repeated: a message changed since the SELECT stays put.
             taken = session.scalars(
                 move_messages(
@@ -216,6 +214,9 @@ def _requeue_chunks(
                 ).returning(Message.id)
             ).all()
             if taken:
+                # Sending again overwrites what holds a sent message's WA202 attempt: written
+                # out for the messages this chunk moved (and holds), so only once.
+                write_out_sending_attempts(session, Message.id.in_(taken))
                 _reopen(session, campaign_id)
                 _check_not_purged(session, campaign_id)
                 params = {"status": str(status), "code": code, "requeued": len(taken)}
