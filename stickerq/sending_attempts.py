@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from stickerq.models import Attempt, Message
 
-SENT_ACTION = "sent"  # worker/outcomes.py's Action.SENT
+SENT_ACTION = "sent"  # an attempt's action when Kaleyra accepted it (worker/outcomes.py)
 ON_ROW_CODE = "WA202"
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stickerq.sending_attempts import SENT_ACTION
 from stickerq.states import MessageStatus, PauseScope
 from stickerq.worker.kaleyra import Reply, TransportFailure
 
 
 class Action(StrEnum):
-    SENT = "sent"  # accepted; message_id stored
+    SENT = SENT_ACTION  # accepted; message_id stored (a WA202 one on the message's row)
     RETRY = "retry"  # WA500: try again (quickly, then durably)
     PARK = "park"  # wait for an operator (E110, WA401, WAV2101)
     FAIL = "fail"  # final

@@ -185,12 +185,13 @@ def write_results(
         if not may_end_in(MessageMove.RECORD, result.status):
             raise ValueError(f"a result cannot leave message {result.pk} {result.status}")
     write_sqlite, write_pg = _BEFORE_CUTS if before_cuts else (_write_result, _write_results_pg)
-    # Only the parameters the statement names: an UPDATE sets any other that is a column.
-    names = ["pk", *_SET_BEFORE_CUTS] if before_cuts else list(_RESULT_COLUMNS)
-    rows = [{name: row[name] for name in names} for row in map(_result_params, results)]
+    rows = [_result_params(r) for r in results]
+    if before_cuts:  # an UPDATE sets any parameter that names a column, and 0014 had none
+        for row in rows:
+            del row["sent_latency_ms"]
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        arrays = {name: [row[name] for row in rows] for name in names}
+        arrays = {name: [row[name] for row in rows] for name in rows[0]}
         connection.execute(write_pg, {**arrays, "token": token})
     else:
         connection.execute(write_sqlite, [{**row, "token": token} for row in rows])
